@@ -1,0 +1,88 @@
+// GitSource: reads the desired-state files of a commit straight from a git
+// object database (libgit2). Nothing is checked out to disk.
+//
+// A source is a local repository (bare or with a work tree) or a remote URL,
+// which is cloned (bare) into `cache_dir` on first use and fetched afterwards.
+// The user's and the system's git configuration are never read.
+//
+// Hostile trees are handled here, before any YAML parser sees a byte: only
+// regular blobs (100644/100755) and trees (040000) are read; symlinks,
+// submodules (ignored with a warning), entries named "", ".", "..", ".git" or
+// containing "/" or a NUL are reported with their path. Hidden directories
+// (".github/") are skipped. Files over the size limits are reported, not read.
+//
+// Thread-safety: a GitSource is used from one thread at a time.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "desired-state/diagnostics.h"
+#include "desired-state/model.h"
+#include "desired-state/status.h"
+
+namespace clusterctl::desired_state {
+
+struct SourceLimits {
+  size_t max_file_bytes = 1 << 20;    // Default: 1 MiB per file.
+  size_t max_total_bytes = 16 << 20;  // Default: 16 MiB per revision.
+  size_t max_files = 20000;           // Default: 20,000 YAML files per revision.
+};
+
+// One YAML file of a revision: its path from the repository root, with "/".
+struct SourceFile {
+  std::string path;
+  std::string content;
+};
+
+// Every *.yaml / *.yml file of one commit, plus what was wrong with the tree.
+struct Snapshot {
+  Revision revision;
+  std::vector<SourceFile> files;       // Sorted by path.
+  Diagnostics problems;                // Hostile entries, files over limits.
+  std::vector<std::string> warnings;   // Submodules and other ignored entries.
+};
+
+class GitSource {
+ public:
+  struct Options {
+    std::string repo;          // A local path (bare or not) or a URL (file://, ssh://, https://).
+    std::string branch = "main";  // Default: "main".
+    std::string cache_dir;     // Where remote URLs are cloned. Required for URLs.
+    SourceLimits limits;
+  };
+
+  // Opens a local repository, or clones/opens the cache of a remote one.
+  static Result<std::unique_ptr<GitSource>> Open(const Options& options);
+  virtual ~GitSource();
+
+  // Updates the cached clone from the remote (all branches and tags, forced,
+  // so a force-pushed branch is followed). A no-op for local repositories.
+  Status Fetch();
+
+  // Resolves a revision: empty = head of the branch; otherwise a branch name,
+  // a tag, a full or abbreviated SHA, or anything `git rev-parse` accepts.
+  Result<Revision> Resolve(const std::string& rev);
+
+  // Reads every YAML file of a commit (resolved as by Resolve).
+  Result<Snapshot> Read(const std::string& rev);
+
+  // Whether `commit` has `ancestor` in its history. NotFound when either
+  // commit no longer exists (history rewritten and garbage collected).
+  Result<bool> IsDescendant(const std::string& commit, const std::string& ancestor);
+
+  // The path of the git directory actually read (the cache for URLs).
+  const std::string& git_dir() const;
+
+ private:
+  struct Impl;
+  explicit GitSource(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Whether `repo` names a remote URL rather than a local path.
+bool IsRemoteUrl(const std::string& repo);
+
+}  // namespace clusterctl::desired_state

@@ -1,0 +1,164 @@
+// The desired-state model: typed values for every kind of document in a
+// desired-state repository (SPEC.md section 2), after defaults are applied.
+//
+// The model is produced by desired_state::Load (loader.h) and never changed
+// afterwards; every later stage (diff, plan, execute) reads it. Defaults come
+// from the JSON Schemas in schemas/ and are applied in one place
+// (defaults.cc), so a field here always holds its effective value.
+//
+// Thread-safety: plain value types.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "desired-state/diagnostics.h"
+
+namespace clusterctl::desired_state {
+
+enum class RunState { kRunning, kStopped };
+const char* RunStateName(RunState s);  // "running" / "stopped"
+
+struct SshSettings {
+  std::string user;           // Default: the Cluster's defaults.ssh.user, else "root".
+  int port = 22;              // Default: Cluster defaults, else 22.
+  std::string identity_file;  // A file on the controller host. Default: Cluster defaults.
+};
+
+struct ReconcileSettings {
+  int interval_seconds = 30;     // Default: 30.
+  int max_parallel = 8;          // Default: 8.
+  bool allow_mass_stop = false;  // Default: false.
+};
+
+struct Cluster {
+  std::string name;
+  std::optional<std::string> profile;  // Absent: every service is selected.
+  RunState state = RunState::kRunning;
+  SshSettings default_ssh;
+  ReconcileSettings reconcile;
+  Location where;
+};
+
+struct Machine {
+  std::string name;
+  std::map<std::string, std::string> labels;
+  std::string address;
+  SshSettings ssh;  // Resolved: the machine's own settings over the Cluster's defaults.
+  std::string state_dir = "/var/lib/clusterctl";
+  Location where;
+};
+
+enum class ProbeKind { kHttp, kTcp, kExec, kRedis };
+const char* ProbeKindName(ProbeKind k);
+
+struct Probe {
+  ProbeKind kind = ProbeKind::kTcp;
+  // http
+  std::string scheme = "http";
+  std::string path = "/";
+  int expect_status = 200;
+  std::map<std::string, std::string> headers;
+  std::string body_contains;  // Empty: the body is not checked.
+  // http, tcp, redis. host empty = the machine's address.
+  std::string host;
+  int port = 0;
+  // exec
+  std::vector<std::string> command;
+  // redis
+  std::string password_file;  // On the controller host; its content is a secret.
+  // timing
+  int period_seconds = 2;
+  int timeout_seconds = 2;
+  int failure_threshold = 3;
+  int start_timeout_seconds = 60;  // Readiness only.
+};
+
+enum class DriverKind { kProcess, kSystemd };
+
+struct ProcessSpec {
+  std::vector<std::string> command;
+  std::map<std::string, std::string> env;
+  std::string working_dir;  // Empty: the state directory of the service.
+  std::string user;         // Empty: the SSH user; otherwise run with `sudo -n -u`.
+};
+
+struct SystemdSpec {
+  std::string unit;
+  bool sudo = false;
+};
+
+enum class DependencyCondition { kReady, kStarted };
+
+struct Dependency {
+  std::string service;
+  DependencyCondition condition = DependencyCondition::kReady;
+  Location where;
+};
+
+struct Service {
+  std::string name;
+  std::map<std::string, std::string> labels;
+  std::vector<std::string> machines;                     // Explicit list, or
+  std::map<std::string, std::string> machine_selector;   // labels to match.
+  RunState state = RunState::kRunning;
+  bool critical = false;
+  DriverKind driver = DriverKind::kProcess;
+  ProcessSpec process;  // When driver == kProcess.
+  SystemdSpec systemd;  // When driver == kSystemd.
+  std::vector<Dependency> depends_on;
+  std::optional<Probe> readiness;
+  std::optional<Probe> liveness;
+  int stop_timeout_seconds = 15;
+  int backoff_seconds = 1;
+  int max_backoff_seconds = 300;
+  int max_unavailable = 1;
+  Location where;
+};
+
+struct Profile {
+  std::string name;
+  std::vector<std::string> services;  // "*" selects every service.
+  Location where;
+};
+
+// One (service, machine) pair and what it should be.
+struct Instance {
+  std::string service;
+  std::string machine;
+  RunState desired = RunState::kRunning;
+  std::string spec_hash;  // Hex SHA-256 over what the running process depends on.
+
+  std::string Key() const { return service + "@" + machine; }
+};
+
+// The commit a desired state was read from.
+struct Revision {
+  std::string commit;  // Full hex SHA-1 of the commit.
+  std::string author;  // "Name <email>"
+  std::string message;
+  int64_t time = 0;  // Commit time, seconds since the epoch.
+
+  std::string Short() const { return commit.substr(0, 7); }
+};
+
+// A validated desired state. Vectors are sorted by name; `service_order` is a
+// topological order of services (dependencies first, ties by name).
+struct DesiredState {
+  Revision revision;
+  Cluster cluster;
+  std::vector<Machine> machines;
+  std::vector<Service> services;
+  std::vector<Profile> profiles;
+  std::vector<Instance> instances;          // Sorted by (service, machine).
+  std::vector<std::string> service_order;   // Dependencies before dependents.
+
+  const Machine* FindMachine(const std::string& name) const;
+  const Service* FindService(const std::string& name) const;
+  const Profile* FindProfile(const std::string& name) const;
+};
+
+}  // namespace clusterctl::desired_state

@@ -1,0 +1,2 @@
+// Placeholder until the SSH layer lands (issue 3).
+namespace clusterctl::reconcilers {}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs everything clusterctl needs to build, test and run the demo on Debian 12.
+# Idempotent: packages already present are skipped by apt-get.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+PKGS=(build-essential cmake pkg-config git ca-certificates clang-format
+  libyaml-cpp-dev libgit2-dev libssh-dev libhiredis-dev librocksdb-dev
+  libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev
+  libvalijson-dev libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
+  openssh-server openssh-client redis-server procps curl)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "install-deps: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
