@@ -1,5 +1,70 @@
 #include "cli/app.h"
 
+#include <iostream>
+
+#include "cli/commands.h"
+
 namespace clusterctl::cli {
-int Main(int, char**) { return 0; }
+
+const std::vector<Command>& AllCommands() {
+  static const std::vector<Command> kCommands = {
+      {"validate",
+       "Load and check the desired state of a revision; touches no machine.\n"
+       "Exit 0 valid, 1 invalid.",
+       SetupValidate},
+  };
+  return kCommands;
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{
+      "clusterctl: GitOps reconciliation for fleets of plain Linux machines.\n"
+      "The desired state (machines, services, profiles) lives in a git repository;\n"
+      "clusterctl checks it, compares it with what runs, and converges the machines.",
+      "clusterctl"};
+  app.footer(
+      "Examples:\n"
+      "  clusterctl validate --repo examples/langgraph\n"
+      "  clusterctl validate --repo /srv/cluster.git --rev v1.2 --json\n"
+      "Config: --config FILE, $CLUSTERCTL_CONFIG, ./clusterctl.yaml or\n"
+      "~/.config/clusterctl/config.yaml (see docs/configuration.md). Flags override it.");
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "clusterctl 0.1.0");
+
+  Globals g;
+  app.add_option("--config", g.config_flag, "Config file (see docs/configuration.md)")
+      ->type_name("FILE");
+  app.add_option("--repo", g.repo_flag,
+                 "Desired-state repository: a path (bare or not, or a plain directory) "
+                 "or a URL. Default: the config's repo.url, else the current directory")
+      ->type_name("PATH|URL");
+  app.add_option("--branch", g.branch_flag, "Branch to read. Default: main")->type_name("NAME");
+  app.add_option("--data-dir", g.data_dir_flag,
+                 "State store, audit log and repository cache. Default: "
+                 "~/.local/state/clusterctl")
+      ->type_name("DIR");
+  app.add_option("--server", g.server_flag, "Talk to a running clusterd at this URL")
+      ->type_name("URL");
+  app.add_flag("--json", g.json, "Machine-readable output on stdout");
+  app.add_flag("-v,--verbose", g.verbosity, "More detail; repeat for more");
+
+  CommandFn selected;
+  for (const auto& cmd : AllCommands()) {
+    CLI::App* sub = app.add_subcommand(cmd.name, cmd.help);
+    sub->fallthrough();  // Global flags may follow the subcommand.
+    CommandFn fn = cmd.setup(sub, &g);
+    sub->final_callback([&selected, fn] { selected = fn; });
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);  // --help, --version
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitError;
+  }
+  if (Status s = g.Resolve(); !s.ok()) return ReportError(g, s);
+  return selected ? selected() : kExitError;
+}
+
 }  // namespace clusterctl::cli

@@ -29,6 +29,10 @@ struct SourceLimits {
   size_t max_file_bytes = 1 << 20;    // Default: 1 MiB per file.
   size_t max_total_bytes = 16 << 20;  // Default: 16 MiB per revision.
   size_t max_files = 20000;           // Default: 20,000 YAML files per revision.
+  // Bounds on the walk itself, for trees that reuse one subtree many times
+  // (a few objects can name billions of paths).
+  size_t max_entries = 1000000;  // Default: 1,000,000 tree entries visited per revision.
+  size_t max_depth = 128;        // Default: directories nested at most 128 deep.
 };
 
 // One YAML file of a revision: its path from the repository root, with "/".

@@ -1,0 +1,30 @@
+// The subcommand table of clusterctl. Each command registers its flags on a
+// CLI11 subcommand and returns the function that runs it.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/context.h"
+
+namespace clusterctl::cli {
+
+using CommandFn = std::function<int()>;
+
+struct Command {
+  const char* name;
+  const char* help;
+  // Adds the command's own flags to `sub`; returns what runs it.
+  std::function<CommandFn(CLI::App* sub, Globals* globals)> setup;
+};
+
+// Every command, in the order --help lists them.
+const std::vector<Command>& AllCommands();
+
+// One registration function per command file.
+CommandFn SetupValidate(CLI::App* sub, Globals* g);
+
+}  // namespace clusterctl::cli

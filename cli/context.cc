@@ -1,0 +1,70 @@
+#include "cli/context.h"
+
+#include <pwd.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "desired-state/dir_source.h"
+
+namespace clusterctl::cli {
+namespace fs = std::filesystem;
+
+Status Globals::Resolve() {
+  Result<std::string> path = controller::FindConfig(config_flag);
+  if (!path.ok()) return path.status();
+  if (!path->empty()) {
+    Result<controller::Config> c = controller::LoadConfig(*path);
+    if (!c.ok()) return c.status().Annotate(*path);
+    config = std::move(c.value());
+  }
+  repo = !repo_flag.empty() ? repo_flag : !config.repo_url.empty() ? config.repo_url : ".";
+  branch = !branch_flag.empty() ? branch_flag : config.branch;
+  data_dir = !data_dir_flag.empty()   ? data_dir_flag
+             : !config.data_dir.empty() ? config.data_dir
+                                        : controller::DefaultDataDir();
+  return Status::Ok();
+}
+
+Result<desired_state::Snapshot> Globals::ReadRevision(const std::string& rev) const {
+  std::error_code ec;
+  const bool remote = desired_state::IsRemoteUrl(repo);
+  if (!remote && fs::is_directory(repo, ec) && !fs::exists(fs::path(repo) / ".git", ec) &&
+      !fs::exists(fs::path(repo) / "HEAD", ec)) {
+    if (!rev.empty()) {
+      return Status::Invalid("--rev needs a git repository, and \"" + repo + "\" is a plain directory");
+    }
+    return desired_state::ReadDirectory(repo);
+  }
+  desired_state::GitSource::Options opts;
+  opts.repo = repo;
+  opts.branch = branch;
+  opts.cache_dir = data_dir + "/repos";
+  auto source = desired_state::GitSource::Open(opts);
+  if (!source.ok()) return source.status();
+  if (remote) CLUSTERCTL_RETURN_IF_ERROR((*source)->Fetch());
+  return (*source)->Read(rev);
+}
+
+int ReportError(const Globals& g, const Status& status) {
+  if (g.json) {
+    std::cout << nlohmann::json{{"error", {{"code", CodeName(status.code())},
+                                           {"message", status.message()}}}}
+                     .dump()
+              << "\n";
+  } else {
+    std::cerr << "clusterctl: error: " << status.message() << "\n";
+  }
+  return kExitError;
+}
+
+std::string CurrentActor() {
+  std::string user = "unknown";
+  if (const passwd* pw = getpwuid(geteuid()); pw != nullptr) user = pw->pw_name;
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  return user + "@" + host;
+}
+
+}  // namespace clusterctl::cli

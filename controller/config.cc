@@ -1,0 +1,104 @@
+#include "controller/config.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "desired-state/git_source.h"
+#include "desired-state/schema.h"
+#include "desired-state/yaml_reader.h"
+
+namespace clusterctl::controller {
+namespace fs = std::filesystem;
+using desired_state::Diagnostics;
+using nlohmann::json;
+
+std::string ExpandHome(const std::string& path) {
+  if (path.rfind("~/", 0) != 0) return path;
+  const char* home = std::getenv("HOME");
+  return std::string(home ? home : "") + path.substr(1);
+}
+
+std::string DefaultDataDir() {
+  const char* xdg = std::getenv("XDG_STATE_HOME");
+  if (xdg && *xdg) return std::string(xdg) + "/clusterctl";
+  return ExpandHome("~/.local/state/clusterctl");
+}
+
+Result<std::string> FindConfig(const std::string& explicit_path) {
+  std::error_code ec;
+  if (!explicit_path.empty()) {
+    if (!fs::is_regular_file(explicit_path, ec)) {
+      return Status::NotFound("config file \"" + explicit_path + "\" does not exist");
+    }
+    return explicit_path;
+  }
+  const char* env = std::getenv("CLUSTERCTL_CONFIG");
+  if (env && *env) {
+    if (!fs::is_regular_file(env, ec)) {
+      return Status::NotFound("config file \"" + std::string(env) +
+                              "\" (from $CLUSTERCTL_CONFIG) does not exist");
+    }
+    return std::string(env);
+  }
+  for (const std::string& candidate :
+       {std::string("clusterctl.yaml"), ExpandHome("~/.config/clusterctl/config.yaml")}) {
+    if (fs::is_regular_file(candidate, ec)) return candidate;
+  }
+  return std::string();
+}
+
+Result<Config> LoadConfig(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::NotFound("cannot read config file \"" + path + "\"");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  Diagnostics diags;
+  std::vector<desired_state::YamlDocument> docs;
+  desired_state::ReadYaml(path, text, {}, &docs, &diags);
+  if (diags.empty() && docs.size() != 1) {
+    diags.Add({path}, "a config file holds exactly one YAML document", "");
+  }
+  if (diags.empty()) {
+    desired_state::Schemas::Get().ValidateAndDefault("config", &docs[0], &diags);
+  }
+  if (!diags.empty()) {
+    std::string msg = diags.ToString();
+    if (!msg.empty() && msg.back() == '\n') msg.pop_back();
+    return Status::Invalid("invalid config file:\n" + msg);
+  }
+  const json& v = docs[0].value;
+  const fs::path base = fs::absolute(path).parent_path();
+  auto abs = [&](const std::string& p) -> std::string {
+    if (p.empty()) return p;
+    std::string e = ExpandHome(p);
+    if (desired_state::IsRemoteUrl(e) || fs::path(e).is_absolute()) return e;
+    return (base / e).lexically_normal().string();
+  };
+  Config c;
+  c.source_path = path;
+  const json& repo = v["repo"];
+  c.repo_url = abs(repo.value("url", ""));
+  c.branch = repo.value("branch", c.branch);
+  c.poll_seconds = repo.value("pollSeconds", c.poll_seconds);
+  c.data_dir = abs(v.value("dataDir", ""));
+  c.listen = v.value("listen", c.listen);
+  c.token_file = abs(v.value("tokenFile", ""));
+  c.webhook_secret_file = abs(v.value("webhookSecretFile", ""));
+  const json& ssh = v["ssh"];
+  c.known_hosts = abs(ssh.value("knownHosts", ""));
+  c.host_key_policy = ssh.value("hostKeyPolicy", c.host_key_policy);
+  c.identity_file = abs(ssh.value("identityFile", ""));
+  c.connect_timeout_seconds = ssh.value("connectTimeoutSeconds", c.connect_timeout_seconds);
+  c.command_timeout_seconds = ssh.value("commandTimeoutSeconds", c.command_timeout_seconds);
+  if (v.contains("redis")) {
+    c.redis_host = v["redis"].value("host", "127.0.0.1");
+    c.redis_port = v["redis"].value("port", 6379);
+    c.redis_password_file = abs(v["redis"].value("passwordFile", ""));
+  }
+  return c;
+}
+
+}  // namespace clusterctl::controller

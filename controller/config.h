@@ -1,0 +1,51 @@
+// The configuration file shared by clusterd and clusterctl (SPEC.md section 4),
+// checked against schemas/config.schema.json.
+//
+// Lookup order for clusterctl: --config FILE, $CLUSTERCTL_CONFIG,
+// ./clusterctl.yaml, ~/.config/clusterctl/config.yaml; none is fine (all
+// defaults). Command-line flags override the file.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "desired-state/diagnostics.h"
+#include "desired-state/status.h"
+
+namespace clusterctl::controller {
+
+struct Config {
+  std::string source_path;  // The file this came from; empty when none.
+
+  std::string repo_url;          // Local path or URL. Default: none (the CLI uses ".").
+  std::string branch = "main";   // Default: main.
+  int poll_seconds = 15;         // Default: 15.
+  std::string data_dir;          // Default: $XDG_STATE_HOME/clusterctl or ~/.local/state/clusterctl.
+  std::string listen = "127.0.0.1:7480";  // Default: 127.0.0.1:7480.
+  std::string token_file;
+  std::string webhook_secret_file;
+  std::string known_hosts;       // Default: <data_dir>/known_hosts.
+  std::string host_key_policy = "strict";  // strict | accept-new.
+  std::string identity_file;
+  int connect_timeout_seconds = 5;
+  int command_timeout_seconds = 30;
+  std::optional<std::string> redis_host;
+  int redis_port = 6379;
+  std::string redis_password_file;
+};
+
+// Reads and checks a config file. Relative paths in it are made absolute
+// against the file's directory. Errors name file:line:col.
+Result<Config> LoadConfig(const std::string& path);
+
+// The first config file of the lookup order that exists, or "" when none.
+// `explicit_path` (from --config) wins and must exist.
+Result<std::string> FindConfig(const std::string& explicit_path);
+
+// Data directory default: $XDG_STATE_HOME/clusterctl, else ~/.local/state/clusterctl.
+std::string DefaultDataDir();
+
+// Expands a leading "~/" with $HOME.
+std::string ExpandHome(const std::string& path);
+
+}  // namespace clusterctl::controller

@@ -1,0 +1,203 @@
+// Decoding of schema-valid JSON documents into model types. Types were checked
+// by the schema and defaults applied, so lookups here cannot fail on type.
+#include <string>
+
+#include "desired-state/internal.h"
+
+namespace clusterctl::desired_state::internal {
+namespace {
+
+using nlohmann::json;
+
+std::map<std::string, std::string> StringMap(const json& obj, const char* key) {
+  std::map<std::string, std::string> out;
+  if (obj.contains(key)) {
+    for (const auto& [k, v] : obj[key].items()) out[k] = v.get<std::string>();
+  }
+  return out;
+}
+
+std::vector<std::string> Strings(const json& obj, const char* key) {
+  std::vector<std::string> out;
+  if (obj.contains(key)) {
+    for (const auto& v : obj[key]) out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+std::string Str(const json& obj, const char* key, std::string fallback = "") {
+  return obj.contains(key) ? obj[key].get<std::string>() : fallback;
+}
+
+int Int(const json& obj, const char* key, int fallback) {
+  return obj.contains(key) ? obj[key].get<int>() : fallback;
+}
+
+RunState State(const json& spec) {
+  return Str(spec, "state", "running") == "stopped" ? RunState::kStopped : RunState::kRunning;
+}
+
+// Exactly one of `keys` present in `obj`; reports otherwise.
+const char* OneOf(const YamlDocument& doc, const std::string& pointer, const json& obj,
+                  std::initializer_list<const char*> keys, const std::string& what,
+                  Diagnostics* diags) {
+  const char* found = nullptr;
+  std::string names;
+  int count = 0;
+  for (const char* k : keys) {
+    names += std::string(names.empty() ? "" : ", ") + k;
+    if (obj.contains(k)) {
+      if (found == nullptr) found = k;
+      ++count;
+    }
+  }
+  if (count == 1) return found;
+  diags->Add(doc.Locate(pointer),
+             count == 0 ? what + " has none of " + names
+                        : what + " has more than one of " + names,
+             "give exactly one of " + names);
+  return nullptr;
+}
+
+std::optional<Probe> DecodeProbe(const YamlDocument& doc, const json& spec, const char* which,
+                                 Diagnostics* diags) {
+  if (!spec.contains(which)) return std::nullopt;
+  const json& p = spec[which];
+  std::string pointer = std::string("/spec/") + which;
+  const char* kind = OneOf(doc, pointer, p, {"http", "tcp", "exec", "redis"},
+                           std::string("spec.") + which, diags);
+  if (kind == nullptr) return std::nullopt;
+  Probe probe;
+  const json& k = p[kind];
+  std::string name = kind;
+  if (name == "http") {
+    probe.kind = ProbeKind::kHttp;
+    probe.scheme = Str(k, "scheme", "http");
+    probe.path = Str(k, "path", "/");
+    probe.expect_status = Int(k, "expectStatus", 200);
+    probe.headers = StringMap(k, "headers");
+    probe.body_contains = Str(k, "bodyContains");
+  } else if (name == "tcp") {
+    probe.kind = ProbeKind::kTcp;
+  } else if (name == "exec") {
+    probe.kind = ProbeKind::kExec;
+    probe.command = Strings(k, "command");
+  } else {
+    probe.kind = ProbeKind::kRedis;
+    probe.password_file = Str(k, "passwordFile");
+  }
+  probe.host = Str(k, "host");
+  probe.port = Int(k, "port", name == "redis" ? 6379 : 0);
+  probe.period_seconds = Int(p, "periodSeconds", probe.period_seconds);
+  probe.timeout_seconds = Int(p, "timeoutSeconds", probe.timeout_seconds);
+  probe.failure_threshold = Int(p, "failureThreshold", probe.failure_threshold);
+  probe.start_timeout_seconds = Int(p, "startTimeoutSeconds", probe.start_timeout_seconds);
+  return probe;
+}
+
+Service DecodeService(const YamlDocument& doc, const json& spec, Diagnostics* diags) {
+  Service s;
+  s.machines = Strings(spec, "machines");
+  s.machine_selector = StringMap(spec, "machineSelector");
+  OneOf(doc, "/spec", spec, {"machines", "machineSelector"}, "Service spec", diags);
+  s.state = State(spec);
+  s.critical = spec.value("critical", false);
+  const char* driver = OneOf(doc, "/spec", spec, {"process", "systemd"}, "Service spec", diags);
+  if (driver != nullptr && std::string(driver) == "process") {
+    const json& p = spec["process"];
+    s.driver = DriverKind::kProcess;
+    s.process.command = Strings(p, "command");
+    s.process.env = StringMap(p, "env");
+    s.process.working_dir = Str(p, "workingDir");
+    s.process.user = Str(p, "user");
+  } else if (driver != nullptr) {
+    s.driver = DriverKind::kSystemd;
+    s.systemd.unit = Str(spec["systemd"], "unit");
+    s.systemd.sudo = spec["systemd"].value("sudo", false);
+  }
+  if (spec.contains("dependsOn")) {
+    for (size_t i = 0; i < spec["dependsOn"].size(); ++i) {
+      const json& d = spec["dependsOn"][i];
+      Dependency dep;
+      dep.service = Str(d, "service");
+      dep.condition = Str(d, "condition", "ready") == "started" ? DependencyCondition::kStarted
+                                                                 : DependencyCondition::kReady;
+      dep.where = doc.Locate("/spec/dependsOn/" + std::to_string(i));
+      s.depends_on.push_back(std::move(dep));
+    }
+  }
+  s.readiness = DecodeProbe(doc, spec, "readiness", diags);
+  s.liveness = DecodeProbe(doc, spec, "liveness", diags);
+  s.stop_timeout_seconds = Int(spec, "stopTimeoutSeconds", s.stop_timeout_seconds);
+  s.backoff_seconds = Int(spec["restart"], "backoffSeconds", s.backoff_seconds);
+  s.max_backoff_seconds = Int(spec["restart"], "maxBackoffSeconds", s.max_backoff_seconds);
+  if (s.max_backoff_seconds < s.backoff_seconds) {
+    diags->Add(doc.Locate("/spec/restart/maxBackoffSeconds"),
+               "spec.restart.maxBackoffSeconds is smaller than backoffSeconds",
+               "make it at least " + std::to_string(s.backoff_seconds));
+  }
+  s.max_unavailable = Int(spec["rollout"], "maxUnavailable", s.max_unavailable);
+  return s;
+}
+
+}  // namespace
+
+void NoteInvalid(const YamlDocument& doc, Decoded* out) {
+  const json& v = doc.value;
+  if (!v.is_object() || !v.contains("kind") || !v["kind"].is_string()) return;
+  if (!v.contains("metadata") || !v["metadata"].is_object()) return;
+  const json& name = v["metadata"].value("name", json());
+  out->invalid[v["kind"].get<std::string>()].insert(name.is_string() ? name.get<std::string>()
+                                                                      : std::string());
+}
+
+void Decode(const YamlDocument& doc, Decoded* out, Diagnostics* diags) {
+  const json& v = doc.value;
+  const std::string kind = v["kind"].get<std::string>();
+  const json& meta = v["metadata"];
+  const json& spec = v["spec"];
+  const std::string name = meta["name"].get<std::string>();
+  const Location where = doc.Locate("/metadata/name");
+  if (kind == "Cluster") {
+    Cluster c;
+    c.name = name;
+    if (spec.contains("profile")) c.profile = spec["profile"].get<std::string>();
+    c.state = State(spec);
+    const json& ssh = spec["defaults"]["ssh"];
+    c.default_ssh.user = Str(ssh, "user", "root");
+    c.default_ssh.port = Int(ssh, "port", 22);
+    c.default_ssh.identity_file = Str(ssh, "identityFile");
+    const json& r = spec["reconcile"];
+    c.reconcile.interval_seconds = Int(r, "intervalSeconds", 30);
+    c.reconcile.max_parallel = Int(r, "maxParallel", 8);
+    c.reconcile.allow_mass_stop = r.value("allowMassStop", false);
+    c.where = where;
+    out->clusters.push_back(std::move(c));
+    out->cluster_docs.push_back(&doc);
+  } else if (kind == "Machine") {
+    Machine m;
+    m.name = name;
+    m.labels = StringMap(meta, "labels");
+    m.address = Str(spec, "address");
+    m.state_dir = Str(spec, "stateDir", m.state_dir);
+    m.where = where;
+    out->machines.push_back(std::move(m));
+    out->machine_docs.push_back(&doc);
+  } else if (kind == "Service") {
+    Service s = DecodeService(doc, spec, diags);
+    s.name = name;
+    s.labels = StringMap(meta, "labels");
+    s.where = where;
+    out->services.push_back(std::move(s));
+    out->service_docs.push_back(&doc);
+  } else if (kind == "Profile") {
+    Profile p;
+    p.name = name;
+    p.services = Strings(spec, "services");
+    p.where = where;
+    out->profiles.push_back(std::move(p));
+    out->profile_docs.push_back(&doc);
+  }
+}
+
+}  // namespace clusterctl::desired_state::internal

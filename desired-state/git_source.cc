@@ -1,0 +1,692 @@
+#include "desired-state/git_source.h"
+
+#include <git2.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <mutex>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+namespace clusterctl::desired_state {
+namespace {
+
+namespace fs = std::filesystem;
+
+// ---------------------------------------------------------------------------
+// RAII for libgit2 objects.
+
+template <typename T, void (*Free)(T*)>
+struct GitDeleter {
+  void operator()(T* p) const {
+    if (p != nullptr) Free(p);
+  }
+};
+
+using RepoPtr = std::unique_ptr<git_repository, GitDeleter<git_repository, git_repository_free>>;
+using ObjectPtr = std::unique_ptr<git_object, GitDeleter<git_object, git_object_free>>;
+using CommitPtr = std::unique_ptr<git_commit, GitDeleter<git_commit, git_commit_free>>;
+using TreePtr = std::unique_ptr<git_tree, GitDeleter<git_tree, git_tree_free>>;
+using BlobPtr = std::unique_ptr<git_blob, GitDeleter<git_blob, git_blob_free>>;
+using OdbPtr = std::unique_ptr<git_odb, GitDeleter<git_odb, git_odb_free>>;
+using RemotePtr = std::unique_ptr<git_remote, GitDeleter<git_remote, git_remote_free>>;
+
+// ---------------------------------------------------------------------------
+// Library set-up: once per process.
+
+Status InitLibgit2() {
+  static std::once_flag once;
+  static Status init_status;
+  std::call_once(once, [] {
+    if (int rc = git_libgit2_init(); rc < 0) {
+      const git_error* e = git_error_last();
+      init_status = Status::Internal(std::string("initializing libgit2: ") +
+                                     (e != nullptr ? e->message : "unknown error"));
+      return;
+    }
+    // Never read the user's or the system's git configuration: settings such
+    // as core.protectNTFS or url.<base>.insteadOf would change what we read.
+    for (int level : {GIT_CONFIG_LEVEL_PROGRAMDATA, GIT_CONFIG_LEVEL_SYSTEM, GIT_CONFIG_LEVEL_XDG,
+                      GIT_CONFIG_LEVEL_GLOBAL}) {
+      if (git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, level, "") < 0) {
+        const git_error* e = git_error_last();
+        init_status = Status::Internal(
+            std::string("configuring libgit2 to ignore the global git configuration: ") +
+            (e != nullptr ? e->message : "unknown error"));
+        return;
+      }
+    }
+  });
+  return init_status;
+}
+
+// ---------------------------------------------------------------------------
+// Error helpers.
+
+// `s` with quotes, backslashes and control characters escaped, for messages.
+std::string Escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+std::string Quote(std::string_view s) { return "\"" + Escape(s) + "\""; }
+
+// The last libgit2 error message, without a trailing period or newline.
+std::string LastGitError() {
+  const git_error* e = git_error_last();
+  std::string m = (e != nullptr && e->message != nullptr) ? e->message : "unknown libgit2 error";
+  while (!m.empty() && (m.back() == '\n' || m.back() == '.')) m.pop_back();
+  return m;
+}
+
+// A Status for a failed libgit2 call: "context: libgit2 message; hint".
+Status GitStatus(int rc, const std::string& context, const std::string& hint = "") {
+  const git_error* e = git_error_last();
+  int klass = e != nullptr ? e->klass : GIT_ERROR_NONE;
+  std::string message = context + ": " + LastGitError();
+  if (!hint.empty()) message += "; " + hint;
+  switch (rc) {
+    case GIT_ENOTFOUND:
+      return Status::NotFound(std::move(message));
+    case GIT_EAUTH:
+    case GIT_ECERTIFICATE:
+    case GIT_EOWNER:
+      return Status::Permission(std::move(message));
+    case GIT_EAMBIGUOUS:
+    case GIT_EINVALIDSPEC:
+    case GIT_EINVALID:
+      return Status::Invalid(std::move(message));
+    case GIT_ELOCKED:
+      return Status::Conflict(std::move(message));
+    default:
+      break;
+  }
+  switch (klass) {
+    case GIT_ERROR_NET:
+    case GIT_ERROR_SSH:
+    case GIT_ERROR_HTTP:
+    case GIT_ERROR_SSL:
+    case GIT_ERROR_OS:
+    case GIT_ERROR_CALLBACK:
+      return Status::Unavailable(std::move(message));
+    default:
+      return Status::Internal(std::move(message));
+  }
+}
+
+std::string HumanBytes(size_t n) {
+  constexpr size_t kKiB = 1024;
+  constexpr size_t kMiB = 1024 * 1024;
+  if (n >= kMiB && n % kMiB == 0) return std::to_string(n / kMiB) + " MiB";
+  if (n >= kKiB && n % kKiB == 0) return std::to_string(n / kKiB) + " KiB";
+  return "";
+}
+
+// "M bytes (1 MiB)" or "M bytes".
+std::string LimitBytes(size_t n) {
+  std::string human = HumanBytes(n);
+  return std::to_string(n) + " bytes" + (human.empty() ? "" : " (" + human + ")");
+}
+
+std::string Sha256Hex(const std::string& data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr) != 1) {
+    // Fall back to FNV-1a; only the cache directory name depends on it.
+    uint64_t h = 1469598103934665603ULL;
+    for (unsigned char c : data) h = (h ^ c) * 1099511628211ULL;
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+    return buf;
+  }
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 0xf];
+  }
+  return out;
+}
+
+bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+bool IsYamlName(std::string_view name) { return EndsWith(name, ".yaml") || EndsWith(name, ".yml"); }
+
+// Names that must never become part of a path: they would climb out of the
+// repository, into its git directory, or hide a directory separator.
+bool IsUnsafeName(std::string_view name) {
+  if (name.empty() || name == "." || name == "..") return true;
+  if (name.size() == 4 && name[0] == '.' && (name[1] | 0x20) == 'g' && (name[2] | 0x20) == 'i' &&
+      (name[3] | 0x20) == 't') {
+    return true;
+  }
+  return name.find_first_of(std::string_view("/\\\0", 3)) != std::string_view::npos;
+}
+
+std::string StripTrailingSlash(std::string s) {
+  while (s.size() > 1 && s.back() == '/') s.pop_back();
+  return s;
+}
+
+// Credentials for SSH remotes: the ssh-agent, a few attempts at most (libgit2
+// asks again after each refusal and would loop forever otherwise).
+int CredentialCallback(git_credential** out, const char* /*url*/, const char* username_from_url,
+                       unsigned int allowed_types, void* payload) {
+  int* attempts = static_cast<int*>(payload);
+  if (++*attempts > 3) {
+    git_error_set_str(GIT_ERROR_SSH, "authentication failed after 3 attempts");
+    return GIT_EAUTH;
+  }
+  const char* user =
+      (username_from_url != nullptr && *username_from_url) ? username_from_url : "git";
+  if (allowed_types & GIT_CREDENTIAL_USERNAME) return git_credential_username_new(out, user);
+  if (allowed_types & GIT_CREDENTIAL_SSH_KEY) return git_credential_ssh_key_from_agent(out, user);
+  return GIT_PASSTHROUGH;
+}
+
+// Fetches every branch and tag of `url` into `repo`, forced, pruning refs
+// deleted on the remote.
+Status FetchInto(git_repository* repo, const std::string& url) {
+  git_remote* raw_remote = nullptr;
+  if (int rc = git_remote_create_anonymous(&raw_remote, repo, url.c_str()); rc < 0) {
+    return GitStatus(rc, "fetching " + Quote(url), "check the repository URL");
+  }
+  RemotePtr remote(raw_remote);
+
+  char heads[] = "+refs/heads/*:refs/heads/*";
+  char tags[] = "+refs/tags/*:refs/tags/*";
+  char* specs[] = {heads, tags};
+  git_strarray refspecs = {specs, 2};
+
+  int attempts = 0;
+  git_fetch_options opts = GIT_FETCH_OPTIONS_INIT;
+  opts.prune = GIT_FETCH_PRUNE;
+  opts.update_fetchhead = 0;
+  // Tags come through the forced refspec above; auto-follow would never move
+  // an existing tag.
+  opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+  opts.callbacks.credentials = CredentialCallback;
+  opts.callbacks.payload = &attempts;
+  if (int rc = git_remote_fetch(remote.get(), &refspecs, &opts, "clusterctl: fetch"); rc < 0) {
+    return GitStatus(rc, "fetching " + Quote(url),
+                     "check that the remote is reachable and that its host key and "
+                     "credentials are set up");
+  }
+  return Status::Ok();
+}
+
+// A candidate file found by the walk, not read yet.
+struct Candidate {
+  std::string path;
+  git_oid oid;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+
+bool IsRemoteUrl(const std::string& repo) {
+  if (repo.find("://") != std::string::npos) return true;
+  // scp-like syntax: user@host:path, with no "/" before the ":".
+  size_t colon = repo.find(':');
+  if (colon == std::string::npos) return false;
+  size_t slash = repo.find('/');
+  if (slash != std::string::npos && slash < colon) return false;
+  size_t at = repo.find('@');
+  return at != std::string::npos && at > 0 && at + 1 < colon;
+}
+
+struct GitSource::Impl {
+  Options options;
+  bool remote = false;
+  std::string git_dir;
+  RepoPtr repo;
+
+  std::string Describe() const { return Quote(options.repo); }
+
+  // Resolves `rev` (empty: the branch head) to a commit.
+  Result<CommitPtr> LookupCommit(const std::string& rev) {
+    git_oid oid;
+    if (rev.empty()) {
+      std::string ref = "refs/heads/" + options.branch;
+      if (int rc = git_reference_name_to_id(&oid, repo.get(), ref.c_str()); rc < 0) {
+        if (rc == GIT_ENOTFOUND) {
+          return Status::NotFound(
+              "branch " + Quote(options.branch) + " not found in " + Describe() + "; " +
+              (remote ? "push the branch to the remote (it is fetched on every reconcile)"
+                      : "create the branch") +
+              ", or set the branch option to an existing branch");
+        }
+        return GitStatus(rc, "resolving branch " + Quote(options.branch) + " in " + Describe());
+      }
+    } else {
+      git_object* raw = nullptr;
+      int rc = git_revparse_single(&raw, repo.get(), rev.c_str());
+      ObjectPtr object(raw);
+      if (rc == GIT_ENOTFOUND) {
+        return Status::NotFound("revision " + Quote(rev) + " not found in " + Describe() +
+                                " (branch " + Quote(options.branch) +
+                                "); give a branch, a tag or a commit SHA that exists" +
+                                (remote ? " on the remote, and fetch first" : ""));
+      }
+      if (rc < 0) {
+        return GitStatus(rc, "resolving revision " + Quote(rev) + " in " + Describe(),
+                         "give a branch, a tag or a commit SHA");
+      }
+      git_object* peeled = nullptr;
+      rc = git_object_peel(&peeled, object.get(), GIT_OBJECT_COMMIT);
+      ObjectPtr commit_object(peeled);
+      if (rc < 0) {
+        return Status::Invalid("revision " + Quote(rev) + " in " + Describe() +
+                               " does not name a commit: " + LastGitError() +
+                               "; give a branch, a tag or a commit SHA");
+      }
+      git_oid_cpy(&oid, git_object_id(commit_object.get()));
+    }
+    git_commit* commit = nullptr;
+    if (int rc = git_commit_lookup(&commit, repo.get(), &oid); rc < 0) {
+      char hex[GIT_OID_HEXSZ + 1];
+      git_oid_tostr(hex, sizeof hex, &oid);
+      return GitStatus(rc, "reading commit " + std::string(hex) + " in " + Describe(),
+                       "the repository may be corrupt; fetch again or re-clone it");
+    }
+    return CommitPtr(commit);
+  }
+
+  static Revision ToRevision(const git_commit* commit) {
+    Revision r;
+    char hex[GIT_OID_HEXSZ + 1];
+    git_oid_tostr(hex, sizeof hex, git_commit_id(commit));
+    r.commit = hex;
+    if (const git_signature* a = git_commit_author(commit); a != nullptr) {
+      r.author = std::string(a->name != nullptr ? a->name : "") + " <" +
+                 (a->email != nullptr ? a->email : "") + ">";
+    }
+    const char* message = git_commit_message(commit);
+    r.message = message != nullptr ? message : "";
+    r.time = static_cast<int64_t>(git_commit_time(commit));
+    return r;
+  }
+
+  Result<Snapshot> ReadCommit(const git_commit* commit);
+};
+
+Result<Snapshot> GitSource::Impl::ReadCommit(const git_commit* commit) {
+  Snapshot snapshot;
+  snapshot.revision = ToRevision(commit);
+  const SourceLimits& limits = options.limits;
+  const std::string at = " at " + snapshot.revision.Short();
+
+  git_odb* raw_odb = nullptr;
+  if (int rc = git_repository_odb(&raw_odb, repo.get()); rc < 0) {
+    return GitStatus(rc, "opening the object database of " + Describe());
+  }
+  OdbPtr odb(raw_odb);
+
+  git_tree* root = nullptr;
+  if (int rc = git_commit_tree(&root, commit); rc < 0) {
+    return GitStatus(rc, "reading the tree of commit " + snapshot.revision.commit,
+                     "the repository may be corrupt; fetch again or re-clone it");
+  }
+
+  // Iterative walk, depth and entry count bounded: a tree is a DAG and a few
+  // objects can name an exponential number of paths.
+  struct Pending {
+    TreePtr tree;
+    std::string prefix;  // "" or "dir/sub/"
+    size_t depth;
+  };
+  std::vector<Pending> stack;
+  stack.push_back({TreePtr(root), "", 0});
+  std::vector<Candidate> candidates;
+  size_t visited = 0;
+  bool walk_aborted = false;
+
+  while (!stack.empty() && !walk_aborted) {
+    Pending current = std::move(stack.back());
+    stack.pop_back();
+    size_t count = git_tree_entrycount(current.tree.get());
+    for (size_t i = 0; i < count; ++i) {
+      if (++visited > limits.max_entries) {
+        snapshot.problems.Add(
+            Location{},
+            "the git tree has more than " + std::to_string(limits.max_entries) + " entries" + at,
+            "remove files or directories from the repository");
+        walk_aborted = true;
+        break;
+      }
+      const git_tree_entry* entry = git_tree_entry_byindex(current.tree.get(), i);
+      const char* raw_name = git_tree_entry_name(entry);
+      std::string_view name = raw_name != nullptr ? raw_name : "";
+      std::string path = current.prefix + std::string(name);
+      std::string shown = Escape(path);
+
+      if (IsUnsafeName(name)) {
+        snapshot.problems.Add(Location{shown}, "unsafe path " + Quote(path) + " in the git tree",
+                              "remove the entry from the repository");
+        continue;
+      }
+      if (name.front() == '.') continue;  // Hidden file or directory.
+
+      git_filemode_t mode = git_tree_entry_filemode_raw(entry);
+      const git_oid* oid = git_tree_entry_id(entry);
+      switch (mode) {
+        case GIT_FILEMODE_TREE: {
+          if (current.depth + 1 > limits.max_depth) {
+            snapshot.problems.Add(Location{shown},
+                                  "directory " + Quote(path) + " is nested more than " +
+                                      std::to_string(limits.max_depth) + " levels deep",
+                                  "flatten the directory layout");
+            break;
+          }
+          size_t size = 0;
+          git_object_t type = GIT_OBJECT_INVALID;
+          if (int rc = git_odb_read_header(&size, &type, odb.get(), oid); rc < 0) {
+            return GitStatus(rc, "reading directory " + Quote(path) + at,
+                             "the repository may be corrupt; fetch again or re-clone it");
+          }
+          if (type != GIT_OBJECT_TREE) {
+            snapshot.problems.Add(Location{shown},
+                                  "directory entry " + Quote(path) + " is a " +
+                                      git_object_type2string(type) + ", not a tree",
+                                  "remove the entry from the repository");
+            break;
+          }
+          git_tree* sub = nullptr;
+          if (int rc = git_tree_lookup(&sub, repo.get(), oid); rc < 0) {
+            return GitStatus(rc, "reading directory " + Quote(path) + at,
+                             "the repository may be corrupt; fetch again or re-clone it");
+          }
+          stack.push_back({TreePtr(sub), path + "/", current.depth + 1});
+          break;
+        }
+        case GIT_FILEMODE_BLOB:
+        case GIT_FILEMODE_BLOB_EXECUTABLE:
+          if (IsYamlName(name)) candidates.push_back({path, *oid});
+          break;
+        case GIT_FILEMODE_LINK:
+          if (IsYamlName(name)) {
+            snapshot.problems.Add(
+                Location{shown},
+                "symbolic link " + Quote(path) + " is not allowed in a desired-state repository",
+                "replace it with the file itself");
+          } else {
+            snapshot.warnings.push_back("symbolic link " + Quote(path) + " ignored");
+          }
+          break;
+        case GIT_FILEMODE_COMMIT:
+          snapshot.warnings.push_back("submodule " + Quote(path) + " ignored");
+          break;
+        default: {
+          char octal[16];
+          std::snprintf(octal, sizeof octal, "%06o", static_cast<unsigned>(mode));
+          // A YAML file or a directory we cannot read is an error; anything
+          // else would have been ignored anyway.
+          if (IsYamlName(name) || (mode & 0170000) == 0040000) {
+            snapshot.problems.Add(Location{shown},
+                                  "entry " + Quote(path) + " has unsupported mode " + octal,
+                                  "re-add it with `git add` so that git records a standard mode");
+          } else {
+            snapshot.warnings.push_back("entry " + Quote(path) + " with unsupported mode " + octal +
+                                        " ignored");
+          }
+          break;
+        }
+      }
+    }
+  }
+  if (walk_aborted) return snapshot;
+
+  std::sort(candidates.begin(), candidates.end(),
+            [](const Candidate& a, const Candidate& b) { return a.path < b.path; });
+  // The same path twice (a hand-made tree): neither copy is trusted.
+  std::vector<Candidate> unique;
+  for (size_t i = 0; i < candidates.size();) {
+    size_t j = i + 1;
+    while (j < candidates.size() && candidates[j].path == candidates[i].path) ++j;
+    if (j - i > 1) {
+      snapshot.problems.Add(Location{Escape(candidates[i].path)},
+                            "duplicate entry " + Quote(candidates[i].path) + " in the git tree",
+                            "remove the entry from the repository");
+    } else {
+      unique.push_back(std::move(candidates[i]));
+    }
+    i = j;
+  }
+
+  if (unique.size() > limits.max_files) {
+    snapshot.problems.Add(Location{},
+                          "the revision has " + std::to_string(unique.size()) +
+                              " YAML files, over the limit of " + std::to_string(limits.max_files) +
+                              at,
+                          "remove files from the repository");
+    return snapshot;
+  }
+
+  // Sizes first, from the object headers: nothing is inflated until every
+  // limit is known to hold.
+  std::vector<Candidate> readable;
+  size_t total = 0;
+  for (Candidate& c : unique) {
+    size_t size = 0;
+    git_object_t type = GIT_OBJECT_INVALID;
+    if (int rc = git_odb_read_header(&size, &type, odb.get(), &c.oid); rc < 0) {
+      return GitStatus(rc, "reading file " + Quote(c.path) + at,
+                       "the repository may be corrupt; fetch again or re-clone it");
+    }
+    if (type != GIT_OBJECT_BLOB) {
+      snapshot.problems.Add(
+          Location{Escape(c.path)},
+          "file entry " + Quote(c.path) + " is a " + git_object_type2string(type) + ", not a blob",
+          "remove the entry from the repository");
+      continue;
+    }
+    if (size > limits.max_file_bytes) {
+      snapshot.problems.Add(Location{Escape(c.path)},
+                            "file is " + std::to_string(size) + " bytes, over the limit of " +
+                                LimitBytes(limits.max_file_bytes),
+                            "split it into smaller files");
+      continue;
+    }
+    total += size;
+    readable.push_back(std::move(c));
+  }
+  if (total > limits.max_total_bytes) {
+    snapshot.problems.Add(Location{},
+                          "the YAML files" + at + " total " + std::to_string(total) +
+                              " bytes, over the limit of " + LimitBytes(limits.max_total_bytes),
+                          "remove or shrink files in the repository");
+    return snapshot;
+  }
+
+  snapshot.files.reserve(readable.size());
+  for (const Candidate& c : readable) {
+    git_blob* raw_blob = nullptr;
+    if (int rc = git_blob_lookup(&raw_blob, repo.get(), &c.oid); rc < 0) {
+      return GitStatus(rc, "reading file " + Quote(c.path) + at,
+                       "the repository may be corrupt; fetch again or re-clone it");
+    }
+    BlobPtr blob(raw_blob);
+    auto size = static_cast<size_t>(git_blob_rawsize(blob.get()));
+    if (size > limits.max_file_bytes) {  // Cannot differ from the header; checked anyway.
+      snapshot.problems.Add(Location{Escape(c.path)},
+                            "file is " + std::to_string(size) + " bytes, over the limit of " +
+                                LimitBytes(limits.max_file_bytes),
+                            "split it into smaller files");
+      continue;
+    }
+    const char* data = static_cast<const char*>(git_blob_rawcontent(blob.get()));
+    snapshot.files.push_back({c.path, std::string(data, size)});
+  }
+  return snapshot;
+}
+
+// ---------------------------------------------------------------------------
+
+GitSource::GitSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+GitSource::~GitSource() = default;
+
+Result<std::unique_ptr<GitSource>> GitSource::Open(const Options& options) try {
+  CLUSTERCTL_RETURN_IF_ERROR(InitLibgit2());
+  if (options.repo.empty()) {
+    return Status::Invalid("no desired-state repository given; set repo to a path or a URL");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  if (impl->options.branch.empty()) impl->options.branch = "main";
+  {
+    int valid = 0;
+    std::string ref = "refs/heads/" + impl->options.branch;
+    if (git_reference_name_is_valid(&valid, ref.c_str()) < 0 || !valid) {
+      return Status::Invalid("branch name " + Quote(impl->options.branch) +
+                             " is not a valid git branch name; give a name such as \"main\"");
+    }
+  }
+  impl->remote = IsRemoteUrl(options.repo);
+
+  git_repository* raw = nullptr;
+  if (!impl->remote) {
+    if (int rc = git_repository_open_ext(&raw, options.repo.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH,
+                                         nullptr);
+        rc < 0) {
+      return GitStatus(rc, "opening repository " + Quote(options.repo),
+                       "check that the path is a git repository (bare or with a work tree), "
+                       "or give a URL");
+    }
+    impl->repo.reset(raw);
+  } else {
+    if (options.cache_dir.empty()) {
+      return Status::Invalid("repository " + Quote(options.repo) +
+                             " is a URL but no cache directory is set; set cache_dir to a "
+                             "directory where the repository can be cloned");
+    }
+    std::error_code ec;
+    fs::create_directories(options.cache_dir, ec);
+    if (ec) {
+      return Status::Unavailable("creating cache directory " + Quote(options.cache_dir) + ": " +
+                                 ec.message() + "; check its permissions and free space");
+    }
+    std::string dir = StripTrailingSlash(options.cache_dir) + "/repo-" + Sha256Hex(options.repo);
+    bool exists = fs::exists(dir, ec);
+    if (!exists) {
+      // Clone into a temporary directory and rename it into place, so that a
+      // failed or interrupted clone never leaves a half-filled cache.
+      std::string tmpl = dir + ".tmp-XXXXXX";
+      if (mkdtemp(tmpl.data()) == nullptr) {
+        return Status::Unavailable("creating a directory in " + Quote(options.cache_dir) + ": " +
+                                   std::strerror(errno) + "; check its permissions");
+      }
+      const std::string tmp = tmpl;
+      auto cleanup = [&tmp] {
+        std::error_code ignored;
+        fs::remove_all(tmp, ignored);
+      };
+      git_repository_init_options init = GIT_REPOSITORY_INIT_OPTIONS_INIT;
+      init.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH;
+      init.initial_head = impl->options.branch.c_str();
+      if (int rc = git_repository_init_ext(&raw, tmp.c_str(), &init); rc < 0) {
+        Status s =
+            GitStatus(rc, "creating the cache of " + Quote(options.repo) + " in " + Quote(tmp),
+                      "check the permissions of the cache directory");
+        cleanup();
+        return s;
+      }
+      RepoPtr fresh(raw);
+      if (Status s = FetchInto(fresh.get(), options.repo); !s.ok()) {
+        fresh.reset();
+        cleanup();
+        return s.Annotate("cloning " + Quote(options.repo));
+      }
+      fresh.reset();
+      if (std::rename(tmp.c_str(), dir.c_str()) != 0) {
+        int err = errno;
+        cleanup();
+        // Another process may have cloned it first; use theirs.
+        if (!fs::exists(dir, ec)) {
+          return Status::Unavailable("moving the clone of " + Quote(options.repo) + " to " +
+                                     Quote(dir) + ": " + std::strerror(err) +
+                                     "; check the permissions of the cache directory");
+        }
+      }
+    }
+    if (int rc = git_repository_open_bare(&raw, dir.c_str()); rc < 0) {
+      return GitStatus(rc, "opening the cache of " + Quote(options.repo) + " at " + Quote(dir),
+                       "remove that directory to clone the repository again");
+    }
+    impl->repo.reset(raw);
+  }
+  const char* path = git_repository_path(impl->repo.get());
+  impl->git_dir = StripTrailingSlash(path != nullptr ? path : "");
+  return std::unique_ptr<GitSource>(new GitSource(std::move(impl)));
+} catch (const std::exception& e) {
+  return Status::Internal(std::string("opening the desired-state repository: ") + e.what());
+}
+
+Status GitSource::Fetch() try {
+  if (!impl_->remote) return Status::Ok();
+  return FetchInto(impl_->repo.get(), impl_->options.repo);
+} catch (const std::exception& e) {
+  return Status::Internal(std::string("fetching: ") + e.what());
+}
+
+Result<Revision> GitSource::Resolve(const std::string& rev) try {
+  Result<CommitPtr> commit = impl_->LookupCommit(rev);
+  if (!commit.ok()) return commit.status();
+  return Impl::ToRevision(commit->get());
+} catch (const std::exception& e) {
+  return Status::Internal("resolving revision " + Quote(rev) + ": " + e.what());
+}
+
+Result<Snapshot> GitSource::Read(const std::string& rev) try {
+  Result<CommitPtr> commit = impl_->LookupCommit(rev);
+  if (!commit.ok()) return commit.status();
+  return impl_->ReadCommit(commit->get());
+} catch (const std::exception& e) {
+  return Status::Internal("reading revision " + Quote(rev) + ": " + e.what());
+}
+
+Result<bool> GitSource::IsDescendant(const std::string& commit, const std::string& ancestor) try {
+  Result<CommitPtr> c = impl_->LookupCommit(commit);
+  if (!c.ok()) return c.status();
+  Result<CommitPtr> a = impl_->LookupCommit(ancestor);
+  if (!a.ok()) return a.status();
+  const git_oid* c_id = git_commit_id(c->get());
+  const git_oid* a_id = git_commit_id(a->get());
+  if (git_oid_equal(c_id, a_id)) return true;  // libgit2 says no; we say yes.
+  int rc = git_graph_descendant_of(impl_->repo.get(), c_id, a_id);
+  if (rc < 0) {
+    return Status::NotFound("checking whether " + Quote(commit) + " descends from " +
+                            Quote(ancestor) + ": " + LastGitError() +
+                            "; the history may have been rewritten and pruned");
+  }
+  return rc == 1;
+} catch (const std::exception& e) {
+  return Status::Internal("comparing revisions: " + std::string(e.what()));
+}
+
+const std::string& GitSource::git_dir() const { return impl_->git_dir; }
+
+}  // namespace clusterctl::desired_state

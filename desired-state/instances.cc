@@ -1,0 +1,68 @@
+// Expansion of services into desired (service, machine) instances, and the
+// spec hash: what the running process depends on, canonically serialised.
+#include <openssl/sha.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "desired-state/internal.h"
+#include "desired-state/spec_hash.h"
+
+namespace clusterctl::desired_state {
+
+std::string Sha256Hex(std::string_view data) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * SHA256_DIGEST_LENGTH);
+  for (unsigned char c : digest) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
+std::string SpecHash(const Service& s) {
+  // nlohmann::json objects keep keys sorted, and std::map is sorted: the dump
+  // is canonical whatever the key order or layout of the YAML.
+  nlohmann::json spec;
+  if (s.driver == DriverKind::kProcess) {
+    spec["driver"] = "process";
+    spec["command"] = s.process.command;
+    spec["env"] = s.process.env;
+    spec["workingDir"] = s.process.working_dir;
+    spec["user"] = s.process.user;
+  } else {
+    spec["driver"] = "systemd";
+    spec["unit"] = s.systemd.unit;
+    spec["sudo"] = s.systemd.sudo;
+  }
+  return Sha256Hex(spec.dump());
+}
+
+bool ProfileSelects(const Profile* profile, const std::string& service) {
+  if (profile == nullptr) return true;
+  return std::any_of(profile->services.begin(), profile->services.end(),
+                     [&](const std::string& n) { return n == "*" || n == service; });
+}
+
+namespace internal {
+
+void ExpandInstances(DesiredState* state) {
+  const Profile* active =
+      state->cluster.profile ? state->FindProfile(*state->cluster.profile) : nullptr;
+  state->instances.clear();
+  for (const auto& s : state->services) {
+    const std::string hash = SpecHash(s);
+    const bool run = state->cluster.state == RunState::kRunning &&
+                     s.state == RunState::kRunning && ProfileSelects(active, s.name);
+    for (const auto& m : s.machines) {
+      state->instances.push_back(
+          Instance{s.name, m, run ? RunState::kRunning : RunState::kStopped, hash});
+    }
+  }
+}
+
+}  // namespace internal
+}  // namespace clusterctl::desired_state

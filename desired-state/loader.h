@@ -1,0 +1,47 @@
+// Load: from the files of one revision to a validated DesiredState.
+//
+// Pure: no I/O, no clock. The steps, each adding to one Diagnostics list so a
+// user sees every error of a revision at once:
+//   1. ReadYaml every file (limits, hazards; yaml_reader.h)
+//   2. check every document against schemas/ (schema.h)
+//   3. apply schema defaults and decode into model types (decode.cc)
+//   4. semantic checks: one Cluster, unique names, references, selectors,
+//      dependency cycles, services on zero machines (semantic.cc)
+//   5. expand desired instances with their spec hashes (instances.cc)
+// A revision with any error yields no DesiredState.
+//
+// Thread-safety: reentrant; call on a thread with >= 1 MiB of stack.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "desired-state/diagnostics.h"
+#include "desired-state/git_source.h"
+#include "desired-state/model.h"
+#include "desired-state/yaml_reader.h"
+
+namespace clusterctl::desired_state {
+
+struct LoadOptions {
+  YamlLimits yaml;
+  size_t max_documents = 200000;  // Default: 200,000 documents per revision.
+};
+
+struct LoadResult {
+  std::optional<DesiredState> state;  // Set when there is no error.
+  Diagnostics errors;
+  std::vector<std::string> warnings;
+
+  bool ok() const { return state.has_value(); }
+};
+
+// Loads the files of `snapshot` (its `problems` are reported as errors).
+LoadResult Load(const Snapshot& snapshot, const LoadOptions& options = {});
+
+// The same from plain files, for callers without git.
+LoadResult LoadFiles(const std::vector<SourceFile>& files, const Revision& revision,
+                     const LoadOptions& options = {});
+
+}  // namespace clusterctl::desired_state

@@ -1,0 +1,171 @@
+// Running shell scripts on machines over SSH.
+//
+// CommandRunner is the seam between the reconcilers and the machines: the
+// service drivers, exec probes and observers hand it a script and get back
+// exit code and output. SshPool is the real implementation (libssh); tests
+// and --dry-run substitute their own.
+//
+//   SshPool pool({.known_hosts = "/var/lib/clusterctl/known_hosts"});
+//   SshTarget t{.machine = "jetson", .address = "192.168.1.177", .user = "ops",
+//               .identity_file = "~/.ssh/id_ed25519"};
+//   Result<CommandResult> r = pool.Run(t, "exec " + ShellJoin(argv), 30s);
+//   if (!r.ok()) { ... r.status() ... } else if (r->exit_code != 0) { ... }
+//
+// A failed Run is a Status; a command that ran and failed is an OK Result
+// with a non-zero exit_code. Status codes:
+//   kUnavailable  the machine cannot be reached (connect refused or timed
+//                 out, connection lost, within a reconnect backoff window), or
+//                 the connection dropped while the command ran: then the
+//                 message says the outcome is unknown, because the command may
+//                 still be running or may have finished. Re-observe the machine
+//                 before retrying; never assume the command failed.
+//   kTimeout      the command did not finish within its timeout (it may still
+//                 be running on the machine: same caution).
+//   kPermission   the host key is unknown ("host_key_unknown") or changed
+//                 ("host_key_mismatch"), or authentication was refused. No
+//                 command runs on such a machine.
+//   kInvalid      the script cannot be sent (NUL byte, larger than 100 KiB).
+//
+// Thread-safety: CommandRunner implementations must be safe to call from
+// many threads at once; SshPool is.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <semaphore>
+#include <string>
+
+#include "desired-state/status.h"
+
+namespace clusterctl::reconcilers {
+
+// Where and as whom to run a command.
+struct SshTarget {
+  std::string machine;        // the Machine's metadata.name: names it in messages
+  std::string address;        // host name or IP address
+  int port = 22;              // Default: 22.
+  std::string user;           // Default: empty = the controller's own user name.
+  std::string identity_file;  // private key on the controller host ("~/" allowed).
+                              // Default: empty = SshOptions::default_identity_file.
+};
+
+enum class HostKeyPolicy {
+  kStrict,     // a host must already be in known_hosts with the key it shows
+  kAcceptNew,  // a host not in known_hosts is added on first contact; a
+               // changed key is still refused
+};
+
+struct SshOptions {
+  // The known_hosts file the controller owns ("~/" allowed). The system-wide
+  // file and ~/.ssh/config are never read. Default: empty = ~/.ssh/known_hosts.
+  std::string known_hosts;
+  // Default: kStrict.
+  HostKeyPolicy policy = HostKeyPolicy::kStrict;
+  // Private key used when a target names none ("~/" allowed). Default: empty
+  // = try the ssh-agent ($SSH_AUTH_SOCK), then ~/.ssh/id_* keys.
+  std::string default_identity_file;
+  // Bound on establishing a session: TCP connect, key exchange, host key
+  // check and authentication. Default: 5000 ms.
+  int connect_timeout_ms = 5000;
+  // Timeout of a command when Run is given a timeout <= 0. Default: 30000 ms.
+  int command_timeout_ms = 30000;
+  // Sessions being established at once, over all machines. Default: 32.
+  int max_concurrent_connects = 32;
+  // A session idle for longer is probed (SSH_MSG_IGNORE) before reuse; also
+  // the TCP keepalive idle time. Default: 15 s.
+  int keepalive_seconds = 15;
+  // Reconnect backoff per machine after a failed connect: the first wait is
+  // about backoff_initial_ms, doubling per further failure up to
+  // backoff_max_ms, each with random jitter (50-100% of the nominal value).
+  // Defaults: 500 ms, 30000 ms.
+  int backoff_initial_ms = 500;
+  int backoff_max_ms = 30000;
+};
+
+struct CommandResult {
+  // The script's exit status; 128 + N when signal N killed it; -1 if the
+  // machine reported neither.
+  int exit_code = -1;
+  // Output of the script (each capped at 8 MiB; the rest is discarded and
+  // "[output truncated]" appended).
+  std::string out, err;
+  // From the start of the command on the machine to its end (excludes
+  // waiting for the session and connecting).
+  int64_t duration_ms = 0;
+};
+
+class CommandRunner {
+ public:
+  virtual ~CommandRunner();
+  // Runs `script` with /bin/sh -c on the machine and waits at most `timeout`
+  // (<= 0: the runner's default) for it to finish. Stdin is empty.
+  virtual Result<CommandResult> Run(const SshTarget& target, const std::string& script,
+                                    std::chrono::milliseconds timeout) = 0;
+};
+
+// One persistent authenticated SSH session per (machine, address, port,
+// user), reused for every command (one channel per command).
+//
+// Concurrency: a libssh session is not thread-safe, so commands on the same
+// session run one at a time (a per-session mutex); commands on different
+// machines run in parallel. No pool-wide lock is held during network I/O,
+// so a dead or frozen machine delays only the callers of that machine. A
+// caller waits for its machine's session at most connect_timeout + its own
+// timeout, then gets kTimeout. At most max_concurrent_connects sessions are
+// being established at once.
+//
+// Failures: any session-level error or timeout frees the session; the next
+// Run reconnects. A session found dead before the command was sent is
+// replaced and the command sent once more (it cannot have run). A failed
+// connect starts a backoff window for that machine: Runs within it fail at
+// once with the same error and "retry in N ms", without touching the
+// network. A successful connect ends the backoff.
+//
+// Host keys: checked after every connect against SshOptions::known_hosts,
+// before authenticating. Nothing is ever logged or returned about keys but
+// their fingerprints; key contents never appear in logs.
+class SshPool : public CommandRunner {
+ public:
+  explicit SshPool(SshOptions options);
+  // Frees every session. No Run may be in progress.
+  ~SshPool() override;
+  SshPool(const SshPool&) = delete;
+  SshPool& operator=(const SshPool&) = delete;
+
+  Result<CommandResult> Run(const SshTarget& target, const std::string& script,
+                            std::chrono::milliseconds timeout) override;
+
+  // Forgets the sessions and backoff state of `machine`; a command in flight
+  // on it finishes first, then its session is freed. The next Run connects
+  // afresh.
+  void Close(const std::string& machine);
+
+  // Sessions successfully established to `machine` since the pool was made.
+  int ConnectsForTest(const std::string& machine) const;
+
+  const SshOptions& options() const { return options_; }
+
+ private:
+  struct Conn;
+
+  std::shared_ptr<Conn> GetConn(const SshTarget& target);
+  Status Connect(Conn& conn, const SshTarget& target);
+  Status Establish(Conn& conn, const SshTarget& target);
+  int BackoffMs(int failures);
+
+  const SshOptions options_;
+  std::counting_semaphore<> connect_slots_;
+
+  mutable std::mutex mu_;  // guards the members below; never held during I/O
+  std::map<std::string, std::shared_ptr<Conn>> conns_;  // by session key
+  std::map<std::string, int> connects_;                 // by machine
+  std::mt19937 rng_;
+
+  std::mutex known_hosts_mu_;  // serializes appends to the known_hosts file
+};
+
+}  // namespace clusterctl::reconcilers
