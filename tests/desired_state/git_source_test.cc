@@ -418,9 +418,12 @@ TEST_F(GitSourceTest, IgnoresTheUsersGitConfig) {
   EXPECT_EXIT(
       {
         setenv("HOME", home.c_str(), 1);
-        auto r = GitSource::Open(o);
-        bool ok = r.ok() && (*r)->Resolve("").ok();
-        if (!ok) std::fprintf(stderr, "%s\n", r.status().ToString().c_str());
+        bool ok = false;
+        {
+          auto r = GitSource::Open(o);
+          ok = r.ok() && (*r)->Resolve("").ok();
+          if (!ok) std::fprintf(stderr, "%s\n", r.status().ToString().c_str());
+        }
         std::error_code ec;
         std::filesystem::remove_all(tmp_.path(), ec);  // exit() skips ~TempDir.
         std::exit(ok ? 0 : 1);

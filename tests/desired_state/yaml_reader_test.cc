@@ -21,6 +21,13 @@ using Json = nlohmann::json;
 
 constexpr char kFile[] = "f.yaml";
 
+}  // namespace
+
+// Lets GoogleTest print a Location readably.
+void PrintTo(const Location& l, std::ostream* os) { *os << l.ToString(); }
+
+namespace {
+
 struct Result {
   std::vector<YamlDocument> docs;
   Diagnostics diags;
@@ -325,11 +332,11 @@ TEST(YamlReaderTest, RejectsKeysThatAreNotScalars) {
 
 TEST(YamlReaderTest, RejectsAnchorsAndAliases) {
   EXPECT_THAT(Read("a: &x 1\n").Errors(), ElementsAre(Err(1, 4, kAnchorError)));
+  // yaml-cpp rejects an unknown alias before the handler sees it.
   EXPECT_THAT(Read("a: 1\nb: *x\n").Errors(),
-              ElementsAre(Err(2, 4, kAnchorError), Err(2, 4,
-                                                       "YAML syntax error: the referenced anchor "
-                                                       "is not defined" +
-                                                           std::string(kSyntaxHint))));
+              ElementsAre(Err(2, 4,
+                              "YAML syntax error: the referenced anchor is not defined" +
+                                  std::string(kSyntaxHint))));
   EXPECT_THAT(Read("base: &b {x: 1}\nother:\n  <<: *b\n").Errors(),
               ElementsAre(Err(1, 7, kAnchorError)));
   EXPECT_THAT(Read("&k key: v\n").Errors(), ElementsAre(Err(1, 1, kAnchorError)));
@@ -437,7 +444,7 @@ TEST(YamlReaderTest, HonoursALowerDepthLimit) {
   limits.max_depth = 3;
   EXPECT_THAT(Read("a: {b: {c: 1}}\n", limits).Errors(), IsEmpty());
   EXPECT_THAT(Read("a: {b: {c: {d: 1}}}\n", limits).Errors(),
-              ElementsAre(Err(1, 14, "nesting deeper than 3 levels; reduce the nesting")));
+              ElementsAre(Err(1, 12, "nesting deeper than 3 levels; reduce the nesting")));
   EXPECT_THAT(Read("a:\n  b:\n    c:\n      d: 1\n", limits).Errors(),
               ElementsAre(Err(4, 7, "nesting deeper than 3 levels; reduce the nesting")));
 }
@@ -664,7 +671,7 @@ TEST(YamlReaderTest, ReadsManyDocumentsInLinearTime) {
   ASSERT_THAT(r.Errors(), IsEmpty());
   ASSERT_EQ(r.docs.size(), 2000u);
   EXPECT_EQ(r.docs.back().value["metadata"]["name"], "s1999");
-  EXPECT_EQ(r.docs.back().Locate("/spec/command/2"), (Location{kFile, 1999 * 8 + 7, 30}));
+  EXPECT_EQ(r.docs.back().Locate("/spec/command/2"), (Location{kFile, 1999 * 8 + 7, 31}));
   EXPECT_LT(seconds, 3.0);  // Debug build; about 0.1 s optimised.
 }
 

@@ -1,2 +1,0 @@
-// Placeholder until the SSH layer lands (issue 3).
-namespace clusterctl::reconcilers {}

@@ -1,0 +1,1 @@
+sed -i 's/^spec:/spec:\n  profile: dev/' cluster.yaml
