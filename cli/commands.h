@@ -2,11 +2,10 @@
 // CLI11 subcommand and returns the function that runs it.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <functional>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "cli/context.h"
 

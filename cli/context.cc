@@ -21,7 +21,7 @@ Status Globals::Resolve() {
   }
   repo = !repo_flag.empty() ? repo_flag : !config.repo_url.empty() ? config.repo_url : ".";
   branch = !branch_flag.empty() ? branch_flag : config.branch;
-  data_dir = !data_dir_flag.empty()   ? data_dir_flag
+  data_dir = !data_dir_flag.empty()     ? data_dir_flag
              : !config.data_dir.empty() ? config.data_dir
                                         : controller::DefaultDataDir();
   return Status::Ok();
@@ -33,7 +33,8 @@ Result<desired_state::Snapshot> Globals::ReadRevision(const std::string& rev) co
   if (!remote && fs::is_directory(repo, ec) && !fs::exists(fs::path(repo) / ".git", ec) &&
       !fs::exists(fs::path(repo) / "HEAD", ec)) {
     if (!rev.empty()) {
-      return Status::Invalid("--rev needs a git repository, and \"" + repo + "\" is a plain directory");
+      return Status::Invalid("--rev needs a git repository, and \"" + repo +
+                             "\" is a plain directory");
     }
     return desired_state::ReadDirectory(repo);
   }
@@ -49,8 +50,9 @@ Result<desired_state::Snapshot> Globals::ReadRevision(const std::string& rev) co
 
 int ReportError(const Globals& g, const Status& status) {
   if (g.json) {
-    std::cout << nlohmann::json{{"error", {{"code", CodeName(status.code())},
-                                           {"message", status.message()}}}}
+    std::cout << nlohmann::json{{"error",
+                                 {{"code", CodeName(status.code())},
+                                  {"message", status.message()}}}}
                      .dump()
               << "\n";
   } else {

@@ -6,9 +6,8 @@
 #pragma once
 
 #include <iosfwd>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "controller/config.h"
 #include "desired-state/git_source.h"

@@ -24,16 +24,15 @@ json DiagnosticsJson(const ds::Diagnostics& diags) {
 }
 
 json RevisionJson(const ds::Revision& r) {
-  return {{"commit", r.commit}, {"author", r.author}, {"time", r.time},
-          {"message", r.message}};
+  return {{"commit", r.commit}, {"author", r.author}, {"time", r.time}, {"message", r.message}};
 }
 
 int RunValidate(const Globals& g, const std::string& rev) {
   Result<ds::Snapshot> snap = g.ReadRevision(rev);
   if (!snap.ok()) return ReportError(g, snap.status());
   ds::LoadResult r = ds::Load(*snap);
-  const std::string shown = snap->revision.commit.size() > 12 ? snap->revision.Short()
-                                                                : snap->revision.commit;
+  const std::string shown =
+      snap->revision.commit.size() > 12 ? snap->revision.Short() : snap->revision.commit;
   if (g.json) {
     json out = {{"valid", r.ok()},
                 {"revision", RevisionJson(snap->revision)},
@@ -66,8 +65,8 @@ int RunValidate(const Globals& g, const std::string& rev) {
   std::cout << "valid: revision " << shown << " of cluster \"" << s.cluster.name << "\"";
   if (s.cluster.profile) std::cout << " (profile " << *s.cluster.profile << ")";
   std::cout << "\n  " << s.machines.size() << " machines, " << s.services.size() << " services, "
-            << s.profiles.size() << " profiles; " << s.instances.size() << " instances, "
-            << running << " to run\n";
+            << s.profiles.size() << " profiles; " << s.instances.size() << " instances, " << running
+            << " to run\n";
   if (g.verbosity > 0) {
     std::cout << "  start order: ";
     for (size_t i = 0; i < s.service_order.size(); ++i) {

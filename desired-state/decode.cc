@@ -53,8 +53,7 @@ const char* OneOf(const YamlDocument& doc, const std::string& pointer, const jso
   }
   if (count == 1) return found;
   diags->Add(doc.Locate(pointer),
-             count == 0 ? what + " has none of " + names
-                        : what + " has more than one of " + names,
+             count == 0 ? what + " has none of " + names : what + " has more than one of " + names,
              "give exactly one of " + names);
   return nullptr;
 }
@@ -64,8 +63,8 @@ std::optional<Probe> DecodeProbe(const YamlDocument& doc, const json& spec, cons
   if (!spec.contains(which)) return std::nullopt;
   const json& p = spec[which];
   std::string pointer = std::string("/spec/") + which;
-  const char* kind = OneOf(doc, pointer, p, {"http", "tcp", "exec", "redis"},
-                           std::string("spec.") + which, diags);
+  const char* kind =
+      OneOf(doc, pointer, p, {"http", "tcp", "exec", "redis"}, std::string("spec.") + which, diags);
   if (kind == nullptr) return std::nullopt;
   Probe probe;
   const json& k = p[kind];
@@ -121,7 +120,7 @@ Service DecodeService(const YamlDocument& doc, const json& spec, Diagnostics* di
       Dependency dep;
       dep.service = Str(d, "service");
       dep.condition = Str(d, "condition", "ready") == "started" ? DependencyCondition::kStarted
-                                                                 : DependencyCondition::kReady;
+                                                                : DependencyCondition::kReady;
       dep.where = doc.Locate("/spec/dependsOn/" + std::to_string(i));
       s.depends_on.push_back(std::move(dep));
     }
@@ -148,7 +147,7 @@ void NoteInvalid(const YamlDocument& doc, Decoded* out) {
   if (!v.contains("metadata") || !v["metadata"].is_object()) return;
   const json& name = v["metadata"].value("name", json());
   out->invalid[v["kind"].get<std::string>()].insert(name.is_string() ? name.get<std::string>()
-                                                                      : std::string());
+                                                                     : std::string());
 }
 
 void Decode(const YamlDocument& doc, Decoded* out, Diagnostics* diags) {

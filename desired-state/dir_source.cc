@@ -40,10 +40,10 @@ Result<Snapshot> ReadDirectory(const std::string& dir, const SourceLimits& limit
     }
     if (it->is_symlink(ec)) {
       if (IsYamlName(name)) {
-        snap.problems.Add(Location{rel},
-                          "symbolic link \"" + rel +
-                              "\" is not allowed in a desired-state repository",
-                          "replace it with the file itself");
+        snap.problems.Add(
+            Location{rel},
+            "symbolic link \"" + rel + "\" is not allowed in a desired-state repository",
+            "replace it with the file itself");
       } else {
         snap.warnings.push_back("symbolic link \"" + rel + "\" ignored");
       }
@@ -61,9 +61,8 @@ Result<Snapshot> ReadDirectory(const std::string& dir, const SourceLimits& limit
     total += size;
     if (total > limits.max_total_bytes || snap.files.size() >= limits.max_files) {
       snap.problems.Add(Location{rel},
-                        "the repository holds more than " +
-                            std::to_string(limits.max_total_bytes) + " bytes or " +
-                            std::to_string(limits.max_files) + " YAML files",
+                        "the repository holds more than " + std::to_string(limits.max_total_bytes) +
+                            " bytes or " + std::to_string(limits.max_files) + " YAML files",
                         "split the cluster into several repositories");
       break;
     }

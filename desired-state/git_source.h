@@ -44,17 +44,17 @@ struct SourceFile {
 // Every *.yaml / *.yml file of one commit, plus what was wrong with the tree.
 struct Snapshot {
   Revision revision;
-  std::vector<SourceFile> files;       // Sorted by path.
-  Diagnostics problems;                // Hostile entries, files over limits.
-  std::vector<std::string> warnings;   // Submodules and other ignored entries.
+  std::vector<SourceFile> files;      // Sorted by path.
+  Diagnostics problems;               // Hostile entries, files over limits.
+  std::vector<std::string> warnings;  // Submodules and other ignored entries.
 };
 
 class GitSource {
  public:
   struct Options {
-    std::string repo;          // A local path (bare or not) or a URL (file://, ssh://, https://).
+    std::string repo;  // A local path (bare or not) or a URL (file://, ssh://, https://).
     std::string branch = "main";  // Default: "main".
-    std::string cache_dir;     // Where remote URLs are cloned. Required for URLs.
+    std::string cache_dir;        // Where remote URLs are cloned. Required for URLs.
     SourceLimits limits;
   };
 

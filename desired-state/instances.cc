@@ -55,8 +55,8 @@ void ExpandInstances(DesiredState* state) {
   state->instances.clear();
   for (const auto& s : state->services) {
     const std::string hash = SpecHash(s);
-    const bool run = state->cluster.state == RunState::kRunning &&
-                     s.state == RunState::kRunning && ProfileSelects(active, s.name);
+    const bool run = state->cluster.state == RunState::kRunning && s.state == RunState::kRunning &&
+                     ProfileSelects(active, s.name);
     for (const auto& m : s.machines) {
       state->instances.push_back(
           Instance{s.name, m, run ? RunState::kRunning : RunState::kStopped, hash});

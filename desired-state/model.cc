@@ -8,10 +8,14 @@ const char* RunStateName(RunState s) { return s == RunState::kRunning ? "running
 
 const char* ProbeKindName(ProbeKind k) {
   switch (k) {
-    case ProbeKind::kHttp: return "http";
-    case ProbeKind::kTcp: return "tcp";
-    case ProbeKind::kExec: return "exec";
-    case ProbeKind::kRedis: return "redis";
+    case ProbeKind::kHttp:
+      return "http";
+    case ProbeKind::kTcp:
+      return "tcp";
+    case ProbeKind::kExec:
+      return "exec";
+    case ProbeKind::kRedis:
+      return "redis";
   }
   return "unknown";
 }

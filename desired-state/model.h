@@ -102,8 +102,8 @@ struct Dependency {
 struct Service {
   std::string name;
   std::map<std::string, std::string> labels;
-  std::vector<std::string> machines;                     // Explicit list, or
-  std::map<std::string, std::string> machine_selector;   // labels to match.
+  std::vector<std::string> machines;                    // Explicit list, or
+  std::map<std::string, std::string> machine_selector;  // labels to match.
   RunState state = RunState::kRunning;
   bool critical = false;
   DriverKind driver = DriverKind::kProcess;
@@ -153,8 +153,8 @@ struct DesiredState {
   std::vector<Machine> machines;
   std::vector<Service> services;
   std::vector<Profile> profiles;
-  std::vector<Instance> instances;          // Sorted by (service, machine).
-  std::vector<std::string> service_order;   // Dependencies before dependents.
+  std::vector<Instance> instances;         // Sorted by (service, machine).
+  std::vector<std::string> service_order;  // Dependencies before dependents.
 
   const Machine* FindMachine(const std::string& name) const;
   const Service* FindService(const std::string& name) const;

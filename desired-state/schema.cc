@@ -95,15 +95,23 @@ const json* SchemaAt(const json& root, const std::vector<std::string>& tokens) {
 
 std::string TypeName(const json& v) {
   switch (v.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return "a boolean";
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return "a boolean";
     case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return "an integer";
-    case json::value_t::number_float: return "a number";
-    case json::value_t::string: return "a string";
-    case json::value_t::array: return "a list";
-    case json::value_t::object: return "a mapping";
-    default: return "a value";
+    case json::value_t::number_unsigned:
+      return "an integer";
+    case json::value_t::number_float:
+      return "a number";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::array:
+      return "a list";
+    case json::value_t::object:
+      return "a mapping";
+    default:
+      return "a value";
   }
 }
 
@@ -134,8 +142,7 @@ std::string Join(const std::vector<std::string>& items, const std::string& sep) 
 // valijson reports nothing for a key that fails "propertyNames": find such
 // keys here. Returns whether any was reported.
 bool ReportBadKeys(const YamlDocument& doc, const json& root, const json& schema_in,
-                   const json& value, std::vector<std::string>* at, Diagnostics* diags,
-                   int depth) {
+                   const json& value, std::vector<std::string>* at, Diagnostics* diags, int depth) {
   if (depth > 32) return false;
   const json& schema = Deref(root, schema_in);
   bool any = false;
@@ -145,7 +152,8 @@ bool ReportBadKeys(const YamlDocument& doc, const json& root, const json& schema
       for (const auto& [k, _] : value.items()) {
         if (std::regex_search(k, re)) continue;
         at->push_back(k);
-        std::string path = DottedPath(std::vector<std::string>(at->begin(), at->end() - 1), doc.value);
+        std::string path =
+            DottedPath(std::vector<std::string>(at->begin(), at->end() - 1), doc.value);
         diags->Add(doc.Locate(Pointer(*at)), "invalid key \"" + k + "\" in " + path,
                    "it must match " + schema["propertyNames"]["pattern"].get<std::string>());
         at->pop_back();
@@ -187,9 +195,9 @@ struct Schemas::Impl {
 
   // Turns valijson's errors for `instance` (the part of `doc` at `base`) into
   // diagnostics. Returns whether there were any.
-  bool Report(const YamlDocument& doc, const std::vector<std::string>& base,
-              const json& instance, const Compiled& schema,
-              const valijson::ValidationResults& results, Diagnostics* diags) const;
+  bool Report(const YamlDocument& doc, const std::vector<std::string>& base, const json& instance,
+              const Compiled& schema, const valijson::ValidationResults& results,
+              Diagnostics* diags) const;
 };
 
 Schemas::Schemas() : impl_(std::make_unique<Impl>()) {
@@ -224,8 +232,7 @@ std::string SchemaNameOfKind(const std::string& kind) {
 
 bool Schemas::Impl::Report(const YamlDocument& doc, const std::vector<std::string>& base,
                            const json& instance, const Compiled& schema,
-                           const valijson::ValidationResults& results,
-                           Diagnostics* diags) const {
+                           const valijson::ValidationResults& results, Diagnostics* diags) const {
   bool any = false;
   std::set<std::string> seen;
   for (const auto& err : results) {
@@ -278,8 +285,8 @@ bool Schemas::Impl::Report(const YamlDocument& doc, const std::vector<std::strin
       add(full, path + " is " + Shown(*node) + "; it must be " + (*sub)["const"].dump(), "");
     } else if (StartsWith(d, "Failed to match regex")) {
       if (node == nullptr || sub == nullptr) continue;
-      std::string what = sub->contains("description") ? (*sub)["description"].get<std::string>()
-                                                      : "";
+      std::string what =
+          sub->contains("description") ? (*sub)["description"].get<std::string>() : "";
       if (rel.size() >= 1 && base.empty() && full.size() == 2 && full[1] == "name") {
         what = "use lower-case letters, digits and '-', starting and ending with a letter or digit";
       }
@@ -311,7 +318,8 @@ bool Schemas::Impl::Report(const YamlDocument& doc, const std::vector<std::strin
 
 bool Schemas::Validate(const YamlDocument& doc, Diagnostics* diags) const {
   const Compiled& envelope = *impl_->by_kind.at("document");
-  valijson::Validator validator(valijson::Validator::kStrongTypes);
+  thread_local valijson::Validator validator(
+      valijson::Validator::kStrongTypes);  // Keeps its regex cache.
   {
     valijson::ValidationResults results;
     valijson::adapters::NlohmannJsonAdapter target(doc.value);
@@ -369,7 +377,8 @@ void FillDefaults(const json& root, const json& schema_in, json* value, int dept
 bool Schemas::ValidateAndDefault(const std::string& schema_name, YamlDocument* doc,
                                  Diagnostics* diags) const {
   const Compiled& schema = *impl_->by_kind.at(schema_name);
-  valijson::Validator validator(valijson::Validator::kStrongTypes);
+  thread_local valijson::Validator validator(
+      valijson::Validator::kStrongTypes);  // Keeps its regex cache.
   valijson::ValidationResults results;
   valijson::adapters::NlohmannJsonAdapter target(doc->value);
   if (!validator.validate(schema.schema, target, &results)) {

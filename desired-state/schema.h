@@ -13,9 +13,8 @@
 
 #include <map>
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "desired-state/diagnostics.h"
 #include "desired-state/yaml_reader.h"

@@ -105,7 +105,8 @@ void CheckCycles(const std::vector<Service>& services, Diagnostics* diags) {
         std::vector<std::string> cycle;
         size_t start = 0;
         while (stack[start].first != child) ++start;
-        for (size_t i = start; i < stack.size(); ++i) cycle.push_back(services[stack[i].first].name);
+        for (size_t i = start; i < stack.size(); ++i)
+          cycle.push_back(services[stack[i].first].name);
         // Normalise: rotate so the smallest name comes first, report once.
         auto min_it = std::min_element(cycle.begin(), cycle.end());
         std::vector<std::string> key(min_it, cycle.end());
@@ -200,10 +201,12 @@ void CheckAndResolve(Decoded& in, DesiredState* state, Diagnostics* diags) {
       }
       if (s.machines.empty()) {
         std::string sel;
-        for (const auto& [k, v] : s.machine_selector) sel += (sel.empty() ? "" : ", ") + k + "=" + v;
-        diags->Add(doc.Locate("/spec/machineSelector"),
-                   "Service \"" + s.name + "\" runs on no machine: no Machine has the labels " + sel,
-                   "label a machine with them or fix spec.machineSelector");
+        for (const auto& [k, v] : s.machine_selector)
+          sel += (sel.empty() ? "" : ", ") + k + "=" + v;
+        diags->Add(
+            doc.Locate("/spec/machineSelector"),
+            "Service \"" + s.name + "\" runs on no machine: no Machine has the labels " + sel,
+            "label a machine with them or fix spec.machineSelector");
       }
     }
     std::sort(s.machines.begin(), s.machines.end());
@@ -213,10 +216,10 @@ void CheckAndResolve(Decoded& in, DesiredState* state, Diagnostics* diags) {
                    "remove this dependsOn entry");
       } else if (FindByName(in.services, d.service) == nullptr &&
                  !in.IsInvalid("Service", d.service)) {
-        diags->Add(d.where,
-                   "unknown service \"" + d.service + "\" in spec.dependsOn of Service \"" +
-                       s.name + "\"",
-                   "define a Service named \"" + d.service + "\" or remove the dependency");
+        diags->Add(
+            d.where,
+            "unknown service \"" + d.service + "\" in spec.dependsOn of Service \"" + s.name + "\"",
+            "define a Service named \"" + d.service + "\" or remove the dependency");
       }
     }
   }
@@ -261,13 +264,14 @@ void CheckDesiredDependencies(const DesiredState& state, Diagnostics* diags) {
     if (!running.count(s.name)) continue;
     for (const auto& d : s.depends_on) {
       if (running.count(d.service) || state.FindService(d.service) == nullptr) continue;
-      std::string why = state.cluster.profile && state.FindService(d.service)->state == RunState::kRunning
-                            ? "is not in profile \"" + *state.cluster.profile + "\""
-                            : "has state: stopped";
-      diags->Add(d.where,
-                 "Service \"" + s.name + "\" is to run but its dependency \"" + d.service +
-                     "\" " + why,
-                 "run the dependency too, or stop \"" + s.name + "\"");
+      std::string why =
+          state.cluster.profile && state.FindService(d.service)->state == RunState::kRunning
+              ? "is not in profile \"" + *state.cluster.profile + "\""
+              : "has state: stopped";
+      diags->Add(
+          d.where,
+          "Service \"" + s.name + "\" is to run but its dependency \"" + d.service + "\" " + why,
+          "run the dependency too, or stop \"" + s.name + "\"");
     }
   }
 }

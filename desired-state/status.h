@@ -19,14 +19,14 @@ namespace clusterctl {
 
 enum class Code {
   kOk = 0,
-  kInvalid,          // bad input: desired state, flags, config. Do not retry.
-  kNotFound,         // a revision, file, record or service that does not exist.
-  kUnavailable,      // a machine, repository or store that cannot be reached now.
-  kTimeout,          // an operation that did not finish within its bound.
-  kPermission,       // refused: host key mismatch, auth failure, 401.
-  kConflict,         // someone else holds the resource (a locked data directory).
-  kResourceExhausted,// a limit was hit: file size, nesting depth, disk full.
-  kInternal,         // a bug or an unexpected library failure.
+  kInvalid,            // bad input: desired state, flags, config. Do not retry.
+  kNotFound,           // a revision, file, record or service that does not exist.
+  kUnavailable,        // a machine, repository or store that cannot be reached now.
+  kTimeout,            // an operation that did not finish within its bound.
+  kPermission,         // refused: host key mismatch, auth failure, 401.
+  kConflict,           // someone else holds the resource (a locked data directory).
+  kResourceExhausted,  // a limit was hit: file size, nesting depth, disk full.
+  kInternal,           // a bug or an unexpected library failure.
 };
 
 // Short lower-case name of a code ("invalid", "unavailable", ...).
@@ -70,7 +70,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT
     assert(!std::get<Status>(v_).ok() && "Result built from an OK status");
   }
@@ -95,8 +95,8 @@ class [[nodiscard]] Result {
 }  // namespace clusterctl
 
 // Returns early from the enclosing function when `expr` yields a failed Status.
-#define CLUSTERCTL_RETURN_IF_ERROR(expr)          \
-  do {                                            \
-    ::clusterctl::Status _st = (expr);            \
-    if (!_st.ok()) return _st;                    \
+#define CLUSTERCTL_RETURN_IF_ERROR(expr) \
+  do {                                   \
+    ::clusterctl::Status _st = (expr);   \
+    if (!_st.ok()) return _st;           \
   } while (0)

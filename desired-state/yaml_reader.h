@@ -21,12 +21,11 @@
 #pragma once
 
 #include <cstddef>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "desired-state/diagnostics.h"
 
@@ -41,7 +40,7 @@ struct YamlLimits {
 
 struct YamlDocument {
   nlohmann::json value;
-  Location where;  // Where the document starts.
+  Location where;                                       // Where the document starts.
   std::unordered_map<std::string, Location> locations;  // JSON pointer -> place.
 
   // The place of `pointer`, or of its nearest ancestor that has one.

@@ -45,10 +45,10 @@ TEST_P(InvalidFixtureTest, FailsWithTheExpectedErrors) {
   }
   if (fs::exists(dir + "/make.sh")) {
     std::string out;
-    ASSERT_EQ(testing::RunShell("cd '" + repo.path() + "' && " + GitRepo::Env() + "sh '" + dir +
-                                    "/make.sh'",
-                                &out),
-              0)
+    ASSERT_EQ(
+        testing::RunShell(
+            "cd '" + repo.path() + "' && " + GitRepo::Env() + "sh '" + dir + "/make.sh'", &out),
+        0)
         << out;
   }
   std::string head;

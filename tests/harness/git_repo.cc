@@ -14,9 +14,10 @@ std::string GitRepo::Env() {
 
 GitRepo::GitRepo(std::string path, bool bare) : path_(std::move(path)) {
   std::string out;
-  int rc = RunShell("mkdir -p '" + path_ + "' && " + Env() + "git -c init.defaultBranch=main init -q " +
-                        (bare ? "--bare " : "") + "'" + path_ + "'",
-                    &out);
+  int rc =
+      RunShell("mkdir -p '" + path_ + "' && " + Env() + "git -c init.defaultBranch=main init -q " +
+                   (bare ? "--bare " : "") + "'" + path_ + "'",
+               &out);
   EXPECT_EQ(rc, 0) << out;
 }
 
