@@ -191,6 +191,37 @@ std::string StripTrailingSlash(std::string s) {
   return s;
 }
 
+// Whether `s` contains a match of ".+-[0-9]+-g[0-9a-fA-F]+" (the shape of
+// `git describe` output, as libgit2 searches for it).
+bool HasDescribeShape(std::string_view s) {
+  auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  auto is_hex = [&](char c) {
+    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+  };
+  for (size_t g = s.find("-g"); g != std::string_view::npos; g = s.find("-g", g + 1)) {
+    if (g + 2 >= s.size() || !is_hex(s[g + 2])) continue;
+    size_t d = g;
+    while (d > 0 && is_digit(s[d - 1])) --d;
+    if (d == g) continue;                        // No digits before "-g".
+    if (d >= 2 && s[d - 1] == '-') return true;  // At least one character before "-".
+  }
+  return false;
+}
+
+// libgit2 1.5.1 leaks about 20 KiB (a pcre2 match block) whenever
+// git_revparse_single tries a name containing "-g" as `git describe` output
+// and it does not match. That only happens for names that are neither a
+// reference nor a SHA, so such names are answered "not found" here first.
+// Returns true when `rev` can be given to git_revparse_single.
+bool SafeForRevparse(git_repository* repo, const std::string& rev) {
+  std::string base = rev.substr(0, rev.find_first_of("~^:@"));
+  if (base.find("-g") == std::string::npos || HasDescribeShape(base)) return true;
+  git_reference* ref = nullptr;
+  int rc = git_reference_dwim(&ref, repo, base.c_str());
+  git_reference_free(ref);
+  return rc != GIT_ENOTFOUND;  // "-g" is not hex: it cannot be a SHA either.
+}
+
 // Credentials for SSH remotes: the ssh-agent, a few attempts at most (libgit2
 // asks again after each refusal and would loop forever otherwise).
 int CredentialCallback(git_credential** out, const char* /*url*/, const char* username_from_url,
@@ -291,7 +322,8 @@ struct GitSource::Impl {
       }
     } else {
       git_object* raw = nullptr;
-      int rc = git_revparse_single(&raw, repo.get(), rev.c_str());
+      int rc = SafeForRevparse(repo.get(), rev) ? git_revparse_single(&raw, repo.get(), rev.c_str())
+                                                : GIT_ENOTFOUND;
       ObjectPtr object(raw);
       if (rc == GIT_ENOTFOUND) {
         return Status::NotFound("revision " + Quote(rev) + " not found in " + Describe() +

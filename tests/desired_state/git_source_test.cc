@@ -179,7 +179,7 @@ TEST_F(GitSourceTest, ReadsFilesAtATag) {
   std::string v2 = Commit({{"cluster.yaml", "version: 2\n"}});
   auto source = MustOpenLocal();
   ASSERT_NE(source, nullptr);
-  for (const std::string tag : {"v1", "v1-annotated", "refs/tags/v1"}) {
+  for (const char* tag : {"v1", "v1-annotated", "refs/tags/v1"}) {
     auto snap = source->Read(tag);
     ASSERT_TRUE(snap.ok()) << tag << ": " << snap.status().ToString();
     EXPECT_EQ(Contents(*snap)["cluster.yaml"], "version: 1\n") << tag;
@@ -262,6 +262,31 @@ TEST_F(GitSourceTest, UnknownRevisionIsNotFound) {
   auto snap = source->Read("0123456789abcdef0123456789abcdef01234567");
   ASSERT_FALSE(snap.ok());
   EXPECT_EQ(snap.status().code(), Code::kNotFound);
+}
+
+// Names containing "-g" take a separate path (see SafeForRevparse).
+TEST_F(GitSourceTest, ResolvesNamesWithDashGAndDescribeOutput) {
+  Commit({{"cluster.yaml", "v: 1\n"}});
+  Git(work_, "tag v1");
+  std::string head = Commit({{"cluster.yaml", "v: 2\n"}});
+  Git(work_, "branch feature-gpu");
+  std::string described = Git(work_, "describe --tags --long");
+  ASSERT_THAT(described, StartsWith("v1-1-g"));
+  auto source = MustOpenLocal();
+  ASSERT_NE(source, nullptr);
+  for (const std::string& rev : {std::string("feature-gpu"), std::string("feature-gpu~0"),
+                                 described, std::string("heads/feature-gpu")}) {
+    auto r = source->Resolve(rev);
+    ASSERT_TRUE(r.ok()) << rev << ": " << r.status().ToString();
+    EXPECT_EQ(r->commit, head) << rev;
+  }
+  for (const std::string& rev :
+       {std::string("no-gpu"), std::string("no-gpu~1"), std::string("x-gz")}) {
+    auto r = source->Resolve(rev);
+    ASSERT_FALSE(r.ok()) << rev;
+    EXPECT_EQ(r.status().code(), Code::kNotFound) << rev;
+    EXPECT_THAT(r.status().message(), HasSubstr("\"" + rev + "\"")) << rev;
+  }
 }
 
 TEST_F(GitSourceTest, MissingBranchIsNotFound) {
