@@ -132,80 +132,102 @@ struct TextProblem {
 
 // One pass over the text: valid UTF-8, no control characters, and flow
 // collections ("[", "{" outside quotes and comments) nested at most
-// `max_depth` deep. The flow scan is an approximation of YAML's rules that
-// errs towards counting too few levels; the event handler bounds the real
-// depth, this only keeps yaml-cpp's recursive scanner and parser from ever
-// seeing pathological nesting.
+// `max_depth` deep. The flow scan approximates YAML's rules and errs towards
+// counting too few levels: outside flow collections a bracket counts only
+// where a node can start ("key: [", "- [", "? [", "--- [", "&a [", "!!seq [",
+// or first on its line), so "say: press [" in a plain scalar does not count.
+// The event handler bounds the real depth; this only keeps yaml-cpp's
+// recursive scanner and parser from ever seeing pathological nesting.
 std::optional<TextProblem> CheckText(std::string_view text, size_t max_depth) {
   enum class State { kNormal, kSingle, kDouble, kComment };
   State state = State::kNormal;
   int line = 1;
   size_t line_start = 0;
   size_t depth = 0;
-  char prev = '\n';  // The previous byte outside quotes; '\n' at line start.
+  // Outside quotes: the previous byte ('\n' at line start), the last
+  // non-blank byte of the line and the first byte of its last word (0 when
+  // the line has none yet).
+  char prev = '\n';
+  char last_nonblank = 0;
+  char word_first = 0;
   auto problem = [&](size_t i, std::string message, std::string hint) {
     return TextProblem{line, static_cast<int>(i - line_start) + 1, std::move(message),
                        std::move(hint)};
   };
+  auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\n'; };
   for (size_t i = 0; i < text.size();) {
     auto b = static_cast<unsigned char>(text[i]);
     if (b >= 0x80) {
       size_t len = Utf8SequenceLength(text, i);
       if (len == 0) return problem(i, "invalid UTF-8 byte " + Hex(b), kUtf8Hint);
       i += len;
-      if (state == State::kNormal) prev = 'x';
+      if (state == State::kNormal) {
+        if (blank(prev)) word_first = 'x';
+        prev = last_nonblank = 'x';
+      }
       continue;
     }
     if (IsForbiddenControl(b)) {
       return problem(i, "control character " + Hex(b) + " is not allowed in YAML", "remove it");
     }
     char c = static_cast<char>(b);
+    if (c == '\r') c = '\n';  // For the rules below; lines are counted by '\n'.
     switch (state) {
-      case State::kNormal:
-        if (c == '#' && (prev == ' ' || prev == '\t' || prev == '\n')) {
+      case State::kNormal: {
+        bool after_blank = blank(prev);
+        if (c == '#' && after_blank) {
           state = State::kComment;
         } else if ((c == '\'' || c == '"') &&
-                   (prev == ' ' || prev == '\t' || prev == '\n' || prev == '[' || prev == '{' ||
-                    prev == ',' || prev == ':')) {
+                   (after_blank || prev == '[' || prev == '{' || prev == ',' || prev == ':')) {
           state = c == '\'' ? State::kSingle : State::kDouble;
         } else if (c == '[' || c == '{') {
-          if (++depth > max_depth) {
+          bool node_start =
+              depth > 0 ||
+              (after_blank && (last_nonblank == 0 || last_nonblank == ':' || last_nonblank == '-' ||
+                               last_nonblank == '?' || word_first == '&' || word_first == '!'));
+          if (node_start && ++depth > max_depth) {
             return problem(i, "nesting deeper than " + std::to_string(max_depth) + " levels",
                            "reduce the nesting");
           }
         } else if ((c == ']' || c == '}') && depth > 0) {
           --depth;
         }
-        prev = c == '\r' ? '\n' : c;
+        if (!blank(c)) {
+          if (after_blank) word_first = c;
+          last_nonblank = c;
+        }
+        prev = c;
         break;
+      }
       case State::kSingle:
         if (c == '\'') {
           if (i + 1 < text.size() && text[i + 1] == '\'') {
             ++i;  // An escaped quote.
           } else {
             state = State::kNormal;
-            prev = c;
+            prev = last_nonblank = c;
           }
         }
         break;
       case State::kDouble:
-        if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n') {
-          ++i;  // Skip the escaped byte (multi-byte escapes need no care).
+        if (c == '\\' && i + 1 < text.size() && (text[i + 1] == '"' || text[i + 1] == '\\')) {
+          ++i;  // An escaped quote or backslash.
         } else if (c == '"') {
           state = State::kNormal;
-          prev = c;
+          prev = last_nonblank = c;
         }
         break;
       case State::kComment:
-        if (c == '\n') {
-          state = State::kNormal;
-          prev = '\n';
-        }
+        if (c == '\n') state = State::kNormal;
         break;
     }
-    if (c == '\n') {
+    if (text[i] == '\n') {
       ++line;
       line_start = i + 1;
+      if (state == State::kNormal) {
+        prev = '\n';
+        last_nonblank = word_first = 0;
+      }
     }
     ++i;
   }

@@ -408,6 +408,28 @@ TEST(YamlReaderTest, IgnoresBracketsInQuotesAndComments) {
   EXPECT_EQ(r.docs.at(0).value["a"], many);
 }
 
+TEST(YamlReaderTest, BracketsInsidePlainScalarsDoNotCountAsNesting) {
+  std::string text;
+  for (int i = 0; i < 100; ++i) text += "k" + std::to_string(i) + ": press [ or { to open\n";
+  text += "script: |\n  if [[ -f x ]]; then echo '[[[[['; fi\ntail: x\n";
+  Result r = Read(text);
+  EXPECT_THAT(r.Errors(), IsEmpty());
+  EXPECT_EQ(r.docs.at(0).value["k99"], "press [ or { to open");
+}
+
+TEST(YamlReaderTest, CountsFlowNestingAfterTagsAnchorsAndDocumentStarts) {
+  std::string deep(70, '[');
+  const std::string kTooDeep = "nesting deeper than 64 levels; reduce the nesting";
+  EXPECT_THAT(Read("a: !!seq " + deep).Errors(), ElementsAre(Err(1, 10 + 64, kTooDeep)));
+  EXPECT_THAT(Read("a: &x " + deep).Errors(), ElementsAre(Err(1, 7 + 64, kTooDeep)));
+  EXPECT_THAT(Read("--- " + deep).Errors(), ElementsAre(Err(1, 5 + 64, kTooDeep)));
+  EXPECT_THAT(Read("- - " + deep).Errors(), ElementsAre(Err(1, 5 + 64, kTooDeep)));
+  EXPECT_THAT(Read("? " + deep).Errors(), ElementsAre(Err(1, 3 + 64, kTooDeep)));
+  EXPECT_THAT(Read("a:\n  " + deep).Errors(), ElementsAre(Err(2, 3 + 64, kTooDeep)));
+  EXPECT_THAT(Read("a: [\"x\", 'y', [b, {c: " + deep).Errors(),
+              ElementsAre(Err(1, 23 + 61, kTooDeep)));
+}
+
 TEST(YamlReaderTest, Rejects200000CompactBlockSequencesOnAThread) {
   std::string text;
   for (int i = 0; i < 200000; ++i) text += "- ";
