@@ -6,9 +6,8 @@ namespace {
 // Characters no shell gives a meaning to in any position of a word. '=' is
 // left out: "A=b" as the first word of a command is an assignment.
 bool IsSafe(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '_' || c == '@' || c == '+' || c == ':' || c == ',' || c == '.' || c == '/' ||
-         c == '-';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '@' || c == '+' || c == ':' || c == ',' || c == '.' || c == '/' || c == '-';
 }
 
 }  // namespace

@@ -178,8 +178,7 @@ Result<CommandResult> Exec(ssh_session s, const std::string& command,
   int rc;
   while ((rc = ssh_channel_open_session(ch)) == SSH_AGAIN) {
     if (Clock::now() >= open_deadline) {
-      return Status::Timeout("opening a channel timed out after " +
-                             std::to_string(MsSince(start)) +
+      return Status::Timeout("opening a channel timed out after " + std::to_string(MsSince(start)) +
                              " ms; the command was not started");
     }
     WaitSocket(s, open_deadline);
@@ -197,12 +196,12 @@ Result<CommandResult> Exec(ssh_session s, const std::string& command,
     // Best effort: ask sshd to stop the command before the session is dropped.
     ssh_channel_request_send_signal(ch, "TERM");
     ssh_blocking_flush(s, 200);
-    return Status::Timeout("command timed out after " + std::to_string(MsSince(start)) +
-                           " ms" + unknown);
+    return Status::Timeout("command timed out after " + std::to_string(MsSince(start)) + " ms" +
+                           unknown);
   };
   auto lost = [&] {
-    return Status::Unavailable("connection lost while the command was running (" +
-                               SshError(s) + ")" + unknown);
+    return Status::Unavailable("connection lost while the command was running (" + SshError(s) +
+                               ")" + unknown);
   };
 
   while ((rc = ssh_channel_request_exec(ch, command.c_str())) == SSH_AGAIN) {
@@ -219,12 +218,13 @@ Result<CommandResult> Exec(ssh_session s, const std::string& command,
   bool truncated = false;
   char buf[16384];
   for (;;) {
+    // Checked on every round: a command that never stops writing must time out too.
+    if (Clock::now() >= deadline) return timed_out();
     bool progress = false;
     for (int is_stderr = 0; is_stderr < 2; ++is_stderr) {
       int n = ssh_channel_read_nonblocking(ch, buf, sizeof buf, is_stderr);
       if (n > 0) {
-        AppendCapped(is_stderr ? result.err : result.out, buf, static_cast<size_t>(n),
-                     &truncated);
+        AppendCapped(is_stderr ? result.err : result.out, buf, static_cast<size_t>(n), &truncated);
         progress = true;
       } else if (n == SSH_ERROR) {
         return lost();
@@ -234,7 +234,6 @@ Result<CommandResult> Exec(ssh_session s, const std::string& command,
     if (ssh_channel_is_eof(ch)) break;
     if (Broken(s)) return lost();
     if (ssh_channel_is_closed(ch)) break;  // closed without EOF: nothing more comes
-    if (Clock::now() >= deadline) return timed_out();
     WaitSocket(s, deadline);
   }
 
@@ -272,7 +271,7 @@ struct SshPool::Conn {
   std::string machine;
   std::string where;  // "ssh jetson (ops@192.168.1.177:22)" for messages
 
-  std::timed_mutex mu;  // held for every use of `session`, including I/O
+  std::timed_mutex mu;            // held for every use of `session`, including I/O
   ssh_session session = nullptr;  // guarded by mu
   Clock::time_point last_used;    // guarded by mu
 
@@ -299,8 +298,8 @@ struct SshPool::Conn {
     if (failures == 0 || left <= 0) return Status::Ok();
     const Code code =
         last_error.code() == Code::kPermission ? Code::kPermission : Code::kUnavailable;
-    return Status(code, where + ": " + last_error.message() + "; retry in " +
-                            std::to_string(left) + " ms (reconnect backoff)");
+    return Status(code, where + ": " + last_error.message() + "; retry in " + std::to_string(left) +
+                            " ms (reconnect backoff)");
   }
 };
 
@@ -395,7 +394,8 @@ Result<CommandResult> SshPool::Run(const SshTarget& target, const std::string& s
     bool fresh = false;
     if (conn->session != nullptr) {
       bool usable = !Broken(conn->session);
-      if (usable && Clock::now() - conn->last_used > std::chrono::seconds(options_.keepalive_seconds)) {
+      if (usable &&
+          Clock::now() - conn->last_used > std::chrono::seconds(options_.keepalive_seconds)) {
         usable = ssh_send_ignore(conn->session, "") == SSH_OK;
       }
       if (!usable) {
@@ -487,7 +487,8 @@ Status SshPool::Establish(Conn& conn, const SshTarget& target) {
   int nodelay = 1;
   if (ssh_options_set(s, SSH_OPTIONS_HOST, target.address.c_str()) != SSH_OK ||
       ssh_options_set(s, SSH_OPTIONS_PORT, &port) != SSH_OK ||
-      (!target.user.empty() && ssh_options_set(s, SSH_OPTIONS_USER, target.user.c_str()) != SSH_OK) ||
+      (!target.user.empty() &&
+       ssh_options_set(s, SSH_OPTIONS_USER, target.user.c_str()) != SSH_OK) ||
       ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &timeout_s) != SSH_OK ||
       ssh_options_set(s, SSH_OPTIONS_TIMEOUT_USEC, &timeout_us) != SSH_OK ||
       ssh_options_set(s, SSH_OPTIONS_LOG_VERBOSITY, &verbosity) != SSH_OK ||
@@ -520,13 +521,19 @@ Status SshPool::Establish(Conn& conn, const SshTarget& target) {
     case SSH_KNOWN_HOSTS_CHANGED:
       return Status::Permission("host_key_mismatch: the machine presented " +
                                 ServerKeyFingerprint(s) + ", not the key recorded for it in " +
-                                kh_name + "; if the machine was reinstalled, verify its new key "
-                                "and replace its line in " + kh_name);
+                                kh_name +
+                                "; if the machine was reinstalled, verify its new key "
+                                "and replace its line in " +
+                                kh_name);
     case SSH_KNOWN_HOSTS_OTHER:
       return Status::Permission("host_key_mismatch: the machine presented " +
-                                ServerKeyFingerprint(s) + ", of another type than the key "
-                                "recorded for it in " + kh_name + "; verify the machine's key "
-                                "and update its line in " + kh_name);
+                                ServerKeyFingerprint(s) +
+                                ", of another type than the key "
+                                "recorded for it in " +
+                                kh_name +
+                                "; verify the machine's key "
+                                "and update its line in " +
+                                kh_name);
     case SSH_KNOWN_HOSTS_UNKNOWN:
     case SSH_KNOWN_HOSTS_NOT_FOUND:
       if (options_.policy == HostKeyPolicy::kAcceptNew) {
@@ -534,8 +541,8 @@ Status SshPool::Establish(Conn& conn, const SshTarget& target) {
         if (ssh_session_is_known_server(s) != SSH_KNOWN_HOSTS_OK) {  // not added meanwhile
           if (!known_hosts.empty()) {
             std::error_code ec;
-            std::filesystem::create_directories(
-                std::filesystem::path(known_hosts).parent_path(), ec);
+            std::filesystem::create_directories(std::filesystem::path(known_hosts).parent_path(),
+                                                ec);
           }
           if (ssh_session_update_known_hosts(s) != SSH_OK) {
             return Status::Internal("cannot record the host key in " + kh_name + ": " +
@@ -571,8 +578,7 @@ Status SshPool::Establish(Conn& conn, const SshTarget& target) {
   int auth;
   if (!identity.empty()) {
     ssh_key key = nullptr;
-    if (ssh_pki_import_privkey_file(identity.c_str(), nullptr, nullptr, nullptr, &key) !=
-            SSH_OK ||
+    if (ssh_pki_import_privkey_file(identity.c_str(), nullptr, nullptr, nullptr, &key) != SSH_OK ||
         key == nullptr) {
       return Status::Permission("cannot load identity file " + identity +
                                 " (missing, unreadable, not a private key, or "

@@ -5,9 +5,10 @@
 // exit code and output. SshPool is the real implementation (libssh); tests
 // and --dry-run substitute their own.
 //
-//   SshPool pool({.known_hosts = "/var/lib/clusterctl/known_hosts"});
-//   SshTarget t{.machine = "jetson", .address = "192.168.1.177", .user = "ops",
-//               .identity_file = "~/.ssh/id_ed25519"};
+//   SshOptions options;
+//   options.known_hosts = "/var/lib/clusterctl/known_hosts";
+//   SshPool pool(options);
+//   SshTarget t;  // machine "jetson", address "192.168.1.177", user "ops", ...
 //   Result<CommandResult> r = pool.Run(t, "exec " + ShellJoin(argv), 30s);
 //   if (!r.ok()) { ... r.status() ... } else if (r->exit_code != 0) { ... }
 //
@@ -115,8 +116,11 @@ class CommandRunner {
 // machines run in parallel. No pool-wide lock is held during network I/O,
 // so a dead or frozen machine delays only the callers of that machine. A
 // caller waits for its machine's session at most connect_timeout + its own
-// timeout, then gets kTimeout. At most max_concurrent_connects sessions are
-// being established at once.
+// timeout, then gets kTimeout. Once it holds the session, a Run takes at most
+// connect_timeout to open a channel (plus one reconnect, also bounded by
+// connect_timeout, when a reused session turns out dead) and `timeout` for
+// the command. At most max_concurrent_connects sessions are being
+// established at once.
 //
 // Failures: any session-level error or timeout frees the session; the next
 // Run reconnects. A session found dead before the command was sent is
