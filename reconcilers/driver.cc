@@ -52,16 +52,6 @@ std::string Describe(const std::string& out, int stop_timeout_seconds) {
 
 }  // namespace
 
-SshTarget TargetOf(const desired_state::Machine& m) {
-  SshTarget t;
-  t.machine = m.name;
-  t.address = m.address;
-  t.port = m.ssh.port;
-  t.user = m.ssh.user;
-  t.identity_file = m.ssh.identity_file;
-  return t;
-}
-
 ShellDriver::ShellDriver(CommandRunner* runner, Options options)
     : runner_(runner), options_(std::move(options)) {
   if (!options_.now_ms) {
@@ -77,7 +67,7 @@ Result<MachineObservation> ShellDriver::Observe(
     const desired_state::Machine& machine,
     const std::vector<const desired_state::Service*>& services) {
   auto r =
-      runner_->Run(TargetOf(machine), ObserveScript(machine, services), options_.observe_timeout);
+      runner_->Run(TargetFor(machine), ObserveScript(machine, services), options_.observe_timeout);
   if (!r.ok()) return r.status().Annotate("observing machine \"" + machine.name + "\"");
   if (r->exit_code != 0) {
     return Status::Internal("observing machine \"" + machine.name + "\": exit " +
@@ -90,7 +80,7 @@ Result<std::string> ShellDriver::RunAction(const desired_state::Machine& machine
                                            const desired_state::Service& service, const char* verb,
                                            const std::string& script) {
   auto timeout = options_.command_timeout + std::chrono::seconds(service.stop_timeout_seconds);
-  auto r = runner_->Run(TargetOf(machine), script, timeout);
+  auto r = runner_->Run(TargetFor(machine), script, timeout);
   const std::string what = std::string(verb) + " " + service.name + "@" + machine.name;
   if (!r.ok()) return r.status().Annotate(what);
   if (r->exit_code != 0) {

@@ -23,6 +23,7 @@
 #include "desired-state/status.h"
 #include "reconcilers/observed.h"
 #include "reconcilers/ssh.h"
+#include "reconcilers/target.h"
 
 namespace clusterctl::reconcilers {
 
@@ -46,9 +47,6 @@ class ServiceDriver {
                                       const desired_state::Service& service,
                                       const std::string& spec_hash) = 0;
 };
-
-// The SSH target of a machine (address, port, user, identity file).
-SshTarget TargetOf(const desired_state::Machine& machine);
 
 class ShellDriver : public ServiceDriver {
  public:

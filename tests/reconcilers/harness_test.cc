@@ -70,7 +70,9 @@ class TestServiceTest : public ::testing::Test {
     port_ = PickFreePort();
     std::vector<std::string> argv = {TestServiceBin(), "--port", std::to_string(port_)};
     argv.insert(argv.end(), flags.begin(), flags.end());
-    auto p = std::make_unique<Process>(argv, SpawnOptions{.stdout_path = log_, .env = env});
+    SpawnOptions options = OutputTo(log_);
+    options.env = env;
+    auto p = std::make_unique<Process>(argv, options);
     EXPECT_TRUE(WaitFor([&] { return CanConnect("127.0.0.1", port_); }, milliseconds(5000)))
         << ReadFile(log_);
     return p;
@@ -129,9 +131,9 @@ TEST_F(TestServiceTest, HangAcceptsConnectionsButNeverAnswers) {
 
 TEST_F(TestServiceTest, LogsItsPidAndEnvAndWritesItsPidFile) {
   const std::string pid_file = tmp_.Sub("svc.pid");
-  auto svc = Start({"--print-env", "GREETING", "--print-env", "ABSENT_VAR", "--write-file",
-                    pid_file},
-                   {"GREETING=hello world"});
+  auto svc =
+      Start({"--print-env", "GREETING", "--print-env", "ABSENT_VAR", "--write-file", pid_file},
+            {"GREETING=hello world"});
   EXPECT_TRUE(WaitFor([&] { return !ReadFile(pid_file).empty(); }, milliseconds(2000)));
   EXPECT_EQ(ReadFile(pid_file), std::to_string(svc->pid()) + "\n");
   const std::string log = ReadFile(log_);
@@ -170,7 +172,9 @@ TEST(RedisServerTest, StartsAndAnswersPing) {
 }
 
 TEST(RedisServerTest, RequirepassRefusesPingWithoutThePassword) {
-  RedisServer redis({.password = "s3cret word"});
+  RedisServerOptions options;
+  options.password = "s3cret word";
+  RedisServer redis(options);
   EXPECT_TRUE(redis.Ping());
   EXPECT_FALSE(redis.Ping(milliseconds(500), /*use_password=*/false));
   EXPECT_EQ(ReadFile(redis.WritePasswordFile()), "s3cret word");
@@ -189,12 +193,12 @@ TEST(SshHostTest, ServesCommandsWithItsOwnHomeAndKnownHostsLine) {
   EXPECT_TRUE(ProcessAlive(host.pid()));
   EXPECT_EQ(host.address().rfind("127.0.0.", 0), 0u);
   std::string out;
-  ASSERT_EQ(host.RunWithOpenSsh("echo hi; echo $HOME", &out), 0) << out << ReadFile(host.log_path());
+  ASSERT_EQ(host.RunWithOpenSsh("echo hi; echo $HOME", &out), 0)
+      << out << ReadFile(host.log_path());
   EXPECT_EQ(out, "hi\n" + host.home_dir() + "\n");
   EXPECT_EQ(ReadFile(host.known_hosts_path()), host.known_hosts_line() + "\n");
-  EXPECT_EQ(host.known_hosts_line().rfind("[" + host.address() + "]:" +
-                                              std::to_string(host.port()) + " ssh-ed25519 ",
-                                          0),
+  EXPECT_EQ(host.known_hosts_line().rfind(
+                "[" + host.address() + "]:" + std::to_string(host.port()) + " ssh-ed25519 ", 0),
             0u);
 }
 
@@ -214,8 +218,7 @@ TEST(SshHostTest, KillSigkillEndsSshdAndItsSessions) {
   // A session that lasts: its processes are descendants of sshd.
   Process client({"ssh", "-F", "/dev/null", "-q", "-i", host.client_key_path(), "-o",
                   "BatchMode=yes", "-o", "UserKnownHostsFile=" + host.known_hosts_path(), "-p",
-                  std::to_string(host.port()), host.user() + "@" + host.address(),
-                  "sleep 1000"});
+                  std::to_string(host.port()), host.user() + "@" + host.address(), "sleep 1000"});
   const pid_t sshd = host.pid();
   ASSERT_TRUE(WaitFor([&] { return Descendants(sshd).size() >= 2; }, milliseconds(10000)));
   std::vector<pid_t> sessions = Descendants(sshd);
@@ -235,7 +238,7 @@ TEST(SshHostTest, TeardownKillsServicesFromPidFilesAndSessions) {
     // A service started through sshd with setsid, as the process driver does.
     const std::string pid_file = host.state_dir() + "/web/service.pid";
     std::string out;
-    ASSERT_EQ(host.RunWithOpenSsh("mkdir -p " + host.state_dir() + "/web && setsid " +
+    ASSERT_EQ(host.RunWithOpenSsh("mkdir -p " + host.state_dir() + "/web; setsid " +
                                       TestServiceBin() + " --write-file " + pid_file +
                                       " >/dev/null 2>&1 < /dev/null & echo started",
                                   &out),

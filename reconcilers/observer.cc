@@ -1,0 +1,108 @@
+#include "reconcilers/observer.h"
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+namespace clusterctl::reconcilers {
+
+using desired_state::DesiredState;
+using desired_state::Machine;
+using desired_state::Service;
+
+int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+namespace {
+
+// Runs fn(i) for i in [0, n) on up to `parallel` threads.
+void ForEachParallel(size_t n, int parallel, const std::function<void(size_t)>& fn) {
+  std::atomic<size_t> next{0};
+  std::vector<std::thread> threads;
+  const size_t workers = std::min<size_t>(n, static_cast<size_t>(std::max(1, parallel)));
+  for (size_t w = 0; w < workers; ++w) {
+    threads.emplace_back([&] {
+      for (size_t i = next++; i < n; i = next++) fn(i);
+    });
+  }
+  for (auto& t : threads) t.join();
+}
+
+}  // namespace
+
+ClusterObservation ObserveCluster(const DesiredState& desired, const DesiredState* previous,
+                                  ServiceDriver& driver, Prober* prober,
+                                  const ObserveOptions& options) {
+  const auto now = options.now_ms ? options.now_ms : WallMs;
+  const int64_t t0 = now();
+  // Machines and the services to ask each about: desired first, then what
+  // only the previous revision had (to be pruned).
+  struct Work {
+    const Machine* machine;
+    std::vector<const Service*> services;
+  };
+  std::map<std::string, Work> work;
+  auto add = [&](const DesiredState& d) {
+    for (const auto& m : d.machines) {
+      if (!work.count(m.name)) work[m.name] = Work{&m, {}};
+    }
+    for (const auto& i : d.instances) {
+      auto it = work.find(i.machine);
+      const Service* s = d.FindService(i.service);
+      if (it == work.end() || s == nullptr) continue;
+      auto& svcs = it->second.services;
+      bool present = std::any_of(svcs.begin(), svcs.end(),
+                                 [&](const Service* x) { return x->name == s->name; });
+      if (!present) svcs.push_back(s);
+    }
+  };
+  add(desired);
+  if (previous != nullptr) add(*previous);
+
+  std::vector<Work*> items;
+  for (auto& [_, w] : work) items.push_back(&w);
+  ClusterObservation out;
+  std::mutex mu;
+  ForEachParallel(items.size(), options.max_parallel, [&](size_t i) {
+    const Work& w = *items[i];
+    auto obs = driver.Observe(*w.machine, w.services);
+    std::lock_guard<std::mutex> g(mu);
+    if (obs.ok()) {
+      out.facts.push_back(obs->facts);
+      for (auto& inst : obs->instances) out.instances.push_back(std::move(inst));
+    } else {
+      MachineFacts f;
+      f.machine = w.machine->name;
+      f.reachable = false;
+      f.error = obs.status().message();
+      f.observed_at_ms = now();
+      out.facts.push_back(f);
+      out.unreachable[w.machine->name] = obs.status().message();
+    }
+  });
+  std::sort(out.facts.begin(), out.facts.end(),
+            [](const MachineFacts& a, const MachineFacts& b) { return a.machine < b.machine; });
+  std::sort(out.instances.begin(), out.instances.end(),
+            [](const ObservedInstance& a, const ObservedInstance& b) { return a.Key() < b.Key(); });
+
+  if (options.probe_readiness && prober != nullptr) {
+    std::vector<ProbeRequest> requests;
+    for (const auto& inst : out.instances) {
+      if (inst.state != ObservedState::kRunning) continue;
+      const Service* s = desired.FindService(inst.service);
+      const Machine* m = desired.FindMachine(inst.machine);
+      if (s == nullptr || m == nullptr || !s->readiness) continue;
+      requests.push_back({s, m, ProbeRole::kReadiness});
+    }
+    out.readiness = RunProbes(*prober, requests, options.max_parallel);
+    for (const auto& r : out.readiness) out.ready[r.Key()] = r.ok;
+  }
+  out.duration_ms = now() - t0;
+  return out;
+}
+
+}  // namespace clusterctl::reconcilers

@@ -1,0 +1,47 @@
+// ObserveCluster: one observation pass over every machine of a desired state
+// (and of the previously applied one, so pruned instances are seen), in
+// parallel, followed by readiness probes of the running instances.
+//
+// A machine that cannot be reached is reported in `unreachable` with the
+// reason; its instances are absent (unknown), never guessed.
+//
+// Thread-safety: reentrant; uses the driver and prober from several threads.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "desired-state/model.h"
+#include "reconcilers/driver.h"
+#include "reconcilers/observed.h"
+#include "reconcilers/probes.h"
+
+namespace clusterctl::reconcilers {
+
+struct ClusterObservation {
+  std::vector<ObservedInstance> instances;         // Reachable machines only.
+  std::vector<MachineFacts> facts;                 // Every machine; reachable=false with error.
+  std::map<std::string, std::string> unreachable;  // machine -> reason
+  std::vector<ProbeResult> readiness;              // Running instances with a readiness probe.
+  std::map<std::string, bool> ready;               // Instance key -> ready.
+  int64_t duration_ms = 0;
+};
+
+struct ObserveOptions {
+  int max_parallel = 32;            // Machines observed at once. Default: 32.
+  bool probe_readiness = true;      // Default: true.
+  std::function<int64_t()> now_ms;  // Default: wall clock.
+};
+
+ClusterObservation ObserveCluster(const desired_state::DesiredState& desired,
+                                  const desired_state::DesiredState* previous,
+                                  ServiceDriver& driver, Prober* prober,
+                                  const ObserveOptions& options = {});
+
+// Wall-clock milliseconds since the epoch.
+int64_t WallMs();
+
+}  // namespace clusterctl::reconcilers
