@@ -12,6 +12,28 @@ const std::vector<Command>& AllCommands() {
        "Load and check the desired state of a revision; touches no machine.\n"
        "Exit 0 valid, 1 invalid.",
        SetupValidate},
+      {"diff",
+       "Observe, then print the ordered plan to reach a revision.\n"
+       "Exit 0 in sync, 2 changes pending, 1 error.",
+       SetupDiff},
+      {"apply",
+       "Observe, plan and execute with live progress; every step audited.\n"
+       "Exit 0 converged, 1 failed or partial.",
+       SetupApply},
+      {"status",
+       "Per machine and service: state, readiness, pid, uptime; overall health.\n"
+       "Exit 0 healthy, 3 degraded, 4 unhealthy, 1 error.",
+       SetupStatus},
+      {"probe",
+       "Run every probe once: pass/fail and latency per instance.\n"
+       "Exit 0 when every critical probe passes.",
+       SetupProbe},
+      {"restart", "Rolling restart of a service without a desired-state change.", SetupRestart},
+      {"why", "Explain an instance: desired vs observed, the planned step, what blocks it.",
+       SetupWhy},
+      {"history", "Revisions applied: commit, author, time, result.", SetupHistory},
+      {"suspend", "Pause automatic reconciliation of the running clusterd.", SetupSuspend},
+      {"resume", "Resume automatic reconciliation of the running clusterd.", SetupResume},
   };
   return kCommands;
 }
@@ -26,6 +48,10 @@ int Main(int argc, char** argv) {
       "Examples:\n"
       "  clusterctl validate --repo examples/langgraph\n"
       "  clusterctl validate --repo /srv/cluster.git --rev v1.2 --json\n"
+      "  clusterctl diff                 # what apply would do, and why\n"
+      "  clusterctl apply --dry-run\n"
+      "  clusterctl status --verbose\n"
+      "  clusterctl why tools-server     # what blocks it, down to the root cause\n"
       "Config: --config FILE, $CLUSTERCTL_CONFIG, ./clusterctl.yaml or\n"
       "~/.config/clusterctl/config.yaml (see docs/configuration.md). Flags override it.");
   app.require_subcommand(1);

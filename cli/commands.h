@@ -25,5 +25,14 @@ const std::vector<Command>& AllCommands();
 
 // One registration function per command file.
 CommandFn SetupValidate(CLI::App* sub, Globals* g);
+CommandFn SetupDiff(CLI::App* sub, Globals* g);
+CommandFn SetupApply(CLI::App* sub, Globals* g);
+CommandFn SetupStatus(CLI::App* sub, Globals* g);
+CommandFn SetupProbe(CLI::App* sub, Globals* g);
+CommandFn SetupRestart(CLI::App* sub, Globals* g);
+CommandFn SetupWhy(CLI::App* sub, Globals* g);
+CommandFn SetupHistory(CLI::App* sub, Globals* g);
+CommandFn SetupSuspend(CLI::App* sub, Globals* g);
+CommandFn SetupResume(CLI::App* sub, Globals* g);
 
 }  // namespace clusterctl::cli

@@ -40,6 +40,13 @@ struct SpawnOptions {
   std::string working_dir;
 };
 
+// SpawnOptions that send stdout and stderr to `path`.
+inline SpawnOptions OutputTo(const std::string& path) {
+  SpawnOptions o;
+  o.stdout_path = path;
+  return o;
+}
+
 // One child process, spawned with posix_spawnp (PATH is searched). Signal
 // dispositions and the signal mask are reset to defaults in the child.
 class Process {

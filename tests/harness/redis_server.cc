@@ -30,17 +30,15 @@ void RedisServer::Start() {
   std::string problem;
   for (int attempt = 0; attempt < 5; ++attempt) {
     port_ = options_.port != 0 ? options_.port : PickFreePort("127.0.0.1");
-    std::vector<std::string> argv = {"redis-server", "--bind",       "127.0.0.1",
-                                     "--port",       std::to_string(port_),
-                                     "--save",       "",
-                                     "--appendonly", "no",
-                                     "--daemonize",  "no",
-                                     "--dir",        dir_.path()};
+    std::vector<std::string> argv = {
+        "redis-server", "--bind", "127.0.0.1",    "--port", std::to_string(port_),
+        "--save",       "",       "--appendonly", "no",     "--daemonize",
+        "no",           "--dir",  dir_.path()};
     if (!options_.password.empty()) {
       argv.push_back("--requirepass");
       argv.push_back(options_.password);
     }
-    auto p = std::make_unique<Process>(argv, SpawnOptions{.stdout_path = log_path()});
+    auto p = std::make_unique<Process>(argv, OutputTo(log_path()));
     process_ = std::move(p);
     bool settled = WaitFor([&] { return !process_->Running() || Ping(milliseconds(200)); },
                            options_.start_timeout, milliseconds(20));

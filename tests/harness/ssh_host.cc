@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -87,7 +88,7 @@ void GenerateEd25519Key(const std::string& path, const std::string& comment) {
   fs::remove(path, ec);
   fs::remove(path + ".pub", ec);
   Process keygen({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path},
-                 SpawnOptions{.stdout_path = path + ".keygen.log"});
+                 OutputTo(path + ".keygen.log"));
   std::optional<int> rc = keygen.WaitForExit(milliseconds(20000));
   if (!rc || *rc != 0 || !fs::exists(path + ".pub")) {
     throw std::runtime_error("ssh-keygen failed for " + path + ": " +
@@ -190,10 +191,10 @@ void SshHost::Start() {
     const size_t log_start = ReadFile(log_path()).size();
     const std::string listening =
         "Server listening on " + address_ + " port " + std::to_string(port_);
-    auto sshd = std::make_unique<Process>(
-        std::vector<std::string>{"/usr/sbin/sshd", "-D", "-f", dir_ + "/sshd_config", "-E",
-                                 log_path()},
-        SpawnOptions{.stdout_path = dir_ + "/sshd.out"});
+    auto sshd =
+        std::make_unique<Process>(std::vector<std::string>{"/usr/sbin/sshd", "-D", "-f",
+                                                           dir_ + "/sshd_config", "-E", log_path()},
+                                  OutputTo(dir_ + "/sshd.out"));
     if (start_ticks_ == 0) start_ticks_ = ProcessStartTicks(sshd->pid());
     bool up = WaitFor(
         [&] {
@@ -219,51 +220,74 @@ void SshHost::Start() {
                            ReadFile(dir_ + "/sshd.out"));
 }
 
-void SshHost::Kill(int sig) {
-  if (!sshd_) return;
-  const pid_t root = sshd_->pid();
-  // Freeze the listener so it forks no new session while the tree is walked.
-  if (sig != SIGCONT) ::kill(root, SIGSTOP);
-  std::vector<pid_t> tree = Descendants(root);
-  for (pid_t p : tree) ::kill(p, sig);
-  if (sig == SIGKILL) {
-    for (pid_t p : Descendants(root)) ::kill(p, SIGKILL);  // late forks
+namespace {
+
+// Stops `root` and every process descended from it, walking the tree until
+// no new process appears (a process caught mid-fork leaves a child that the
+// next round stops). Frozen processes cannot fork, so the result is the
+// whole tree. Returns the descendants (root excluded).
+std::vector<pid_t> FreezeTree(pid_t root) {
+  ::kill(root, SIGSTOP);
+  std::set<pid_t> seen;
+  for (int round = 0; round < 20; ++round) {
+    bool added = false;
+    for (pid_t p : Descendants(root)) {
+      if (seen.insert(p).second) {
+        ::kill(p, SIGSTOP);
+        added = true;
+      }
+    }
+    if (!added) break;
   }
-  ::kill(root, sig);
-  if (sig != SIGSTOP && sig != SIGKILL) ::kill(root, SIGCONT);
-  if (sig == SIGKILL) {
-    sshd_->WaitForExit(milliseconds(10000));
-    sshd_.reset();
-    WaitFor(
-        [&] {
-          for (pid_t p : tree) {
-            if (ProcessAlive(p)) return false;
-          }
-          return true;
-        },
-        milliseconds(5000));
-  }
+  return {seen.begin(), seen.end()};
 }
 
-void SshHost::Stop() {
-  if (!sshd_) return;
-  const pid_t root = sshd_->pid();
-  ::kill(root, SIGSTOP);
-  std::vector<pid_t> tree = Descendants(root);
-  for (pid_t p : tree) ::kill(p, SIGKILL);
-  for (pid_t p : Descendants(root)) ::kill(p, SIGKILL);
-  ::kill(root, SIGTERM);
-  ::kill(root, SIGCONT);
-  sshd_->Stop(milliseconds(5000));
-  sshd_.reset();
+void WaitGone(const std::vector<pid_t>& pids) {
   WaitFor(
       [&] {
-        for (pid_t p : tree) {
+        for (pid_t p : pids) {
           if (ProcessAlive(p)) return false;
         }
         return true;
       },
       milliseconds(5000));
+}
+
+}  // namespace
+
+void SshHost::Kill(int sig) {
+  if (!sshd_) return;
+  const pid_t root = sshd_->pid();
+  if (sig == SIGKILL) {
+    Stop();
+    return;
+  }
+  if (sig == SIGCONT) {
+    ::kill(root, SIGCONT);
+    for (pid_t p : Descendants(root)) ::kill(p, SIGCONT);
+    return;
+  }
+  std::vector<pid_t> tree = FreezeTree(root);
+  if (sig == SIGSTOP) return;
+  for (pid_t p : tree) ::kill(p, sig);
+  ::kill(root, sig);
+  for (pid_t p : tree) ::kill(p, SIGCONT);
+  ::kill(root, SIGCONT);
+}
+
+void SshHost::Stop() {
+  if (!sshd_) return;
+  // SIGKILL for the listener too: one that handled SIGTERM could still fork
+  // a session for a connection it had accepted, and that session would
+  // outlive the host.
+  const pid_t root = sshd_->pid();
+  std::vector<pid_t> tree = FreezeTree(root);
+  for (pid_t p : tree) ::kill(p, SIGKILL);
+  sshd_->KillGroup(SIGKILL);
+  sshd_->Kill(SIGKILL);
+  sshd_->WaitForExit(milliseconds(10000));
+  sshd_.reset();
+  WaitGone(tree);
 }
 
 void SshHost::Restart() {
@@ -307,11 +331,27 @@ int SshHost::RunWithOpenSsh(const std::string& command, std::string* output,
   const std::string known = dir_ + "/openssh_known_hosts";
   WriteFile(known, known_hosts_line() + "\n");
   const std::string out_path = dir_ + "/openssh.out";
-  Process ssh({"ssh", "-F", "/dev/null", "-q", "-i", client_key_path_, "-o", "BatchMode=yes",
-               "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=" + known, "-o",
-               "GlobalKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5", "-p",
-               std::to_string(port_), user() + "@" + address_, command},
-              SpawnOptions{.stdout_path = out_path});
+  Process ssh({"ssh",
+               "-F",
+               "/dev/null",
+               "-q",
+               "-i",
+               client_key_path_,
+               "-o",
+               "BatchMode=yes",
+               "-o",
+               "StrictHostKeyChecking=yes",
+               "-o",
+               "UserKnownHostsFile=" + known,
+               "-o",
+               "GlobalKnownHostsFile=/dev/null",
+               "-o",
+               "ConnectTimeout=5",
+               "-p",
+               std::to_string(port_),
+               user() + "@" + address_,
+               command},
+              OutputTo(out_path));
   std::optional<int> rc = ssh.WaitForExit(timeout);
   if (!rc) {
     ssh.KillGroup(SIGKILL);
@@ -324,8 +364,10 @@ int SshHost::RunWithOpenSsh(const std::string& command, std::string* output,
 TestCluster::TestCluster(int n) {
   GenerateEd25519Key(client_key_path(), "clusterctl-test-client");
   for (int i = 0; i < n; ++i) {
-    hosts_.push_back(std::make_unique<SshHost>(SshHostOptions{
-        .dir = tmp_.Sub("host" + std::to_string(i)), .client_key_path = client_key_path()}));
+    SshHostOptions options;
+    options.dir = tmp_.Sub("host" + std::to_string(i));
+    options.client_key_path = client_key_path();
+    hosts_.push_back(std::make_unique<SshHost>(options));
   }
   WriteKnownHosts();
 }

@@ -93,13 +93,15 @@ class SshHost {
   pid_t pid() const;
   bool running() const;
 
-  // Stops sshd (SIGTERM) and kills every session process (SIGKILL), as a
-  // machine's sshd going away would look to a client. Services started by
-  // sessions keep running. Idempotent.
+  // Kills sshd and every session process (SIGKILL, after freezing the
+  // whole tree so that nothing forks meanwhile), as a machine's sshd going
+  // away looks to a client. Services that left their session (setsid) keep
+  // running. Idempotent.
   void Stop();
   // Sends `sig` to sshd and every process descended from it (open sessions
-  // and the commands they run). SIGKILL leaves the host stopped (Restart()
-  // brings it back); SIGSTOP freezes it until Kill(SIGCONT).
+  // and the commands they run). SIGKILL is Stop(): the host stays down until
+  // Restart(). SIGSTOP freezes the tree (new connections wait in the kernel's
+  // backlog) until Kill(SIGCONT).
   void Kill(int sig);
   // Stop(), then start sshd again on the same address and port with the
   // current host key.

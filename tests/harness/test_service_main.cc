@@ -250,8 +250,8 @@ int main(int argc, char** argv) {
       hung.push_back(conn);
       continue;
     }
-    const bool ready = !f.fail_readiness &&
-                       Clock::now() - start >= std::chrono::milliseconds(f.ready_delay_ms);
+    const bool ready =
+        !f.fail_readiness && Clock::now() - start >= std::chrono::milliseconds(f.ready_delay_ms);
     std::thread(Serve, conn, ready).detach();
   }
 }

@@ -1,0 +1,462 @@
+// clusterctl diff / apply / restart: observe, plan, and (apply, restart)
+// execute with live progress; every step audited.
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli/remote.h"
+#include "cli/session.h"
+#include "controller/status_view.h"
+
+namespace clusterctl::cli {
+namespace {
+
+using nlohmann::json;
+using reconcilers::Plan;
+using reconcilers::Step;
+using reconcilers::StepOutcome;
+using reconcilers::StepResult;
+
+json PlanJson(const Plan& plan) {
+  json steps = json::array();
+  for (const Step& s : plan.steps) {
+    json requires_ = json::array();
+    for (const auto& r : s.requires_) {
+      requires_.push_back({{"instance", r.key}, {"condition", r.ready ? "ready" : "started"}});
+    }
+    json after = json::array();
+    for (int a : s.after) after.push_back(a + 1);
+    steps.push_back({{"step", s.id + 1},
+                     {"action", reconcilers::ActionName(s.action)},
+                     {"service", s.service},
+                     {"machine", s.machine},
+                     {"level", s.level},
+                     {"reason", s.reason},
+                     {"after", after},
+                     {"requires", requires_}});
+  }
+  json blocked = json::object();
+  for (const auto& [k, why] : plan.blocked) blocked[k] = why;
+  return {{"in_sync", plan.InSync()},
+          {"refused", plan.refused},
+          {"steps", steps},
+          {"blocked", blocked},
+          {"max_parallel", plan.max_parallel}};
+}
+
+// Live progress: a line per step as it starts and ends, with elapsed time;
+// on a terminal also a spinner line with the steps in flight. With --json,
+// one JSON object per event.
+class Progress : public reconcilers::StepListener {
+ public:
+  Progress(size_t total, bool json) : total_(total), json_(json), tty_(isatty(1) && !json) {
+    start_ = std::chrono::steady_clock::now();
+    if (tty_) spinner_ = std::thread([this] { Spin(); });
+  }
+  ~Progress() override { Stop(); }
+
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      if (stopped_) return;
+      stopped_ = true;
+    }
+    cv_.notify_all();
+    if (spinner_.joinable()) spinner_.join();
+    if (tty_) std::printf("\r\033[K");
+    std::fflush(stdout);
+  }
+
+  Status OnStepStart(const Step& s) override {
+    std::lock_guard<std::mutex> g(mu_);
+    in_flight_.insert(s.Key());
+    if (json_) {
+      std::printf("%s\n", json{{"event", "start"},
+                               {"step", s.id + 1},
+                               {"action", reconcilers::ActionName(s.action)},
+                               {"instance", s.Key()},
+                               {"elapsed_ms", ElapsedMs()}}
+                              .dump()
+                              .c_str());
+      std::fflush(stdout);
+    } else {
+      Line("[%6.1fs] %-7s %s  (%s)", ElapsedMs() / 1000.0, reconcilers::ActionName(s.action),
+           s.Key().c_str(), s.reason.c_str());
+    }
+    return Status::Ok();
+  }
+
+  void OnStepEnd(const Step& s, const StepOutcome& o) override {
+    std::lock_guard<std::mutex> g(mu_);
+    in_flight_.erase(s.Key());
+    ++done_;
+    if (json_) {
+      std::printf("%s\n", json{{"event", "end"},
+                               {"step", s.id + 1},
+                               {"action", reconcilers::ActionName(s.action)},
+                               {"instance", s.Key()},
+                               {"result", reconcilers::StepResultName(o.result)},
+                               {"duration_ms", o.duration_ms()},
+                               {"detail", o.detail},
+                               {"elapsed_ms", ElapsedMs()}}
+                              .dump()
+                              .c_str());
+      std::fflush(stdout);
+    } else {
+      const char* mark = o.result == StepResult::kOk ? "ok" : reconcilers::StepResultName(o.result);
+      Line("[%6.1fs] %-7s %s  %s in %.1fs: %s", ElapsedMs() / 1000.0, mark, s.Key().c_str(),
+           reconcilers::ActionName(s.action), o.duration_ms() / 1000.0, o.detail.c_str());
+    }
+  }
+
+  int64_t ElapsedMs() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 start_)
+        .count();
+  }
+
+ private:
+  template <typename... Args>
+  void Line(const char* fmt, Args... args) {
+    if (tty_) std::printf("\r\033[K");
+    std::printf(fmt, args...);
+    std::printf("\n");
+    std::fflush(stdout);
+  }
+
+  void Spin() {
+    static const char* kFrames[] = {"|", "/", "-", "\\"};
+    int frame = 0;
+    std::unique_lock<std::mutex> l(mu_);
+    while (!stopped_) {
+      std::string running;
+      for (const auto& k : in_flight_) running += (running.empty() ? "" : ", ") + k;
+      if (running.size() > 60) running = running.substr(0, 57) + "...";
+      std::printf("\r\033[K%s %zu/%zu done %5.1fs  %s", kFrames[frame++ % 4], done_, total_,
+                  ElapsedMs() / 1000.0, running.c_str());
+      std::fflush(stdout);
+      cv_.wait_for(l, std::chrono::milliseconds(120));
+    }
+  }
+
+  size_t total_, done_ = 0;
+  bool json_, tty_;
+  bool stopped_ = false;
+  std::chrono::steady_clock::time_point start_;
+  std::set<std::string> in_flight_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::thread spinner_;
+};
+
+// SIGINT/SIGTERM during apply: finish the steps in flight, start no new one.
+std::atomic<controller::Reconciler*> g_reconciler{nullptr};
+void OnSignal(int) {
+  if (auto* r = g_reconciler.load()) r->Cancel();
+}
+
+struct PlanOptions {
+  std::string rev;
+  bool dry_run = false;
+  std::string service, machine;
+  std::set<std::string> force_restart;
+  std::string trigger;  // Empty: revision or drift, decided from the last applied revision.
+};
+
+// diff: exit 0 in sync, 2 changes pending, 1 error.
+int RunDiff(Globals* g, const PlanOptions& opts) {
+  Session session(g);
+  if (Status s = session.Open(opts.rev, /*read_only_ok=*/true); !s.ok()) return ReportError(*g, s);
+  auto obs = controller::ObserveAndRecord(session.deps(), session.desired(), session.previous());
+  controller::PassOptions po;
+  po.only_service = opts.service;
+  po.only_machine = opts.machine;
+  Plan plan = reconcilers::MakePlan(
+      controller::MakePlanInput(session.desired(), session.previous(), obs, po));
+  if (g->json) {
+    json out = PlanJson(plan);
+    out["revision"] = session.desired().revision.commit;
+    std::cout << out.dump(2) << "\n";
+  } else {
+    std::cout << "revision " << session.desired().revision.Short() << " of cluster \""
+              << session.desired().cluster.name << "\"\n"
+              << reconcilers::FormatPlan(plan);
+    if (!plan.InSync()) {
+      std::cout << plan.steps.size() << " step(s): " << plan.Count(reconcilers::Action::kStart)
+                << " start, " << plan.Count(reconcilers::Action::kStop) << " stop, "
+                << plan.Count(reconcilers::Action::kRestart) << " restart; " << plan.blocked.size()
+                << " blocked\n";
+    }
+  }
+  if (!plan.refused.empty()) return kExitError;
+  return plan.InSync() ? kExitOk : kExitChangesPending;
+}
+
+// apply / restart: exit 0 converged, 1 failed or partial.
+// With a running clusterd, apply asks it to sync and waits for it to settle.
+int RunRemoteApply(Globals* g, const PlanOptions& opts) {
+  if (opts.dry_run || !opts.rev.empty() || !opts.service.empty() || !opts.machine.empty()) {
+    return ReportError(
+        *g, Status::Invalid("a clusterd owns " + g->data_dir +
+                            ": it applies the branch head itself; --rev, --dry-run, --service "
+                            "and --machine need the data directory (use clusterctl diff to "
+                            "see the plan, or suspend the daemon)"));
+  }
+  auto r = CallServer(*g, "POST", "/api/v1/sync");
+  if (!r.ok()) return ReportError(*g, r.status());
+  Status s;
+  auto desired = LoadDesired(*g, "", &s);
+  if (!desired) return ReportError(*g, s);
+  // Wait (bounded) until the daemon reports the head revision, healthy.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  json st;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto got = CallServer(*g, "GET", "/api/v1/status");
+    if (got.ok()) {
+      st = *got;
+      if (st.value("revision", "") == desired->revision.commit &&
+          st.value("overall_status", "") == "healthy") {
+        break;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  const bool ok = st.value("revision", "") == desired->revision.commit &&
+                  st.value("overall_status", "") == "healthy";
+  if (g->json) {
+    std::cout << json{{"event", "summary"},
+                      {"revision", desired->revision.commit},
+                      {"result", ok ? "ok" : "failed"},
+                      {"via", ServerUrl(*g)},
+                      {"status", st}}
+                     .dump()
+              << "\n";
+  } else {
+    std::cout << "clusterd at " << ServerUrl(*g) << " "
+              << (ok ? "converged to " : "has not converged to ") << desired->revision.Short()
+              << " (" << st.value("overall_status", "unknown") << ")\n";
+    for (const auto& r : st.value("reasons", json::array())) {
+      std::cout << "  - " << r.get<std::string>() << "\n";
+    }
+  }
+  return ok ? kExitOk : kExitError;
+}
+
+int RunApply(Globals* g, const PlanOptions& opts) {
+  if (UseServer(*g) && opts.force_restart.empty()) return RunRemoteApply(g, opts);
+  Session session(g);
+  if (Status s = session.Open(opts.rev); !s.ok()) return ReportError(*g, s);
+  const auto& desired = session.desired();
+  const std::string actor = CurrentActor();
+
+  // Steps a crashed run left without a result are recorded first.
+  auto interrupted = session.audit().RecordInterrupted(actor);
+  if (interrupted.ok() && !interrupted->empty() && !g->json) {
+    std::cout << "recovered: " << interrupted->size()
+              << " step(s) of an earlier run were interrupted; re-observing\n";
+  }
+
+  const bool new_revision =
+      !session.last_applied() || session.last_applied()->commit != desired.revision.commit;
+  controller::PassOptions po;
+  po.trigger = !opts.trigger.empty() ? opts.trigger : new_revision ? "revision" : "drift";
+  po.dry_run = opts.dry_run;
+  po.only_service = opts.service;
+  po.only_machine = opts.machine;
+  po.force_restart = opts.force_restart;
+
+  controller::Reconciler reconciler(session.deps());
+  auto obs = controller::ObserveAndRecord(session.deps(), desired, session.previous());
+  Plan plan =
+      reconcilers::MakePlan(controller::MakePlanInput(desired, session.previous(), obs, po));
+  if (!g->json) {
+    std::cout << "revision " << desired.revision.Short() << ": " << plan.steps.size() << " step(s)"
+              << (opts.dry_run ? " (dry run: nothing is executed)" : "") << "\n";
+    for (const auto& [m, why] : obs.unreachable) {
+      std::cout << "machine " << m << " unreachable, skipped: " << why << "\n";
+    }
+  }
+  if (!plan.refused.empty()) {
+    return ReportError(*g, Status::Invalid("plan refused: " + plan.refused));
+  }
+  if (opts.dry_run && !g->json) std::cout << reconcilers::FormatPlan(plan);
+
+  Progress progress(plan.steps.size(), g->json);
+  po.progress = &progress;
+  g_reconciler = &reconciler;
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  reconcilers::ExecutionReport report;
+  if (!plan.steps.empty()) report = reconciler.Execute(desired, session.previous(), plan, po);
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+  g_reconciler = nullptr;
+  progress.Stop();
+
+  const bool converged = report.ok() && plan.blocked.empty();
+  const std::string result = opts.dry_run                        ? "dry-run"
+                             : converged                         ? "ok"
+                             : report.Count(StepResult::kOk) > 0 ? "partial"
+                                                                 : "failed";
+  if (!opts.dry_run && opts.force_restart.empty()) {
+    controller::RevisionRecord rec;
+    rec.commit = desired.revision.commit;
+    rec.author = desired.revision.author;
+    rec.message = desired.revision.message;
+    rec.commit_time = desired.revision.time;
+    rec.applied_at_ms = reconcilers::WallMs();
+    rec.result = result;
+    rec.actor = actor;
+    rec.trigger = po.trigger;
+    rec.detail = std::to_string(report.Count(StepResult::kOk)) + " ok, " +
+                 std::to_string(report.Count(StepResult::kFailed)) + " failed, " +
+                 std::to_string(report.Count(StepResult::kSkipped)) + " skipped, " +
+                 std::to_string(plan.blocked.size()) + " blocked";
+    auto recorded = session.revisions().Record(rec);
+    if (!recorded.ok()) std::cerr << "warning: " << recorded.status().ToString() << "\n";
+    if (new_revision) {
+      controller::AuditRecord ar;
+      ar.actor = actor;
+      ar.trigger = po.trigger;
+      ar.revision = desired.revision.Short();
+      ar.action = "revision_applied";
+      ar.phase = "event";
+      ar.result = converged ? "ok" : "failed";
+      ar.detail = desired.revision.author + ": " + rec.message + " (" + rec.detail + ")";
+      auto w = session.audit().Append(ar);
+      if (!w.ok()) std::cerr << "warning: " << w.status().ToString() << "\n";
+    }
+  }
+  if (g->json) {
+    std::cout << json{{"event", "summary"},
+                      {"revision", desired.revision.commit},
+                      {"result", result},
+                      {"steps", plan.steps.size()},
+                      {"ok", report.Count(StepResult::kOk)},
+                      {"failed", report.Count(StepResult::kFailed)},
+                      {"skipped", report.Count(StepResult::kSkipped)},
+                      {"interrupted", report.Count(StepResult::kInterrupted)},
+                      {"blocked", plan.blocked},
+                      {"elapsed_ms", progress.ElapsedMs()}}
+                     .dump()
+              << "\n";
+  } else {
+    std::printf("%s in %.1fs: %zu ok, %zu failed, %zu skipped, %zu interrupted, %zu blocked\n",
+                converged ? (plan.steps.empty() ? "in sync" : "converged") : "NOT converged",
+                progress.ElapsedMs() / 1000.0, report.Count(StepResult::kOk),
+                report.Count(StepResult::kFailed), report.Count(StepResult::kSkipped),
+                report.Count(StepResult::kInterrupted), plan.blocked.size());
+    for (const auto& [k, why] : plan.blocked)
+      std::printf("  blocked %s: %s\n", k.c_str(), why.c_str());
+  }
+  return converged ? kExitOk : kExitError;
+}
+
+void AddFilters(CLI::App* sub, PlanOptions* o) {
+  sub->add_option("--service", o->service, "Only steps of this service")->type_name("S");
+  sub->add_option("--machine", o->machine, "Only steps on this machine")->type_name("M");
+}
+
+}  // namespace
+
+CommandFn SetupDiff(CLI::App* sub, Globals* g) {
+  auto o = std::make_shared<PlanOptions>();
+  sub->add_option("--rev", o->rev, "Revision to compare with. Default: head of --branch")
+      ->type_name("REV");
+  AddFilters(sub, o.get());
+  sub->footer(
+      "Observes every machine, then prints the ordered plan that would reach the\n"
+      "revision: one line per step with why. Touches nothing. Exit 0 in sync,\n"
+      "2 changes pending, 1 error.");
+  return [g, o] { return RunDiff(g, *o); };
+}
+
+CommandFn SetupApply(CLI::App* sub, Globals* g) {
+  auto o = std::make_shared<PlanOptions>();
+  sub->add_option("--rev", o->rev, "Revision to apply. Default: head of --branch")
+      ->type_name("REV");
+  sub->add_flag("--dry-run", o->dry_run, "Print the plan and record nothing on the machines");
+  AddFilters(sub, o.get());
+  sub->footer(
+      "Observes, plans and executes: stops in reverse dependency order, then starts in\n"
+      "dependency order, each start waiting for readiness. Every step is written to\n"
+      "the audit log before (intent) and after (result) it runs. Ctrl-C finishes the\n"
+      "steps in flight and starts no new one. Exit 0 converged, 1 failed or partial.");
+  return [g, o] { return RunApply(g, *o); };
+}
+
+CommandFn SetupRestart(CLI::App* sub, Globals* g) {
+  auto service = std::make_shared<std::string>();
+  auto machine = std::make_shared<std::string>();
+  sub->add_option("SERVICE", *service, "Service to restart")->required();
+  sub->add_option("--machine", *machine, "Only this machine's instance")->type_name("M");
+  sub->footer(
+      "Rolling restart (rollout.maxUnavailable at a time, each waiting for readiness)\n"
+      "without a desired-state change; audited with trigger manual and you as actor.");
+  return [g, service, machine] {
+    if (UseServer(*g)) {
+      json body = {{"service", *service}};
+      if (!machine->empty()) body["machine"] = *machine;
+      auto r = CallServer(*g, "POST", "/api/v1/restart", body);
+      if (!r.ok()) return ReportError(*g, r.status());
+      std::cout << "clusterd at " << ServerUrl(*g) << " restarts " << *service
+                << (machine->empty() ? "" : "@" + *machine) << " (rolling; see clusterctl audit)\n";
+      return kExitOk;
+    }
+    PlanOptions o;
+    o.service = *service;
+    o.machine = *machine;
+    o.trigger = "manual";
+    Status s;
+    auto desired = LoadDesired(*g, "", &s);
+    if (!desired) return ReportError(*g, s);
+    if (desired->FindService(*service) == nullptr) {
+      return ReportError(*g, Status::NotFound("no service \"" + *service + "\" in revision " +
+                                              desired->revision.Short()));
+    }
+    for (const auto& i : desired->instances) {
+      if (i.service == *service && (machine->empty() || i.machine == *machine) &&
+          i.desired == desired_state::RunState::kRunning) {
+        o.force_restart.insert(i.Key());
+      }
+    }
+    if (o.force_restart.empty()) {
+      return ReportError(*g, Status::NotFound("no running instance of \"" + *service + "\"" +
+                                              (machine->empty() ? "" : " on " + *machine)));
+    }
+    return RunApply(g, o);
+  };
+}
+
+CommandFn SetupSuspend(CLI::App* sub, Globals* g) {
+  sub->footer(
+      "Pauses automatic reconciliation of the running clusterd (it keeps observing\n"
+      "and reporting). Undo with clusterctl resume.");
+  return [g] {
+    auto r = CallServer(*g, "POST", "/api/v1/suspend");
+    if (!r.ok()) return ReportError(*g, r.status());
+    std::cout << "reconciliation suspended on " << ServerUrl(*g) << "\n";
+    return kExitOk;
+  };
+}
+
+CommandFn SetupResume(CLI::App* sub, Globals* g) {
+  sub->footer("Resumes automatic reconciliation of the running clusterd.");
+  return [g] {
+    auto r = CallServer(*g, "POST", "/api/v1/resume");
+    if (!r.ok()) return ReportError(*g, r.status());
+    std::cout << "reconciliation resumed on " << ServerUrl(*g) << "\n";
+    return kExitOk;
+  };
+}
+
+}  // namespace clusterctl::cli

@@ -1,0 +1,67 @@
+// Session: what the commands that touch machines share (status, probe, diff,
+// apply, restart, why): the desired state of a revision, the last applied
+// one, the state store, audit log and revision log in --data-dir, and the
+// SSH pool, drivers and prober configured from the config file.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "cli/context.h"
+#include "controller/audit_log.h"
+#include "controller/reconcile.h"
+#include "controller/revisions.h"
+#include "controller/state_store.h"
+#include "controller/store.h"
+#include "desired-state/loader.h"
+#include "reconcilers/driver.h"
+#include "reconcilers/probes.h"
+#include "reconcilers/ssh.h"
+
+namespace clusterctl::cli {
+
+class Session {
+ public:
+  explicit Session(Globals* g) : g_(g) {}
+
+  // Loads the desired state at `rev` (invalid: every error on stderr, then
+  // a failed Status), opens the data directory for writing and sets up SSH.
+  // With `read_only_ok`, a data directory held by a running clusterd is
+  // opened read-only instead (nothing is recorded): for diff and why.
+  Status Open(const std::string& rev, bool read_only_ok = false);
+  bool read_only() const { return read_only_; }
+
+  const desired_state::DesiredState& desired() const { return *desired_; }
+  const desired_state::DesiredState* previous() const { return previous_ ? &*previous_ : nullptr; }
+  std::optional<controller::RevisionRecord> last_applied() const { return last_applied_; }
+  controller::ReconcileDeps deps();
+  controller::AuditLog& audit() { return *audit_; }
+  controller::RevisionLog& revisions() { return *revisions_; }
+  controller::StateStore& state() { return *state_; }
+  reconcilers::ServiceDriver& driver() { return *driver_; }
+  reconcilers::Prober& prober() { return *prober_; }
+  const Globals& globals() const { return *g_; }
+
+ private:
+  Status OpenStore(bool read_only_ok);
+  Status SetUpSsh();
+
+  Globals* g_;
+  bool read_only_ = false;
+  std::optional<desired_state::DesiredState> desired_, previous_;
+  std::optional<controller::RevisionRecord> last_applied_;
+  std::unique_ptr<controller::Store> store_;
+  std::unique_ptr<controller::StateStore> state_;
+  std::unique_ptr<controller::AuditLog> audit_;
+  std::unique_ptr<controller::RevisionLog> revisions_;
+  std::unique_ptr<reconcilers::SshPool> ssh_;
+  std::unique_ptr<reconcilers::ShellDriver> driver_;
+  std::unique_ptr<reconcilers::RealProber> prober_;
+};
+
+// Loads the desired state of `rev`, printing every error; nullopt if invalid.
+std::optional<desired_state::DesiredState> LoadDesired(const Globals& g, const std::string& rev,
+                                                       Status* status);
+
+}  // namespace clusterctl::cli

@@ -1,0 +1,637 @@
+#include "controller/daemon.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "controller/status_view.h"
+#include "desired-state/loader.h"
+#include "reconcilers/observer.h"
+
+namespace clusterctl::controller {
+
+using desired_state::DesiredState;
+using nlohmann::json;
+using reconcilers::WallMs;
+
+namespace {
+
+constexpr size_t kMaxSnapshots = 500;
+constexpr int64_t kHealthyResetMs = 10 * 60 * 1000;  // Backoff reset after 10 minutes healthy.
+
+std::string HostName() {
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  return host;
+}
+
+std::string FirstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+}  // namespace
+
+Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
+  std::unique_ptr<Daemon> d(new Daemon());
+  d->config_ = config;
+  if (d->config_.data_dir.empty()) d->config_.data_dir = DefaultDataDir();
+  if (d->config_.repo_url.empty()) {
+    return clusterctl::Status::Invalid("the config names no repository: set repo.url");
+  }
+  d->actor_ = "clusterd@" + HostName();
+  // A clusterctl command may hold the directory for a moment: retry briefly
+  // before concluding that another clusterd owns it.
+  auto store = Store::OpenPrimary(d->config_.data_dir);
+  for (int i = 0; i < 25 && !store.ok() && store.status().code() == Code::kConflict; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    store = Store::OpenPrimary(d->config_.data_dir);
+  }
+  if (!store.ok()) return store.status();
+  d->store_ = std::move(store.value());
+  d->state_ = std::make_unique<StateStore>(d->store_.get());
+  auto audit = AuditLog::Open(d->store_.get());
+  if (!audit.ok()) return audit.status();
+  d->audit_ = std::move(audit.value());
+  d->revisions_ = std::make_unique<RevisionLog>(d->store_.get());
+
+  desired_state::GitSource::Options go;
+  go.repo = d->config_.repo_url;
+  go.branch = d->config_.branch;
+  go.cache_dir = d->config_.data_dir + "/repos";
+  auto source = desired_state::GitSource::Open(go);
+  if (!source.ok()) return source.status().Annotate("opening the repository");
+  d->source_ = std::move(source.value());
+
+  reconcilers::SshOptions so;
+  so.known_hosts = !d->config_.known_hosts.empty() ? d->config_.known_hosts
+                                                   : d->config_.data_dir + "/known_hosts";
+  if (d->config_.host_key_policy == "accept-new")
+    so.policy = reconcilers::HostKeyPolicy::kAcceptNew;
+  so.default_identity_file = ExpandHome(d->config_.identity_file);
+  so.connect_timeout_ms = d->config_.connect_timeout_seconds * 1000;
+  so.command_timeout_ms = d->config_.command_timeout_seconds * 1000;
+  d->ssh_ = std::make_unique<reconcilers::SshPool>(so);
+  d->driver_ = std::make_unique<reconcilers::ShellDriver>(d->ssh_.get());
+  d->prober_ = std::make_unique<reconcilers::RealProber>(d->ssh_.get());
+  ReconcileDeps deps;
+  deps.state = d->state_.get();
+  deps.audit = d->audit_.get();
+  deps.driver = d->driver_.get();
+  deps.prober = d->prober_.get();
+  deps.actor = d->actor_;
+  d->reconciler_ = std::make_unique<Reconciler>(deps);
+
+  // The last applied revision is in force until the source says otherwise.
+  auto last = d->revisions_->LastApplied();
+  if (last.ok() && last->has_value()) {
+    d->applied_commit_ = (*last)->commit;
+    auto snap = d->source_->Read((*last)->commit);
+    if (snap.ok()) {
+      auto r = desired_state::Load(*snap);
+      if (r.ok()) d->desired_ = std::make_shared<DesiredState>(std::move(*r.state));
+    }
+  }
+  return d;
+}
+
+Daemon::~Daemon() { Shutdown(); }
+
+void Daemon::Shutdown() {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (reconciler_) reconciler_->Cancel();
+}
+
+void Daemon::SleepOrWake(int64_t ms, bool* flag) {
+  std::unique_lock<std::mutex> l(mu_);
+  cv_.wait_for(l, std::chrono::milliseconds(std::max<int64_t>(ms, 0)),
+               [&] { return stopping_.load() || (flag != nullptr && *flag); });
+  if (flag != nullptr) *flag = false;
+}
+
+void Daemon::WakeReconcile() {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    reconcile_requested_ = true;
+  }
+  cv_.notify_all();
+}
+
+clusterctl::Status Daemon::Run() {
+  spdlog::info("clusterd starting: repository {} branch {}, data directory {}", config_.repo_url,
+               config_.branch, config_.data_dir);
+  // Steps a crashed predecessor left without a result.
+  auto interrupted = audit_->RecordInterrupted(actor_);
+  if (interrupted.ok() && !interrupted->empty()) {
+    spdlog::warn("recorded {} step(s) interrupted by an earlier crash; re-observing",
+                 interrupted->size());
+  }
+  state_->StartBackgroundCleanup(std::chrono::minutes(5));
+  std::thread source([this] { SourceLoop(); });
+  std::thread reconcile([this] { ReconcileLoop(); });
+  std::thread probes([this] { ProbeLoop(); });
+  source.join();
+  reconcile.join();
+  probes.join();
+  state_->Stop();
+  clusterctl::Status flushed = store_->Flush();
+  spdlog::info("clusterd stopped{}", flushed.ok() ? "" : ": flush failed: " + flushed.message());
+  return flushed;
+}
+
+// ---------------------------------------------------------------- source
+
+bool Daemon::PollSource() {
+  clusterctl::Status fetched = source_->Fetch();
+  if (!fetched.ok()) {
+    RaiseAlert("source", "warning", "cannot fetch " + config_.repo_url + ": " + fetched.message());
+    return false;
+  }
+  auto head = source_->Resolve("");
+  if (!head.ok()) {
+    RaiseAlert("source", "warning", head.status().message());
+    return false;
+  }
+  ClearAlert("source");
+  std::string current;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    current = desired_ ? desired_->revision.commit : "";
+    if (head->commit == current || head->commit == rejected_commit_) return false;
+  }
+  auto snap = source_->Read(head->commit);
+  if (!snap.ok()) {
+    RaiseAlert("source", "warning", snap.status().message());
+    return false;
+  }
+  desired_state::LoadResult r = desired_state::Load(*snap);
+  if (!r.ok()) {
+    const std::string errors = r.errors.ToString();
+    const size_t n = r.errors.Sorted().size();
+    spdlog::error("revision {} rejected ({} errors); {} stays in force:\n{}", head->Short(), n,
+                  current.empty() ? "nothing" : current.substr(0, 7), errors);
+    AuditEvent("revision_rejected", "revision", head->Short(), "failed",
+               head->author + ": " + FirstLine(head->message) + "\n" + errors);
+    RaiseAlert("revision", "critical",
+               "revision " + head->Short() + " rejected with " + std::to_string(n) +
+                   " error(s); the last valid revision stays in force: " + FirstLine(errors));
+    RevisionRecord rec;
+    rec.commit = head->commit;
+    rec.author = head->author;
+    rec.message = head->message;
+    rec.commit_time = head->time;
+    rec.applied_at_ms = WallMs();
+    rec.result = "rejected";
+    rec.actor = actor_;
+    rec.trigger = "revision";
+    rec.detail = errors;
+    (void)revisions_->Record(rec);
+    std::lock_guard<std::mutex> g(mu_);
+    rejected_commit_ = head->commit;
+    return false;
+  }
+  std::string note;
+  if (!current.empty()) {
+    auto descends = source_->IsDescendant(head->commit, current);
+    if (!descends.ok() || !*descends) {
+      note =
+          "history rewritten: " + current.substr(0, 7) + " is not an ancestor of " + head->Short();
+      spdlog::warn("{}", note);
+    }
+  }
+  ClearAlert("revision");
+  spdlog::info("new revision {} by {}: {}", head->Short(), head->author, FirstLine(head->message));
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    previous_ = desired_;
+    desired_ = std::make_shared<DesiredState>(std::move(*r.state));
+    revision_pending_ = true;
+    pending_note_ = note;
+    rejected_commit_.clear();
+  }
+  return true;
+}
+
+void Daemon::SourceLoop() {
+  while (!Stopping()) {
+    if (PollSource()) WakeReconcile();
+    SleepOrWake(static_cast<int64_t>(config_.poll_seconds) * 1000, &sync_requested_);
+  }
+}
+
+// ------------------------------------------------------------- reconcile
+
+void Daemon::ReconcileLoop() {
+  while (!Stopping()) {
+    ReconcileOnce();
+    int64_t interval = 30000;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      if (desired_) interval = desired_->cluster.reconcile.interval_seconds * 1000LL;
+    }
+    SleepOrWake(interval, &reconcile_requested_);
+  }
+}
+
+void Daemon::ReconcileOnce() {
+  std::shared_ptr<const DesiredState> desired, previous;
+  PassOptions po;
+  bool new_revision;
+  std::string note;
+  std::map<std::string, std::string> manual;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    desired = desired_;
+    previous = previous_;
+    new_revision = revision_pending_;
+    note = pending_note_;
+    po.backoff = backoff_;
+    po.force_restart = force_restart_;
+    manual = manual_actor_;
+  }
+  if (!desired || Stopping()) return;
+  const int64_t t0 = WallMs();
+  ReconcileDeps deps;
+  deps.state = state_.get();
+  deps.driver = driver_.get();
+  deps.prober = prober_.get();
+  reconcilers::ClusterObservation obs = ObserveAndRecord(deps, *desired, previous.get());
+
+  // Machine reachability: alert and audit on transitions.
+  std::set<std::string> unreachable;
+  for (const auto& f : obs.facts) {
+    metrics_.Set("clusterctl_machine_reachable", {{"machine", f.machine}}, f.reachable ? 1 : 0);
+    if (f.reachable) {
+      ClearAlert("machine/" + f.machine);
+      continue;
+    }
+    unreachable.insert(f.machine);
+    RaiseAlert("machine/" + f.machine, "warning",
+               "machine " + f.machine + " unreachable: " + f.error);
+    bool was;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      was = unreachable_.count(f.machine) > 0;
+    }
+    if (!was) {
+      AuditEvent("machine_unreachable", "drift", desired->revision.Short(), "failed", f.error,
+                 f.machine);
+    }
+  }
+  std::set<std::string> running;
+  for (const auto& i : obs.instances) {
+    if (i.state == reconcilers::ObservedState::kRunning) running.insert(i.Key());
+  }
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    unreachable_ = unreachable;
+    running_instances_ = running;
+    for (const auto& [k, ok] : obs.ready) ready_[k] = ok;
+  }
+
+  StatusView view = BuildStatus(*desired, previous.get(), obs, WallMs());
+  std::map<std::string, int> by_state;
+  for (const auto& x : view.diffs) by_state[reconcilers::ObservedStateName(x.observed)]++;
+  for (const char* s : {"running", "stopped", "failed", "unknown"}) {
+    metrics_.Set("clusterctl_instances", {{"state", s}}, by_state[s]);
+  }
+  po.trigger = new_revision ? "revision" : "drift";
+  if (!manual.empty()) po.trigger = "manual";
+  reconcilers::Plan plan = reconcilers::MakePlan(MakePlanInput(*desired, previous.get(), obs, po));
+
+  std::string outcome = "noop";
+  if (!plan.refused.empty()) {
+    // A mass stop is refused like an invalid revision: the previous desired
+    // state goes back in force.
+    AuditEvent("revision_rejected", "revision", desired->revision.Short(), "failed", plan.refused);
+    RaiseAlert("revision", "critical",
+               "revision " + desired->revision.Short() + " refused: " + plan.refused);
+    std::lock_guard<std::mutex> g(mu_);
+    rejected_commit_ = desired->revision.commit;
+    desired_ = previous ? previous : nullptr;
+    revision_pending_ = false;
+    outcome = "refused";
+  } else if (suspended_) {
+    outcome = plan.steps.empty() ? "noop" : "suspended";
+  } else if (!plan.steps.empty()) {
+    // Manual restarts are audited with the user who asked for them.
+    if (!manual.empty()) po.actor = manual.begin()->second;
+    reconcilers::ExecutionReport report = reconciler_->Execute(*desired, previous.get(), plan, po);
+    outcome = report.ok() ? "ok" : "failed";
+    const int64_t now = WallMs();
+    std::lock_guard<std::mutex> g(mu_);
+    for (const auto& st : plan.steps) {
+      const auto& o = report.outcomes[st.id];
+      metrics_.Inc("clusterctl_actions_total",
+                   {{"action", reconcilers::ActionName(st.action)},
+                    {"result", reconcilers::StepResultName(o.result)}},
+                   1);
+      force_restart_.erase(st.Key());
+      manual_actor_.erase(st.Key());
+      if (st.action == reconcilers::Action::kStop) {
+        backoff_.erase(st.Key());
+        continue;
+      }
+      const auto* s = desired->FindService(st.service);
+      const int base = s ? s->backoff_seconds : 1;
+      const int max = s ? s->max_backoff_seconds : 300;
+      auto& b = backoff_[st.Key()];
+      // A failed step, or a repair of an instance that crashed again, counts
+      // against the instance; the delay doubles up to maxBackoffSeconds.
+      const bool crashed_again = o.result == reconcilers::StepResult::kOk &&
+                                 st.reason.rfind("should run but failed", 0) == 0;
+      if (o.result == reconcilers::StepResult::kFailed || crashed_again) {
+        ++b.failures;
+        int64_t delay = static_cast<int64_t>(base) * 1000 << std::min(b.failures - 1, 20);
+        delay = std::min<int64_t>(delay, static_cast<int64_t>(max) * 1000);
+        b.not_before_ms = now + delay;
+        healthy_since_ms_.erase(st.Key());
+        if (b.failures >= 3) {
+          RaiseAlert("crashloop/" + st.Key(), "warning",
+                     st.Key() + " keeps failing (" + std::to_string(b.failures) +
+                         " times); next retry in " + std::to_string(delay / 1000) + "s");
+        }
+      } else if (o.result == reconcilers::StepResult::kOk) {
+        healthy_since_ms_[st.Key()] = now;
+      }
+    }
+  }
+  // Backoff resets after 10 minutes healthy.
+  {
+    const int64_t now = WallMs();
+    std::lock_guard<std::mutex> g(mu_);
+    for (auto it = healthy_since_ms_.begin(); it != healthy_since_ms_.end();) {
+      if (now - it->second >= kHealthyResetMs && running_instances_.count(it->first)) {
+        backoff_.erase(it->first);
+        alerts_.erase("crashloop/" + it->first);
+        it = healthy_since_ms_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  if (new_revision && outcome != "refused" && outcome != "suspended") {
+    RevisionRecord rec;
+    rec.commit = desired->revision.commit;
+    rec.author = desired->revision.author;
+    rec.message = desired->revision.message;
+    rec.commit_time = desired->revision.time;
+    rec.applied_at_ms = WallMs();
+    rec.result = outcome == "failed" ? "partial" : "ok";
+    rec.actor = actor_;
+    rec.trigger = "revision";
+    rec.detail = note;
+    (void)revisions_->Record(rec);
+    AuditEvent("revision_applied", "revision", desired->revision.Short(), rec.result,
+               desired->revision.author + ": " + FirstLine(desired->revision.message) +
+                   (note.empty() ? "" : " (" + note + ")"));
+    std::lock_guard<std::mutex> g(mu_);
+    revision_pending_ = false;
+    pending_note_.clear();
+    applied_commit_ = desired->revision.commit;
+  }
+  const double seconds = static_cast<double>(WallMs() - t0) / 1000.0;
+  metrics_.Inc("clusterctl_reconcile_total", {{"outcome", outcome}}, 1);
+  metrics_.Observe("clusterctl_reconcile_duration_seconds", {{"outcome", outcome}}, seconds);
+  metrics_.Set("clusterctl_suspended", {}, suspended_ ? 1 : 0);
+  // Status snapshot for /api/v1/status and /api/v1/history.
+  StatusView after = BuildStatus(*desired, previous.get(), obs, WallMs());
+  std::lock_guard<std::mutex> g(mu_);
+  json alerts = json::array();
+  for (const auto& [id, a] : alerts_) alerts.push_back(a.message);
+  after.json["alerts"] = alerts;
+  after.json["suspended"] = suspended_.load();
+  last_status_ = after.json;
+  snapshots_.push_front(after.json);
+  if (snapshots_.size() > kMaxSnapshots) snapshots_.pop_back();
+  last_pass_ms_ = WallMs();
+  metrics_.Set("clusterctl_revision_info", {{"revision", desired->revision.Short()}}, 1);
+}
+
+// ---------------------------------------------------------------- probes
+
+void Daemon::RunProbesDue() {
+  std::shared_ptr<const DesiredState> desired;
+  std::set<std::string> running;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    desired = desired_;
+    running = running_instances_;
+  }
+  if (!desired) return;
+  const int64_t now = WallMs();
+  std::vector<reconcilers::ProbeRequest> due;
+  for (const auto& i : desired->instances) {
+    if (!running.count(i.Key())) continue;
+    const auto* s = desired->FindService(i.service);
+    const auto* m = desired->FindMachine(i.machine);
+    for (auto role : {reconcilers::ProbeRole::kReadiness, reconcilers::ProbeRole::kLiveness}) {
+      const auto& probe = role == reconcilers::ProbeRole::kReadiness ? s->readiness : s->liveness;
+      if (!probe) continue;
+      const std::string key = i.Key() + "/" + reconcilers::ProbeRoleName(role);
+      std::lock_guard<std::mutex> g(mu_);
+      if (probe_due_ms_[key] > now) continue;
+      probe_due_ms_[key] = now + probe->period_seconds * 1000LL;
+      due.push_back({s, m, role});
+    }
+  }
+  if (due.empty()) return;
+  auto results = reconcilers::RunProbes(*prober_, due, 32);
+  bool wake = false;
+  std::vector<std::pair<const reconcilers::ProbeResult*, int>> liveness_restarts;
+  for (size_t k = 0; k < results.size(); ++k) {
+    const auto& r = results[k];
+    (void)state_->RecordProbe(r);
+    metrics_.Observe("clusterctl_probe_latency_seconds", {{"kind", r.kind}},
+                     static_cast<double>(r.latency_ms) / 1000.0);
+    const auto* s = due[k].service;
+    std::lock_guard<std::mutex> g(mu_);
+    if (r.role == reconcilers::ProbeRole::kReadiness) {
+      auto it = ready_.find(r.Key());
+      if (it == ready_.end() || it->second != r.ok) wake = true;
+      ready_[r.Key()] = r.ok;
+    } else {
+      int& failures = liveness_failures_[r.Key()];
+      failures = r.ok ? 0 : failures + 1;
+      if (!r.ok && failures == s->liveness->failure_threshold) {
+        force_restart_.insert(r.Key());
+        wake = true;
+        liveness_failures_[r.Key()] = 0;
+        liveness_restarts.push_back({&r, s->liveness->failure_threshold});
+      }
+    }
+  }
+  for (const auto& [r, threshold] : liveness_restarts) {
+    AuditEvent(
+        "probe_failed", "drift", desired->revision.Short(), "failed",
+        "liveness failed " + std::to_string(threshold) + " times: " + r->detail + "; restarting",
+        r->machine, r->service);
+  }
+  if (wake) WakeReconcile();
+}
+
+void Daemon::ProbeLoop() {
+  while (!Stopping()) {
+    RunProbesDue();
+    SleepOrWake(500, nullptr);
+  }
+}
+
+// ---------------------------------------------------------------- events
+
+void Daemon::RaiseAlert(const std::string& id, const std::string& severity,
+                        const std::string& message) {
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = alerts_.find(id);
+  if (it != alerts_.end() && it->second.message == message) return;
+  if (it == alerts_.end()) spdlog::warn("alert {}: {}", id, message);
+  alerts_[id] = Alert{severity, message, it != alerts_.end() ? it->second.since_ms : WallMs()};
+}
+
+void Daemon::ClearAlert(const std::string& id) {
+  std::lock_guard<std::mutex> g(mu_);
+  alerts_.erase(id);
+}
+
+void Daemon::AuditEvent(const std::string& action, const std::string& trigger,
+                        const std::string& revision, const std::string& result,
+                        const std::string& detail, const std::string& machine,
+                        const std::string& service) {
+  AuditRecord r;
+  r.actor = actor_;
+  r.trigger = trigger;
+  r.revision = revision;
+  r.action = action;
+  r.phase = "event";
+  r.result = result;
+  r.detail = detail.size() > 16000 ? detail.substr(0, 16000) + "..." : detail;
+  r.machine = machine;
+  r.service = service;
+  auto w = audit_->Append(r);
+  if (!w.ok()) spdlog::error("writing audit event {}: {}", action, w.status().ToString());
+}
+
+// ------------------------------------------------------------ DaemonView
+
+json Daemon::Status() {
+  std::lock_guard<std::mutex> g(mu_);
+  if (last_status_.is_null()) {
+    return {{"timestamp", FormatRfc3339Ms(WallMs())},
+            {"overall_status", "unhealthy"},
+            {"revision", desired_ ? desired_->revision.commit : ""},
+            {"machines", json::object()},
+            {"services", json::object()},
+            {"alerts", json::array({"no observation yet"})}};
+  }
+  json s = last_status_;
+  json alerts = json::array();
+  for (const auto& [id, a] : alerts_) alerts.push_back(a.message);
+  s["alerts"] = alerts;
+  s["suspended"] = suspended_.load();
+  return s;
+}
+
+json Daemon::Alerts() {
+  std::lock_guard<std::mutex> g(mu_);
+  json out = json::array();
+  for (const auto& [id, a] : alerts_) {
+    out.push_back({{"id", id},
+                   {"severity", a.severity},
+                   {"message", a.message},
+                   {"since", FormatRfc3339Ms(a.since_ms)}});
+  }
+  return out;
+}
+
+json Daemon::History(size_t limit) {
+  std::lock_guard<std::mutex> g(mu_);
+  json out = json::array();
+  for (const auto& s : snapshots_) {
+    if (out.size() >= limit) break;
+    out.push_back(s);
+  }
+  return out;
+}
+
+json Daemon::Revisions(size_t limit) {
+  json out = json::array();
+  auto h = revisions_->History(limit);
+  if (!h.ok()) return out;
+  for (const auto& r : *h) {
+    out.push_back({{"commit", r.commit},
+                   {"author", r.author},
+                   {"message", r.message},
+                   {"commit_time", r.commit_time},
+                   {"applied_at", FormatRfc3339Ms(r.applied_at_ms)},
+                   {"result", r.result},
+                   {"actor", r.actor},
+                   {"trigger", r.trigger},
+                   {"detail", r.detail}});
+  }
+  return out;
+}
+
+Result<std::vector<AuditRecord>> Daemon::Audit(const AuditFilter& filter) {
+  return audit_->Query(filter);
+}
+
+std::string Daemon::Metrics() { return metrics_.Render(); }
+
+bool Daemon::Healthy(std::string* detail) {
+  std::lock_guard<std::mutex> g(mu_);
+  if (stopping_) {
+    *detail = "shutting down";
+    return false;
+  }
+  *detail = desired_ ? "revision " + desired_->revision.Short() : "no valid revision yet";
+  return true;
+}
+
+void Daemon::Sync(const std::string& reason) {
+  spdlog::info("sync requested: {}", reason);
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    sync_requested_ = true;
+    reconcile_requested_ = true;
+  }
+  cv_.notify_all();
+}
+
+clusterctl::Status Daemon::Restart(const std::string& service, const std::string& machine,
+                                   const std::string& actor) {
+  std::lock_guard<std::mutex> g(mu_);
+  if (!desired_ || desired_->FindService(service) == nullptr) {
+    return clusterctl::Status::NotFound("no service \"" + service + "\" in the desired state");
+  }
+  size_t n = 0;
+  for (const auto& i : desired_->instances) {
+    if (i.service != service || (!machine.empty() && i.machine != machine)) continue;
+    if (i.desired != desired_state::RunState::kRunning) continue;
+    force_restart_.insert(i.Key());
+    manual_actor_[i.Key()] = actor;
+    ++n;
+  }
+  if (n == 0) return clusterctl::Status::NotFound("no running instance of \"" + service + "\"");
+  reconcile_requested_ = true;
+  cv_.notify_all();
+  return clusterctl::Status::Ok();
+}
+
+void Daemon::Suspend(const std::string& actor) {
+  suspended_ = true;
+  spdlog::info("reconciliation suspended by {}", actor);
+  RaiseAlert("suspended", "info", "automatic reconciliation suspended by " + actor);
+}
+
+void Daemon::Resume(const std::string& actor) {
+  suspended_ = false;
+  spdlog::info("reconciliation resumed by {}", actor);
+  ClearAlert("suspended");
+  WakeReconcile();
+}
+
+}  // namespace clusterctl::controller

@@ -1,0 +1,148 @@
+// Daemon: clusterd, the continuous controller. A manager of runnables with
+// one shutdown path:
+//
+//   source loop     fetch the branch every repo.pollSeconds, or at once on
+//                   Sync(); load and validate a new head; a valid revision
+//                   becomes the desired state (a force-push is noted as
+//                   history rewritten), an invalid one is audited
+//                   revision_rejected and alerted while the last valid one
+//                   stays in force.
+//   reconcile loop  every reconcile.intervalSeconds, or when woken by a new
+//                   revision, a readiness/liveness change or Sync(): observe,
+//                   diff, plan, execute (level-based: every pass re-reads
+//                   everything). Drift (a killed service) is repaired with
+//                   trigger drift, within the instance's crash-loop backoff
+//                   (restart.backoffSeconds doubling to maxBackoffSeconds,
+//                   reset after 10 minutes healthy).
+//   probe loop      each readiness and liveness probe on its own period;
+//                   results are recorded; liveness failures past the
+//                   threshold restart the instance.
+//   API             controller/api.h over this object (DaemonView).
+//
+// Shutdown (SIGTERM): the step in flight finishes, nothing new starts, the
+// store is flushed, Run() returns. After a SIGKILL the next start records
+// intents without results as interrupted (trigger recovery) and converges.
+//
+// Thread-safety: DaemonView methods are safe from any thread; Run() once.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "controller/audit_log.h"
+#include "controller/config.h"
+#include "controller/daemon_view.h"
+#include "controller/metrics.h"
+#include "controller/reconcile.h"
+#include "controller/revisions.h"
+#include "controller/state_store.h"
+#include "controller/store.h"
+#include "desired-state/git_source.h"
+#include "reconcilers/driver.h"
+#include "reconcilers/probes.h"
+#include "reconcilers/ssh.h"
+
+namespace clusterctl::controller {
+
+class Daemon : public DaemonView {
+ public:
+  // Opens the data directory (refused if another process holds it), the
+  // repository and the SSH pool. Nothing runs until Run().
+  static Result<std::unique_ptr<Daemon>> Create(const Config& config);
+  ~Daemon() override;
+
+  // Runs every loop and the API until Shutdown(). Returns OK on a clean stop.
+  clusterctl::Status Run();
+  // Asks Run() to return: finish the step in flight, start nothing new.
+  void Shutdown();
+
+  // DaemonView.
+  nlohmann::json Status() override;
+  nlohmann::json Alerts() override;
+  nlohmann::json History(size_t limit) override;
+  nlohmann::json Revisions(size_t limit) override;
+  Result<std::vector<AuditRecord>> Audit(const AuditFilter& filter) override;
+  std::string Metrics() override;
+  bool Healthy(std::string* detail) override;
+  void Sync(const std::string& reason) override;
+  clusterctl::Status Restart(const std::string& service, const std::string& machine,
+                             const std::string& actor) override;
+  void Suspend(const std::string& actor) override;
+  void Resume(const std::string& actor) override;
+  bool suspended() override { return suspended_; }
+
+ private:
+  Daemon() = default;
+
+  void SourceLoop();
+  void ReconcileLoop();
+  void ProbeLoop();
+
+  // One fetch + load; returns whether the desired state changed.
+  bool PollSource();
+  void ReconcileOnce();
+  void RunProbesDue();
+
+  void RaiseAlert(const std::string& id, const std::string& severity, const std::string& message);
+  void ClearAlert(const std::string& id);
+  void AuditEvent(const std::string& action, const std::string& trigger,
+                  const std::string& revision, const std::string& result, const std::string& detail,
+                  const std::string& machine = "", const std::string& service = "");
+  void WakeReconcile();
+  bool Stopping() const { return stopping_; }
+  // Sleeps until `ms` passed, Shutdown(), or `flag` is set (then clears it).
+  void SleepOrWake(int64_t ms, bool* flag);
+
+  Config config_;
+  std::string actor_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<StateStore> state_;
+  std::unique_ptr<AuditLog> audit_;
+  std::unique_ptr<RevisionLog> revisions_;
+  std::unique_ptr<desired_state::GitSource> source_;
+  std::unique_ptr<reconcilers::SshPool> ssh_;
+  std::unique_ptr<reconcilers::ShellDriver> driver_;
+  std::unique_ptr<reconcilers::RealProber> prober_;
+  std::unique_ptr<Reconciler> reconciler_;
+  MetricsRegistry metrics_;
+
+  std::mutex mu_;  // Guards everything below.
+  std::condition_variable cv_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> suspended_{false};
+  bool sync_requested_ = false;
+  bool reconcile_requested_ = false;
+  std::shared_ptr<const desired_state::DesiredState> desired_;   // In force.
+  std::shared_ptr<const desired_state::DesiredState> previous_;  // Last applied before it.
+  std::string applied_commit_;     // Last revision whose pass was recorded.
+  std::string rejected_commit_;    // Last head refused (not retried until it changes).
+  bool revision_pending_ = false;  // desired_ changed since the last recorded pass.
+  std::string pending_note_;       // "history rewritten ..." for the next revision_applied.
+  nlohmann::json last_status_;
+  std::deque<nlohmann::json> snapshots_;  // Newest first, bounded.
+  struct Alert {
+    std::string severity, message;
+    int64_t since_ms = 0;
+  };
+  std::map<std::string, Alert> alerts_;
+  std::map<std::string, reconcilers::Backoff> backoff_;
+  std::map<std::string, int64_t> healthy_since_ms_;  // For the 10-minute backoff reset.
+  std::set<std::string> force_restart_;
+  std::map<std::string, std::string> manual_actor_;  // Instance -> who asked to restart.
+  std::map<std::string, bool> ready_;                // From the probe loop.
+  std::map<std::string, int> liveness_failures_;
+  std::map<std::string, int64_t> probe_due_ms_;  // key/role -> next run.
+  std::set<std::string> running_instances_;      // From the last observation.
+  std::set<std::string> unreachable_;            // Machines, for transitions.
+  int64_t last_pass_ms_ = 0;
+  std::string last_pass_error_;
+};
+
+}  // namespace clusterctl::controller

@@ -1,0 +1,144 @@
+#include "controller/reconcile.h"
+
+#include <spdlog/spdlog.h>
+
+namespace clusterctl::controller {
+
+using desired_state::DesiredState;
+using reconcilers::ClusterObservation;
+
+ClusterObservation ObserveAndRecord(const ReconcileDeps& deps, const DesiredState& desired,
+                                    const DesiredState* previous, int parallel) {
+  reconcilers::ObserveOptions opts;
+  opts.max_parallel = parallel;
+  ClusterObservation obs =
+      reconcilers::ObserveCluster(desired, previous, *deps.driver, deps.prober, opts);
+  if (deps.state != nullptr) {
+    std::map<std::string, reconcilers::MachineObservation> by_machine;
+    for (const auto& f : obs.facts) by_machine[f.machine].facts = f;
+    for (const auto& i : obs.instances) by_machine[i.machine].instances.push_back(i);
+    for (const auto& [m, mo] : by_machine) {
+      Status s = deps.state->RecordObservation(mo);
+      if (!s.ok()) spdlog::warn("recording the observation of {}: {}", m, s.ToString());
+    }
+    for (const auto& p : obs.readiness) {
+      Status s = deps.state->RecordProbe(p);
+      if (!s.ok()) spdlog::warn("recording a probe of {}: {}", p.Key(), s.ToString());
+    }
+  }
+  return obs;
+}
+
+reconcilers::PlanInput MakePlanInput(const DesiredState& desired, const DesiredState* previous,
+                                     const ClusterObservation& obs, const PassOptions& options) {
+  reconcilers::PlanInput in;
+  in.desired = &desired;
+  in.previous = previous;
+  in.observed = obs.instances;
+  in.unreachable = obs.unreachable;
+  in.ready = obs.ready;
+  in.backoff = options.backoff;
+  in.now_ms = reconcilers::WallMs();
+  in.only_service = options.only_service;
+  in.only_machine = options.only_machine;
+  in.force_restart = options.force_restart;
+  return in;
+}
+
+PassResult Reconciler::RunPass(const DesiredState& desired, const DesiredState* previous,
+                               const PassOptions& options) {
+  PassResult r;
+  r.observation = ObserveAndRecord(deps_, desired, previous, options.observe_parallel);
+  r.plan = reconcilers::MakePlan(MakePlanInput(desired, previous, r.observation, options));
+  if (!r.plan.refused.empty() || r.plan.steps.empty() || cancelled_) return r;
+  r.report = Execute(desired, previous, r.plan, options);
+  r.executed = true;
+  return r;
+}
+
+reconcilers::ExecutionReport Reconciler::Execute(const DesiredState& desired,
+                                                 const DesiredState* previous,
+                                                 const reconcilers::Plan& plan,
+                                                 const PassOptions& options) {
+  std::unique_ptr<reconcilers::PlanExecutor> exec;
+  reconcilers::DriverLiveStatus live(&desired, deps_.driver, deps_.prober);
+  if (options.dry_run) {
+    exec = std::make_unique<reconcilers::DryRunExecutor>();
+  } else {
+    exec = std::make_unique<reconcilers::RealExecutor>(&desired, previous, deps_.driver, &live,
+                                                       reconcilers::RealExecutor::Options{});
+  }
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    running_ = exec.get();
+    if (cancelled_) exec->Cancel();
+  }
+  reconcilers::ExecutionReport report;
+  if (options.dry_run || deps_.audit == nullptr) {
+    report = exec->Execute(plan, options.progress);
+  } else {
+    AuditStepListener audit(deps_.audit, options.actor.empty() ? deps_.actor : options.actor,
+                            options.trigger, desired.revision.Short(), options.progress);
+    report = exec->Execute(plan, &audit);
+  }
+  std::lock_guard<std::mutex> g(mu_);
+  running_ = nullptr;
+  return report;
+}
+
+void Reconciler::Cancel() {
+  cancelled_ = true;
+  std::lock_guard<std::mutex> g(mu_);
+  if (running_ != nullptr) running_->Cancel();
+}
+
+AuditStepListener::AuditStepListener(AuditLog* audit, std::string actor, std::string trigger,
+                                     std::string revision, reconcilers::StepListener* next)
+    : audit_(audit),
+      actor_(std::move(actor)),
+      trigger_(std::move(trigger)),
+      revision_(std::move(revision)),
+      next_(next) {}
+
+Status AuditStepListener::OnStepStart(const reconcilers::Step& step) {
+  AuditRecord r;
+  r.actor = actor_;
+  r.trigger = trigger_;
+  r.revision = revision_;
+  r.action = reconcilers::ActionName(step.action);
+  r.machine = step.machine;
+  r.service = step.service;
+  r.phase = "intent";
+  r.detail = step.reason;
+  auto written = audit_->Append(r);
+  if (!written.ok()) return written.status().Annotate("writing the audit intent");
+  intent_seq_[step.id] = written->seq;
+  if (next_ != nullptr) return next_->OnStepStart(step);
+  return Status::Ok();
+}
+
+void AuditStepListener::OnStepEnd(const reconcilers::Step& step,
+                                  const reconcilers::StepOutcome& outcome) {
+  auto it = intent_seq_.find(step.id);
+  // Steps skipped before they started have no intent; record them too, so
+  // the log says why nothing happened.
+  AuditRecord r;
+  r.actor = actor_;
+  r.trigger = trigger_;
+  r.revision = revision_;
+  r.action = reconcilers::ActionName(step.action);
+  r.machine = step.machine;
+  r.service = step.service;
+  r.phase = "result";
+  r.result = reconcilers::StepResultName(outcome.result);
+  r.duration_ms = outcome.duration_ms();
+  r.detail = outcome.detail;
+  r.intent_seq = it == intent_seq_.end() ? 0 : it->second;
+  auto written = audit_->Append(r);
+  if (!written.ok()) {
+    spdlog::error("writing the audit result of {}: {}", step.Key(), written.status().ToString());
+  }
+  if (next_ != nullptr) next_->OnStepEnd(step, outcome);
+}
+
+}  // namespace clusterctl::controller

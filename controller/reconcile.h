@@ -1,0 +1,106 @@
+// One reconcile pass over real machines, shared by `clusterctl apply/diff/
+// status` and clusterd's reconcile loop:
+//
+//   observe every machine (+ readiness probes)  -> record in the state store
+//   diff + plan (pure, reconcilers/plan.h)      -> execute (RealExecutor or
+//   DryRunExecutor) with every step audited: an intent record (synced) before
+//   it runs, a result record after.
+//
+// Thread-safety: RunPass may run on any thread, one pass at a time per
+// ReconcileDeps; Cancel() from any thread stops the pass between steps.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "controller/audit_log.h"
+#include "controller/revisions.h"
+#include "controller/state_store.h"
+#include "desired-state/model.h"
+#include "reconcilers/executor.h"
+#include "reconcilers/observer.h"
+#include "reconcilers/plan.h"
+
+namespace clusterctl::controller {
+
+struct ReconcileDeps {
+  StateStore* state = nullptr;  // May be null: observations are not recorded.
+  AuditLog* audit = nullptr;    // Required for anything but dry runs.
+  reconcilers::ServiceDriver* driver = nullptr;
+  reconcilers::Prober* prober = nullptr;
+  std::string actor;  // "clusterd@host" or "user@host".
+};
+
+struct PassOptions {
+  std::string trigger = "revision";  // Audit trigger of the steps.
+  std::string actor;                 // Audit actor. Default: ReconcileDeps::actor.
+  bool dry_run = false;
+  std::string only_service, only_machine;
+  std::set<std::string> force_restart;
+  std::map<std::string, reconcilers::Backoff> backoff;
+  reconcilers::StepListener* progress = nullptr;  // Sees every step too.
+  int observe_parallel = 32;
+};
+
+struct PassResult {
+  reconcilers::ClusterObservation observation;
+  reconcilers::Plan plan;
+  reconcilers::ExecutionReport report;
+  bool executed = false;  // False when the plan was refused or empty.
+};
+
+// Observes the cluster and records the observation (when deps.state is set).
+reconcilers::ClusterObservation ObserveAndRecord(const ReconcileDeps& deps,
+                                                 const desired_state::DesiredState& desired,
+                                                 const desired_state::DesiredState* previous,
+                                                 int parallel = 32);
+
+// Builds the plan input from an observation.
+reconcilers::PlanInput MakePlanInput(const desired_state::DesiredState& desired,
+                                     const desired_state::DesiredState* previous,
+                                     const reconcilers::ClusterObservation& observation,
+                                     const PassOptions& options);
+
+class Reconciler {
+ public:
+  explicit Reconciler(ReconcileDeps deps) : deps_(std::move(deps)) {}
+
+  // Observe, plan and execute once.
+  PassResult RunPass(const desired_state::DesiredState& desired,
+                     const desired_state::DesiredState* previous, const PassOptions& options);
+
+  // Executes an already computed plan (observation is only used for audit).
+  reconcilers::ExecutionReport Execute(const desired_state::DesiredState& desired,
+                                       const desired_state::DesiredState* previous,
+                                       const reconcilers::Plan& plan, const PassOptions& options);
+
+  // Lets the running steps finish; starts no new one.
+  void Cancel();
+
+ private:
+  ReconcileDeps deps_;
+  std::mutex mu_;
+  reconcilers::PlanExecutor* running_ = nullptr;  // Guarded by mu_.
+  std::atomic<bool> cancelled_{false};
+};
+
+// The audit trail of a pass: an intent before each step, a result after.
+class AuditStepListener : public reconcilers::StepListener {
+ public:
+  AuditStepListener(AuditLog* audit, std::string actor, std::string trigger, std::string revision,
+                    reconcilers::StepListener* next);
+  Status OnStepStart(const reconcilers::Step& step) override;
+  void OnStepEnd(const reconcilers::Step& step, const reconcilers::StepOutcome& outcome) override;
+
+ private:
+  AuditLog* audit_;
+  std::string actor_, trigger_, revision_;
+  reconcilers::StepListener* next_;
+  std::map<int, uint64_t> intent_seq_;  // Step id -> intent record.
+};
+
+}  // namespace clusterctl::controller

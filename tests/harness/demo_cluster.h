@@ -1,0 +1,78 @@
+// DemoCluster: the examples/langgraph topology on this machine, for the
+// end-to-end tests and the README demo.
+//
+// Five real sshd hosts on loopback addresses (jetson, cpu-coordinator,
+// rp-embeddings, worker-tools, worker-monitor), a desired-state repository
+// with the example's services, dependencies and profiles, where redis-server
+// is a real redis-server and every other service is the project's test
+// service with an HTTP /health readiness probe; a bare "origin" repository
+// the working repository pushes to; and a clusterctl.yaml config pointing at
+// all of it with a data directory and a known_hosts file.
+//
+// Everything it starts is stopped by PID when it goes away (SshHost kills the
+// services it started through sshd).
+//
+// Thread-safety: not thread-safe.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/harness/git_repo.h"
+#include "tests/harness/ssh_host.h"
+#include "tests/harness/temp_dir.h"
+
+namespace clusterctl::testing {
+
+struct DemoOptions {
+  // Root directory. Default: empty = a fresh TempDir removed at the end.
+  std::string dir;
+  // Readiness delay of every test service. Default: 300 ms.
+  int ready_delay_ms = 300;
+  // The active profile. Default: production.
+  std::string profile = "production";
+  // Seconds between polls of clusterd. Default: 2.
+  int poll_seconds = 2;
+};
+
+class DemoCluster {
+ public:
+  explicit DemoCluster(DemoOptions options = {});
+  ~DemoCluster();
+
+  static const std::vector<std::string>& MachineNames();
+
+  SshHost& host(const std::string& machine) { return *hosts_.at(machine); }
+  const std::string& dir() const { return dir_; }
+  // The working repository (commit and push here) and its bare origin.
+  GitRepo& repo() { return *repo_; }
+  const std::string& origin() const { return origin_; }
+  const std::string& config_path() const { return config_path_; }
+  const std::string& data_dir() const { return data_dir_; }
+  const std::string& token_file() const { return token_file_; }
+  const std::string& listen() const { return listen_; }
+  int port_of(const std::string& service) const { return ports_.at(service); }
+  const std::string& address_of(const std::string& machine) const;
+
+  // The text of services/<file>.yaml as generated; tests edit and commit it.
+  std::string ServiceFile(const std::string& file) const;
+
+  // `clusterctl --config <config> <args>` with the built binary.
+  int Cli(const std::string& args, std::string* output = nullptr) const;
+
+ private:
+  void WriteRepository();
+  void WriteConfig();
+
+  std::unique_ptr<TempDir> owned_;
+  DemoOptions options_;
+  std::string dir_, origin_, config_path_, data_dir_, token_file_, listen_;
+  std::string client_key_, known_hosts_;
+  std::map<std::string, std::unique_ptr<SshHost>> hosts_;
+  std::map<std::string, int> ports_;
+  std::unique_ptr<GitRepo> repo_;
+};
+
+}  // namespace clusterctl::testing
