@@ -59,8 +59,8 @@ Status ParseTime(const std::string& flag, const std::string& text, int64_t now,
   if (text.empty()) return Status::Ok();
   Result<int64_t> t = ctl::ParseTimeFlag(text, now);
   if (!t.ok()) {
-    return Status::Invalid(flag + ": " + t.status().message() + " (e.g. " + flag + " 2h or " +
-                           flag + " 2026-11-22T10:00:00Z)");
+    return Status::Invalid(flag + ": " + t.status().message() + "; e.g. " + flag + " 2h or " +
+                           flag + " 2026-11-22T10:00:00Z");
   }
   *out = *t;
   return Status::Ok();

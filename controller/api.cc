@@ -366,6 +366,32 @@ Status ApiServer::Start() {
         ReplyError(res, res.status, message);
         return httplib::Server::HandlerResponse::Handled;
       }));
+  // httplib 0.11 bounds only a Content-Length body by the payload limit: a
+  // chunked body, a body read until the client closes, and a compressed
+  // body (inflated in memory) are not bounded. They are answered here,
+  // before httplib reads anything, as every request is unauthenticated at
+  // that point.
+  server->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    using HR = httplib::Server::HandlerResponse;
+    if (req.has_header("Transfer-Encoding")) {
+      res.set_header("Connection", "close");
+      ReplyError(res, 411, "chunked request bodies are not accepted: send Content-Length");
+      return HR::Handled;
+    }
+    if (req.has_header("Content-Encoding") &&
+        req.get_header_value("Content-Encoding") != "identity") {
+      res.set_header("Connection", "close");
+      ReplyError(res, 415, "compressed request bodies are not accepted");
+      return HR::Handled;
+    }
+    // No Content-Length and no Transfer-Encoding: no body (RFC 9112 6.3),
+    // while httplib would wait for the client to close. Serve it as is.
+    if (!req.has_header("Content-Length") && req.method != "GET" && req.method != "HEAD") {
+      Dispatch(req, res);
+      return HR::Handled;
+    }
+    return HR::Unhandled;
+  });
   MetricsRegistry* metrics = options_.metrics;
   std::function<void(const std::string&)> log = options_.log;
   server->set_logger([metrics, log](const httplib::Request& req, const httplib::Response& res) {

@@ -18,9 +18,9 @@
 // Every answer but /metrics is JSON (Content-Type: application/json);
 // errors are {"error": "..."} with 400 (bad parameter or body, naming it),
 // 401 (missing or bad credentials; nothing is changed), 404 (unknown path,
-// unknown service), 405 (wrong method, with Allow), 413 (body over
-// Options::max_body_bytes), 500/503. The token and the webhook secret never
-// appear in an answer or a log line.
+// unknown service), 405 (wrong method, with Allow), 411 (a chunked body),
+// 413 (body over Options::max_body_bytes), 415 (a compressed body), 500/503.
+// The token and the webhook secret never appear in an answer or a log line.
 //
 // Manual actions are done with the actor "api@<remote address>", or with the
 // value of the X-Clusterctl-Actor header ("alice@laptop", as the CLI sends it)

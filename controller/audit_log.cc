@@ -1,9 +1,14 @@
 #include "controller/audit_log.h"
 
+#include <openssl/evp.h>
+
 #include <algorithm>
+#include <array>
 #include <cctype>
+#include <cstdint>
+#include <cstring>
 #include <random>
-#include <set>
+#include <thread>
 
 #include "controller/time_util.h"
 #include "desired-state/spec_hash.h"
@@ -451,15 +456,23 @@ class FlatParser {
   size_t pos_ = 0;
 };
 
+// The bytes a stored record's hash covers: `head` then `tail` (the stored
+// value without its "hash" member), viewing the value or `owned`.
+struct CanonicalBytes {
+  std::string_view head, tail;
+  std::string owned;
+};
+
 // A stored value as a record; `canonical` (optional) receives the bytes the
-// hash covers: the value without its "hash" member.
-Result<AuditRecord> DecodeStored(std::string_view value, std::string* canonical) {
+// hash covers.
+Result<AuditRecord> DecodeStored(std::string_view value, CanonicalBytes* canonical) {
   AuditRecord r;
   size_t hb, he;
   if (FlatParser(value).Parse(&r, &hb, &he)) {
     if (canonical != nullptr) {
       if (hb == std::string_view::npos) {
-        canonical->assign(value);
+        canonical->head = value;
+        canonical->tail = {};
       } else {
         // The stored form is compact: the member is ',"hash":"..."' (or
         // '"hash":"...",' when first).
@@ -468,8 +481,8 @@ Result<AuditRecord> DecodeStored(std::string_view value, std::string* canonical)
         } else if (he < value.size() && value[he] == ',') {
           ++he;
         }
-        canonical->assign(value.substr(0, hb));
-        canonical->append(value.substr(he));
+        canonical->head = value.substr(0, hb);
+        canonical->tail = value.substr(he);
       }
     }
     return r;
@@ -481,9 +494,36 @@ Result<AuditRecord> DecodeStored(std::string_view value, std::string* canonical)
   if (!parsed.ok()) return parsed.status();
   if (canonical != nullptr) {
     j.erase("hash");
-    *canonical = Dump(j);
+    canonical->owned = Dump(j);
+    canonical->head = canonical->owned;
+    canonical->tail = {};
   }
   return parsed;
+}
+
+// Hex SHA-256 of head + tail, with a digest context reused per thread
+// (Verify hashes a million records).
+std::string Sha256Hex(std::string_view head, std::string_view tail) {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  thread_local std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(),
+                                                                      EVP_MD_CTX_free);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (md == nullptr || ctx == nullptr || !EVP_DigestInit_ex(ctx.get(), md, nullptr) ||
+      !EVP_DigestUpdate(ctx.get(), head.data(), head.size()) ||
+      !EVP_DigestUpdate(ctx.get(), tail.data(), tail.size()) ||
+      !EVP_DigestFinal_ex(ctx.get(), digest, &len)) {
+    std::string all(head);
+    all.append(tail);
+    return desired_state::Sha256Hex(all);
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(2 * len, '0');
+  for (unsigned int i = 0; i < len; ++i) {
+    out[2 * i] = kHex[digest[i] >> 4];
+    out[2 * i + 1] = kHex[digest[i] & 15];
+  }
+  return out;
 }
 
 // ------------------------------------------------------------- matching
@@ -534,20 +574,41 @@ bool IsIdentifier(std::string_view s) {
   return true;
 }
 
-// A 64-bit FNV-1a with a per-process random seed, never 0. Verify() keeps
-// one per expected index entry instead of the entry itself.
-uint64_t Fingerprint(uint64_t seed, std::string_view key, std::string_view value) {
-  uint64_t h = seed;
-  auto mix = [&h](std::string_view s) {
-    for (unsigned char c : s) {
-      h ^= c;
-      h *= 1099511628211ULL;
-    }
-  };
-  mix(key);
-  h ^= 0xff;
-  h *= 1099511628211ULL;
-  mix(value);
+// Fingerprints of index entries: Verify() keeps one per expected entry
+// instead of the entry itself. 64-bit, keyed with a random seed per run so
+// that entries cannot be crafted to collide; never 0 (0 = no entry).
+uint64_t Mix(uint64_t x) {  // MurmurHash3's finaliser.
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return x;
+}
+
+uint64_t Hash64(uint64_t seed, std::string_view s) {
+  uint64_t h = Mix(seed ^ (s.size() * 0x9e3779b97f4a7c15ULL));
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    h = Mix(h ^ w) + 0x9e3779b97f4a7c15ULL;
+  }
+  uint64_t w = 0;
+  std::memcpy(&w, s.data() + i, s.size() - i);
+  return Mix(h ^ w ^ 0xa5);
+}
+
+// One index entry from its parts: kind, the hash of its name (service,
+// machine, action; 0 for t and p), the 8 time bytes (the intent's seq for
+// p), the record's seq and the hash of the value.
+uint64_t EntryFingerprint(uint64_t seed, char kind, uint64_t name_hash, uint64_t time_bits,
+                          uint64_t seq, uint64_t value_hash) {
+  uint64_t h = Mix(seed ^ static_cast<unsigned char>(kind));
+  h = Mix(h ^ name_hash);
+  h = Mix(h ^ time_bits);
+  h = Mix(h ^ seq);
+  h = Mix(h ^ value_hash);
   return h == 0 ? 1 : h;
 }
 
@@ -1101,73 +1162,148 @@ Result<VerifyReport> AuditLog::Verify() const {
   if (!trim.ok()) return trim.status();
   rep.trim = *trim;
   const uint64_t first = *trim ? (*trim)->first_kept_seq : 1;
-  std::string expected_prev = *trim ? (*trim)->first_kept_prev_hash : ZeroHash();
-  uint64_t expected_seq = first;
 
-  auto fail = [&rep](uint64_t seq, std::string reason) {
-    if (!rep.ok && rep.first_bad_seq <= seq) return;
-    rep.ok = false;
-    rep.first_bad_seq = seq;
-    rep.reason = std::move(reason);
-  };
+  // The head: where the last write left the end of the chain.
+  Result<std::optional<std::string>> head_value = store_->Get(kMetaCf, kHeadKey);
+  if (!head_value.ok()) return head_value.status();
+  std::optional<uint64_t> head_seq;
+  std::string head_hash;
+  if (head_value->has_value()) {
+    json h = json::parse(**head_value, nullptr, false);
+    head_seq = h.is_object() ? h.value("seq", uint64_t{0}) : 0;
+    head_hash = h.is_object() ? h.value("hash", std::string()) : "";
+  }
+  // One slot per record there should be, for the index check.
+  uint64_t newest = head_seq.value_or(0);
+  CLUSTERCTL_RETURN_IF_ERROR(
+      store_->Scan(kAuditCf, Whole(/*reverse=*/true, 1), [&](std::string_view k, std::string_view) {
+        if (k.size() == 8) newest = std::max(newest, DecodeBe64(k));
+        return false;
+      }));
+  const uint64_t slots = newest >= first ? newest - first + 1 : 0;
 
-  // What each record's index entries must be: a fingerprint per kind (0 = none).
-  struct Expected {
-    uint64_t fp[kNumKinds];
-    uint8_t found = 0;
+  // The failure with the lowest seq wins.
+  struct Failure {
+    bool failed = false;
+    uint64_t seq = 0;
+    std::string reason;
+    void Add(uint64_t at, std::string why) {
+      if (failed && seq <= at) return;
+      failed = true;
+      seq = at;
+      reason = std::move(why);
+    }
   };
-  std::vector<Expected> expected;
   const uint64_t seed =
       std::random_device{}() | (static_cast<uint64_t>(std::random_device{}()) << 32);
+  auto fp32 = [](uint64_t fp) {
+    uint32_t v = static_cast<uint32_t>(fp ^ (fp >> 32));
+    return v == 0 ? 1u : v;
+  };
 
-  std::string canonical, last_hash;
+  // Two passes at once: this thread walks the chain and notes the index
+  // entries each record must have; a second thread reads every index entry
+  // and notes what it finds. The notes are compared at the end.
+  std::vector<std::array<uint32_t, kNumKinds>> expected;  // 0 = no such entry.
+  std::vector<std::array<uint32_t, kNumKinds>> found(slots);
+  std::vector<uint8_t> found_mask(slots), duplicate_mask(slots);
+  Failure index_failure;
+  Status index_status;
+  uint64_t index_entries = 0;
+  std::thread index_reader([&] {
+    index_status = store_->Scan(kIndexCf, ScanRange{}, [&](std::string_view k, std::string_view v) {
+      ++index_entries;
+      // Split the key: <kind>\0[<name>\0]<8 bytes><seq>.
+      const int slot = k.size() < 18 || k[1] != '\0' ? -1 : KindSlot(k[0]);
+      const bool named = slot == 1 || slot == 2 || slot == 3;
+      if (slot < 0 || (named ? k.size() < 19 || k[k.size() - 17] != '\0' : k.size() != 18)) {
+        index_failure.Add(k.size() >= 8 ? DecodeBe64(k.substr(k.size() - 8)) : 0,
+                          "malformed index entry");
+        return true;
+      }
+      const uint64_t seq = DecodeBe64(k.substr(k.size() - 8));
+      if (seq < first || seq - first >= slots) {
+        index_failure.Add(seq,
+                          std::string("index entry without record (") + KindName(k[0]) + " index)");
+        return true;
+      }
+      const uint64_t name_hash = named ? Hash64(seed, k.substr(2, k.size() - 19)) : 0;
+      const uint64_t i = seq - first;
+      if (found_mask[i] & (1u << slot)) duplicate_mask[i] |= static_cast<uint8_t>(1u << slot);
+      found_mask[i] |= static_cast<uint8_t>(1u << slot);
+      found[i][slot] = fp32(EntryFingerprint(
+          seed, k[0], name_hash, DecodeBe64(k.substr(k.size() - 16)), seq, Hash64(seed, v)));
+      return true;
+    });
+  });
+
+  Failure chain;
+  std::string expected_prev = *trim ? (*trim)->first_kept_prev_hash : ZeroHash();
+  uint64_t expected_seq = first;
+  CanonicalBytes canonical;
+  std::string last_hash;
+  const uint64_t empty_hash = Hash64(seed, "");
   Status s = store_->Scan(kAuditCf, ScanRange{}, [&](std::string_view k, std::string_view v) {
     if (k.size() != 8) {
-      fail(expected_seq,
-           "malformed key in the audit column family (" + std::to_string(k.size()) + " bytes)");
+      chain.Add(expected_seq, "malformed key in the audit column family (" +
+                                  std::to_string(k.size()) + " bytes)");
       return false;
     }
     const uint64_t seq = DecodeBe64(k);
     if (seq < expected_seq) {
-      fail(seq, "record precedes the first kept record " + std::to_string(first) +
-                    " of the trim record");
+      chain.Add(seq, "record precedes the first kept record " + std::to_string(first) +
+                         " of the trim record");
       return false;
     }
     if (seq > expected_seq) {
-      fail(expected_seq, seq == expected_seq + 1
-                             ? "gap in sequence: " + std::to_string(expected_seq) + " missing"
-                             : "gap in sequence: " + std::to_string(expected_seq) + ".." +
-                                   std::to_string(seq - 1) + " missing");
+      chain.Add(expected_seq, seq == expected_seq + 1
+                                  ? "gap in sequence: " + std::to_string(expected_seq) + " missing"
+                                  : "gap in sequence: " + std::to_string(expected_seq) + ".." +
+                                        std::to_string(seq - 1) + " missing");
       return false;
     }
     Result<AuditRecord> r = DecodeStored(v, &canonical);
     if (!r.ok()) {
-      fail(seq, "record unreadable: " + r.status().message());
+      chain.Add(seq, "record unreadable: " + r.status().message());
       return false;
     }
-    if (desired_state::Sha256Hex(canonical) != r->hash) {
-      fail(seq, "hash mismatch (the record's content is not what was hashed when it was written)");
+    if (Sha256Hex(canonical.head, canonical.tail) != r->hash) {
+      chain.Add(seq,
+                "hash mismatch (the record's content is not what was hashed when it was written)");
       return false;
     }
     if (r->prev_hash != expected_prev) {
       if (seq != first) {
-        fail(seq, "prev_hash does not match record " + std::to_string(seq - 1));
+        chain.Add(seq, "prev_hash does not match record " + std::to_string(seq - 1));
       } else if (*trim) {
-        fail(seq, "prev_hash does not match the trim record (first kept record " +
-                      std::to_string(first) + ")");
+        chain.Add(seq, "prev_hash does not match the trim record (first kept record " +
+                           std::to_string(first) + ")");
       } else {
-        fail(seq, "prev_hash of the first record is not 64 zeros");
+        chain.Add(seq, "prev_hash of the first record is not 64 zeros");
       }
       return false;
     }
     if (r->seq != seq) {
-      fail(seq, "record stored under seq " + std::to_string(seq) + " says seq " +
-                    std::to_string(r->seq));
+      chain.Add(seq, "record stored under seq " + std::to_string(seq) + " says seq " +
+                         std::to_string(r->seq));
       return false;
     }
-    Expected e{};
-    for (const IndexEntry& ie : IndexEntries(*r)) {
-      e.fp[KindSlot(ie.kind)] = Fingerprint(seed, ie.key, ie.value);
+    // The entries IndexEntries() writes for it, as fingerprints.
+    std::array<uint32_t, kNumKinds> e{};
+    const uint64_t value_hash = Hash64(seed, EncodeFields(*r));
+    const uint64_t time_bits = DecodeBe64(TimeKey(r->time));
+    e[0] = fp32(EntryFingerprint(seed, 't', 0, time_bits, seq, value_hash));
+    if (!r->service.empty()) {
+      e[1] =
+          fp32(EntryFingerprint(seed, 's', Hash64(seed, r->service), time_bits, seq, value_hash));
+    }
+    if (!r->machine.empty()) {
+      e[2] =
+          fp32(EntryFingerprint(seed, 'm', Hash64(seed, r->machine), time_bits, seq, value_hash));
+    }
+    e[3] = fp32(EntryFingerprint(seed, 'a', Hash64(seed, r->action), time_bits, seq, value_hash));
+    if (r->intent_seq != 0) {
+      e[4] = fp32(EntryFingerprint(seed, 'p', 0, r->intent_seq, seq, empty_hash));
     }
     expected.push_back(e);
     expected_prev = r->hash;
@@ -1176,71 +1312,66 @@ Result<VerifyReport> AuditLog::Verify() const {
     ++rep.records;
     return true;
   });
+  index_reader.join();
   CLUSTERCTL_RETURN_IF_ERROR(s);
+  CLUSTERCTL_RETURN_IF_ERROR(index_status);
+  rep.index_entries = index_entries;
   if (rep.records > 0) {
     rep.first_seq = first;
     rep.last_seq = expected_seq - 1;
   }
-  if (!rep.ok) return rep;
 
-  // The head: the end of the chain must be where the last write left it
-  // (a removed newest record leaves no gap behind it otherwise).
-  Result<std::optional<std::string>> head_value = store_->Get(kMetaCf, kHeadKey);
-  if (!head_value.ok()) return head_value.status();
-  if (head_value->has_value()) {
-    json h = json::parse(**head_value, nullptr, false);
-    const uint64_t head_seq = h.is_object() ? h.value("seq", uint64_t{0}) : 0;
-    const std::string head_hash = h.is_object() ? h.value("hash", std::string()) : "";
-    if (head_seq > rep.last_seq && head_seq >= first) {
+  // The end of the chain must be the head (a removed newest record leaves
+  // no gap behind it otherwise).
+  if (!chain.failed) {
+    if (!head_seq) {
+      if (rep.records > 0) chain.Add(rep.last_seq, "the log's head (meta audit/head) is missing");
+    } else if (*head_seq > rep.last_seq && *head_seq >= first) {
       const uint64_t missing = std::max(rep.last_seq + 1, first);
-      fail(missing,
-           missing == head_seq
-               ? "gap in sequence: " + std::to_string(missing) + " missing (the head names it)"
-               : "gap in sequence: " + std::to_string(missing) + ".." + std::to_string(head_seq) +
-                     " missing (the head names record " + std::to_string(head_seq) + ")");
-    } else if (head_seq < rep.last_seq) {
-      fail(head_seq + 1, "record is newer than the log's head (record " + std::to_string(head_seq) +
-                             "): added behind the log's back");
+      chain.Add(missing,
+                missing == *head_seq
+                    ? "gap in sequence: " + std::to_string(missing) + " missing (the head names it)"
+                    : "gap in sequence: " + std::to_string(missing) + ".." +
+                          std::to_string(*head_seq) + " missing (the head names record " +
+                          std::to_string(*head_seq) + ")");
+    } else if (*head_seq < rep.last_seq) {
+      chain.Add(*head_seq + 1, "record is newer than the log's head (record " +
+                                   std::to_string(*head_seq) + "): added behind the log's back");
     } else if (rep.records > 0 && head_hash != last_hash) {
-      fail(rep.last_seq, "hash does not match the log's head");
+      chain.Add(rep.last_seq, "hash does not match the log's head");
     }
-  } else if (rep.records > 0) {
-    fail(rep.last_seq, "the log's head (meta audit/head) is missing");
   }
-  if (!rep.ok) return rep;
 
-  // Every index entry must belong to a record and match it; every record
-  // must have all of its entries.
-  s = store_->Scan(kIndexCf, ScanRange{}, [&](std::string_view k, std::string_view v) {
-    ++rep.index_entries;
-    const int slot = k.empty() ? -1 : KindSlot(k[0]);
-    if (slot < 0 || k.size() < 18 || k[1] != '\0') {
-      fail(k.size() >= 8 ? DecodeBe64(k.substr(k.size() - 8)) : 0, "malformed index entry");
-      return true;
-    }
-    const uint64_t seq = DecodeBe64(k.substr(k.size() - 8));
-    if (rep.records == 0 || seq < first || seq > rep.last_seq) {
-      fail(seq, std::string("index entry without record (") + KindName(k[0]) + " index)");
-      return true;
-    }
-    Expected& e = expected[seq - first];
-    if (e.fp[slot] == 0 || e.fp[slot] != Fingerprint(seed, k, v)) {
-      fail(seq, std::string("index entry does not match record (") + KindName(k[0]) + " index)");
-      return true;
-    }
-    e.found |= static_cast<uint8_t>(1u << slot);
-    return true;
-  });
-  CLUSTERCTL_RETURN_IF_ERROR(s);
-  for (uint64_t i = 0; i < expected.size(); ++i) {
-    const Expected& e = expected[i];
-    if (rep.first_bad_seq != 0 && first + i >= rep.first_bad_seq) break;
-    for (int slot = 0; slot < kNumKinds; ++slot) {
-      if (e.fp[slot] != 0 && !(e.found & (1u << slot))) {
-        fail(first + i, std::string("index entry missing (") + KindName(kKinds[slot]) + " index)");
-        break;
+  // Each verified record against the index entries found for it.
+  for (uint64_t i = 0; i < expected.size() && i < slots; ++i) {
+    if (index_failure.failed && first + i >= index_failure.seq) break;
+    for (int k = 0; k < kNumKinds; ++k) {
+      const bool has = found_mask[i] & (1u << k);
+      const char* kind = KindName(kKinds[k]);
+      if (expected[i][k] != 0 && !has) {
+        index_failure.Add(first + i, std::string("index entry missing (") + kind + " index)");
+      } else if (has && (expected[i][k] != found[i][k] || (duplicate_mask[i] & (1u << k)))) {
+        index_failure.Add(first + i,
+                          std::string("index entry does not match record (") + kind + " index)");
+      } else {
+        continue;
       }
+      break;
     }
+  }
+  // Index problems past a broken chain say nothing new.
+  if (chain.failed) {
+    rep.ok = false;
+    rep.first_bad_seq = chain.seq;
+    rep.reason = chain.reason;
+    if (index_failure.failed && index_failure.seq < chain.seq) {
+      rep.first_bad_seq = index_failure.seq;
+      rep.reason = index_failure.reason;
+    }
+  } else if (index_failure.failed) {
+    rep.ok = false;
+    rep.first_bad_seq = index_failure.seq;
+    rep.reason = index_failure.reason;
   }
   return rep;
 }
@@ -1281,7 +1412,7 @@ Result<uint64_t> AuditLog::Trim(uint64_t before_seq, const std::string& actor) {
     StoreBatch batch(store_);
     Status bad;
     uint64_t next = first;
-    std::string canonical;
+    CanonicalBytes canonical;
     ScanRange range{SeqKey(first), SeqKey(chunk_end + 1)};  // Includes the new first record.
     Status s = store_->Scan(kAuditCf, range, [&](std::string_view k, std::string_view v) {
       const uint64_t seq = DecodeBe64(k);
@@ -1292,7 +1423,7 @@ Result<uint64_t> AuditLog::Trim(uint64_t before_seq, const std::string& actor) {
         why = "gap in sequence: " + std::to_string(next) + " missing";
       } else if (!r.ok()) {
         why = "record unreadable";
-      } else if (desired_state::Sha256Hex(canonical) != r->hash) {
+      } else if (Sha256Hex(canonical.head, canonical.tail) != r->hash) {
         why = "hash mismatch";
       } else if (r->prev_hash != expected_prev) {
         why = "prev_hash does not match the record before it";

@@ -39,6 +39,7 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
     return clusterctl::Status::Invalid("the config names no repository: set repo.url");
   }
   d->actor_ = "clusterd@" + HostName();
+  (void)DescribeClusterdMetrics(&d->metrics_);
   // A clusterctl command may hold the directory for a moment: retry briefly
   // before concluding that another clusterd owns it.
   auto store = Store::OpenPrimary(d->config_.data_dir);
@@ -130,6 +131,9 @@ clusterctl::Status Daemon::Run() {
     spdlog::warn("recorded {} step(s) interrupted by an earlier crash; re-observing",
                  interrupted->size());
   }
+  // Load the branch head first, so the first pass does not act on an older
+  // revision that the head replaces.
+  PollSource();
   state_->StartBackgroundCleanup(std::chrono::minutes(5));
   std::thread source([this] { SourceLoop(); });
   std::thread reconcile([this] { ReconcileLoop(); });
@@ -300,7 +304,10 @@ void Daemon::ReconcileOnce() {
     metrics_.Set("clusterctl_instances", {{"state", s}}, by_state[s]);
   }
   po.trigger = new_revision ? "revision" : "drift";
-  if (!manual.empty()) po.trigger = "manual";
+  for (const auto& [key, who] : manual) {
+    po.step_trigger[key] = "manual";
+    po.step_actor[key] = who;
+  }
   reconcilers::Plan plan = reconcilers::MakePlan(MakePlanInput(*desired, previous.get(), obs, po));
 
   std::string outcome = "noop";
@@ -317,13 +324,14 @@ void Daemon::ReconcileOnce() {
     outcome = "refused";
   } else if (suspended_) {
     outcome = plan.steps.empty() ? "noop" : "suspended";
+  } else if (plan.steps.empty() && !plan.blocked.empty()) {
+    outcome = "blocked";  // Something to do, nothing possible now (unreachable, backoff).
   } else if (!plan.steps.empty()) {
-    // Manual restarts are audited with the user who asked for them.
-    if (!manual.empty()) po.actor = manual.begin()->second;
     reconcilers::ExecutionReport report = reconciler_->Execute(*desired, previous.get(), plan, po);
     outcome = report.ok() ? "ok" : "failed";
     const int64_t now = WallMs();
-    std::lock_guard<std::mutex> g(mu_);
+    std::vector<std::pair<std::string, std::string>> crash_alerts;  // Raised after unlocking.
+    std::unique_lock<std::mutex> g(mu_);
     for (const auto& st : plan.steps) {
       const auto& o = report.outcomes[st.id];
       metrics_.Inc("clusterctl_actions_total",
@@ -349,16 +357,21 @@ void Daemon::ReconcileOnce() {
         int64_t delay = static_cast<int64_t>(base) * 1000 << std::min(b.failures - 1, 20);
         delay = std::min<int64_t>(delay, static_cast<int64_t>(max) * 1000);
         b.not_before_ms = now + delay;
-        healthy_since_ms_.erase(st.Key());
         if (b.failures >= 3) {
-          RaiseAlert("crashloop/" + st.Key(), "warning",
-                     st.Key() + " keeps failing (" + std::to_string(b.failures) +
-                         " times); next retry in " + std::to_string(delay / 1000) + "s");
+          crash_alerts.push_back({"crashloop/" + st.Key(), st.Key() + " keeps failing (" +
+                                                               std::to_string(b.failures) +
+                                                               " times); next retry in " +
+                                                               std::to_string(delay / 1000) + "s"});
         }
-      } else if (o.result == reconcilers::StepResult::kOk) {
-        healthy_since_ms_[st.Key()] = now;
       }
+      // A started instance begins a healthy period; 10 minutes of it reset
+      // the backoff (a crash before then counts against it again).
+      if (o.result == reconcilers::StepResult::kOk) healthy_since_ms_[st.Key()] = now;
     }
+    // Level-based: look again at once, so the status shows the new state.
+    reconcile_requested_ = true;
+    g.unlock();
+    for (const auto& [id, message] : crash_alerts) RaiseAlert(id, "warning", message);
   }
   // Backoff resets after 10 minutes healthy.
   {
@@ -381,7 +394,8 @@ void Daemon::ReconcileOnce() {
     rec.message = desired->revision.message;
     rec.commit_time = desired->revision.time;
     rec.applied_at_ms = WallMs();
-    rec.result = outcome == "failed" ? "partial" : "ok";
+    rec.result =
+        outcome == "failed" || outcome == "blocked" || !plan.blocked.empty() ? "partial" : "ok";
     rec.actor = actor_;
     rec.trigger = "revision";
     rec.detail = note;
@@ -409,7 +423,8 @@ void Daemon::ReconcileOnce() {
   snapshots_.push_front(after.json);
   if (snapshots_.size() > kMaxSnapshots) snapshots_.pop_back();
   last_pass_ms_ = WallMs();
-  metrics_.Set("clusterctl_revision_info", {{"revision", desired->revision.Short()}}, 1);
+  metrics_.Clear(kMetricRevisionInfo);  // One series: the revision in force.
+  metrics_.Set(kMetricRevisionInfo, {{"revision", desired->revision.Short()}}, 1);
 }
 
 // ---------------------------------------------------------------- probes
@@ -624,12 +639,32 @@ clusterctl::Status Daemon::Restart(const std::string& service, const std::string
 void Daemon::Suspend(const std::string& actor) {
   suspended_ = true;
   spdlog::info("reconciliation suspended by {}", actor);
+  {
+    AuditRecord r;
+    r.actor = actor;
+    r.trigger = "manual";
+    r.action = "suspend";
+    r.phase = "event";
+    r.result = "ok";
+    r.detail = "automatic reconciliation suspended";
+    (void)audit_->Append(r);
+  }
   RaiseAlert("suspended", "info", "automatic reconciliation suspended by " + actor);
 }
 
 void Daemon::Resume(const std::string& actor) {
   suspended_ = false;
   spdlog::info("reconciliation resumed by {}", actor);
+  {
+    AuditRecord r;
+    r.actor = actor;
+    r.trigger = "manual";
+    r.action = "resume";
+    r.phase = "event";
+    r.result = "ok";
+    r.detail = "automatic reconciliation resumed";
+    (void)audit_->Append(r);
+  }
   ClearAlert("suspended");
   WakeReconcile();
 }

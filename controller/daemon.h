@@ -78,6 +78,9 @@ class Daemon : public DaemonView {
   void Resume(const std::string& actor) override;
   bool suspended() override { return suspended_; }
 
+  // The daemon's metrics, also fed by the API server's request counters.
+  MetricsRegistry* metrics() { return &metrics_; }
+
  private:
   Daemon() = default;
 

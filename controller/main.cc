@@ -62,6 +62,8 @@ int Run(const std::string& config_path) {
   ao.listen = config->listen;
   ao.token = *token;
   ao.webhook_secret = *webhook;
+  ao.metrics = (*daemon)->metrics();
+  ao.log = [](const std::string& line) { spdlog::info("{}", line); };
   clusterctl::controller::ApiServer api(daemon->get(), ao);
   if (Status s = api.Start(); !s.ok()) {
     std::cerr << "clusterd: " << s.message() << "\n";

@@ -78,7 +78,8 @@ reconcilers::ExecutionReport Reconciler::Execute(const DesiredState& desired,
     report = exec->Execute(plan, options.progress);
   } else {
     AuditStepListener audit(deps_.audit, options.actor.empty() ? deps_.actor : options.actor,
-                            options.trigger, desired.revision.Short(), options.progress);
+                            options.trigger, desired.revision.Short(), options.progress,
+                            options.step_trigger, options.step_actor);
     report = exec->Execute(plan, &audit);
   }
   std::lock_guard<std::mutex> g(mu_);
@@ -93,17 +94,31 @@ void Reconciler::Cancel() {
 }
 
 AuditStepListener::AuditStepListener(AuditLog* audit, std::string actor, std::string trigger,
-                                     std::string revision, reconcilers::StepListener* next)
+                                     std::string revision, reconcilers::StepListener* next,
+                                     std::map<std::string, std::string> step_trigger,
+                                     std::map<std::string, std::string> step_actor)
     : audit_(audit),
       actor_(std::move(actor)),
       trigger_(std::move(trigger)),
       revision_(std::move(revision)),
-      next_(next) {}
+      next_(next),
+      step_trigger_(std::move(step_trigger)),
+      step_actor_(std::move(step_actor)) {}
+
+const std::string& AuditStepListener::TriggerOf(const reconcilers::Step& s) const {
+  auto it = step_trigger_.find(s.Key());
+  return it != step_trigger_.end() ? it->second : trigger_;
+}
+
+const std::string& AuditStepListener::ActorOf(const reconcilers::Step& s) const {
+  auto it = step_actor_.find(s.Key());
+  return it != step_actor_.end() ? it->second : actor_;
+}
 
 Status AuditStepListener::OnStepStart(const reconcilers::Step& step) {
   AuditRecord r;
-  r.actor = actor_;
-  r.trigger = trigger_;
+  r.actor = ActorOf(step);
+  r.trigger = TriggerOf(step);
   r.revision = revision_;
   r.action = reconcilers::ActionName(step.action);
   r.machine = step.machine;
@@ -123,8 +138,8 @@ void AuditStepListener::OnStepEnd(const reconcilers::Step& step,
   // Steps skipped before they started have no intent; record them too, so
   // the log says why nothing happened.
   AuditRecord r;
-  r.actor = actor_;
-  r.trigger = trigger_;
+  r.actor = ActorOf(step);
+  r.trigger = TriggerOf(step);
   r.revision = revision_;
   r.action = reconcilers::ActionName(step.action);
   r.machine = step.machine;

@@ -38,6 +38,9 @@ struct ReconcileDeps {
 struct PassOptions {
   std::string trigger = "revision";  // Audit trigger of the steps.
   std::string actor;                 // Audit actor. Default: ReconcileDeps::actor.
+  // Per instance key, overrides of the trigger and actor (a manual restart
+  // inside a drift pass is audited as manual, by the user who asked).
+  std::map<std::string, std::string> step_trigger, step_actor;
   bool dry_run = false;
   std::string only_service, only_machine;
   std::set<std::string> force_restart;
@@ -92,7 +95,9 @@ class Reconciler {
 class AuditStepListener : public reconcilers::StepListener {
  public:
   AuditStepListener(AuditLog* audit, std::string actor, std::string trigger, std::string revision,
-                    reconcilers::StepListener* next);
+                    reconcilers::StepListener* next,
+                    std::map<std::string, std::string> step_trigger = {},
+                    std::map<std::string, std::string> step_actor = {});
   Status OnStepStart(const reconcilers::Step& step) override;
   void OnStepEnd(const reconcilers::Step& step, const reconcilers::StepOutcome& outcome) override;
 
@@ -100,7 +105,12 @@ class AuditStepListener : public reconcilers::StepListener {
   AuditLog* audit_;
   std::string actor_, trigger_, revision_;
   reconcilers::StepListener* next_;
+  std::map<std::string, std::string> step_trigger_, step_actor_;
   std::map<int, uint64_t> intent_seq_;  // Step id -> intent record.
+
+  // The trigger/actor of one step, with the per-instance overrides.
+  const std::string& TriggerOf(const reconcilers::Step& s) const;
+  const std::string& ActorOf(const reconcilers::Step& s) const;
 };
 
 }  // namespace clusterctl::controller

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <limits>
+#include <optional>
 
 namespace clusterctl::controller {
 
@@ -57,11 +58,6 @@ bool Digits(std::string_view text, size_t* pos, size_t n, int64_t* out) {
   return true;
 }
 
-Status Bad(std::string_view text, const std::string& why) {
-  return Status::Invalid("\"" + std::string(text) + "\" is not an RFC 3339 time (" + why +
-                         "); expected e.g. 2026-11-22T10:30:45Z or 2026-11-22T10:30:45.123+01:00");
-}
-
 }  // namespace
 
 int64_t WallClockMs() {
@@ -90,17 +86,25 @@ std::string FormatRfc3339Ms(int64_t ms) {
   return buf;
 }
 
-Result<int64_t> ParseRfc3339(std::string_view text) {
+namespace {
+
+// ParseRfc3339 without the message around the reason: nullopt and `*why`
+// on failure.
+std::optional<int64_t> ParseRfc3339Why(std::string_view text, std::string* why) {
+  auto Bad = [why](const std::string& reason) -> std::optional<int64_t> {
+    *why = reason;
+    return std::nullopt;
+  };
   size_t pos = 0;
   int64_t year, month, day;
   if (!Digits(text, &pos, 4, &year) || pos >= text.size() || text[pos++] != '-' ||
       !Digits(text, &pos, 2, &month) || pos >= text.size() || text[pos++] != '-' ||
       !Digits(text, &pos, 2, &day)) {
-    return Bad(text, "the date must be YYYY-MM-DD");
+    return Bad("the date must be YYYY-MM-DD");
   }
-  if (month < 1 || month > 12) return Bad(text, "month " + std::to_string(month) + " out of range");
+  if (month < 1 || month > 12) return Bad("month " + std::to_string(month) + " out of range");
   if (day < 1 || day > DaysInMonth(year, static_cast<unsigned>(month))) {
-    return Bad(text, "day " + std::to_string(day) + " out of range");
+    return Bad("day " + std::to_string(day) + " out of range");
   }
   int64_t ms =
       DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * kMsPerDay;
@@ -108,17 +112,17 @@ Result<int64_t> ParseRfc3339(std::string_view text) {
 
   char sep = text[pos++];
   if (sep != 'T' && sep != 't' && sep != ' ') {
-    return Bad(text, "date and time must be separated by T");
+    return Bad("date and time must be separated by T");
   }
   int64_t hour, minute, second;
   if (!Digits(text, &pos, 2, &hour) || pos >= text.size() || text[pos++] != ':' ||
       !Digits(text, &pos, 2, &minute) || pos >= text.size() || text[pos++] != ':' ||
       !Digits(text, &pos, 2, &second)) {
-    return Bad(text, "the time must be HH:MM:SS");
+    return Bad("the time must be HH:MM:SS");
   }
-  if (hour > 23) return Bad(text, "hour " + std::to_string(hour) + " out of range");
-  if (minute > 59) return Bad(text, "minute " + std::to_string(minute) + " out of range");
-  if (second > 60) return Bad(text, "second " + std::to_string(second) + " out of range");
+  if (hour > 23) return Bad("hour " + std::to_string(hour) + " out of range");
+  if (minute > 59) return Bad("minute " + std::to_string(minute) + " out of range");
+  if (second > 60) return Bad("second " + std::to_string(second) + " out of range");
   int64_t frac_ms = 0;
   if (pos < text.size() && text[pos] == '.') {
     ++pos;
@@ -128,7 +132,7 @@ Result<int64_t> ParseRfc3339(std::string_view text) {
       ++digits;
       ++pos;
     }
-    if (digits == 0) return Bad(text, "a '.' must be followed by digits");
+    if (digits == 0) return Bad("a '.' must be followed by digits");
     for (size_t i = digits; i < 3; ++i) frac_ms *= 10;
   }
   if (second == 60) {  // A leap second: the last representable instant of :59.
@@ -137,7 +141,7 @@ Result<int64_t> ParseRfc3339(std::string_view text) {
   }
   ms += ((hour * 60 + minute) * 60 + second) * 1000 + frac_ms;
 
-  if (pos >= text.size()) return Bad(text, "missing time zone: add Z for UTC or an offset +HH:MM");
+  if (pos >= text.size()) return Bad("missing time zone: add Z for UTC or an offset +HH:MM");
   char zone = text[pos++];
   if (zone == 'Z' || zone == 'z') {
     // UTC.
@@ -145,16 +149,26 @@ Result<int64_t> ParseRfc3339(std::string_view text) {
     int64_t oh, om;
     if (!Digits(text, &pos, 2, &oh) || pos >= text.size() || text[pos++] != ':' ||
         !Digits(text, &pos, 2, &om) || oh > 23 || om > 59) {
-      return Bad(text, "the offset must be +HH:MM or -HH:MM");
+      return Bad("the offset must be +HH:MM or -HH:MM");
     }
     const int64_t offset_ms = (oh * 60 + om) * 60000;
     ms += zone == '+' ? -offset_ms : offset_ms;
   } else {
-    return Bad(text, "unexpected '" + std::string(1, zone) + "' where the time zone belongs");
+    return Bad("unexpected '" + std::string(1, zone) + "' where the time zone belongs");
   }
-  if (pos != text.size()) return Bad(text, "unexpected text after the time zone");
-  if (ms < kMinTimeMs || ms > kMaxTimeMs) return Bad(text, "outside the years 0000-9999");
+  if (pos != text.size()) return Bad("unexpected text after the time zone");
+  if (ms < kMinTimeMs || ms > kMaxTimeMs) return Bad("outside the years 0000-9999");
   return ms;
+}
+
+}  // namespace
+
+Result<int64_t> ParseRfc3339(std::string_view text) {
+  std::string why;
+  std::optional<int64_t> t = ParseRfc3339Why(text, &why);
+  if (t) return *t;
+  return Status::Invalid("\"" + std::string(text) + "\" is not an RFC 3339 time (" + why +
+                         "); expected e.g. 2026-11-22T10:30:45Z or 2026-11-22T10:30:45.123+01:00");
 }
 
 Result<int64_t> ParseDurationMs(std::string_view text) {
@@ -214,10 +228,13 @@ Result<int64_t> ParseTimeFlag(std::string_view text, int64_t now_ms) {
       return now_ms - *d;
     }
   }
-  Result<int64_t> t = ParseRfc3339(text);
-  if (t.ok()) return t;
-  return Status::Invalid(t.status().message() +
-                         ", or a relative time such as 15m, 2h or 7d (that long ago)");
+  std::string why;
+  std::optional<int64_t> t = ParseRfc3339Why(text, &why);
+  if (t) return *t;
+  return Status::Invalid("\"" + std::string(text) +
+                         "\" is neither a relative time (15m, 2h, 7d: that long ago) nor an "
+                         "RFC 3339 time (" +
+                         why + ")");
 }
 
 std::string FormatDurationMs(int64_t ms) {

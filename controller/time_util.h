@@ -48,7 +48,8 @@ Result<int64_t> ParseDurationMs(std::string_view text);
 // A --since / --until value: a duration means that long before `now_ms`
 // ("15m" = 15 minutes ago), "now" means `now_ms`, anything else must be an
 // RFC 3339 timestamp (ParseRfc3339). Errors: Code::kInvalid naming both
-// accepted forms.
+// accepted forms and what is wrong with the text as a timestamp, or, for a
+// text that starts like a duration, ParseDurationMs's error.
 Result<int64_t> ParseTimeFlag(std::string_view text, int64_t now_ms);
 
 // A short human duration: "0ms", "812ms", "4.2s", "3m04s", "2h05m", "3d04h".

@@ -231,6 +231,9 @@ ExecutionReport RealExecutor::Execute(const Plan& plan, StepListener* listener) 
       // Blocked by a failed or skipped predecessor?
       const Step* failed_dep = nullptr;
       bool waiting = false;
+      for (int a : st.after_any) {
+        if (state[a] != State::kDone) waiting = true;
+      }
       for (int a : st.after) {
         if (state[a] != State::kDone) {
           waiting = true;

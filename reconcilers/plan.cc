@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <set>
 #include <sstream>
 
 namespace clusterctl::reconcilers {
@@ -92,7 +93,7 @@ std::vector<InstanceDiff> Diff(const PlanInput& in) {
                        ? "should run but failed" +
                              (o->second->detail.empty() ? "" : " (" + o->second->detail + ")")
                        : "should run but is stopped";
-      } else if (x.observed_hash != x.desired_hash) {
+      } else if (!x.observed_hash.empty() && x.observed_hash != x.desired_hash) {
         x.action = Action::kRestart;
         x.reason = "spec changed (" + ShortHash(x.observed_hash) + " -> " +
                    ShortHash(x.desired_hash) + ")";
@@ -101,6 +102,9 @@ std::vector<InstanceDiff> Diff(const PlanInput& in) {
         x.reason = "restart requested";
       } else {
         x.reason = x.ready ? "in sync" : "running but not ready";
+        // A unit started outside clusterctl has no recorded spec hash: it is
+        // adopted as it is, not restarted; the hash is recorded at its next start.
+        if (x.observed_hash.empty()) x.reason += " (adopted: no recorded spec hash)";
       }
     } else if (running) {
       x.action = Action::kStop;
@@ -141,12 +145,39 @@ Plan MakePlan(const PlanInput& in) {
   std::map<std::string, std::vector<const InstanceDiff*>> by_service;
   for (const auto& x : plan.diffs) by_service[x.service].push_back(&x);
 
-  // Reverse dependency order of services: dependents first.
+  // Dependency order of services: the desired order, with services only the
+  // previous revision has (pruned) placed by their old dependencies, so a
+  // pruned dependent still stops before a pruned dependency.
   std::map<std::string, size_t> topo;
-  for (size_t i = 0; i < d.service_order.size(); ++i) topo[d.service_order[i]] = i;
+  {
+    std::map<std::string, std::set<std::string>> deps;  // service -> what it depends on
+    auto add = [&](const desired_state::DesiredState& state) {
+      for (const auto& s : state.services) {
+        if (deps.count(s.name)) continue;
+        auto& set = deps[s.name];
+        for (const auto& dep : s.depends_on) set.insert(dep.service);
+      }
+    };
+    add(d);
+    if (in.previous != nullptr) add(*in.previous);
+    // Longest dependency chain below each service: a topological rank.
+    std::map<std::string, size_t> depth;
+    std::function<size_t(const std::string&, int)> depth_of = [&](const std::string& n, int guard) {
+      auto it = depth.find(n);
+      if (it != depth.end()) return it->second;
+      size_t r = 0;
+      auto dit = deps.find(n);
+      if (dit != deps.end() && guard < 256) {
+        for (const auto& x : dit->second) r = std::max(r, depth_of(x, guard + 1) + 1);
+      }
+      depth[n] = r;
+      return r;
+    };
+    for (const auto& [n, _] : deps) topo[n] = depth_of(n, 0);
+  }
   auto rank = [&](const std::string& service) {
     auto it = topo.find(service);
-    return it == topo.end() ? d.service_order.size() : it->second;  // Pruned: last-known order.
+    return it == topo.end() ? size_t{0} : it->second;
   };
 
   auto selected = [&](const InstanceDiff& x) {
@@ -238,7 +269,7 @@ Plan MakePlan(const PlanInput& in) {
       st.start_timeout_seconds = s->readiness ? s->readiness->start_timeout_seconds : 60;
       st.stop_timeout_seconds = s->stop_timeout_seconds;
     }
-    st.after = all_stops;
+    st.after_any = all_stops;
     if (s != nullptr) {
       for (const auto& dep : s->depends_on) {
         auto it = up_steps_of.find(dep.service);
@@ -275,6 +306,7 @@ Plan MakePlan(const PlanInput& in) {
   // Levels: the longest chain of `after` (steps are in topological order).
   for (auto& st : plan.steps) {
     for (int a : st.after) st.level = std::max(st.level, plan.steps[a].level + 1);
+    for (int a : st.after_any) st.level = std::max(st.level, plan.steps[a].level + 1);
   }
   return plan;
 }

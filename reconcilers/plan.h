@@ -95,7 +95,10 @@ struct Step {
   std::string service, machine;
   std::string spec_hash;  // For start/restart.
   std::string reason;
-  std::vector<int> after;              // Steps that must have succeeded first.
+  std::vector<int> after;  // Steps that must have succeeded first.
+  // Steps that must have ended first, whatever their result: starts come
+  // after every stop, but a failed stop blocks only its own dependents.
+  std::vector<int> after_any;
   std::vector<Requirement> requires_;  // Checked when the step becomes runnable.
   int level = 0;                       // Longest chain of `after` before it.
   bool wait_ready = false;             // Start/restart: wait for readiness.

@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "controller/audit_log.h"
-#include "controller/store.h"
+#include "tests/harness/audit_records.h"
 #include "tests/harness/demo_cluster.h"
 #include "tests/harness/paths.h"
 #include "tests/harness/process.h"
@@ -48,16 +48,7 @@ std::map<std::string, int64_t> Pids(DemoCluster& demo) {
 }
 
 std::vector<controller::AuditRecord> AuditRecords(const DemoCluster& demo) {
-  auto store = controller::Store::OpenReadOnly(demo.data_dir());
-  EXPECT_TRUE(store.ok()) << store.status().ToString();
-  auto log = controller::AuditLog::Open(store->get());
-  EXPECT_TRUE(log.ok()) << log.status().ToString();
-  controller::AuditFilter f;
-  f.limit = 100000;
-  f.oldest_first = true;
-  auto records = (*log)->Query(f);
-  EXPECT_TRUE(records.ok());
-  return records.ok() ? *records : std::vector<controller::AuditRecord>{};
+  return testing::AuditRecordsOf(demo.data_dir());
 }
 
 class ApplyE2eTest : public ::testing::Test {
@@ -233,11 +224,8 @@ TEST_F(ApplyE2eTest, EveryStepIsAuditedAndTheChainVerifies) {
   }
   EXPECT_EQ(intents.size(), 7u);
   EXPECT_EQ(results, 7u);
-  auto store = controller::Store::OpenReadOnly(demo_.data_dir());
-  auto log = controller::AuditLog::Open(store->get());
-  auto report = (*log)->Verify();
-  ASSERT_TRUE(report.ok());
-  EXPECT_TRUE(report->ok) << report->reason;
+  std::string reason;
+  EXPECT_TRUE(testing::AuditVerifies(demo_.data_dir(), &reason)) << reason;
 }
 
 TEST_F(ApplyE2eTest, KillDashNineMidPlanIsRecoveredWithoutLosingRecords) {

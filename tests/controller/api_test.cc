@@ -3,13 +3,19 @@
 // pass-through of status and audit filters, pagination, limits.
 #include "controller/api.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -185,6 +191,29 @@ std::string HmacHex(const std::string& key, const std::string& body) {
     out += kHex[mac[i] & 15];
   }
   return out;
+}
+
+// Sends `request` as raw bytes on a new connection and returns what the
+// server answers until it closes the connection (or 5 s pass).
+std::string RawExchange(int port, const std::string& request) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::string answer;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size())) {
+    char buf[4096];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) answer.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return answer;
 }
 
 // One answer, kept whole for the checks every test makes in TearDown.
@@ -495,9 +524,10 @@ TEST_F(ApiServerTest, AuditFiltersPassThrough) {
   EXPECT_EQ(0u, f.before_seq);
   // The records that match, oldest first: drift (even seq), ollama (not % 5).
   std::vector<uint64_t> seqs;
-  for (const json& r : a.Json()["records"]) seqs.push_back(r["seq"].get<uint64_t>());
+  const json page = a.Json();
+  for (const json& r : page["records"]) seqs.push_back(r["seq"].get<uint64_t>());
   EXPECT_EQ(std::vector<uint64_t>({2, 4, 6, 8, 12, 14, 16}), seqs);
-  EXPECT_EQ(ToJson(view_.records[1]), a.Json()["records"][0]);
+  EXPECT_EQ(ToJson(view_.records[1]), page["records"][0]);
 
   // Defaults: newest first, 50, no time bounds.
   ASSERT_EQ(200, Get("/api/v1/audit").status);
@@ -669,6 +699,38 @@ TEST_F(ApiServerTest, BodyOverTheLimitIs413AndChangesNothing) {
   // Just under the limit is read (and then refused for its content).
   std::string fits = R"({"service":"ollama","pad":")" + std::string(4000, 'x') + "\"}";
   ExpectError(Post("/api/v1/restart", fits), 400, "pad");
+}
+
+TEST_F(ApiServerTest, PostWithoutContentLengthIsServedAtOnce) {
+  // `curl -X POST` sends neither Content-Length nor a body: no waiting for one.
+  auto start = std::chrono::steady_clock::now();
+  std::string answer = RawExchange(server_->port(),
+                                   "POST /api/v1/sync HTTP/1.1\r\nHost: x\r\n"
+                                   "Authorization: Bearer " +
+                                       std::string(kToken) + "\r\nConnection: close\r\n\r\n");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  EXPECT_EQ(0u, answer.rfind("HTTP/1.1 200", 0)) << answer;
+  answer = RawExchange(server_->port(),
+                       "POST /api/v1/suspend HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(0u, answer.rfind("HTTP/1.1 401", 0)) << answer;
+  EXPECT_EQ(std::vector<std::string>({"Sync api request by api@127.0.0.1"}), view_.mutations());
+}
+
+TEST_F(ApiServerTest, UnboundedBodiesAreRefusedBeforeReading) {
+  // httplib does not bound chunked or compressed bodies: both are refused.
+  const std::string auth = "Authorization: Bearer " + std::string(kToken) + "\r\n";
+  std::string chunked =
+      RawExchange(server_->port(), "POST /api/v1/restart HTTP/1.1\r\nHost: x\r\n" + auth +
+                                       "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                                       "14\r\n{\"service\":\"ollama\"}\r\n0\r\n\r\n");
+  EXPECT_EQ(0u, chunked.rfind("HTTP/1.1 411", 0)) << chunked;
+  EXPECT_NE(std::string::npos, chunked.find("Content-Length")) << chunked;
+  std::string gzip =
+      RawExchange(server_->port(), "POST /api/v1/restart HTTP/1.1\r\nHost: x\r\n" + auth +
+                                       "Content-Encoding: gzip\r\nContent-Length: 4\r\n"
+                                       "Connection: close\r\n\r\nabcd");
+  EXPECT_EQ(0u, gzip.rfind("HTTP/1.1 415", 0)) << gzip;
+  EXPECT_EQ(std::vector<std::string>{}, view_.calls());
 }
 
 TEST_F(ApiServerTest, UnknownPathsAre404AndWrongMethods405) {

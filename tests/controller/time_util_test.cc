@@ -130,8 +130,11 @@ TEST(TimeUtilTest, BadTimeFlagsNameBothForms) {
     EXPECT_EQ(r.status().code(), Code::kInvalid);
     EXPECT_THAT(r.status().message(), HasSubstr(std::string("\"") + text + "\"")) << text;
   }
-  EXPECT_THAT(ParseTimeFlag("yesterday", kExample).status().message(),
-              HasSubstr("or a relative time such as 15m, 2h or 7d"));
+  EXPECT_EQ(ParseTimeFlag("yesterday", kExample).status().message(),
+            "\"yesterday\" is neither a relative time (15m, 2h, 7d: that long ago) nor an RFC "
+            "3339 time (the date must be YYYY-MM-DD)");
+  EXPECT_THAT(ParseTimeFlag("2026-11-22T10:30", kExample).status().message(),
+              HasSubstr("(the time must be HH:MM:SS)"));
   EXPECT_THAT(ParseTimeFlag("15x", kExample).status().message(), HasSubstr("unknown unit"));
 }
 

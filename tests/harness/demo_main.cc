@@ -29,11 +29,6 @@ using clusterctl::testing::DemoCluster;
 using nlohmann::json;
 using std::chrono::milliseconds;
 
-std::string ClusterdBin() {
-  return std::filesystem::path(clusterctl::testing::CliBin()).parent_path().parent_path().string() +
-         "/controller/clusterd";
-}
-
 json Status(DemoCluster& demo) {
   std::string out;
   demo.Cli("status --json 2>/dev/null", &out);
@@ -111,8 +106,9 @@ int main(int argc, char** argv) {
   std::cout << "\n== clusterctl diff (what clusterd will do)\n" << out;
 
   std::cout << "\n== Starting clusterd (log: " << dir << "/clusterd.log)" << std::endl;
-  clusterctl::testing::Process clusterd({ClusterdBin(), "--config", demo.config_path()},
-                                        clusterctl::testing::OutputTo(dir + "/clusterd.log"));
+  clusterctl::testing::Process clusterd(
+      {clusterctl::testing::ClusterdBin(), "--config", demo.config_path()},
+      clusterctl::testing::OutputTo(dir + "/clusterd.log"));
   if (!WaitHealthy(demo, std::chrono::seconds(120), true)) {
     std::cerr << "the cluster did not converge within 120 s; see " << dir << "/clusterd.log\n";
     return 1;

@@ -302,6 +302,33 @@ TEST(ExecutorTest, CancelLetsRunningStepsFinishAndStartsNoNewOne) {
   EXPECT_EQ(driver.calls(), std::vector<std::string>{"start db@a"});
 }
 
+TEST(ExecutorTest, AFailedStopDoesNotSkipUnrelatedStarts) {
+  DesiredState d = Load(kChain);
+  Plan plan;
+  plan.max_parallel = 2;
+  Step stop;
+  stop.id = 0;
+  stop.action = Action::kStop;
+  stop.service = "lb";
+  stop.machine = "b";
+  Step start;
+  start.id = 1;
+  start.action = Action::kStart;
+  start.service = "db";
+  start.machine = "a";
+  start.after_any = {0};
+  plan.steps = {stop, start};
+  RecordingDriver driver;
+  driver.fail = {"lb@b"};
+  ScriptedLive live;
+  FakeClock clock;
+  RealExecutor exec(&d, nullptr, &driver, &live, clock.Options());
+  ExecutionReport r = exec.Execute(plan, nullptr);
+  EXPECT_EQ(r.outcomes[0].result, StepResult::kFailed);
+  EXPECT_EQ(r.outcomes[1].result, StepResult::kOk);
+  EXPECT_EQ(driver.calls(), (std::vector<std::string>{"stop lb@b", "start db@a"}));
+}
+
 TEST(DryRunExecutorTest, RecordsTheStepsAndTouchesNothing) {
   DesiredState d = Load(kChain);
   Plan plan = ColdPlan(d);

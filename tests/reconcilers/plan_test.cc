@@ -121,17 +121,17 @@ TEST(PlanTest, StoppingTheClusterStopsDependentsBeforeTheirDependencies) {
   Plan p = MakePlan(in);
   ASSERT_TRUE(p.refused.empty()) << p.refused;
   EXPECT_EQ(Steps(p), (std::vector<std::string>{
-                          "L0 stop monitoring-server@worker-monitor",
                           "L0 stop haproxy@cpu-coordinator",
+                          "L0 stop monitoring-server@worker-monitor",
                           "L1 stop tools-server@worker-tools",
-                          "L2 stop ollama@jetson",
-                          "L1 stop llama-server@jetson",
                           "L2 stop embeddings-server@rp-embeddings",
+                          "L1 stop llama-server@jetson",
+                          "L2 stop ollama@jetson",
                           "L3 stop redis-server@cpu-coordinator",
                       }));
   EXPECT_EQ(p.steps[0].reason, "the cluster has state: stopped");
   // redis stops after everything that depends on it.
-  EXPECT_EQ(p.steps[6].after, (std::vector<int>{0, 2, 3, 4, 5}));
+  EXPECT_EQ(p.steps[6].after, (std::vector<int>{1, 2, 3, 4, 5}));
 }
 
 TEST(PlanTest, ProfileSwitchDevelopmentToProductionStartsOnlyTheNewServices) {
@@ -157,8 +157,8 @@ TEST(PlanTest, ProfileSwitchProductionToDevelopmentStopsInReverseOrder) {
   Plan p = MakePlan(in);
   ASSERT_TRUE(p.refused.empty()) << p.refused;
   EXPECT_EQ(Steps(p), (std::vector<std::string>{
-                          "L0 stop monitoring-server@worker-monitor",
                           "L0 stop haproxy@cpu-coordinator",
+                          "L0 stop monitoring-server@worker-monitor",
                           "L1 stop llama-server@jetson",
                       }));
   EXPECT_EQ(p.steps[2].reason, "not in profile \"development\"");
@@ -234,6 +234,58 @@ spec: {machines: [a, b, c], process: {command: [/bin/keep]}}
   EXPECT_EQ(Steps(p), (std::vector<std::string>{"L0 stop old@a"}));
   EXPECT_EQ(p.steps[0].reason, "pruned: removed from the desired state");
   EXPECT_EQ(p.steps[0].stop_timeout_seconds, 7);
+}
+
+TEST(PlanTest, APrunedDependentStopsBeforeAPrunedDependency) {
+  const std::string keep = R"(apiVersion: clusterctl/v1
+kind: Service
+metadata: {name: keep}
+spec: {machines: [a, b, c], process: {command: [/bin/keep]}}
+)";
+  DesiredState previous = LoadYaml(keep + R"(---
+apiVersion: clusterctl/v1
+kind: Service
+metadata: {name: zdb}
+spec: {machines: [a], process: {command: [/bin/db]}}
+---
+apiVersion: clusterctl/v1
+kind: Service
+metadata: {name: app}
+spec: {machines: [a], process: {command: [/bin/app]}, dependsOn: [{service: zdb}]}
+)");
+  DesiredState d = LoadYaml(keep);
+  PlanInput in{&d, &previous};
+  in.observed = ObserveAll(previous, ObservedState::kRunning);
+  Plan p = MakePlan(in);
+  EXPECT_EQ(Steps(p), (std::vector<std::string>{"L0 stop app@a", "L1 stop zdb@a"}));
+  EXPECT_EQ(p.steps[1].after, std::vector<int>{0});
+}
+
+TEST(PlanTest, StartsComeAfterStopsWithoutDependingOnTheirSuccess) {
+  DesiredState dev = LoadExample("development");
+  DesiredState prod = LoadExample("production");
+  PlanInput in{&dev};
+  in.observed = ObserveAll(prod, ObservedState::kRunning);
+  for (auto& o : in.observed) {
+    if (o.service == "ollama") o.state = ObservedState::kStopped;
+  }
+  Plan p = MakePlan(in);
+  const Step& start = p.steps.back();
+  EXPECT_EQ(start.Key(), "ollama@jetson");
+  EXPECT_TRUE(start.after.empty());
+  EXPECT_EQ(start.after_any, (std::vector<int>{0, 1, 2}));
+  EXPECT_EQ(start.level, 2);
+}
+
+TEST(PlanTest, AnInstanceWithoutARecordedSpecHashIsAdoptedNotRestarted) {
+  DesiredState d = LoadYaml(Replace(kThreeReplicas, "MAXU", "1"));
+  PlanInput in{&d};
+  in.observed = ObserveAll(d, ObservedState::kRunning);
+  for (auto& o : in.observed) o.spec_hash.clear();
+  for (const auto& i : d.instances) in.ready[i.Key()] = true;
+  Plan p = MakePlan(in);
+  EXPECT_TRUE(p.steps.empty());
+  EXPECT_EQ(p.diffs[0].reason, "in sync (adopted: no recorded spec hash)");
 }
 
 TEST(PlanTest, AMassStopIsRefusedUnlessAllowed) {

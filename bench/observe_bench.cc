@@ -1,0 +1,599 @@
+// Observation of 20 machines x 10 services (issue 3), on 20 real sshd hosts
+// (tests/harness TestCluster: one sshd per machine on 127.0.0.N).
+//
+//   BM_SshRoundTrip      one `true` over a warm session: the floor per machine
+//   BM_ObserveOneMachine one machine's batched observation (10 services + facts)
+//   BM_ObserveWarm       one full ObserveCluster (probes off) over persistent
+//                        sessions (goal: under 100 ms)
+//   BM_ObserveCold       the same with a fresh SshPool: connect + key exchange +
+//                        host key check + auth + observe
+//   BM_Ansible*          the same observation script run by
+//                        `ansible all -m shell` over the same hosts, forks=20,
+//                        with ControlPersist (warm), with pipelining, and with
+//                        no connection reuse (cold); skipped when `ansible` is
+//                        not installed
+//
+// Each iteration is timed by hand (wall clock) and kept; after the runs a
+// summary prints the median of each and the Ansible ratios. 2 of the 10
+// services run on every machine (the test service without a port), so the
+// observation sees running, never-started and stopped instances.
+//
+// Build and run (Release):
+//   cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release
+//   cmake --build build-bench --target observe_bench clusterctl-test-service -j2
+//   build-bench/bench/observe_bench
+// Figures: docs/benchmarks.md.
+#include <benchmark/benchmark.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "desired-state/loader.h"
+#include "desired-state/spec_hash.h"
+#include "reconcilers/driver.h"
+#include "reconcilers/driver_scripts.h"
+#include "reconcilers/observer.h"
+#include "reconcilers/ssh.h"
+#include "reconcilers/target.h"
+#include "tests/harness/paths.h"
+#include "tests/harness/process.h"
+#include "tests/harness/ssh_host.h"
+#include "tests/harness/temp_dir.h"
+
+namespace {
+
+namespace ds = clusterctl::desired_state;
+namespace rc = clusterctl::reconcilers;
+namespace th = clusterctl::testing;
+using std::chrono::milliseconds;
+
+constexpr int kMachines = 20;
+constexpr int kServices = 10;
+constexpr int kRunning = 2;  // Services started on every machine.
+
+// --- Timing: every iteration's wall time, for medians and ratios. ---
+
+std::map<std::string, std::vector<double>>& Samples() {
+  static std::map<std::string, std::vector<double>> samples;
+  return samples;
+}
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// Times `fn` on the wall clock, records it under `name` and as the
+// iteration's manual time. Returns the milliseconds.
+template <typename Fn>
+double TimeIteration(benchmark::State& state, const std::string& name, Fn&& fn) {
+  const auto t0 = std::chrono::steady_clock::now();
+  fn();
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  state.SetIterationTime(ms / 1000);
+  Samples()[name].push_back(ms);
+  return ms;
+}
+
+// Other figures of the summary, by name.
+std::map<std::string, std::string>& Notes() {
+  static std::map<std::string, std::string> notes;
+  return notes;
+}
+
+// --- Helpers. ---
+
+std::string FindInPath(const std::string& name) {
+  const char* path = getenv("PATH");
+  std::stringstream dirs(path ? path : "/usr/bin:/bin");
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    std::string p = (dir.empty() ? "." : dir) + "/" + name;
+    if (access(p.c_str(), X_OK) == 0) return p;
+  }
+  return "";
+}
+
+// A YAML double-quoted scalar.
+std::string YamlQuote(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out + "\"";
+}
+
+// Runs argv with extra environment, bounded by `timeout`; returns the exit
+// status (-1 on timeout, after killing the process group) and the output.
+int RunBounded(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+               const std::string& out_path, milliseconds timeout, std::string* output) {
+  th::SpawnOptions o = th::OutputTo(out_path);
+  o.env = env;
+  th::Process p(argv, o);
+  std::optional<int> rc = p.WaitForExit(timeout);
+  if (!rc) {
+    p.KillGroup(SIGKILL);
+    p.WaitForExit(milliseconds(5000));
+  }
+  if (output) *output = th::ReadFile(out_path);
+  return rc.value_or(-1);
+}
+
+// --- The cluster: 20 sshd hosts, a desired state, a warm pool. ---
+
+struct World {
+  th::TestCluster cluster{kMachines};
+  ds::DesiredState desired;
+  rc::SshOptions ssh_options;
+  std::unique_ptr<rc::SshPool> pool;
+  std::unique_ptr<rc::ShellDriver> driver;
+  std::string error;  // Set when the setup failed.
+
+  // Ansible (when installed).
+  std::unique_ptr<th::TempDir> ansible_dir;
+  std::string ansible;  // Path of the ansible binary; empty: not installed.
+
+  World() {
+    std::string yaml =
+        "apiVersion: clusterctl/v1\nkind: Cluster\nmetadata: {name: observe-bench}\n"
+        "spec:\n  defaults:\n    ssh: {user: " +
+        cluster.host(0).user() + ", identityFile: " + cluster.client_key_path() + "}\n";
+    std::string machine_list;
+    for (int i = 0; i < kMachines; ++i) {
+      th::SshHost& h = cluster.host(i);
+      char name[8];
+      snprintf(name, sizeof name, "m%02d", i);
+      machine_list += std::string(i ? ", " : "") + name;
+      yaml +=
+          "---\napiVersion: clusterctl/v1\nkind: Machine\nmetadata: {name: " + std::string(name) +
+          "}\nspec:\n  address: " + h.address() + "\n  ssh: {port: " + std::to_string(h.port()) +
+          "}\n  stateDir: " + h.state_dir() + "\n";
+    }
+    for (int s = 0; s < kServices; ++s) {
+      yaml += "---\napiVersion: clusterctl/v1\nkind: Service\nmetadata: {name: svc-" +
+              std::to_string(s) + "}\nspec:\n  machines: [" + machine_list +
+              "]\n  process:\n    command: [\"" + th::TestServiceBin() +
+              "\"]\n  stopTimeoutSeconds: 2\n";
+    }
+    ds::Revision rev;
+    rev.commit = "0000000000000000000000000000000000000000";
+    ds::LoadResult r = ds::LoadFiles({{"cluster.yaml", yaml}}, rev);
+    if (!r.ok()) {
+      error = "load: " + r.errors.ToString().substr(0, 400);
+      return;
+    }
+    desired = std::move(*r.state);
+    ssh_options.known_hosts = cluster.known_hosts_path();
+    pool = std::make_unique<rc::SshPool>(ssh_options);
+    driver = std::make_unique<rc::ShellDriver>(pool.get());
+    if (!std::filesystem::exists(th::TestServiceBin())) {
+      error = "build clusterctl-test-service first (" + th::TestServiceBin() + ")";
+      return;
+    }
+    // Start the first kRunning services everywhere and stop one of them on
+    // half of the machines, so every state the script reports is present.
+    for (const auto& m : desired.machines) {
+      for (int s = 0; s < kRunning + 1; ++s) {
+        const ds::Service* svc = desired.FindService("svc-" + std::to_string(s));
+        auto started = driver->Start(m, *svc, ds::SpecHash(*svc));
+        if (!started.ok()) {
+          error = "start on " + m.name + ": " + started.status().ToString();
+          return;
+        }
+      }
+      const ds::Service* last = desired.FindService("svc-" + std::to_string(kRunning));
+      auto stopped = driver->Stop(m, *last);
+      if (!stopped.ok()) {
+        error = "stop on " + m.name + ": " + stopped.status().ToString();
+        return;
+      }
+    }
+    ansible = FindInPath("ansible");
+    if (!ansible.empty()) SetUpAnsible();
+  }
+
+  // On SIGINT/SIGTERM (from the watcher thread): stop every sshd and
+  // service by PID before the process exits without destructors.
+  void EmergencyCleanup() {
+    for (size_t i = 0; i < cluster.size(); ++i) {
+      cluster.host(i).Kill(SIGKILL);
+      cluster.host(i).KillServices();
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(cluster.dir(), ec);
+  }
+
+  ~World() {
+    if (ansible_dir) {
+      // Close Ansible's ControlPersist masters (local ssh processes).
+      for (size_t i = 0; i < cluster.size(); ++i) {
+        th::SshHost& h = cluster.host(i);
+        RunBounded({"ssh", "-o", "ControlPath=" + ansible_dir->Sub("cp/%C"), "-p",
+                    std::to_string(h.port()), "-O", "exit", h.user() + "@" + h.address()},
+                   {}, ansible_dir->Sub("ssh_exit.out"), milliseconds(5000), nullptr);
+      }
+    }
+  }
+
+  // Inventory: every machine with the exact script ObserveCluster sends it
+  // (as an !unsafe variable, so Jinja leaves it alone), and ansible.cfg.
+  void SetUpAnsible() {
+    ansible_dir = std::make_unique<th::TempDir>();
+    std::filesystem::create_directories(ansible_dir->Sub("cp"));
+    std::filesystem::create_directories(ansible_dir->Sub("home"));
+    std::vector<const ds::Service*> services;
+    for (const auto& s : desired.services) services.push_back(&s);
+    std::string inv =
+        "all:\n  vars:\n    ansible_user: " + cluster.host(0).user() +
+        "\n    ansible_ssh_private_key_file: " + cluster.client_key_path() +
+        "\n    ansible_ssh_common_args: '-o UserKnownHostsFile=" + cluster.known_hosts_path() +
+        " -o StrictHostKeyChecking=yes -o GlobalKnownHostsFile=/dev/null'\n"
+        "    ansible_python_interpreter: /usr/bin/python3\n  hosts:\n";
+    for (size_t i = 0; i < desired.machines.size(); ++i) {
+      const ds::Machine& m = desired.machines[i];
+      inv += "    " + m.name + ":\n      ansible_host: " + m.address +
+             "\n      ansible_port: " + std::to_string(m.ssh.port) +
+             "\n      observe_script: !unsafe " + YamlQuote(rc::ObserveScript(m, services)) + "\n";
+    }
+    th::WriteFile(ansible_dir->Sub("inventory.yml"), inv);
+    th::WriteFile(ansible_dir->Sub("ansible.cfg"),
+                  "[defaults]\nforks = 20\ndeprecation_warnings = False\n"
+                  "interpreter_python = /usr/bin/python3\nlocal_tmp = " +
+                      ansible_dir->Sub("local") +
+                      "\n\n[ssh_connection]\ncontrol_path = " + ansible_dir->Sub("cp/%%C") + "\n");
+  }
+
+  // Runs the ad-hoc observation; `ssh_args` replaces Ansible's ssh_args.
+  // Returns "" on success, else what went wrong.
+  std::string RunAnsible(const std::string& ssh_args, bool pipelining) {
+    std::string out;
+    int rc = RunBounded(
+        {ansible, "all", "-i", ansible_dir->Sub("inventory.yml"), "-m", "shell", "-a",
+         "{{ observe_script }}", "-f", "20", "-o"},
+        {"ANSIBLE_CONFIG=" + ansible_dir->Sub("ansible.cfg"),
+         "ANSIBLE_HOME=" + ansible_dir->Sub("home"), "ANSIBLE_SSH_ARGS=" + ssh_args,
+         std::string("ANSIBLE_PIPELINING=") + (pipelining ? "True" : "False"), "ANSIBLE_NOCOLOR=1"},
+        ansible_dir->Sub("ansible.out"), milliseconds(120000), &out);
+    size_t ok = 0;
+    for (size_t p = out.find("| CHANGED | rc=0"); p != std::string::npos;
+         p = out.find("| CHANGED | rc=0", p + 1)) {
+      ++ok;
+    }
+    if (rc != 0 || ok != static_cast<size_t>(kMachines)) {
+      return "ansible exit " + std::to_string(rc) + ", " + std::to_string(ok) +
+             " hosts ok: " + out.substr(0, 600);
+    }
+    return "";
+  }
+};
+
+std::atomic<World*> g_world{nullptr};  // For the signal watcher.
+
+// The world, built on first use (starting 20 sshd takes a moment) and torn
+// down at exit, which stops every process it started by PID.
+World* TheWorld(std::string* error) {
+  static std::unique_ptr<World> world;
+  static std::string failure;
+  if (!world && failure.empty()) {
+    try {
+      world = std::make_unique<World>();
+      g_world = world.get();
+      failure = world->error;
+    } catch (const std::exception& e) {
+      failure = std::string("setting up the cluster: ") + e.what();
+    }
+  }
+  *error = failure;
+  return failure.empty() ? world.get() : nullptr;
+}
+
+bool CheckObservation(benchmark::State& state, const rc::ClusterObservation& obs) {
+  if (!obs.unreachable.empty()) {
+    state.SkipWithError(
+        ("unreachable: " + obs.unreachable.begin()->first + ": " + obs.unreachable.begin()->second)
+            .c_str());
+    return false;
+  }
+  if (obs.instances.size() != static_cast<size_t>(kMachines * kServices)) {
+    state.SkipWithError("wrong number of observed instances");
+    return false;
+  }
+  size_t running = 0;
+  for (const auto& i : obs.instances) running += i.state == rc::ObservedState::kRunning;
+  if (running != static_cast<size_t>(kMachines * kRunning)) {
+    state.SkipWithError("wrong number of running instances");
+    return false;
+  }
+  return true;
+}
+
+#define WORLD_OR_SKIP(w)                      \
+  std::string world_error;                    \
+  World* w_ptr = TheWorld(&world_error);      \
+  if (w_ptr == nullptr) {                     \
+    state.SkipWithError(world_error.c_str()); \
+    return;                                   \
+  }                                           \
+  World& w = *w_ptr
+
+rc::ObserveOptions NoProbes() {
+  rc::ObserveOptions o;
+  o.probe_readiness = false;
+  return o;
+}
+
+void BM_SshRoundTrip(benchmark::State& state) {
+  WORLD_OR_SKIP(w);
+  const rc::SshTarget t = rc::TargetFor(w.desired.machines[0]);
+  (void)w.pool->Run(t, "true", milliseconds(10000));  // Warm.
+  for (auto _ : state) {
+    bool ok = true;
+    TimeIteration(state, "ssh round trip (true)", [&] {
+      auto r = w.pool->Run(t, "true", milliseconds(10000));
+      ok = r.ok() && r->exit_code == 0;
+    });
+    if (!ok) return state.SkipWithError("ssh true failed");
+  }
+}
+BENCHMARK(BM_SshRoundTrip)->Iterations(50)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+// `true` on all 20 machines at once (20 threads): the floor of a cycle
+// on this host, where the 20 machines share 2 cores.
+void BM_SshRoundTripAll20(benchmark::State& state) {
+  WORLD_OR_SKIP(w);
+  std::vector<rc::SshTarget> targets;
+  for (const auto& m : w.desired.machines) targets.push_back(rc::TargetFor(m));
+  for (auto _ : state) {
+    std::atomic<int> failed{0};
+    TimeIteration(state, "ssh round trip (true) on 20 machines at once", [&] {
+      std::vector<std::thread> threads;
+      for (const auto& t : targets) {
+        threads.emplace_back([&, t] {
+          auto r = w.pool->Run(t, "true", milliseconds(10000));
+          if (!r.ok() || r->exit_code != 0) ++failed;
+        });
+      }
+      for (auto& t : threads) t.join();
+    });
+    if (failed > 0) return state.SkipWithError("ssh true failed");
+  }
+}
+BENCHMARK(BM_SshRoundTripAll20)->Iterations(20)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+void BM_ObserveOneMachine(benchmark::State& state) {
+  WORLD_OR_SKIP(w);
+  std::vector<const ds::Service*> services;
+  for (const auto& s : w.desired.services) services.push_back(&s);
+  const ds::Machine& m = w.desired.machines[0];
+  (void)w.driver->Observe(m, services);  // Warm.
+  for (auto _ : state) {
+    bool ok = true;
+    TimeIteration(state, "observe 1 machine x 10 services", [&] {
+      auto r = w.driver->Observe(m, services);
+      ok = r.ok() && r->instances.size() == services.size();
+    });
+    if (!ok) return state.SkipWithError("observe failed");
+  }
+}
+BENCHMARK(BM_ObserveOneMachine)->Iterations(20)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+// The same script run on this host with /bin/sh, without SSH: what the
+// script itself costs. Counts the processes it creates with strace when
+// strace is installed.
+void BM_ObserveScriptLocal(benchmark::State& state) {
+  WORLD_OR_SKIP(w);
+  std::vector<const ds::Service*> services;
+  for (const auto& s : w.desired.services) services.push_back(&s);
+  const std::string script = rc::ObserveScript(w.desired.machines[0], services);
+  const std::string out = w.cluster.dir() + "/local_observe.out";
+  for (auto _ : state) {
+    std::optional<int> rc;
+    TimeIteration(state, "observe script run locally (no ssh)", [&] {
+      th::Process p({"/bin/sh", "-c", script}, th::OutputTo(out));
+      rc = p.WaitForExit(milliseconds(30000));
+    });
+    if (rc != 0) return state.SkipWithError("local observe script failed");
+  }
+  if (!FindInPath("strace").empty()) {
+    const std::string trace = w.cluster.dir() + "/observe.strace";
+    th::Process p({"strace", "-f", "-qq", "-e", "trace=execve,clone,clone3,fork,vfork", "-o", trace,
+                   "/bin/sh", "-c", script},
+                  th::OutputTo(out));
+    if (p.WaitForExit(milliseconds(30000)) == 0) {
+      std::stringstream lines(th::ReadFile(trace));
+      std::string line;
+      int forks = 0, execs = 0;
+      while (std::getline(lines, line)) {
+        if (line.find("execve(") != std::string::npos && line.find("= 0") != std::string::npos) {
+          ++execs;
+        } else if (line.find("clone") != std::string::npos ||
+                   line.find("fork(") != std::string::npos) {
+          ++forks;
+        }
+      }
+      state.counters["forks"] = forks;
+      state.counters["execs"] = execs;
+      Notes()["observe script of 1 machine x 10 services"] =
+          std::to_string(forks) + " forks, " + std::to_string(execs) + " execs (strace)";
+    }
+  }
+}
+BENCHMARK(BM_ObserveScriptLocal)->Iterations(20)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+// Process creation on this host: fork + exec of /bin/true, the unit the
+// observe script is made of.
+void BM_ForkExecTrue(benchmark::State& state) {
+  for (auto _ : state) {
+    TimeIteration(state, "fork + exec /bin/true (local)", [&] {
+      th::Process p({"/bin/true"}, th::OutputTo("/dev/null"));
+      p.WaitForExit(milliseconds(10000));
+    });
+  }
+}
+BENCHMARK(BM_ForkExecTrue)->Iterations(100)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+void BM_ObserveWarm(benchmark::State& state) {
+  WORLD_OR_SKIP(w);
+  auto warm = rc::ObserveCluster(w.desired, nullptr, *w.driver, nullptr, NoProbes());
+  if (!CheckObservation(state, warm)) return;
+  for (auto _ : state) {
+    rc::ClusterObservation obs;
+    TimeIteration(state, "warm cycle (20 x 10)", [&] {
+      obs = rc::ObserveCluster(w.desired, nullptr, *w.driver, nullptr, NoProbes());
+    });
+    if (!CheckObservation(state, obs)) return;
+  }
+  state.counters["machines"] = kMachines;
+  state.counters["instances"] = kMachines * kServices;
+}
+BENCHMARK(BM_ObserveWarm)->Iterations(10)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+void BM_ObserveCold(benchmark::State& state) {
+  WORLD_OR_SKIP(w);
+  for (auto _ : state) {
+    rc::ClusterObservation obs;
+    auto pool = std::make_unique<rc::SshPool>(w.ssh_options);
+    rc::ShellDriver driver(pool.get());
+    TimeIteration(state, "cold cycle (connect + observe)", [&] {
+      obs = rc::ObserveCluster(w.desired, nullptr, driver, nullptr, NoProbes());
+    });
+    pool.reset();  // Disconnect outside the timed part.
+    if (!CheckObservation(state, obs)) return;
+  }
+}
+BENCHMARK(BM_ObserveCold)->Iterations(5)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+// Ansible defaults: ssh_args "-C -o ControlMaster=auto -o ControlPersist=60s".
+constexpr const char* kAnsibleDefaultSshArgs = "-C -o ControlMaster=auto -o ControlPersist=60s";
+
+void AnsibleRuns(benchmark::State& state, const std::string& name, const std::string& ssh_args,
+                 bool pipelining, bool warm_up) {
+  WORLD_OR_SKIP(w);
+  if (w.ansible.empty()) {
+    std::printf("ansible not installed (apt-get install ansible-core): %s skipped\n", name.c_str());
+    return state.SkipWithError("ansible not installed (apt-get install ansible-core)");
+  }
+  if (warm_up) {
+    std::string e = w.RunAnsible(ssh_args, pipelining);
+    if (!e.empty()) return state.SkipWithError(e.c_str());
+  }
+  for (auto _ : state) {
+    std::string e;
+    TimeIteration(state, name, [&] { e = w.RunAnsible(ssh_args, pipelining); });
+    if (!e.empty()) return state.SkipWithError(e.c_str());
+  }
+}
+
+void BM_AnsibleShellWarm(benchmark::State& state) {
+  AnsibleRuns(state, "ansible -m shell, ControlPersist warm", kAnsibleDefaultSshArgs, false, true);
+}
+BENCHMARK(BM_AnsibleShellWarm)->Iterations(5)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+void BM_AnsibleShellWarmPipelining(benchmark::State& state) {
+  AnsibleRuns(state, "ansible -m shell, ControlPersist warm, pipelining", kAnsibleDefaultSshArgs,
+              true, true);
+}
+BENCHMARK(BM_AnsibleShellWarmPipelining)
+    ->Iterations(5)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+
+void BM_AnsibleShellCold(benchmark::State& state) {
+  AnsibleRuns(state, "ansible -m shell, no connection reuse", "-C -o ControlMaster=no", false,
+              false);
+}
+BENCHMARK(BM_AnsibleShellCold)->Iterations(5)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+void PrintSummary() {
+  auto& s = Samples();
+  if (s.empty()) return;
+  std::printf("\nSummary (wall ms per iteration; median [min..max], n):\n");
+  for (const auto& [name, v] : s) {
+    std::printf("  %-48s %9.2f  [%.2f..%.2f]  n=%zu\n", name.c_str(), Median(v),
+                *std::min_element(v.begin(), v.end()), *std::max_element(v.begin(), v.end()),
+                v.size());
+  }
+  for (const auto& [name, note] : Notes()) std::printf("  %s: %s\n", name.c_str(), note.c_str());
+  auto med = [&](const std::string& n) { return s.count(n) ? Median(s.at(n)) : 0.0; };
+  const double warm = med("warm cycle (20 x 10)"), cold = med("cold cycle (connect + observe)");
+  if (warm > 0) {
+    std::printf("  warm cycle goal < 100 ms: %s\n", warm < 100 ? "met" : "NOT met");
+  }
+  if (FindInPath("ansible").empty()) {
+    std::printf("  Ansible comparison: ansible not installed, skipped\n");
+    return;
+  }
+  auto ratio = [&](const std::string& a, double ours, const char* what) {
+    if (med(a) > 0 && ours > 0) {
+      std::printf("  ratio %-44s / %-5s = %.1fx\n", a.c_str(), what, med(a) / ours);
+    }
+  };
+  ratio("ansible -m shell, ControlPersist warm", warm, "warm");
+  ratio("ansible -m shell, ControlPersist warm, pipelining", warm, "warm");
+  ratio("ansible -m shell, no connection reuse", cold, "cold");
+}
+
+// Blocks SIGINT, SIGTERM and SIGHUP in every thread (children get the
+// default mask back) and handles them on one thread: an interrupted run
+// still stops the hosts and services it started.
+void StartSignalWatcher() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::thread([set] {
+    int sig = 0;
+    sigwait(&set, &sig);
+    std::fprintf(stderr, "observe_bench: signal %d, stopping the hosts\n", sig);
+    if (World* w = g_world.load()) w->EmergencyCleanup();
+    _exit(128 + sig);
+  }).detach();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  StartSignalWatcher();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  std::printf("observe_bench: %d machines x %d services; load average at start: ", kMachines,
+              kServices);
+  std::printf("%s", th::ReadFile("/proc/loadavg").c_str());
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  PrintSummary();
+  return 0;
+}

@@ -1,0 +1,357 @@
+// End to end: the built clusterd following a real git repository (pushes to a
+// bare origin), converging five real sshd hosts, repairing drift, refusing
+// bad commits, and stopping cleanly; checked through its HTTP API, the
+// clusterctl binary and the audit log on disk.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/harness/audit_records.h"
+#include "tests/harness/demo_cluster.h"
+#include "tests/harness/paths.h"
+#include "tests/harness/process.h"
+#include "tests/harness/temp_dir.h"
+
+namespace clusterctl {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing::DemoCluster;
+using testing::WaitFor;
+
+class ClusterdTest : public ::testing::Test {
+ protected:
+  explicit ClusterdTest(int poll_seconds = 2) : demo_(Options(poll_seconds)) {}
+
+  static testing::DemoOptions Options(int poll_seconds) {
+    testing::DemoOptions o;
+    o.poll_seconds = poll_seconds;
+    return o;
+  }
+
+  void StartClusterd() {
+    clusterd_ = std::make_unique<testing::Process>(
+        std::vector<std::string>{testing::ClusterdBin(), "--config", demo_.config_path()},
+        testing::OutputTo(demo_.dir() + "/clusterd.log"));
+  }
+
+  std::string Log() const { return testing::ReadFile(demo_.dir() + "/clusterd.log"); }
+
+  json Api(const std::string& path) {
+    httplib::Client c("http://" + demo_.listen());
+    c.set_connection_timeout(1, 0);
+    auto res = c.Get(path.c_str(), {{"Authorization", "Bearer " + Token()}});
+    if (!res || res->status != 200) return json();
+    return json::parse(res->body, nullptr, false);
+  }
+
+  int Post(const std::string& path, const std::string& token) {
+    httplib::Client c("http://" + demo_.listen());
+    c.set_connection_timeout(1, 0);
+    auto res =
+        c.Post(path.c_str(), {{"Authorization", "Bearer " + token}}, "{}", "application/json");
+    return res ? res->status : -1;
+  }
+
+  std::string Token() const {
+    std::string t = testing::ReadFile(demo_.token_file());
+    while (!t.empty() && t.back() == '\n') t.pop_back();
+    return t;
+  }
+
+  // The instance's status object; an empty object when it is not there.
+  json Instance(const json& status, const std::string& svc, const std::string& m) {
+    if (!status.is_object() || !status.contains("services") || !status["services"].contains(svc)) {
+      return json::object();
+    }
+    const json& instances = status["services"][svc]["instances"];
+    return instances.contains(m) ? instances[m] : json::object();
+  }
+
+  bool Healthy() {
+    json st = Api("/api/v1/status");
+    return st.is_object() && st.value("overall_status", "") == "healthy";
+  }
+
+  bool WaitHealthy(seconds limit = seconds(60)) {
+    return WaitFor([&] { return Healthy(); }, limit, milliseconds(300));
+  }
+
+  std::vector<controller::AuditRecord> Audit() { return testing::AuditRecordsOf(demo_.data_dir()); }
+
+  void Push(const std::string& message) {
+    demo_.repo().CommitAll(message);
+    demo_.repo().Git("push -q -f origin main");
+  }
+
+  DemoCluster demo_;
+  std::unique_ptr<testing::Process> clusterd_;
+};
+
+// A slow poll, so only the sync trigger can explain a fast convergence.
+class ClusterdSlowPollTest : public ClusterdTest {
+ protected:
+  ClusterdSlowPollTest() : ClusterdTest(300) {}
+};
+
+std::string NewService(const DemoCluster& demo, const std::string& name, int port,
+                       const std::string& extra_args = "") {
+  return "apiVersion: clusterctl/v1\nkind: Service\nmetadata: {name: " + name +
+         "}\nspec:\n  machines: [worker-monitor]\n  process:\n    command: [\"" +
+         testing::TestServiceBin() + "\", --host, " + demo.address_of("worker-monitor") +
+         ", --port, \"" + std::to_string(port) + "\"" + extra_args +
+         "]\n  readiness:\n    http: {port: " + std::to_string(port) +
+         ", path: /health}\n    periodSeconds: 1\n  restart: {backoffSeconds: 1, "
+         "maxBackoffSeconds: 8}\n  stopTimeoutSeconds: 2\n";
+}
+
+TEST_F(ClusterdTest, ConvergesAndRunsAPushedServiceWithinAPollInterval) {
+  StartClusterd();
+  ASSERT_TRUE(WaitHealthy()) << Log();
+  const int port = testing::PickFreePort(demo_.address_of("worker-monitor"));
+  demo_.repo().Write("services/extra.yaml", NewService(demo_, "extra", port));
+  Push("add extra");
+  const std::string head = demo_.repo().Rev();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        json st = Api("/api/v1/status");
+        return st.is_object() && st["revision"] == head &&
+               Instance(st, "extra", "worker-monitor").value("ready", false);
+      },
+      seconds(30), milliseconds(300)))
+      << Log();
+  bool applied = false;
+  for (const auto& r : Audit()) {
+    if (r.action == "revision_applied" && r.revision == head.substr(0, 7)) applied = true;
+  }
+  EXPECT_TRUE(applied);
+  json revisions = Api("/api/v1/revisions");
+  ASSERT_TRUE(revisions.is_array());
+  EXPECT_EQ(revisions[0]["commit"], head);
+  EXPECT_EQ(revisions[0]["author"], "Test Author <author@example.com>");
+}
+
+TEST_F(ClusterdSlowPollTest, TheSyncTriggerAppliesAPushWithoutWaitingForThePoll) {
+  StartClusterd();
+  ASSERT_TRUE(WaitHealthy()) << Log();
+  const int port = testing::PickFreePort(demo_.address_of("worker-monitor"));
+  demo_.repo().Write("services/extra.yaml", NewService(demo_, "extra", port));
+  Push("add extra");
+  // What the post-receive hook does (docs/operations.md).
+  ASSERT_EQ(Post("/api/v1/sync", Token()), 200);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return Instance(Api("/api/v1/status"), "extra", "worker-monitor").value("ready", false);
+      },
+      seconds(20), milliseconds(200)))
+      << Log();
+}
+
+TEST_F(ClusterdTest, AnInvalidCommitIsRejectedAuditedAndAlertedUntilAFixArrives) {
+  StartClusterd();
+  ASSERT_TRUE(WaitHealthy()) << Log();
+  const std::string good = demo_.repo().Rev();
+  json before = Api("/api/v1/status");
+  std::string text = demo_.ServiceFile("tools-server");
+  demo_.repo().Write("services/tools-server.yaml",
+                     text + "  comand: [oops]\n");  // unknown field
+  Push("typo");
+  const std::string bad = demo_.repo().Rev();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (const auto& r : Audit()) {
+          if (r.action == "revision_rejected" && r.revision == bad.substr(0, 7)) return true;
+        }
+        return false;
+      },
+      seconds(30), milliseconds(300)))
+      << Log();
+  json st = Api("/api/v1/status");
+  EXPECT_EQ(st["revision"], good);  // The last valid revision stays in force.
+  ASSERT_FALSE(st["alerts"].empty());
+  EXPECT_NE(st["alerts"].dump().find("rejected"), std::string::npos) << st["alerts"].dump();
+  EXPECT_EQ(Instance(st, "tools-server", "worker-tools")["pid"],
+            Instance(before, "tools-server", "worker-tools")["pid"]);
+  for (const auto& r : Audit()) {
+    if (r.action == "revision_rejected") {
+      EXPECT_NE(r.detail.find("unknown field \"comand\""), std::string::npos) << r.detail;
+    }
+  }
+  // The fix is applied and the alert clears.
+  demo_.repo().Write("services/tools-server.yaml", text);
+  Push("fix the typo");
+  const std::string fixed = demo_.repo().Rev();
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        json s = Api("/api/v1/status");
+        return s.is_object() && s["revision"] == fixed && s["alerts"].empty();
+      },
+      seconds(30), milliseconds(300)))
+      << Log();
+}
+
+TEST_F(ClusterdTest, AKilledServiceIsRestartedAndAuditedAsDrift) {
+  StartClusterd();
+  ASSERT_TRUE(WaitHealthy()) << Log();
+  const int64_t pid = Instance(Api("/api/v1/status"), "tools-server", "worker-tools")["pid"];
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(kill(static_cast<pid_t>(pid), SIGKILL), 0);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        json i = Instance(Api("/api/v1/status"), "tools-server", "worker-tools");
+        return i.value("pid", int64_t{0}) != pid && i.value("ready", false);
+      },
+      seconds(30), milliseconds(200)))
+      << Log();
+  bool drift = false;
+  for (const auto& r : Audit()) {
+    if (r.service == "tools-server" && r.action == "start" && r.phase == "result" &&
+        r.trigger == "drift" && r.result == "ok") {
+      drift = true;
+    }
+  }
+  EXPECT_TRUE(drift);
+}
+
+TEST_F(ClusterdTest, ACrashLoopingServiceBacksOff) {
+  StartClusterd();
+  ASSERT_TRUE(WaitHealthy()) << Log();
+  const int port = testing::PickFreePort(demo_.address_of("worker-monitor"));
+  // Ready at once, then exits after 1 s, every time.
+  demo_.repo().Write("services/crashy.yaml",
+                     NewService(demo_, "crashy", port, ", --exit-after-s, \"1\""));
+  Push("a crash-looping service");
+  auto starts = [&] {
+    std::vector<int64_t> t;
+    for (const auto& r : Audit()) {
+      if (r.service == "crashy" && r.action == "start" && r.phase == "intent") t.push_back(r.time);
+    }
+    return t;
+  };
+  auto trail = [&] {
+    std::string out;
+    for (const auto& r : Audit()) {
+      if (r.service == "crashy") out += controller::ToJsonLine(r) + "\n";
+    }
+    return out;
+  };
+  // The backoff (1, 2, 4, 8 s) only exceeds the crash-and-detect cycle
+  // (about 2-3 s) from the fourth repair on: wait for six starts.
+  ASSERT_TRUE(WaitFor([&] { return starts().size() >= 6; }, seconds(120), milliseconds(500)))
+      << trail() << Log();
+  std::vector<int64_t> t = starts();
+  // Spaced by the backoff (1, 2, 4, 8 s after each crash, capped at 8), not
+  // restarted in a tight loop: each gap is at least the one before.
+  std::vector<int64_t> gaps;
+  for (size_t i = 1; i < t.size(); ++i) gaps.push_back(t[i] - t[i - 1]);
+  for (size_t i = 1; i < gaps.size(); ++i) {
+    EXPECT_GE(gaps[i] + 1500, gaps[i - 1]) << "gap " << i;
+  }
+  EXPECT_GE(gaps.back(), gaps.front() + 4000) << "the last retry waited the 8 s backoff";
+  json alerts = Api("/api/v1/alerts");
+  EXPECT_NE(alerts.dump().find("crashy@worker-monitor keeps failing"), std::string::npos)
+      << alerts.dump();
+}
+
+TEST_F(ClusterdTest, SigtermFinishesTheStepInFlightAndExitsZero) {
+  StartClusterd();
+  ASSERT_TRUE(WaitHealthy()) << Log();
+  const int port = testing::PickFreePort(demo_.address_of("worker-monitor"));
+  demo_.repo().Write("services/slow.yaml",
+                     NewService(demo_, "slow", port, ", --ready-delay-ms, \"3000\""));
+  Push("a slow service");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (const auto& r : Audit()) {
+          if (r.service == "slow" && r.phase == "intent") return true;
+        }
+        return false;
+      },
+      seconds(30), milliseconds(100)))
+      << Log();
+  clusterd_->Kill(SIGTERM);
+  auto code = clusterd_->WaitForExit(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << Log();
+  bool finished = false;
+  for (const auto& r : Audit()) {
+    if (r.service == "slow" && r.phase == "result") {
+      EXPECT_EQ(r.result, "ok") << r.detail;
+      finished = true;
+    }
+  }
+  EXPECT_TRUE(finished) << "the step in flight must complete before exit";
+}
+
+TEST_F(ClusterdTest, AfterSigkillTheNextStartRecordsInterruptedAndConverges) {
+  StartClusterd();
+  ASSERT_TRUE(WaitHealthy()) << Log();
+  const int port = testing::PickFreePort(demo_.address_of("worker-monitor"));
+  demo_.repo().Write("services/slow.yaml",
+                     NewService(demo_, "slow", port, ", --ready-delay-ms, \"4000\""));
+  Push("a slow service");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (const auto& r : Audit()) {
+          if (r.service == "slow" && r.phase == "intent") return true;
+        }
+        return false;
+      },
+      seconds(30), milliseconds(100)))
+      << Log();
+  clusterd_->Kill(SIGKILL);
+  clusterd_->WaitForExit(seconds(10));
+  StartClusterd();
+  ASSERT_TRUE(WaitHealthy()) << Log();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Instance(Api("/api/v1/status"), "slow", "worker-monitor").value("ready", false);
+      },
+      seconds(30), milliseconds(300)));
+  size_t interrupted = 0;
+  for (const auto& r : Audit()) {
+    if (r.result == "interrupted") {
+      ++interrupted;
+      EXPECT_EQ(r.trigger, "recovery");
+      EXPECT_EQ(r.service, "slow");
+    }
+  }
+  EXPECT_EQ(interrupted, 1u);
+  std::string reason;
+  EXPECT_TRUE(testing::AuditVerifies(demo_.data_dir(), &reason)) << reason;
+}
+
+TEST_F(ClusterdTest, ASecondClusterdOnTheSameDataDirectoryExitsWithAClearMessage) {
+  StartClusterd();
+  ASSERT_TRUE(WaitHealthy()) << Log();
+  testing::TempDir tmp;
+  testing::Process second({testing::ClusterdBin(), "--config", demo_.config_path()},
+                          testing::OutputTo(tmp.Sub("second.log")));
+  auto code = second.WaitForExit(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_NE(*code, 0);
+  EXPECT_NE(testing::ReadFile(tmp.Sub("second.log")).find("is in use by another process"),
+            std::string::npos)
+      << testing::ReadFile(tmp.Sub("second.log"));
+  EXPECT_TRUE(Healthy());  // The first one is undisturbed.
+}
+
+TEST_F(ClusterdTest, ApiRefusesMissingOrWrongTokensAndChangesNothing) {
+  StartClusterd();
+  ASSERT_TRUE(WaitHealthy()) << Log();
+  EXPECT_EQ(Post("/api/v1/suspend", ""), 401);
+  EXPECT_EQ(Post("/api/v1/suspend", "wrong-token"), 401);
+  EXPECT_EQ(Api("/api/v1/status").value("suspended", true), false);
+  EXPECT_EQ(Post("/api/v1/suspend", Token()), 200);
+  EXPECT_EQ(Api("/api/v1/status").value("suspended", false), true);
+  std::string out;
+  EXPECT_EQ(demo_.Cli("resume", &out), 0) << out;
+  EXPECT_EQ(Api("/api/v1/status").value("suspended", true), false);
+}
+
+}  // namespace
+}  // namespace clusterctl

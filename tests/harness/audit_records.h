@@ -1,0 +1,43 @@
+// Reading a data directory's audit log from a test, while its owner
+// (clusterctl or clusterd) may still run: a read-only (secondary) store.
+// Header-only: include it from tests that link the controller library.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "controller/audit_log.h"
+#include "controller/store.h"
+
+namespace clusterctl::testing {
+
+// Every audit record of `data_dir`, oldest first.
+inline std::vector<controller::AuditRecord> AuditRecordsOf(const std::string& data_dir) {
+  auto store = controller::Store::OpenReadOnly(data_dir);
+  if (!store.ok()) return {};
+  auto log = controller::AuditLog::Open(store->get());
+  EXPECT_TRUE(log.ok()) << log.status().ToString();
+  if (!log.ok()) return {};
+  controller::AuditFilter f;
+  f.limit = 0;
+  f.oldest_first = true;
+  auto records = (*log)->Query(f);
+  EXPECT_TRUE(records.ok()) << records.status().ToString();
+  return records.ok() ? *records : std::vector<controller::AuditRecord>{};
+}
+
+// Whether the audit log of `data_dir` verifies end to end.
+inline bool AuditVerifies(const std::string& data_dir, std::string* reason) {
+  auto store = controller::Store::OpenReadOnly(data_dir);
+  if (!store.ok()) return false;
+  auto log = controller::AuditLog::Open(store->get());
+  if (!log.ok()) return false;
+  auto report = (*log)->Verify();
+  if (!report.ok()) return false;
+  if (reason != nullptr) *reason = report->reason;
+  return report->ok;
+}
+
+}  // namespace clusterctl::testing
