@@ -2,6 +2,7 @@
 
 #include <iostream>
 
+#include "cli/audit.h"
 #include "cli/commands.h"
 
 namespace clusterctl::cli {
@@ -32,6 +33,12 @@ const std::vector<Command>& AllCommands() {
       {"why", "Explain an instance: desired vs observed, the planned step, what blocks it.",
        SetupWhy},
       {"history", "Revisions applied: commit, author, time, result.", SetupHistory},
+      {"rollback", "Undo a change through git: a new commit restoring an earlier revision.",
+       SetupRollback},
+      {"audit",
+       "Query the audit log: filters, --follow, verify, export, show SEQ (SPEC.md section 5).\n"
+       "Exit 0 (also when nothing matches), 1 error; audit verify: 0 intact, 1 broken.",
+       SetupAudit},
       {"suspend", "Pause automatic reconciliation of the running clusterd.", SetupSuspend},
       {"resume", "Resume automatic reconciliation of the running clusterd.", SetupResume},
   };

@@ -368,6 +368,13 @@ void AddFilters(CLI::App* sub, PlanOptions* o) {
 
 }  // namespace
 
+int ApplyRevision(Globals* g, const std::string& rev, const std::string& trigger) {
+  PlanOptions o;
+  o.rev = rev;
+  o.trigger = trigger;
+  return RunApply(g, o);
+}
+
 CommandFn SetupDiff(CLI::App* sub, Globals* g) {
   auto o = std::make_shared<PlanOptions>();
   sub->add_option("--rev", o->rev, "Revision to compare with. Default: head of --branch")

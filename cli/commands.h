@@ -33,6 +33,10 @@ CommandFn SetupRestart(CLI::App* sub, Globals* g);
 CommandFn SetupWhy(CLI::App* sub, Globals* g);
 CommandFn SetupHistory(CLI::App* sub, Globals* g);
 CommandFn SetupSuspend(CLI::App* sub, Globals* g);
+CommandFn SetupRollback(CLI::App* sub, Globals* g);
+
+// Applies revision `rev` locally (as clusterctl apply --rev) with `trigger`.
+int ApplyRevision(Globals* g, const std::string& rev, const std::string& trigger);
 CommandFn SetupResume(CLI::App* sub, Globals* g);
 
 }  // namespace clusterctl::cli

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "controller/quarantine.h"
 #include "controller/status_view.h"
 #include "desired-state/loader.h"
 #include "reconcilers/observer.h"
@@ -161,11 +162,35 @@ bool Daemon::PollSource() {
     return false;
   }
   ClearAlert("source");
+  // A rollback quarantines the revisions it undid: while the branch still
+  // points at one of them (a refused push), the rollback commit stays in
+  // force; a newer commit ends the quarantine.
+  std::string wanted = head->commit;
+  if (auto q = ReadQuarantine(config_.data_dir)) {
+    if (q->commits.count(head->commit)) {
+      wanted = q->rollback_commit;
+      RaiseAlert("quarantine", "info",
+                 "branch head " + head->Short() + " is quarantined by a rollback; " +
+                     q->rollback_commit.substr(0, 7) + " stays in force until a newer commit");
+    } else if (head->commit != q->rollback_commit) {
+      (void)ClearQuarantine(config_.data_dir);
+      ClearAlert("quarantine");
+    }
+  }
   std::string current;
   {
     std::lock_guard<std::mutex> g(mu_);
     current = desired_ ? desired_->revision.commit : "";
-    if (head->commit == current || head->commit == rejected_commit_) return false;
+    if (wanted == current || wanted == rejected_commit_) return false;
+  }
+  if (wanted != head->commit) {
+    auto rb = source_->Resolve(wanted);
+    if (!rb.ok()) {
+      RaiseAlert("quarantine", "warning",
+                 "the rollback commit is missing: " + rb.status().message());
+      return false;
+    }
+    head = std::move(rb);
   }
   auto snap = source_->Read(head->commit);
   if (!snap.ok()) {
@@ -303,7 +328,9 @@ void Daemon::ReconcileOnce() {
   for (const char* s : {"running", "stopped", "failed", "unknown"}) {
     metrics_.Set("clusterctl_instances", {{"state", s}}, by_state[s]);
   }
-  po.trigger = new_revision ? "revision" : "drift";
+  const bool rollback =
+      desired->revision.message.find("clusterctl-rollback-to: ") != std::string::npos;
+  po.trigger = !new_revision ? "drift" : rollback ? "rollback" : "revision";
   for (const auto& [key, who] : manual) {
     po.step_trigger[key] = "manual";
     po.step_actor[key] = who;
@@ -397,10 +424,10 @@ void Daemon::ReconcileOnce() {
     rec.result =
         outcome == "failed" || outcome == "blocked" || !plan.blocked.empty() ? "partial" : "ok";
     rec.actor = actor_;
-    rec.trigger = "revision";
+    rec.trigger = po.trigger;
     rec.detail = note;
     (void)revisions_->Record(rec);
-    AuditEvent("revision_applied", "revision", desired->revision.Short(), rec.result,
+    AuditEvent("revision_applied", po.trigger, desired->revision.Short(), rec.result,
                desired->revision.author + ": " + FirstLine(desired->revision.message) +
                    (note.empty() ? "" : " (" + note + ")"));
     std::lock_guard<std::mutex> g(mu_);

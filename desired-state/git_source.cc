@@ -684,6 +684,108 @@ Result<std::unique_ptr<GitSource>> GitSource::Open(const Options& options) try {
   return Status::Internal(std::string("opening the desired-state repository: ") + e.what());
 }
 
+namespace {
+
+// Pushes `local_ref` to `remote_ref` of `url` (fast-forward only). A
+// rejection by the server is an error carrying its message.
+Status PushTo(git_repository* repo, const std::string& url, const std::string& local_ref,
+              const std::string& remote_ref) {
+  git_remote_create_options create = GIT_REMOTE_CREATE_OPTIONS_INIT;
+  create.repository = repo;
+  create.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+  git_remote* raw_remote = nullptr;
+  if (int rc = git_remote_create_with_opts(&raw_remote, url.c_str(), &create); rc < 0) {
+    return GitStatus(rc, "pushing to " + Quote(url), "check the repository URL");
+  }
+  RemotePtr remote(raw_remote);
+  std::string spec = local_ref + ":" + remote_ref;
+  char* specs[] = {spec.data()};
+  git_strarray refspecs = {specs, 1};
+  // Standard layout with `attempts` first: CredentialCallback reads it as int*.
+  std::string rejected;
+  struct Payload {
+    int attempts;
+    std::string* rejected;
+  } payload{0, &rejected};
+  git_push_options opts = GIT_PUSH_OPTIONS_INIT;
+  opts.callbacks.credentials = CredentialCallback;
+  opts.callbacks.push_update_reference = [](const char* ref, const char* status,
+                                            void* data) -> int {
+    if (status != nullptr) {
+      *static_cast<Payload*>(data)->rejected = std::string(ref) + ": " + status;
+    }
+    return 0;
+  };
+  opts.callbacks.payload = &payload;
+  if (int rc = git_remote_push(remote.get(), &refspecs, &opts); rc < 0) {
+    return GitStatus(rc, "pushing to " + Quote(url), "the branch may be protected");
+  }
+  if (!rejected.empty()) {
+    return Status::Permission("the remote refused the push (" + rejected + ")");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<Revision> GitSource::CommitTreeOf(const std::string& target, const std::string& message,
+                                         const std::string& author_name,
+                                         const std::string& author_email,
+                                         std::string* push_error) try {
+  Result<CommitPtr> t = impl_->LookupCommit(target);
+  if (!t.ok()) return t.status();
+  Result<CommitPtr> head = impl_->LookupCommit("");
+  if (!head.ok()) return head.status();
+  git_tree* raw_tree = nullptr;
+  if (int rc = git_commit_tree(&raw_tree, t->get()); rc < 0) {
+    return GitStatus(rc, "reading the tree of " + Quote(target));
+  }
+  TreePtr tree(raw_tree);
+  git_signature* sig = nullptr;
+  if (int rc = git_signature_now(&sig, author_name.c_str(), author_email.c_str()); rc < 0) {
+    return GitStatus(rc, "making the commit signature");
+  }
+  std::unique_ptr<git_signature, GitDeleter<git_signature, git_signature_free>> sig_ptr(sig);
+  const git_commit* parents[] = {head->get()};
+  git_oid id;
+  if (int rc = git_commit_create(&id, impl_->repo.get(), nullptr, sig, sig, "UTF-8",
+                                 message.c_str(), tree.get(), 1, parents);
+      rc < 0) {
+    return GitStatus(rc, "writing the rollback commit");
+  }
+  char hex[GIT_OID_HEXSZ + 1] = {0};
+  git_oid_tostr(hex, sizeof hex, &id);
+  const git_oid* parent_id = git_commit_id(head->get());
+  if (!impl_->remote) {
+    git_reference* ref = nullptr;
+    const std::string name = "refs/heads/" + impl_->options.branch;
+    int rc = git_reference_create_matching(&ref, impl_->repo.get(), name.c_str(), &id, 1, parent_id,
+                                           "clusterctl: rollback");
+    if (rc < 0) {
+      return GitStatus(rc, "moving branch " + Quote(impl_->options.branch),
+                       "the branch moved meanwhile; run the rollback again");
+    }
+    git_reference_free(ref);
+  } else {
+    const std::string local = "refs/heads/clusterctl/rollback-" + std::string(hex, 7);
+    git_reference* ref = nullptr;
+    if (int rc = git_reference_create(&ref, impl_->repo.get(), local.c_str(), &id, 1,
+                                      "clusterctl: rollback");
+        rc < 0) {
+      return GitStatus(rc, "creating branch " + Quote(local));
+    }
+    git_reference_free(ref);
+    Status pushed = PushTo(impl_->repo.get(), impl_->options.repo, local,
+                           "refs/heads/" + impl_->options.branch);
+    if (!pushed.ok() && push_error != nullptr) *push_error = pushed.message();
+  }
+  Result<CommitPtr> made = impl_->LookupCommit(hex);
+  if (!made.ok()) return made.status();
+  return Impl::ToRevision(made->get());
+} catch (const std::exception& e) {
+  return Status::Internal(std::string("writing the rollback commit: ") + e.what());
+}
+
 Status GitSource::Fetch() try {
   if (!impl_->remote) return Status::Ok();
   return FetchInto(impl_->repo.get(), impl_->options.repo);

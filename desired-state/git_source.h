@@ -77,6 +77,18 @@ class GitSource {
   // commit no longer exists (history rewritten and garbage collected).
   Result<bool> IsDescendant(const std::string& commit, const std::string& ancestor);
 
+  // Writes a new commit whose tree equals the tree of `target` and whose
+  // parent is the branch head, with `message` and the given author (also the
+  // committer). History is never rewritten. For a local repository the
+  // branch is moved to it (only if its head did not change meanwhile); for a
+  // URL the commit is made in the cache on a branch
+  // "clusterctl/rollback-<short sha>" and pushed to the remote branch. A
+  // refused push (a protected branch) leaves the commit on that local branch
+  // and is reported in *push_error (the commit itself is returned).
+  Result<Revision> CommitTreeOf(const std::string& target, const std::string& message,
+                                const std::string& author_name, const std::string& author_email,
+                                std::string* push_error);
+
   // The path of the git directory actually read (the cache for URLs).
   const std::string& git_dir() const;
 

@@ -282,7 +282,9 @@ TEST_F(ApplyE2eTest, KillDashNineMidPlanIsRecoveredWithoutLosingRecords) {
   }
   EXPECT_EQ(interrupted, open_intents);
   for (const auto& [seq, n] : results_per_intent) {
-    if (seq != 0) EXPECT_EQ(n, 1) << "intent " << seq;
+    if (seq != 0) {
+      EXPECT_EQ(n, 1) << "intent " << seq;
+    }
   }
   // Seqs are contiguous (no duplicate, no gap).
   for (size_t i = 0; i < after.size(); ++i) EXPECT_EQ(after[i].seq, after[0].seq + i);

@@ -340,6 +340,49 @@ TEST_F(ClusterdTest, ASecondClusterdOnTheSameDataDirectoryExitsWithAClearMessage
   EXPECT_TRUE(Healthy());  // The first one is undisturbed.
 }
 
+TEST_F(ClusterdTest, RollbackStepsOneRestoresTheOldTreeWithANewCommit) {
+  StartClusterd();
+  ASSERT_TRUE(WaitHealthy()) << Log();
+  const std::string good = demo_.repo().Rev();
+  const int64_t pid = Instance(Api("/api/v1/status"), "tools-server", "worker-tools")["pid"];
+  std::string text = demo_.ServiceFile("tools-server");
+  demo_.repo().Write("services/tools-server.yaml",
+                     text.replace(text.find("{SERVICE_NAME: tools-server}"), 28,
+                                  "{SERVICE_NAME: tools-server, BAD: \"1\"}"));
+  Push("a bad change");
+  const std::string bad = demo_.repo().Rev();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        json st = Api("/api/v1/status");
+        return st.is_object() && st["revision"] == bad && st["overall_status"] == "healthy" &&
+               Instance(st, "tools-server", "worker-tools").value("pid", int64_t{0}) != pid;
+      },
+      seconds(40), milliseconds(300)))
+      << Log();
+  std::string out;
+  ASSERT_EQ(demo_.Cli("rollback --steps 1 -m 'the bad change broke tools' --apply", &out), 0)
+      << out;
+  testing::GitRepo origin(demo_.origin(), /*bare=*/true);
+  const std::string rollback = origin.Rev("main");
+  EXPECT_NE(rollback, bad);
+  EXPECT_EQ(origin.Rev(rollback + "^"), bad);  // History intact: a new commit on top.
+  EXPECT_EQ(origin.Rev(rollback + "^{tree}"), origin.Rev(good + "^{tree}"));
+  EXPECT_NE(origin.Git("log -1 --format=%B " + rollback).find("the bad change broke tools"),
+            std::string::npos);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        json st = Api("/api/v1/status");
+        return st.is_object() && st["revision"] == rollback && st["overall_status"] == "healthy";
+      },
+      seconds(40), milliseconds(300)))
+      << Log();
+  bool audited = false;
+  for (const auto& r : Audit()) {
+    if (r.action == "revision_applied" && r.trigger == "rollback") audited = true;
+  }
+  EXPECT_TRUE(audited);
+}
+
 TEST_F(ClusterdTest, ApiRefusesMissingOrWrongTokensAndChangesNothing) {
   StartClusterd();
   ASSERT_TRUE(WaitHealthy()) << Log();

@@ -41,8 +41,8 @@ DemoCluster::DemoCluster(DemoOptions options) : options_(std::move(options)) {
   }
   WriteFile(known_hosts_, known);
   const std::string address = hosts_.at("cpu-coordinator")->address();
-  for (const std::string& s : {"redis-server", "ollama", "llama-server", "embeddings-server",
-                               "tools-server", "haproxy", "monitoring-server"}) {
+  for (const char* s : {"redis-server", "ollama", "llama-server", "embeddings-server",
+                        "tools-server", "haproxy", "monitoring-server"}) {
     ports_[s] = PickFreePort(address);
   }
   data_dir_ = dir_ + "/data";

@@ -133,7 +133,8 @@ class RecordingListener : public StepListener {
 };
 
 Plan ColdPlan(const DesiredState& d) {
-  PlanInput in{&d};
+  PlanInput in;
+  in.desired = &d;
   for (const auto& i : d.instances) {
     ObservedInstance o;
     o.service = i.service;
@@ -206,9 +207,13 @@ TEST(ExecutorTest, ReadinessThatNeverPassesFailsAfterStartTimeoutAndBlocksDepend
 TEST(ExecutorTest, ARequirementThatIsNotMetBlocksTheStep) {
   DesiredState d = Load(kChain, /*max_parallel=*/1);  // One sleeper on the fake clock.
   // db@a already runs (no step), but is not ready.
-  PlanInput in{&d};
+  PlanInput in;
+  in.desired = &d;
   for (const auto& i : d.instances) {
-    ObservedInstance o{i.service, i.machine, ObservedState::kStopped};
+    ObservedInstance o;
+    o.service = i.service;
+    o.machine = i.machine;
+    o.state = ObservedState::kStopped;
     if (i.service == "db") o.state = ObservedState::kRunning, o.spec_hash = i.spec_hash;
     in.observed.push_back(o);
   }

@@ -16,7 +16,10 @@ class HealthTest : public ::testing::Test {
     desired_ = *desired_state::Load(*snap).state;
     in_.desired = &desired_;
     for (const auto& i : desired_.instances) {
-      ObservedInstance o{i.service, i.machine, ObservedState::kRunning};
+      ObservedInstance o;
+      o.service = i.service;
+      o.machine = i.machine;
+      o.state = ObservedState::kRunning;
       o.spec_hash = i.spec_hash;
       in_.observed.push_back(o);
       in_.ready[i.Key()] = true;

@@ -76,7 +76,8 @@ std::vector<std::string> Steps(const Plan& p) {
 
 TEST(PlanTest, ColdStartOfTheExampleFollowsTheDependencyLevels) {
   DesiredState d = LoadExample();
-  PlanInput in{&d};
+  PlanInput in;
+  in.desired = &d;
   in.observed = ObserveAll(d, ObservedState::kStopped);
   Plan p = MakePlan(in);
   EXPECT_EQ(Steps(p), (std::vector<std::string>{
@@ -100,7 +101,8 @@ TEST(PlanTest, ColdStartOfTheExampleFollowsTheDependencyLevels) {
 
 TEST(PlanTest, AConvergedClusterIsInSync) {
   DesiredState d = LoadExample();
-  PlanInput in{&d};
+  PlanInput in;
+  in.desired = &d;
   in.observed = ObserveAll(d, ObservedState::kRunning);
   for (const auto& i : d.instances) in.ready[i.Key()] = true;
   Plan p = MakePlan(in);
@@ -116,7 +118,8 @@ TEST(PlanTest, StoppingTheClusterStopsDependentsBeforeTheirDependencies) {
     if (f.path == "cluster.yaml") f.content += "  state: stopped\n";
   }
   DesiredState d = *desired_state::Load(*snap).state;
-  PlanInput in{&d};
+  PlanInput in;
+  in.desired = &d;
   in.observed = ObserveAll(running, ObservedState::kRunning);
   Plan p = MakePlan(in);
   ASSERT_TRUE(p.refused.empty()) << p.refused;
@@ -137,7 +140,8 @@ TEST(PlanTest, StoppingTheClusterStopsDependentsBeforeTheirDependencies) {
 TEST(PlanTest, ProfileSwitchDevelopmentToProductionStartsOnlyTheNewServices) {
   DesiredState dev = LoadExample("development");
   DesiredState prod = LoadExample("production");
-  PlanInput in{&prod};
+  PlanInput in;
+  in.desired = &prod;
   in.observed = ObserveAll(dev, ObservedState::kRunning, /*only_desired_running=*/true);
   for (const auto& i : dev.instances) in.ready[i.Key()] = i.desired == RunState::kRunning;
   Plan p = MakePlan(in);
@@ -152,7 +156,8 @@ TEST(PlanTest, ProfileSwitchDevelopmentToProductionStartsOnlyTheNewServices) {
 TEST(PlanTest, ProfileSwitchProductionToDevelopmentStopsInReverseOrder) {
   DesiredState dev = LoadExample("development");
   DesiredState prod = LoadExample("production");
-  PlanInput in{&dev};
+  PlanInput in;
+  in.desired = &dev;
   in.observed = ObserveAll(prod, ObservedState::kRunning);
   Plan p = MakePlan(in);
   ASSERT_TRUE(p.refused.empty()) << p.refused;
@@ -181,7 +186,8 @@ std::string Replace(std::string s, const std::string& from, const std::string& t
 
 TEST(PlanTest, ASpecChangeIsARollingRestartOneAtATime) {
   DesiredState d = LoadYaml(Replace(kThreeReplicas, "MAXU", "1"));
-  PlanInput in{&d};
+  PlanInput in;
+  in.desired = &d;
   in.observed = ObserveAll(d, ObservedState::kRunning);
   for (auto& o : in.observed) o.spec_hash = "0ld0000";
   Plan p = MakePlan(in);
@@ -194,7 +200,8 @@ TEST(PlanTest, ASpecChangeIsARollingRestartOneAtATime) {
 
 TEST(PlanTest, MaxUnavailableTwoRestartsInBatchesOfTwo) {
   DesiredState d = LoadYaml(Replace(kThreeReplicas, "MAXU", "2"));
-  PlanInput in{&d};
+  PlanInput in;
+  in.desired = &d;
   in.observed = ObserveAll(d, ObservedState::kRunning);
   for (auto& o : in.observed) o.spec_hash = "old";
   Plan p = MakePlan(in);
@@ -205,7 +212,8 @@ TEST(PlanTest, MaxUnavailableTwoRestartsInBatchesOfTwo) {
 
 TEST(PlanTest, OnlyProbesChangedMeansNoRestart) {
   DesiredState d = LoadYaml(Replace(kThreeReplicas, "MAXU", "1"));
-  PlanInput in{&d};
+  PlanInput in;
+  in.desired = &d;
   in.observed = ObserveAll(d, ObservedState::kRunning);
   for (const auto& i : d.instances) in.ready[i.Key()] = true;
   EXPECT_TRUE(MakePlan(in).InSync());
@@ -227,7 +235,9 @@ kind: Service
 metadata: {name: keep}
 spec: {machines: [a, b, c], process: {command: [/bin/keep]}}
 )");
-  PlanInput in{&d, &previous};
+  PlanInput in;
+  in.desired = &d;
+  in.previous = &previous;
   in.observed = ObserveAll(previous, ObservedState::kRunning);
   for (const auto& i : previous.instances) in.ready[i.Key()] = true;
   Plan p = MakePlan(in);
@@ -254,7 +264,9 @@ metadata: {name: app}
 spec: {machines: [a], process: {command: [/bin/app]}, dependsOn: [{service: zdb}]}
 )");
   DesiredState d = LoadYaml(keep);
-  PlanInput in{&d, &previous};
+  PlanInput in;
+  in.desired = &d;
+  in.previous = &previous;
   in.observed = ObserveAll(previous, ObservedState::kRunning);
   Plan p = MakePlan(in);
   EXPECT_EQ(Steps(p), (std::vector<std::string>{"L0 stop app@a", "L1 stop zdb@a"}));
@@ -264,7 +276,8 @@ spec: {machines: [a], process: {command: [/bin/app]}, dependsOn: [{service: zdb}
 TEST(PlanTest, StartsComeAfterStopsWithoutDependingOnTheirSuccess) {
   DesiredState dev = LoadExample("development");
   DesiredState prod = LoadExample("production");
-  PlanInput in{&dev};
+  PlanInput in;
+  in.desired = &dev;
   in.observed = ObserveAll(prod, ObservedState::kRunning);
   for (auto& o : in.observed) {
     if (o.service == "ollama") o.state = ObservedState::kStopped;
@@ -279,7 +292,8 @@ TEST(PlanTest, StartsComeAfterStopsWithoutDependingOnTheirSuccess) {
 
 TEST(PlanTest, AnInstanceWithoutARecordedSpecHashIsAdoptedNotRestarted) {
   DesiredState d = LoadYaml(Replace(kThreeReplicas, "MAXU", "1"));
-  PlanInput in{&d};
+  PlanInput in;
+  in.desired = &d;
   in.observed = ObserveAll(d, ObservedState::kRunning);
   for (auto& o : in.observed) o.spec_hash.clear();
   for (const auto& i : d.instances) in.ready[i.Key()] = true;
@@ -295,7 +309,9 @@ kind: Service
 metadata: {name: keep}
 spec: {machines: [a], process: {command: [/bin/keep]}}
 )");
-  PlanInput in{&d, &previous};
+  PlanInput in;
+  in.desired = &d;
+  in.previous = &previous;
   in.observed = ObserveAll(previous, ObservedState::kRunning);
   Plan p = MakePlan(in);
   EXPECT_TRUE(p.steps.empty());
@@ -315,7 +331,8 @@ spec: {machines: [a], process: {command: [/bin/keep]}}
 
 TEST(PlanTest, AnUnreachableMachineGetsNoStepAndBlocksItsDependents) {
   DesiredState d = LoadExample();
-  PlanInput in{&d};
+  PlanInput in;
+  in.desired = &d;
   in.observed = ObserveAll(d, ObservedState::kStopped);
   // cpu-coordinator (redis, haproxy) cannot be observed.
   std::erase_if(in.observed,
@@ -337,7 +354,8 @@ TEST(PlanTest, AnUnreachableMachineGetsNoStepAndBlocksItsDependents) {
 
 TEST(PlanTest, AnInstanceInBackoffWaitsForItsRetryTime) {
   DesiredState d = LoadExample();
-  PlanInput in{&d};
+  PlanInput in;
+  in.desired = &d;
   in.observed = ObserveAll(d, ObservedState::kRunning);
   for (const auto& i : d.instances) in.ready[i.Key()] = true;
   for (auto& o : in.observed) {
@@ -355,7 +373,8 @@ TEST(PlanTest, AnInstanceInBackoffWaitsForItsRetryTime) {
 
 TEST(PlanTest, ServiceAndMachineFiltersRestrictSteps) {
   DesiredState d = LoadExample();
-  PlanInput in{&d};
+  PlanInput in;
+  in.desired = &d;
   in.observed = ObserveAll(d, ObservedState::kStopped);
   in.only_service = "ollama";
   EXPECT_EQ(Steps(MakePlan(in)), std::vector<std::string>{"L0 start ollama@jetson"});
@@ -367,7 +386,8 @@ TEST(PlanTest, ServiceAndMachineFiltersRestrictSteps) {
 
 TEST(PlanTest, FormatsAReadablePlanWithWhy) {
   DesiredState d = LoadYaml(Replace(kThreeReplicas, "MAXU", "1"));
-  PlanInput in{&d};
+  PlanInput in;
+  in.desired = &d;
   in.observed = ObserveAll(d, ObservedState::kStopped);
   in.observed[1].state = ObservedState::kFailed;
   in.observed[1].detail = "exited";
@@ -405,7 +425,8 @@ TEST(PlanTest, GeneratedDagsRespectDependencyOrderBothWays) {
         stopped_state.cluster.state = RunState::kStopped;
         for (auto& i : stopped_state.instances) i.desired = RunState::kStopped;
       }
-      PlanInput in{&stopped_state};
+      PlanInput in;
+      in.desired = &stopped_state;
       in.observed = ObserveAll(d, starting ? ObservedState::kStopped : ObservedState::kRunning);
       Plan p = MakePlan(in);
       ASSERT_EQ(p.steps.size(), static_cast<size_t>(n));
