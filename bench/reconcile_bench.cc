@@ -664,7 +664,7 @@ BENCHMARK(BM_NoopReconcile)
     ->ArgName("record")
     ->Arg(0)
     ->Arg(1)
-    ->Iterations(20)
+    ->Iterations(10)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 

@@ -557,6 +557,19 @@ void Daemon::AuditEvent(const std::string& action, const std::string& trigger,
   if (!w.ok()) spdlog::error("writing audit event {}: {}", action, w.status().ToString());
 }
 
+void Daemon::AuditManual(const std::string& action, const std::string& actor,
+                         const std::string& detail) {
+  AuditRecord r;
+  r.actor = actor;
+  r.trigger = "manual";
+  r.action = action;
+  r.phase = "event";
+  r.result = "ok";
+  r.detail = detail;
+  auto w = audit_->Append(r);
+  if (!w.ok()) spdlog::error("writing audit event {}: {}", action, w.status().ToString());
+}
+
 // ------------------------------------------------------------ DaemonView
 
 json Daemon::Status() {
@@ -666,32 +679,14 @@ clusterctl::Status Daemon::Restart(const std::string& service, const std::string
 void Daemon::Suspend(const std::string& actor) {
   suspended_ = true;
   spdlog::info("reconciliation suspended by {}", actor);
-  {
-    AuditRecord r;
-    r.actor = actor;
-    r.trigger = "manual";
-    r.action = "suspend";
-    r.phase = "event";
-    r.result = "ok";
-    r.detail = "automatic reconciliation suspended";
-    (void)audit_->Append(r);
-  }
+  AuditManual("suspend", actor, "automatic reconciliation suspended");
   RaiseAlert("suspended", "info", "automatic reconciliation suspended by " + actor);
 }
 
 void Daemon::Resume(const std::string& actor) {
   suspended_ = false;
   spdlog::info("reconciliation resumed by {}", actor);
-  {
-    AuditRecord r;
-    r.actor = actor;
-    r.trigger = "manual";
-    r.action = "resume";
-    r.phase = "event";
-    r.result = "ok";
-    r.detail = "automatic reconciliation resumed";
-    (void)audit_->Append(r);
-  }
+  AuditManual("resume", actor, "automatic reconciliation resumed");
   ClearAlert("suspended");
   WakeReconcile();
 }

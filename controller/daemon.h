@@ -98,6 +98,8 @@ class Daemon : public DaemonView {
   void AuditEvent(const std::string& action, const std::string& trigger,
                   const std::string& revision, const std::string& result, const std::string& detail,
                   const std::string& machine = "", const std::string& service = "");
+  // An event by a user (suspend, resume), audited with trigger manual.
+  void AuditManual(const std::string& action, const std::string& actor, const std::string& detail);
   void WakeReconcile();
   bool Stopping() const { return stopping_; }
   // Sleeps until `ms` passed, Shutdown(), or `flag` is set (then clears it).

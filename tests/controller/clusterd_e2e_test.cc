@@ -83,6 +83,10 @@ class ClusterdTest : public ::testing::Test {
 
   std::vector<controller::AuditRecord> Audit() { return testing::AuditRecordsOf(demo_.data_dir()); }
 
+  // Pushes a service whose readiness takes `ready_delay_ms`, and waits until
+  // clusterd has audited the intent of its start (the step is in flight).
+  bool PushSlowServiceAndWaitForItsIntent(int ready_delay_ms);
+
   void Push(const std::string& message) {
     demo_.repo().CommitAll(message);
     demo_.repo().Git("push -q -f origin main");
@@ -107,6 +111,22 @@ std::string NewService(const DemoCluster& demo, const std::string& name, int por
          "]\n  readiness:\n    http: {port: " + std::to_string(port) +
          ", path: /health}\n    periodSeconds: 1\n  restart: {backoffSeconds: 1, "
          "maxBackoffSeconds: 8}\n  stopTimeoutSeconds: 2\n";
+}
+
+bool ClusterdTest::PushSlowServiceAndWaitForItsIntent(int ready_delay_ms) {
+  const int port = testing::PickFreePort(demo_.address_of("worker-monitor"));
+  demo_.repo().Write("services/slow.yaml",
+                     NewService(demo_, "slow", port,
+                                ", --ready-delay-ms, \"" + std::to_string(ready_delay_ms) + "\""));
+  Push("a slow service");
+  return WaitFor(
+      [&] {
+        for (const auto& r : Audit()) {
+          if (r.service == "slow" && r.phase == "intent") return true;
+        }
+        return false;
+      },
+      seconds(30), milliseconds(100));
 }
 
 TEST_F(ClusterdTest, ConvergesAndRunsAPushedServiceWithinAPollInterval) {
@@ -260,19 +280,7 @@ TEST_F(ClusterdTest, ACrashLoopingServiceBacksOff) {
 TEST_F(ClusterdTest, SigtermFinishesTheStepInFlightAndExitsZero) {
   StartClusterd();
   ASSERT_TRUE(WaitHealthy()) << Log();
-  const int port = testing::PickFreePort(demo_.address_of("worker-monitor"));
-  demo_.repo().Write("services/slow.yaml",
-                     NewService(demo_, "slow", port, ", --ready-delay-ms, \"3000\""));
-  Push("a slow service");
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        for (const auto& r : Audit()) {
-          if (r.service == "slow" && r.phase == "intent") return true;
-        }
-        return false;
-      },
-      seconds(30), milliseconds(100)))
-      << Log();
+  ASSERT_TRUE(PushSlowServiceAndWaitForItsIntent(3000)) << Log();
   clusterd_->Kill(SIGTERM);
   auto code = clusterd_->WaitForExit(seconds(30));
   ASSERT_TRUE(code.has_value());
@@ -290,19 +298,7 @@ TEST_F(ClusterdTest, SigtermFinishesTheStepInFlightAndExitsZero) {
 TEST_F(ClusterdTest, AfterSigkillTheNextStartRecordsInterruptedAndConverges) {
   StartClusterd();
   ASSERT_TRUE(WaitHealthy()) << Log();
-  const int port = testing::PickFreePort(demo_.address_of("worker-monitor"));
-  demo_.repo().Write("services/slow.yaml",
-                     NewService(demo_, "slow", port, ", --ready-delay-ms, \"4000\""));
-  Push("a slow service");
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        for (const auto& r : Audit()) {
-          if (r.service == "slow" && r.phase == "intent") return true;
-        }
-        return false;
-      },
-      seconds(30), milliseconds(100)))
-      << Log();
+  ASSERT_TRUE(PushSlowServiceAndWaitForItsIntent(4000)) << Log();
   clusterd_->Kill(SIGKILL);
   clusterd_->WaitForExit(seconds(10));
   StartClusterd();
