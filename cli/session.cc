@@ -81,7 +81,9 @@ Status Session::SetUpSsh() {
                  "machines' keys or set ssh.hostKeyPolicy: accept-new in the config.\n";
   }
   ssh_ = std::make_unique<reconcilers::SshPool>(o);
-  driver_ = std::make_unique<reconcilers::ShellDriver>(ssh_.get());
+  reconcilers::ShellDriver::Options driver_options;
+  driver_options.command_timeout = std::chrono::seconds(c.command_timeout_seconds);
+  driver_ = std::make_unique<reconcilers::ShellDriver>(ssh_.get(), driver_options);
   prober_ = std::make_unique<reconcilers::RealProber>(ssh_.get());
   return Status::Ok();
 }

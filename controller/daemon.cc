@@ -73,7 +73,9 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
   so.connect_timeout_ms = d->config_.connect_timeout_seconds * 1000;
   so.command_timeout_ms = d->config_.command_timeout_seconds * 1000;
   d->ssh_ = std::make_unique<reconcilers::SshPool>(so);
-  d->driver_ = std::make_unique<reconcilers::ShellDriver>(d->ssh_.get());
+  reconcilers::ShellDriver::Options driver_options;
+  driver_options.command_timeout = std::chrono::seconds(d->config_.command_timeout_seconds);
+  d->driver_ = std::make_unique<reconcilers::ShellDriver>(d->ssh_.get(), driver_options);
   d->prober_ = std::make_unique<reconcilers::RealProber>(d->ssh_.get());
   ReconcileDeps deps;
   deps.state = d->state_.get();
