@@ -1,22 +1,29 @@
 // Observation of 20 machines x 10 services (issue 3), on 20 real sshd hosts
 // (tests/harness TestCluster: one sshd per machine on 127.0.0.N).
 //
-//   BM_SshRoundTrip      one `true` over a warm session: the floor per machine
-//   BM_ObserveOneMachine one machine's batched observation (10 services + facts)
-//   BM_ObserveWarm       one full ObserveCluster (probes off) over persistent
-//                        sessions (goal: under 100 ms)
-//   BM_ObserveCold       the same with a fresh SshPool: connect + key exchange +
-//                        host key check + auth + observe
-//   BM_Ansible*          the same observation script run by
-//                        `ansible all -m shell` over the same hosts, forks=20,
-//                        with ControlPersist (warm), with pipelining, and with
-//                        no connection reuse (cold); skipped when `ansible` is
-//                        not installed
+//   BM_SshRoundTrip        one `true` over a warm session
+//   BM_SshRoundTripAll20   `true` on all 20 machines at once
+//   BM_ObserveOneMachine   one machine's batched observation (10 services +
+//                          facts)
+//   BM_ObserveScriptLocal  the same script run here with /bin/sh, no SSH; with
+//                          strace installed, counts the processes it creates
+//   BM_ForkExecTrue        fork + exec + reap of /bin/true on this host
+//   BM_ObserveWarm         one full ObserveCluster (probes off) over
+//                          persistent sessions (goal: under 100 ms). Arg:
+//                          machines observed at once (32 = the default)
+//   BM_ObserveCold         the same with a fresh SshPool: connect + key
+//                          exchange + host key check + auth + observe
+//   BM_AnsibleShell*       the same observation script, per machine, run by
+//                          `ansible all -m shell` over the same hosts,
+//                          forks=20: ControlPersist warm, with pipelining, and
+//                          with no connection reuse (cold); skipped when
+//                          `ansible` is not installed
 //
-// Each iteration is timed by hand (wall clock) and kept; after the runs a
-// summary prints the median of each and the Ansible ratios. 2 of the 10
-// services run on every machine (the test service without a port), so the
-// observation sees running, never-started and stopped instances.
+// On every machine svc-0 and svc-1 run (the test service without a port) and
+// svc-2 was stopped, so the observation sees running, stopped and
+// never-started instances. Each iteration is timed by hand (wall clock) and
+// kept; after the runs a summary prints the medians and the Ansible ratios.
+// SIGINT/SIGTERM stop every sshd and service by PID before exiting.
 //
 // Build and run (Release):
 //   cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release
@@ -201,8 +208,8 @@ struct World {
       error = "build clusterctl-test-service first (" + th::TestServiceBin() + ")";
       return;
     }
-    // Start the first kRunning services everywhere and stop one of them on
-    // half of the machines, so every state the script reports is present.
+    // Start svc-0 .. svc-kRunning everywhere, then stop svc-kRunning, so
+    // running, stopped and never-started instances are all present.
     for (const auto& m : desired.machines) {
       for (int s = 0; s < kRunning + 1; ++s) {
         const ds::Service* svc = desired.FindService("svc-" + std::to_string(s));
@@ -303,8 +310,8 @@ std::unique_ptr<World> g_world_owner;  // Reset at the end of main.
 std::string g_world_failure;
 
 // The world, built on first use (starting 20 sshd takes a moment) and torn
-// down at the end of main (before static destructors: RocksDB must close
-// while its library is intact), which stops every process it started by PID.
+// down at the end of main, before static destructors, which stops every
+// process it started by PID.
 World* TheWorld(std::string* error) {
   if (!g_world_owner && g_world_failure.empty()) {
     try {
@@ -464,21 +471,37 @@ void BM_ForkExecTrue(benchmark::State& state) {
 }
 BENCHMARK(BM_ForkExecTrue)->Iterations(100)->UseManualTime()->Unit(benchmark::kMillisecond);
 
+// Arg: machines observed at once (ObserveOptions::max_parallel; 32, the
+// default, observes all 20 at once). Lower values show how CPU-bound the
+// cycle is on this host, where all 20 machines share 2 cores.
 void BM_ObserveWarm(benchmark::State& state) {
   WORLD_OR_SKIP(w);
-  auto warm = rc::ObserveCluster(w.desired, nullptr, *w.driver, nullptr, NoProbes());
+  rc::ObserveOptions options = NoProbes();
+  options.max_parallel = static_cast<int>(state.range(0));
+  const std::string name =
+      options.max_parallel >= kMachines
+          ? std::string("warm cycle (20 x 10)")
+          : "warm cycle (20 x 10), " + std::to_string(options.max_parallel) + " machines at once";
+  auto warm = rc::ObserveCluster(w.desired, nullptr, *w.driver, nullptr, options);
   if (!CheckObservation(state, warm)) return;
   for (auto _ : state) {
     rc::ClusterObservation obs;
-    TimeIteration(state, "warm cycle (20 x 10)", [&] {
-      obs = rc::ObserveCluster(w.desired, nullptr, *w.driver, nullptr, NoProbes());
+    TimeIteration(state, name, [&] {
+      obs = rc::ObserveCluster(w.desired, nullptr, *w.driver, nullptr, options);
     });
     if (!CheckObservation(state, obs)) return;
   }
   state.counters["machines"] = kMachines;
   state.counters["instances"] = kMachines * kServices;
 }
-BENCHMARK(BM_ObserveWarm)->Iterations(10)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ObserveWarm)
+    ->ArgName("parallel")
+    ->Arg(32)
+    ->Arg(4)
+    ->Arg(2)
+    ->Iterations(10)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 void BM_ObserveCold(benchmark::State& state) {
   WORLD_OR_SKIP(w);

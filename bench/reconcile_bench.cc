@@ -33,7 +33,8 @@
 // Between converge iterations (not timed) every service is killed by the pid
 // files (SshHost::KillServices) and the state directories are emptied. Each
 // iteration is timed by hand (wall clock) and kept; after the runs a summary
-// prints medians, the bound and the ratios.
+// prints medians, the bound and the ratios. SIGINT/SIGTERM stop every sshd
+// and service by PID before exiting.
 //
 // Build and run (Release):
 //   cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release

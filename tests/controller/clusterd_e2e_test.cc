@@ -264,14 +264,14 @@ TEST_F(ClusterdTest, ACrashLoopingServiceBacksOff) {
   ASSERT_TRUE(WaitFor([&] { return starts().size() >= 6; }, seconds(120), milliseconds(500)))
       << trail() << Log();
   std::vector<int64_t> t = starts();
-  // Spaced by the backoff (1, 2, 4, 8 s after each crash, capped at 8), not
-  // restarted in a tight loop: each gap is at least the one before.
+  // Spaced by the backoff, not restarted in a tight loop: by the fifth
+  // repair the delay has doubled up to maxBackoffSeconds (8 s), so the last
+  // restart came at least that long after the one before (less the few
+  // hundred ms the start step itself takes), and later than the first repair.
   std::vector<int64_t> gaps;
   for (size_t i = 1; i < t.size(); ++i) gaps.push_back(t[i] - t[i - 1]);
-  for (size_t i = 1; i < gaps.size(); ++i) {
-    EXPECT_GE(gaps[i] + 1500, gaps[i - 1]) << "gap " << i;
-  }
-  EXPECT_GE(gaps.back(), gaps.front() + 4000) << "the last retry waited the 8 s backoff";
+  EXPECT_GE(gaps.back(), 7000) << trail();
+  EXPECT_GT(gaps.back(), gaps.front()) << trail();
   json alerts = Api("/api/v1/alerts");
   EXPECT_NE(alerts.dump().find("crashy@worker-monitor keeps failing"), std::string::npos)
       << alerts.dump();
