@@ -62,6 +62,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "controller/audit_log.h"
 #include "controller/reconcile.h"
 #include "controller/state_store.h"
@@ -94,96 +95,7 @@ constexpr int kReadyDelayMs = 200;
 constexpr int kMaxParallel = 40;
 constexpr int kInstances = kMachines * 5;
 
-// --- Timing: every iteration's wall time, for medians and ratios. ---
-
-std::map<std::string, std::vector<double>>& Samples() {
-  static std::map<std::string, std::vector<double>> samples;
-  return samples;
-}
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-double MedianOf(const std::string& name) {
-  auto it = Samples().find(name);
-  return it == Samples().end() ? 0 : Median(it->second);
-}
-
-// Times `fn` on the wall clock, records it under `name` and as the
-// iteration's manual time. Returns the milliseconds.
-template <typename Fn>
-double TimeIteration(benchmark::State& state, const std::string& name, Fn&& fn) {
-  const auto t0 = std::chrono::steady_clock::now();
-  fn();
-  const double ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  state.SetIterationTime(ms / 1000);
-  Samples()[name].push_back(ms);
-  return ms;
-}
-
-// Other figures of the summary (breakdowns), last value wins.
-std::map<std::string, std::string>& Notes() {
-  static std::map<std::string, std::string> notes;
-  return notes;
-}
-
-// --- Helpers. ---
-
-std::string FindInPath(const std::string& name) {
-  const char* path = getenv("PATH");
-  std::stringstream dirs(path ? path : "/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    std::string p = (dir.empty() ? "." : dir) + "/" + name;
-    if (access(p.c_str(), X_OK) == 0) return p;
-  }
-  return "";
-}
-
-// A YAML double-quoted scalar.
-std::string YamlQuote(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out + "\"";
-}
-
-// Runs argv with extra environment, bounded by `timeout`; returns the exit
-// status (-1 on timeout, after killing the process group) and the output.
-int RunBounded(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-               const std::string& out_path, milliseconds timeout, std::string* output) {
-  th::SpawnOptions o = th::OutputTo(out_path);
-  o.env = env;
-  th::Process p(argv, o);
-  std::optional<int> rc = p.WaitForExit(timeout);
-  if (!rc) {
-    p.KillGroup(SIGKILL);
-    p.WaitForExit(milliseconds(5000));
-  }
-  if (output) *output = th::ReadFile(out_path);
-  return rc.value_or(-1);
-}
+using namespace clusterctl::bench;  // NOLINT: the shared benchmark helpers
 
 // A TCP port that can be bound on `address`, at or above `from` and below
 // the kernel's ephemeral range (so no outgoing connection can be holding it
