@@ -66,8 +66,9 @@ ShellDriver::ShellDriver(CommandRunner* runner, Options options)
 Result<MachineObservation> ShellDriver::Observe(
     const desired_state::Machine& machine,
     const std::vector<const desired_state::Service*>& services) {
-  auto r =
-      runner_->Run(TargetFor(machine), ObserveScript(machine, services), options_.observe_timeout);
+  auto r = runner_->Run(TargetFor(machine),
+                        Command(ObserveScript(machine, services), "", false, Purpose::kObserve),
+                        options_.observe_timeout);
   if (!r.ok()) return r.status().Annotate("observing machine \"" + machine.name + "\"");
   if (r->exit_code != 0) {
     return Status::Internal("observing machine \"" + machine.name + "\": exit " +

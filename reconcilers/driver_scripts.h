@@ -52,6 +52,18 @@ std::string RestartScript(const desired_state::Machine& m, const desired_state::
 std::string ObserveScript(const desired_state::Machine& m,
                           const std::vector<const desired_state::Service*>& services);
 
+// ---- Persistent-shell form (issue 9). Every script above is a *call* of the
+// functions in ShellLibrary(): run it as Command{script, ShellLibrary(),
+// /*trusted=*/true, purpose}. The calls never `exit` (they `return`), never
+// read stdin, and fork nothing but the service itself (and setsid/sudo when
+// the service asks for them); an observation forks nothing at all.
+
+// The shell functions every driver call uses (observe, start, stop, restart,
+// watch), sent once per persistent shell.
+const std::string& ShellLibrary();
+
+// The drift watch's scripts and parser live in watch_scripts.h.
+
 // Parses the output of ObserveScript. Services missing from the output come
 // back kUnknown. `now_ms` stamps observed_at.
 Result<MachineObservation> ParseObservation(

@@ -479,7 +479,9 @@ Outcome ExecProbe(CommandRunner* ssh, const Probe& p, const Machine& m) {
   if (ssh == nullptr) return Fail("exec probe needs an SSH runner, none is configured");
   if (p.command.empty()) return Fail("exec probe has no command");
   const int64_t timeout = TimeoutMs(p);
-  Result<CommandResult> r = ssh->Run(TargetFor(m), ShellJoin(p.command), milliseconds(timeout));
+  Result<CommandResult> r =
+      ssh->Run(TargetFor(m), Command(ShellJoin(p.command), "", false, Purpose::kProbe),
+               milliseconds(timeout));
   if (!r.ok()) {
     if (r.status().code() == Code::kTimeout) return Fail(TimeoutDetail(timeout));
     return Fail(r.status().ToString());

@@ -266,6 +266,25 @@ Result<CommandResult> Exec(ssh_session s, const std::string& command,
 
 CommandRunner::~CommandRunner() = default;
 
+const char* PurposeName(Purpose p) {
+  switch (p) {
+    case Purpose::kObserve:
+      return "observe";
+    case Purpose::kAction:
+      return "action";
+    case Purpose::kProbe:
+      return "probe";
+    case Purpose::kWatch:
+      return "watch";
+  }
+  return "action";
+}
+
+std::string Command::Standalone() const {
+  if (!trusted) return library.empty() ? script : library + "\n" + script;
+  return library + "\n_cc_main() {\n" + script + "\n}\n_cc_main </dev/null\n";
+}
+
 // One session and its reconnect state.
 struct SshPool::Conn {
   std::string machine;
@@ -365,8 +384,9 @@ int SshPool::BackoffMs(int failures) {
   return static_cast<int>(jitter(rng_));
 }
 
-Result<CommandResult> SshPool::Run(const SshTarget& target, const std::string& script,
+Result<CommandResult> SshPool::Run(const SshTarget& target, const Command& cmd,
                                    std::chrono::milliseconds timeout) {
+  const std::string script = cmd.Standalone();
   if (script.find('\0') != std::string::npos) {
     return Status::Invalid("ssh " + target.machine + ": the script contains a NUL byte");
   }

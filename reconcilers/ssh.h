@@ -91,20 +91,61 @@ struct CommandResult {
   // The script's exit status; 128 + N when signal N killed it; -1 if the
   // machine reported neither.
   int exit_code = -1;
-  // Output of the script (each capped at 8 MiB; the rest is discarded and
-  // "[output truncated]" appended).
+  // Output of the script (each capped at 8 MiB; the rest is drained and
+  // discarded and "[output truncated]" appended).
   std::string out, err;
-  // From the start of the command on the machine to its end (excludes
-  // waiting for the session and connecting).
+  // From sending the command to its end (excludes waiting for a shell and
+  // connecting).
   int64_t duration_ms = 0;
+};
+
+// What a command is for. Each purpose has its own persistent shells on a
+// machine, so no purpose can starve another: an exec probe never waits for a
+// stop, and a 25 s probe never delays the observation.
+enum class Purpose {
+  kObserve,  // observation of a machine (one shell; rarely two)
+  kAction,   // start, stop, restart (up to SshOptions::max_action_shells)
+  kProbe,    // exec probes (up to SshOptions::max_probe_shells)
+  kWatch,    // the drift watch tick (one shell)
+};
+const char* PurposeName(Purpose p);  // "observe", "action", "probe", "watch"
+
+// One command for a machine's shell.
+//
+//   script   POSIX sh text.
+//   library  shell functions `script` calls. A persistent shell defines them
+//            once (keyed by their content) and keeps them for later commands,
+//            so a command sends only its call.
+//   trusted  false (default): `script` may do anything (`exit`, `exec`, read
+//            stdin, `set -e`): it runs in a `( ... )` subshell with stdin from
+//            /dev/null, as `sh -c` would run it. true: `script` is built by
+//            clusterctl, never exits or execs the shell, uses `return` to end
+//            early, and runs inside the persistent shell as the body of a
+//            function (no fork), stdin from /dev/null.
+struct Command {
+  Command() = default;
+  Command(std::string s) : script(std::move(s)) {}  // NOLINT: an untrusted action script
+  Command(const char* s) : script(s) {}             // NOLINT
+  Command(std::string s, std::string lib, bool is_trusted, Purpose p)
+      : script(std::move(s)), library(std::move(lib)), trusted(is_trusted), purpose(p) {}
+
+  std::string script;
+  std::string library;
+  bool trusted = false;
+  Purpose purpose = Purpose::kAction;
+
+  // The same command as one self-contained script for `sh -c` (library,
+  // then the script; a trusted script wrapped in a function so its `return`
+  // works). For runners without persistent shells.
+  std::string Standalone() const;
 };
 
 class CommandRunner {
  public:
   virtual ~CommandRunner();
-  // Runs `script` with /bin/sh -c on the machine and waits at most `timeout`
-  // (<= 0: the runner's default) for it to finish. Stdin is empty.
-  virtual Result<CommandResult> Run(const SshTarget& target, const std::string& script,
+  // Runs `command` on the machine and waits at most `timeout` (<= 0: the
+  // runner's default) for it to finish. Stdin is empty.
+  virtual Result<CommandResult> Run(const SshTarget& target, const Command& command,
                                     std::chrono::milliseconds timeout) = 0;
 };
 
@@ -140,7 +181,7 @@ class SshPool : public CommandRunner {
   SshPool(const SshPool&) = delete;
   SshPool& operator=(const SshPool&) = delete;
 
-  Result<CommandResult> Run(const SshTarget& target, const std::string& script,
+  Result<CommandResult> Run(const SshTarget& target, const Command& command,
                             std::chrono::milliseconds timeout) override;
 
   // Forgets the sessions and backoff state of `machine`; a command in flight

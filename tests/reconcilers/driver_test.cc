@@ -236,8 +236,9 @@ TEST_F(DriverTest, AnUnreachableMachineIsAnErrorNotAState) {
 class LocalRunner : public CommandRunner {
  public:
   explicit LocalRunner(std::string path_prefix) : path_prefix_(std::move(path_prefix)) {}
-  Result<CommandResult> Run(const SshTarget&, const std::string& script,
+  Result<CommandResult> Run(const SshTarget&, const Command& command,
                             std::chrono::milliseconds) override {
+    const std::string script = command.Standalone();
     CommandResult r;
     std::string out;
     r.exit_code = testing::RunShell(

@@ -443,16 +443,18 @@ Probe ExecProbe(std::vector<std::string> command, int timeout_seconds = 10) {
 class FakeRunner : public CommandRunner {
  public:
   explicit FakeRunner(Result<CommandResult> answer) : answer_(std::move(answer)) {}
-  Result<CommandResult> Run(const SshTarget& target, const std::string& script,
+  Result<CommandResult> Run(const SshTarget& target, const Command& command,
                             milliseconds timeout) override {
     std::lock_guard<std::mutex> lock(mu_);
     targets.push_back(target);
-    scripts.push_back(script);
+    scripts.push_back(command.script);
+    purposes.push_back(command.purpose);
     timeouts.push_back(timeout);
     return answer_;
   }
   std::vector<SshTarget> targets;
   std::vector<std::string> scripts;
+  std::vector<Purpose> purposes;
   std::vector<milliseconds> timeouts;
 
  private:
