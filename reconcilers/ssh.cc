@@ -11,11 +11,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
 
 #include "reconcilers/shell.h"
+#include "reconcilers/shell_framing.h"
 
 namespace clusterctl::reconcilers {
 namespace {
@@ -110,7 +112,7 @@ int SignalNumber(const std::string& name) {
   return -1;
 }
 
-// What the server told us about the end of the command.
+// What the server told us about the end of a shell.
 struct ChannelEnd {
   int exit_status = -1;
   std::string exit_signal;
@@ -125,141 +127,13 @@ void OnExitSignal(ssh_session, ssh_channel, const char* signal, int, const char*
   static_cast<ChannelEnd*>(userdata)->exit_signal = signal ? signal : "?";
 }
 
-// Owns a channel and its callbacks; frees both on every return path. The
-// callbacks must be removed before the free: libssh keeps a freed channel
-// until the server confirms the close, and would call them later.
-class ChannelGuard {
- public:
-  ChannelGuard(ssh_channel ch, ChannelEnd* end) : ch_(ch) {
-    cb_.userdata = end;
-    cb_.channel_exit_status_function = OnExitStatus;
-    cb_.channel_exit_signal_function = OnExitSignal;
-    ssh_callbacks_init(&cb_);
-    ssh_set_channel_callbacks(ch_, &cb_);
-  }
-  ~ChannelGuard() {
-    ssh_remove_channel_callbacks(ch_, &cb_);
-    if (ssh_channel_is_open(ch_)) ssh_channel_close(ch_);
-    ssh_channel_free(ch_);
-  }
-  ChannelGuard(const ChannelGuard&) = delete;
-  ChannelGuard& operator=(const ChannelGuard&) = delete;
-
- private:
-  ssh_channel ch_;
-  ssh_channel_callbacks_struct cb_{};
-};
-
-void AppendCapped(std::string& to, const char* data, size_t n, bool* truncated) {
-  if (to.size() >= kMaxOutput) {
-    *truncated = true;
-    return;
-  }
-  const size_t take = std::min(n, kMaxOutput - to.size());
-  to.append(data, take);
-  if (take < n) *truncated = true;
-}
-
-// How far a command got; decides whether a failure may be retried.
-enum class Stage { kNotSent, kSent };
-
-// Runs `command` on a new channel of `s`. The channel must open within
-// `open_deadline`, the command must end within `deadline`.
-Result<CommandResult> Exec(ssh_session s, const std::string& command,
-                           Clock::time_point open_deadline, Clock::time_point deadline,
-                           Stage* stage) {
-  *stage = Stage::kNotSent;
-  const auto start = Clock::now();
-  ssh_channel ch = ssh_channel_new(s);
-  if (ch == nullptr) return Status::Unavailable("cannot create a channel: " + SshError(s));
-  ChannelEnd end;
-  ChannelGuard guard(ch, &end);
-
-  int rc;
-  while ((rc = ssh_channel_open_session(ch)) == SSH_AGAIN) {
-    if (Clock::now() >= open_deadline) {
-      return Status::Timeout("opening a channel timed out after " + std::to_string(MsSince(start)) +
-                             " ms; the command was not started");
-    }
-    WaitSocket(s, open_deadline);
-  }
-  if (rc != SSH_OK) {
-    return Status::Unavailable("cannot open a channel (the command was not started): " +
-                               SshError(s));
-  }
-
-  *stage = Stage::kSent;
-  const std::string unknown =
-      "; the command may have run or may still be running: its outcome is unknown, "
-      "re-observe the machine before retrying";
-  auto timed_out = [&] {
-    // Best effort: ask sshd to stop the command before the session is dropped.
-    ssh_channel_request_send_signal(ch, "TERM");
-    ssh_blocking_flush(s, 200);
-    return Status::Timeout("command timed out after " + std::to_string(MsSince(start)) + " ms" +
-                           unknown);
-  };
-  auto lost = [&] {
-    return Status::Unavailable("connection lost while the command was running (" + SshError(s) +
-                               ")" + unknown);
-  };
-
-  while ((rc = ssh_channel_request_exec(ch, command.c_str())) == SSH_AGAIN) {
-    if (Clock::now() >= deadline) return timed_out();
-    WaitSocket(s, deadline);
-  }
-  if (rc != SSH_OK) {
-    if (Broken(s)) return lost();
-    return Status::Unavailable("the machine refused to run the command: " + SshError(s));
-  }
-  ssh_channel_send_eof(ch);  // empty stdin
-
-  CommandResult result;
-  bool truncated = false;
-  char buf[16384];
-  for (;;) {
-    // Checked on every round: a command that never stops writing must time out too.
-    if (Clock::now() >= deadline) return timed_out();
-    bool progress = false;
-    for (int is_stderr = 0; is_stderr < 2; ++is_stderr) {
-      int n = ssh_channel_read_nonblocking(ch, buf, sizeof buf, is_stderr);
-      if (n > 0) {
-        AppendCapped(is_stderr ? result.err : result.out, buf, static_cast<size_t>(n), &truncated);
-        progress = true;
-      } else if (n == SSH_ERROR) {
-        return lost();
-      }
-    }
-    if (progress) continue;
-    if (ssh_channel_is_eof(ch)) break;
-    if (Broken(s)) return lost();
-    if (ssh_channel_is_closed(ch)) break;  // closed without EOF: nothing more comes
-    WaitSocket(s, deadline);
-  }
-
-  // The exit status follows the EOF, before the channel close.
-  while (end.exit_status < 0 && end.exit_signal.empty() && !ssh_channel_is_closed(ch)) {
-    ssh_channel_get_exit_status(ch);  // non-blocking session: processes what arrived
-    if (end.exit_status >= 0 || !end.exit_signal.empty()) break;
-    if (Broken(s)) return lost();
-    if (Clock::now() >= deadline) return timed_out();
-    WaitSocket(s, deadline);
-  }
-  if (end.exit_status < 0 && end.exit_signal.empty() && Broken(s)) return lost();
-
-  if (end.exit_status >= 0) {
-    result.exit_code = end.exit_status;
-  } else if (!end.exit_signal.empty()) {
-    const int sig = SignalNumber(end.exit_signal);
-    result.exit_code = sig > 0 ? 128 + sig : -1;
-    if (sig <= 0) result.err += "[killed by signal " + end.exit_signal + "]";
-  }
-  if (truncated) {
-    if (result.out.size() >= kMaxOutput) result.out += "\n[output truncated]";
-    if (result.err.size() >= kMaxOutput) result.err += "\n[output truncated]";
-  }
-  result.duration_ms = MsSince(start);
-  return result;
+std::string RandomHex(size_t n) {
+  static thread_local std::mt19937_64 rng(
+      std::random_device{}() ^ static_cast<uint64_t>(Clock::now().time_since_epoch().count()));
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < n; ++i) out += kHex[rng() & 15];
+  return out;
 }
 
 }  // namespace
@@ -285,28 +159,97 @@ std::string Command::Standalone() const {
   return library + "\n_cc_main() {\n" + script + "\n}\n_cc_main </dev/null\n";
 }
 
-// One session and its reconnect state.
+// One persistent shell: a channel running kShellCommand, with at most one
+// command in flight. Everything here is guarded by the Conn's mutex.
+struct SshPool::Shell {
+  Purpose purpose = Purpose::kAction;
+  ssh_channel ch = nullptr;
+  ChannelEnd end;
+  ssh_channel_callbacks_struct cb{};
+  std::string token = RandomHex(24);
+  uint64_t seq = 0;
+  bool synced = false;      // a command (with the sync marker) was sent
+  size_t library_hash = 0;  // the library defined in this shell, 0 = none
+  bool started = false;     // the channel is open and runs the shell
+  bool busy = false;        // a command holds this shell
+  bool dead = false;        // the channel is gone; never reused
+  std::string dead_reason;  // why, for the command in flight
+
+  // The command in flight.
+  std::string pending;  // request bytes not written yet
+  std::unique_ptr<StreamParser> out, err;
+  bool ended = false;  // the shell ended before the markers came
+  bool lost = false;   // the session broke
+
+  bool Finished() const { return (out && out->done() && err->done()) || ended || lost || dead; }
+};
+
+// One machine: its SSH session, its shells, and the reconnect state.
 struct SshPool::Conn {
   std::string machine;
   std::string where;  // "ssh jetson (ops@192.168.1.177:22)" for messages
 
-  std::timed_mutex mu;            // held for every use of `session`, including I/O
-  ssh_session session = nullptr;  // guarded by mu
-  Clock::time_point last_used;    // guarded by mu
+  // Guards everything below and every libssh call on `session` and its
+  // channels. Held only for non-blocking calls, never while waiting.
+  std::mutex mu;
+  std::condition_variable cv;  // a shell freed, a command progressed, a connect ended
+  ssh_session session = nullptr;
+  Clock::time_point last_used;
+  bool connecting = false;  // a thread is establishing `session`
+  bool pumping = false;     // a thread is reading the socket for everyone
+  std::vector<std::shared_ptr<Shell>> shells;
+  int timeouts_in_row = 0;  // commands that timed out since the last success
+  int shells_opened = 0;
 
   std::mutex backoff_mu;  // guards the backoff state; never held during I/O
   int failures = 0;
   Clock::time_point retry_after;
   Status last_error;
 
-  ~Conn() { Drop(); }
+  ~Conn() {
+    std::lock_guard<std::mutex> l(mu);
+    DropSession("the pool was closed");
+  }
 
-  // Frees the session (REQUIRES: mu held, or the last reference).
-  void Drop() {
-    if (session == nullptr) return;
-    ssh_disconnect(session);
-    ssh_free(session);
-    session = nullptr;
+  // Frees a shell's channel (REQUIRES: mu). The callbacks go first: libssh
+  // keeps a freed channel until the server confirms the close and would
+  // call them later.
+  static void FreeChannel(Shell& sh) {
+    if (sh.ch == nullptr) return;
+    ssh_remove_channel_callbacks(sh.ch, &sh.cb);
+    if (ssh_channel_is_open(sh.ch)) ssh_channel_close(sh.ch);
+    ssh_channel_free(sh.ch);
+    sh.ch = nullptr;
+  }
+
+  // Marks a shell dead and frees its channel (REQUIRES: mu).
+  void KillShell(Shell& sh, const std::string& why) {
+    if (!sh.dead) {
+      sh.dead = true;
+      sh.dead_reason = why;
+    }
+    FreeChannel(sh);
+    shells.erase(std::remove_if(shells.begin(), shells.end(),
+                                [&](const std::shared_ptr<Shell>& p) { return p.get() == &sh; }),
+                 shells.end());
+    cv.notify_all();
+  }
+
+  // Frees the session and every shell on it (REQUIRES: mu).
+  void DropSession(const std::string& why) {
+    for (auto& sh : shells) {
+      if (sh->busy) sh->lost = true;
+      sh->dead = true;
+      sh->dead_reason = why;
+      FreeChannel(*sh);
+    }
+    shells.clear();
+    if (session != nullptr) {
+      ssh_disconnect(session);
+      ssh_free(session);
+      session = nullptr;
+    }
+    cv.notify_all();
   }
 
   // The last connect error with "retry in N ms" while within the backoff
@@ -320,7 +263,72 @@ struct SshPool::Conn {
     return Status(code, where + ": " + last_error.message() + "; retry in " + std::to_string(left) +
                             " ms (reconnect backoff)");
   }
+
+  // One round of non-blocking I/O for every busy shell: write what is
+  // pending, read what arrived (libssh dispatches every channel's packets
+  // while reading any one), notice ended shells and a broken session.
+  // REQUIRES: mu. Returns whether anything changed.
+  bool PumpLocked();
 };
+
+bool SshPool::Conn::PumpLocked() {
+  if (session == nullptr) return false;
+  bool progress = false;
+  char buf[16384];
+  // Copy: KillShell edits `shells`.
+  std::vector<std::shared_ptr<Shell>> snapshot = shells;
+  for (auto& sh : snapshot) {
+    if (sh->dead || sh->ch == nullptr || !sh->started) continue;
+    if (sh->busy && !sh->pending.empty()) {
+      const int n =
+          ssh_channel_write(sh->ch, sh->pending.data(), static_cast<uint32_t>(sh->pending.size()));
+      if (n > 0) {
+        sh->pending.erase(0, static_cast<size_t>(n));
+        progress = true;
+      } else if (n == SSH_ERROR) {
+        sh->ended = true;
+        KillShell(*sh, "cannot write to the remote shell: " + SshError(session));
+        progress = true;
+        continue;
+      }
+    }
+    for (int is_stderr = 0; is_stderr < 2; ++is_stderr) {
+      for (;;) {
+        const int n = ssh_channel_read_nonblocking(sh->ch, buf, sizeof buf, is_stderr);
+        if (n <= 0) {
+          if (n == SSH_ERROR && !sh->dead) {
+            if (sh->busy) sh->ended = true;
+            KillShell(*sh, "reading from the remote shell failed: " + SshError(session));
+            progress = true;
+          }
+          break;
+        }
+        progress = true;
+        if (sh->busy && sh->out) (is_stderr ? sh->err : sh->out)->Feed(std::string_view(buf, n));
+      }
+      if (sh->dead) break;
+    }
+    if (sh->dead) continue;
+    if (sh->busy && sh->out && sh->out->done() && sh->err->done()) continue;
+    if (ssh_channel_is_eof(sh->ch) || ssh_channel_is_closed(sh->ch)) {
+      // The shell ended: between commands (reopened on next use) or during
+      // one (an untrusted script killed it, or someone else did).
+      ssh_channel_get_exit_status(sh->ch);  // non-blocking: takes what arrived
+      // The exit status or signal follows the EOF, before the close.
+      const bool told = sh->end.exit_status >= 0 || !sh->end.exit_signal.empty();
+      if (sh->busy && !told && !ssh_channel_is_closed(sh->ch)) continue;
+      if (sh->busy) sh->ended = true;
+      KillShell(*sh, "the remote shell ended");
+      progress = true;
+    }
+  }
+  if (Broken(session)) {
+    DropSession("connection lost (" + SshError(session) + ")");
+    progress = true;
+  }
+  if (progress) cv.notify_all();
+  return progress;
+}
 
 SshPool::SshPool(SshOptions options)
     : options_(std::move(options)),
@@ -373,6 +381,17 @@ int SshPool::ConnectsForTest(const std::string& machine) const {
   return it == connects_.end() ? 0 : it->second;
 }
 
+int SshPool::ShellsOpenedForTest(const std::string& machine) const {
+  std::lock_guard<std::mutex> l(mu_);
+  int n = 0;
+  for (const auto& [_, c] : conns_) {
+    if (c->machine != machine) continue;
+    std::lock_guard<std::mutex> cl(c->mu);
+    n += c->shells_opened;
+  }
+  return n;
+}
+
 int SshPool::BackoffMs(int failures) {
   const int64_t initial = std::max(1, options_.backoff_initial_ms);
   const int64_t cap = std::max<int64_t>(initial, options_.backoff_max_ms);
@@ -384,16 +403,191 @@ int SshPool::BackoffMs(int failures) {
   return static_cast<int>(jitter(rng_));
 }
 
+int SshPool::MaxShells(Purpose p) const {
+  switch (p) {
+    case Purpose::kAction:
+      return std::max(1, options_.max_action_shells);
+    case Purpose::kProbe:
+      return std::max(1, options_.max_probe_shells);
+    case Purpose::kObserve:
+    case Purpose::kWatch:
+      return 1;
+  }
+  return 1;
+}
+
+// Lets one waiting thread at a time read the socket for everyone: it polls
+// the session's socket (without the lock), then pumps every shell. Others
+// wait on the condition variable. REQUIRES: `l` holds conn.mu; returns with
+// it held.
+void SshPool::PumpOrWait(Conn& conn, std::unique_lock<std::mutex>& l, Clock::time_point deadline) {
+  const auto cap = std::min(deadline, Clock::now() + milliseconds(kPollCapMs));
+  if (conn.pumping) {
+    conn.cv.wait_until(l, cap);
+    return;
+  }
+  conn.pumping = true;
+  if (!conn.PumpLocked() && conn.session != nullptr) {
+    const int fd = ssh_get_fd(conn.session);
+    short events = POLLIN;
+    if (ssh_get_poll_flags(conn.session) & SSH_WRITE_PENDING) events |= POLLOUT;
+    l.unlock();
+    if (fd >= 0) {
+      pollfd p{fd, events, 0};
+      ::poll(&p, 1, static_cast<int>(std::clamp<int64_t>(MsUntil(cap), 0, kPollCapMs)));
+    } else {
+      std::this_thread::sleep_until(cap);
+    }
+    l.lock();
+    conn.PumpLocked();
+  }
+  conn.pumping = false;
+  conn.cv.notify_all();
+}
+
+// Makes sure `conn` has a live session. REQUIRES: `l` holds conn.mu.
+// `*fresh` tells whether this call connected.
+Status SshPool::EnsureSession(Conn& conn, std::unique_lock<std::mutex>& l, const SshTarget& target,
+                              Clock::time_point deadline, bool* fresh) {
+  *fresh = false;
+  for (;;) {
+    if (conn.session != nullptr) {
+      bool usable = !Broken(conn.session);
+      if (usable && conn.shells.empty() &&
+          Clock::now() - conn.last_used > std::chrono::seconds(options_.keepalive_seconds)) {
+        usable = ssh_send_ignore(conn.session, "") == SSH_OK;
+      }
+      if (usable) return Status::Ok();
+      spdlog::debug("{}: idle session is gone; reconnecting", conn.where);
+      conn.DropSession("connection lost (idle session)");
+    }
+    if (conn.connecting) {
+      if (Clock::now() >= deadline) {
+        return Status::Timeout(conn.where + ": waited for the connection being established; " +
+                               "the command was not started");
+      }
+      conn.cv.wait_until(l, deadline);
+      continue;
+    }
+    conn.connecting = true;
+    l.unlock();
+    ssh_session s = nullptr;
+    Status st = Connect(conn, target, &s);
+    l.lock();
+    conn.connecting = false;
+    if (st.ok()) {
+      conn.session = s;
+      conn.last_used = Clock::now();
+      conn.timeouts_in_row = 0;
+      *fresh = true;
+    }
+    conn.cv.notify_all();
+    return st;
+  }
+}
+
+// Opens a shell channel: a session channel running kShellCommand. REQUIRES:
+// `l` holds conn.mu (released while waiting for the server).
+Result<std::shared_ptr<SshPool::Shell>> SshPool::OpenShell(Conn& conn,
+                                                           std::unique_lock<std::mutex>& l,
+                                                           Purpose purpose,
+                                                           Clock::time_point deadline) {
+  auto sh = std::make_shared<Shell>();
+  sh->purpose = purpose;
+  sh->busy = true;
+  sh->ch = ssh_channel_new(conn.session);
+  if (sh->ch == nullptr) {
+    return Status::Unavailable("cannot create a channel: " + SshError(conn.session));
+  }
+  sh->cb.userdata = &sh->end;
+  sh->cb.channel_exit_status_function = OnExitStatus;
+  sh->cb.channel_exit_signal_function = OnExitSignal;
+  ssh_callbacks_init(&sh->cb);
+  ssh_set_channel_callbacks(sh->ch, &sh->cb);
+  conn.shells.push_back(sh);  // so a session drop frees its channel
+  const auto start = Clock::now();
+  auto fail = [&](Status st) -> Result<std::shared_ptr<Shell>> {
+    if (conn.session != nullptr && !sh->dead) conn.KillShell(*sh, st.message());
+    return st;
+  };
+  // Each libssh call is retried while it answers SSH_AGAIN; the lock is
+  // released between tries so other shells of the machine keep flowing.
+  auto pump_until_ok = [&](auto call, const char* what) -> Status {
+    for (;;) {
+      if (sh->dead || conn.session == nullptr) {
+        return Status::Unavailable(std::string("cannot ") + what + ": " + sh->dead_reason);
+      }
+      const int rc = call();
+      if (rc == SSH_OK) return Status::Ok();
+      if (rc != SSH_AGAIN) {
+        return Status::Unavailable(std::string("cannot ") + what + ": " + SshError(conn.session));
+      }
+      if (Clock::now() >= deadline) {
+        return Status::Timeout(std::string(what) + " timed out after " +
+                               std::to_string(MsSince(start)) + " ms");
+      }
+      PumpOrWait(conn, l, deadline);
+    }
+  };
+  Status st = pump_until_ok([&] { return ssh_channel_open_session(sh->ch); }, "open a channel");
+  if (st.ok()) {
+    st = pump_until_ok([&] { return ssh_channel_request_exec(sh->ch, kShellCommand); },
+                       "start a shell");
+  }
+  if (!st.ok()) return fail(st.Annotate("the command was not started"));
+  sh->started = true;
+  ++conn.shells_opened;
+  return sh;
+}
+
+// A shell of `purpose` for one command: an idle one, a new one while under
+// the purpose's limit, or the first one freed. REQUIRES: `l` holds conn.mu.
+Result<std::shared_ptr<SshPool::Shell>> SshPool::AcquireShell(
+    Conn& conn, std::unique_lock<std::mutex>& l, const SshTarget& target, Purpose purpose,
+    Clock::time_point deadline, Clock::time_point busy_deadline) {
+  for (int attempt = 0;; ++attempt) {
+    bool fresh = false;
+    CLUSTERCTL_RETURN_IF_ERROR(EnsureSession(conn, l, target, deadline, &fresh));
+    // Notice shells that ended while idle before choosing one.
+    conn.PumpLocked();
+    if (conn.session == nullptr) continue;
+    int count = 0;
+    for (auto& sh : conn.shells) {
+      if (sh->purpose != purpose || sh->dead) continue;
+      ++count;
+      if (!sh->busy) {
+        sh->busy = true;
+        return sh;
+      }
+    }
+    if (count < MaxShells(purpose)) {
+      auto opened = OpenShell(conn, l, purpose, deadline);
+      if (opened.ok() || fresh || attempt > 0 || conn.session == nullptr) return opened;
+      // A reused session that cannot open a channel is stale: the command
+      // never left, so reconnect and try once more.
+      spdlog::debug("{}: stale session ({}); reconnecting", conn.where, opened.status().message());
+      conn.DropSession("stale session");
+      continue;
+    }
+    if (Clock::now() >= busy_deadline) {
+      return Status::Exhausted("busy: all " + std::to_string(MaxShells(purpose)) + " " +
+                               PurposeName(purpose) +
+                               " shells on this machine stayed busy; the command was not started");
+    }
+    conn.cv.wait_until(l, busy_deadline);
+  }
+}
+
 Result<CommandResult> SshPool::Run(const SshTarget& target, const Command& cmd,
                                    std::chrono::milliseconds timeout) {
-  const std::string script = cmd.Standalone();
-  if (script.find('\0') != std::string::npos) {
+  const std::string& script = cmd.script;
+  if (script.find('\0') != std::string::npos || cmd.library.find('\0') != std::string::npos) {
     return Status::Invalid("ssh " + target.machine + ": the script contains a NUL byte");
   }
-  if (script.size() > kMaxScript) {
+  if (script.size() + cmd.library.size() > kMaxScript) {
     return Status::Invalid("ssh " + target.machine + ": the script is " +
-                           std::to_string(script.size()) + " bytes; the limit is " +
-                           std::to_string(kMaxScript));
+                           std::to_string(script.size() + cmd.library.size()) +
+                           " bytes; the limit is " + std::to_string(kMaxScript));
   }
   if (timeout.count() <= 0) timeout = milliseconds(options_.command_timeout_ms);
   const milliseconds connect_timeout(std::max(1, options_.connect_timeout_ms));
@@ -401,53 +595,84 @@ Result<CommandResult> SshPool::Run(const SshTarget& target, const Command& cmd,
   std::shared_ptr<Conn> conn = GetConn(target);
   if (Status s = conn->BackoffStatus(); !s.ok()) return s;
 
-  std::unique_lock<std::timed_mutex> lock(conn->mu, std::defer_lock);
-  if (!lock.try_lock_for(timeout + connect_timeout)) {
-    return Status::Timeout(conn->where + ": waited " +
-                           std::to_string((timeout + connect_timeout).count()) +
-                           " ms for another command on this machine to finish; the command "
-                           "was not started");
+  std::unique_lock<std::mutex> l(conn->mu);
+  // Connecting and opening a shell are bounded by the connect timeout plus
+  // the command's own; waiting for a busy shell by the command's timeout.
+  const auto now = Clock::now();
+  auto acquired =
+      AcquireShell(*conn, l, target, cmd.purpose, now + connect_timeout + timeout, now + timeout);
+  if (!acquired.ok()) return acquired.status().Annotate(conn->where);
+  std::shared_ptr<Shell> sh = std::move(*acquired);
+
+  // Frame and send.
+  const uint64_t seq = ++sh->seq;
+  const size_t lib_hash = cmd.library.empty() ? 0 : std::hash<std::string>{}(cmd.library) | 1;
+  const bool send_library = lib_hash != 0 && sh->library_hash != lib_hash;
+  sh->pending = FrameRequest(cmd, sh->token, seq, !sh->synced, send_library);
+  sh->out = std::make_unique<StreamParser>(sh->token, seq, true, sh->synced, kMaxOutput);
+  sh->err = std::make_unique<StreamParser>(sh->token, seq, false, sh->synced, kMaxOutput);
+  sh->synced = true;
+  if (send_library) sh->library_hash = lib_hash;
+  sh->ended = sh->lost = false;
+  const auto start = Clock::now();
+  const auto deadline = start + timeout;
+
+  const std::string unknown =
+      "; the command may have run or may still be running: its outcome is unknown, "
+      "re-observe the machine before retrying";
+  while (!sh->Finished()) {
+    if (Clock::now() >= deadline) {
+      // Best effort: stop the shell before its channel goes; the next
+      // command opens a new shell. Repeated timeouts rebuild the session
+      // (sshd keeps a session slot while a timed-out child lives).
+      if (sh->ch != nullptr) {
+        ssh_channel_request_send_signal(sh->ch, "TERM");
+        ssh_blocking_flush(conn->session, 200);
+      }
+      conn->KillShell(*sh, "timed out");
+      if (++conn->timeouts_in_row >= 3) conn->DropSession("3 commands in a row timed out");
+      return Status::Timeout(conn->where + ": command timed out after " +
+                             std::to_string(MsSince(start)) + " ms" + unknown);
+    }
+    PumpOrWait(*conn, l, deadline);
   }
 
-  const std::string command = "sh -c " + ShellQuote(script);
-  for (int attempt = 0;; ++attempt) {
-    bool fresh = false;
-    if (conn->session != nullptr) {
-      bool usable = !Broken(conn->session);
-      if (usable &&
-          Clock::now() - conn->last_used > std::chrono::seconds(options_.keepalive_seconds)) {
-        usable = ssh_send_ignore(conn->session, "") == SSH_OK;
-      }
-      if (!usable) {
-        spdlog::debug("{}: idle session is gone; reconnecting", conn->where);
-        conn->Drop();
-      }
-    }
-    if (conn->session == nullptr) {
-      CLUSTERCTL_RETURN_IF_ERROR(Connect(*conn, target));
-      fresh = true;
-    }
-
-    const auto now = Clock::now();
-    Stage stage;
-    Result<CommandResult> r = Exec(conn->session, command, now + std::min(connect_timeout, timeout),
-                                   now + timeout, &stage);
-    if (r.ok()) {
-      conn->last_used = Clock::now();
-      return r;
-    }
-    conn->Drop();
-    if (stage == Stage::kNotSent && !fresh && attempt == 0) {
-      // A reused session that died while idle: the command never left, so
-      // it is safe to send it once more on a new session.
-      spdlog::debug("{}: stale session ({}); reconnecting", conn->where, r.status().message());
-      continue;
-    }
-    return r.status().Annotate(conn->where);
+  CommandResult result;
+  result.duration_ms = MsSince(start);
+  result.out = sh->out->data();
+  result.err = sh->err->data();
+  if (sh->out->truncated()) result.out += "\n[output truncated]";
+  if (sh->err->truncated()) result.err += "\n[output truncated]";
+  if (sh->lost) {
+    return Status::Unavailable(conn->where + ": connection lost while the command was running (" +
+                               sh->dead_reason + ")" + unknown);
   }
+  if (!sh->ended && !sh->dead) {
+    result.exit_code = sh->out->status();
+    sh->busy = false;
+    sh->out.reset();
+    sh->err.reset();
+    conn->timeouts_in_row = 0;
+    conn->last_used = Clock::now();
+    conn->cv.notify_all();
+    return result;
+  }
+  // The shell ended during the command: like `sh -c`, its exit status or
+  // signal is the command's.
+  if (sh->end.exit_status >= 0) {
+    result.exit_code = sh->end.exit_status;
+  } else if (!sh->end.exit_signal.empty()) {
+    const int sig = SignalNumber(sh->end.exit_signal);
+    result.exit_code = sig > 0 ? 128 + sig : -1;
+  } else {
+    return Status::Unavailable(conn->where + ": the remote shell ended while the command was " +
+                               "running (" + sh->dead_reason + ")" + unknown);
+  }
+  conn->last_used = Clock::now();
+  return result;
 }
 
-Status SshPool::Connect(Conn& conn, const SshTarget& target) {
+Status SshPool::Connect(Conn& conn, const SshTarget& target, ssh_session* out) {
   if (Status s = conn.BackoffStatus(); !s.ok()) return s;
   const auto start = Clock::now();
   const auto deadline = start + milliseconds(std::max(1, options_.connect_timeout_ms));
@@ -457,22 +682,26 @@ Status SshPool::Connect(Conn& conn, const SshTarget& target) {
                                " connections were being established already; gave up after " +
                                std::to_string(MsSince(start)) + " ms");
   }
-  Status s = Establish(conn, target);
+  ssh_session s = nullptr;
+  Status st = Establish(conn, target, &s);
   connect_slots_.release();
 
-  if (s.ok()) {
+  if (st.ok()) {
     {
       std::lock_guard<std::mutex> l(conn.backoff_mu);
       conn.failures = 0;
       conn.last_error = Status::Ok();
     }
-    conn.last_used = Clock::now();
+    *out = s;
     std::lock_guard<std::mutex> l(mu_);
     ++connects_[conn.machine];
     spdlog::debug("{}: session established in {} ms", conn.where, MsSince(start));
-    return s;
+    return st;
   }
-  conn.Drop();
+  if (s != nullptr) {
+    ssh_disconnect(s);
+    ssh_free(s);
+  }
   int failures;
   {
     std::lock_guard<std::mutex> l(conn.backoff_mu);
@@ -482,21 +711,21 @@ Status SshPool::Connect(Conn& conn, const SshTarget& target) {
   {
     std::lock_guard<std::mutex> l(conn.backoff_mu);
     conn.retry_after = Clock::now() + milliseconds(delay);
-    conn.last_error = s;
+    conn.last_error = st;
   }
-  spdlog::debug("{}: {} (failure {}, retry in {} ms)", conn.where, s.message(), failures, delay);
-  return Status(s.code(),
-                conn.where + ": " + s.message() + "; retry in " + std::to_string(delay) + " ms");
+  spdlog::debug("{}: {} (failure {}, retry in {} ms)", conn.where, st.message(), failures, delay);
+  return Status(st.code(),
+                conn.where + ": " + st.message() + "; retry in " + std::to_string(delay) + " ms");
 }
 
-// Connects, checks the host key and authenticates. On error the caller drops
-// conn.session. Messages carry no "where" prefix.
-Status SshPool::Establish(Conn& conn, const SshTarget& target) {
+// Connects, checks the host key and authenticates. `*out` is the session,
+// also on error (then the caller frees it). Messages carry no "where" prefix.
+Status SshPool::Establish(Conn& conn, const SshTarget& target, ssh_session* out) {
   const auto start = Clock::now();
   const auto deadline = start + milliseconds(std::max(1, options_.connect_timeout_ms));
   ssh_session s = ssh_new();
   if (s == nullptr) return Status::Internal("ssh_new failed");
-  conn.session = s;
+  *out = s;
 
   const std::string known_hosts = ExpandHome(options_.known_hosts);
   unsigned int port = target.port > 0 ? static_cast<unsigned int>(target.port) : 22;

@@ -42,6 +42,8 @@
 
 #include "desired-state/status.h"
 
+struct ssh_session_struct;
+
 namespace clusterctl::reconcilers {
 
 // Where and as whom to run a command.
@@ -85,6 +87,11 @@ struct SshOptions {
   // Defaults: 500 ms, 30000 ms.
   int backoff_initial_ms = 500;
   int backoff_max_ms = 30000;
+  // Persistent shells per machine for actions and for exec probes (one each
+  // for observation and the watch). With sshd's default MaxSessions of 10,
+  // the sum stays below it. Defaults: 4, 3.
+  int max_action_shells = 4;
+  int max_probe_shells = 3;
 };
 
 struct CommandResult {
@@ -150,25 +157,41 @@ class CommandRunner {
 };
 
 // One persistent authenticated SSH session per (machine, address, port,
-// user), reused for every command (one channel per command).
+// user), and on it persistent shells: channels running `/bin/sh`, fed
+// framed commands on stdin (shell_framing.h), reused for every command of
+// their purpose. A command costs one round trip and no process start.
 //
-// Concurrency: a libssh session is not thread-safe, so commands on the same
-// session run one at a time (a per-session mutex); commands on different
-// machines run in parallel. No pool-wide lock is held during network I/O,
-// so a dead or frozen machine delays only the callers of that machine. A
-// caller waits for its machine's session at most connect_timeout + its own
-// timeout, then gets kTimeout. Once it holds the session, a Run takes at most
-// connect_timeout to open a channel (plus one reconnect, also bounded by
-// connect_timeout, when a reused session turns out dead) and `timeout` for
-// the command. At most max_concurrent_connects sessions are being
-// established at once.
+// Shells per purpose: observation 1, watch 1, actions up to
+// max_action_shells, exec probes up to max_probe_shells, opened on demand.
+// A command takes an idle shell of its purpose, or opens one while under
+// the limit, or waits for one to be freed (then fails with
+// kResourceExhausted "busy: ...; the command was not started" at its
+// deadline: callers must not count that as a failure of what they ran).
+// So a 25 s exec probe never delays an observation or a stop.
 //
-// Failures: any session-level error or timeout frees the session; the next
-// Run reconnects. A session found dead before the command was sent is
-// replaced and the command sent once more (it cannot have run). A failed
-// connect starts a backoff window for that machine: Runs within it fail at
-// once with the same error and "retry in N ms", without touching the
-// network. A successful connect ends the backoff.
+// Concurrency: a libssh session is not thread-safe, so every libssh call on
+// a machine's session happens under its mutex, in short non-blocking calls.
+// One waiting caller at a time polls the socket and dispatches what arrives
+// to every shell; the others wait on a condition variable. Commands on
+// different machines never share a lock during network I/O, so a dead or
+// frozen machine delays only the callers of that machine. A caller waits
+// for a busy shell at most its timeout, for a connect and a new shell at most
+// connect_timeout + its timeout; then the command runs with its own timeout. At most
+// max_concurrent_connects sessions are being established at once.
+//
+// Failures: a command past its deadline gets SIGTERM on its shell's channel,
+// the channel is closed (the next command opens a new shell), and the result
+// is kTimeout "outcome unknown"; three timeouts in a row rebuild the session
+// (sshd holds a session slot while a timed-out child lives). A shell that
+// ended between commands is replaced transparently; one that ended during a
+// command gives that command the shell's exit status (as `sh -c` would), or
+// kUnavailable "outcome unknown" when none came. A session-level error frees
+// the session and every shell; commands in flight get kUnavailable "outcome
+// unknown". A session found dead before the command was sent is replaced and
+// the command sent once more (it cannot have run). A failed connect starts a
+// backoff window for that machine: Runs within it fail at once with the same
+// error and "retry in N ms", without touching the network. A successful
+// connect ends the backoff.
 //
 // Host keys: checked after every connect against SshOptions::known_hosts,
 // before authenticating. Nothing is ever logged or returned about keys but
@@ -191,16 +214,30 @@ class SshPool : public CommandRunner {
 
   // Sessions successfully established to `machine` since the pool was made.
   int ConnectsForTest(const std::string& machine) const;
+  // Shells opened on `machine`'s current connections.
+  int ShellsOpenedForTest(const std::string& machine) const;
 
   const SshOptions& options() const { return options_; }
 
  private:
   struct Conn;
+  struct Shell;
+  using Clock = std::chrono::steady_clock;
 
   std::shared_ptr<Conn> GetConn(const SshTarget& target);
-  Status Connect(Conn& conn, const SshTarget& target);
-  Status Establish(Conn& conn, const SshTarget& target);
+  Status EnsureSession(Conn& conn, std::unique_lock<std::mutex>& l, const SshTarget& target,
+                       Clock::time_point deadline, bool* fresh);
+  Result<std::shared_ptr<Shell>> AcquireShell(Conn& conn, std::unique_lock<std::mutex>& l,
+                                              const SshTarget& target, Purpose purpose,
+                                              Clock::time_point deadline,
+                                              Clock::time_point busy_deadline);
+  Result<std::shared_ptr<Shell>> OpenShell(Conn& conn, std::unique_lock<std::mutex>& l,
+                                           Purpose purpose, Clock::time_point deadline);
+  void PumpOrWait(Conn& conn, std::unique_lock<std::mutex>& l, Clock::time_point deadline);
+  Status Connect(Conn& conn, const SshTarget& target, ssh_session_struct** out);
+  Status Establish(Conn& conn, const SshTarget& target, ssh_session_struct** out);
   int BackoffMs(int failures);
+  int MaxShells(Purpose p) const;
 
   const SshOptions options_;
   std::counting_semaphore<> connect_slots_;
