@@ -70,6 +70,10 @@ struct ProbeResult {
   int64_t time_ms = 0;  // When it ran (controller clock, ms since the epoch).
   std::string detail;   // "200 OK", "connection refused", "timeout after 2000 ms", ...
   std::map<std::string, std::string> info;  // redis: connected_clients, used_memory_human, ...
+  // The probe could not run (an exec probe found every probe shell of the
+  // machine busy): ok is false, but it is not a failure of the service and
+  // never counts toward a liveness failure threshold.
+  bool inconclusive = false;
 
   std::string Key() const { return service + "@" + machine; }
 };

@@ -136,6 +136,7 @@ struct Outcome {
   bool ok = false;
   std::string detail;
   std::map<std::string, std::string> info;
+  bool inconclusive = false;
 };
 
 Outcome Fail(std::string detail) { return Outcome{false, std::move(detail), {}}; }
@@ -484,7 +485,11 @@ Outcome ExecProbe(CommandRunner* ssh, const Probe& p, const Machine& m) {
                milliseconds(timeout));
   if (!r.ok()) {
     if (r.status().code() == Code::kTimeout) return Fail(TimeoutDetail(timeout));
-    return Fail(r.status().ToString());
+    Outcome out = Fail(r.status().ToString());
+    // Not run (every probe shell of the machine busy): says nothing of the
+    // service.
+    out.inconclusive = r.status().code() == Code::kResourceExhausted;
+    return out;
   }
   std::string detail = "exit " + std::to_string(r->exit_code);
   if (r->exit_code == 0) return Outcome{true, detail, {}};
@@ -526,6 +531,7 @@ ProbeResult RealProber::Check(const Probe& probe, const Machine& machine) {
         out = Fail("unknown probe kind");
     }
     result.ok = out.ok;
+    result.inconclusive = out.inconclusive;
     result.detail = std::move(out.detail);
     result.info = std::move(out.info);
   } catch (const std::exception& e) {

@@ -33,7 +33,10 @@
 //   exec   The command (argv, quoted with ShellJoin) runs on the machine over
 //          SSH through the CommandRunner. Pass: exit status 0. Details:
 //          "exit 0", "exit 3: <first line of stderr, at most 200 chars>",
-//          "timeout after 2000 ms", or the runner's error.
+//          "timeout after 2000 ms", or the runner's error. Exec probes run on
+//          the machine's probe shells (Purpose::kProbe), never behind an
+//          observation or an action; when every probe shell stays busy the
+//          result is inconclusive (not run), which is not a failure.
 // A service without a probe of the asked role gets ok=true, kind "none" and
 // detail "no readiness probe" (a service with no readiness probe is ready once
 // it runs, as in Kubernetes).

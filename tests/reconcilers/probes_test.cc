@@ -491,6 +491,20 @@ TEST(ExecProbeTest, QuotesTheCommandAndUsesTheProbeTimeout) {
   EXPECT_EQ(runner.targets[0].address, "10.0.0.7");
   EXPECT_EQ(runner.targets[0].user, "ops");
   EXPECT_EQ(runner.timeouts, std::vector<milliseconds>({milliseconds(3000)}));
+  EXPECT_EQ(runner.purposes, std::vector<Purpose>({Purpose::kProbe}));
+}
+
+TEST(ExecProbeTest, BusyProbeShellsMakeAnInconclusiveResultNotAFailure) {
+  FakeRunner runner(Status::Exhausted("busy: all 3 probe shells on this machine stayed busy"));
+  RealProber prober(&runner);
+  ProbeResult r = prober.Check(ExecProbe({"true"}), LocalMachine());
+  EXPECT_FALSE(r.ok);
+  EXPECT_TRUE(r.inconclusive);
+  EXPECT_THAT(r.detail, ::testing::HasSubstr("busy"));
+
+  FakeRunner failing(Status::Unavailable("m1: connection refused"));
+  RealProber failing_prober(&failing);
+  EXPECT_FALSE(failing_prober.Check(ExecProbe({"true"}), LocalMachine()).inconclusive);
 }
 
 TEST(ExecProbeTest, DetailHoldsTheFirstStderrLineClippedTo200Chars) {
