@@ -228,7 +228,7 @@ int RunRemoteApply(Globals* g, const PlanOptions& opts) {
         break;
       }
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // Bounded above.
   }
   const bool ok = st.value("revision", "") == desired->revision.commit &&
                   st.value("overall_status", "") == "healthy";
