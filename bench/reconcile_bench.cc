@@ -498,10 +498,11 @@ void BM_ColdConverge(benchmark::State& state) {
                     std::chrono::steady_clock::now() - p0)
                     .count();
       plan.max_parallel = parallel;
-      rc::DriverLiveStatus live(&w.desired, w.driver.get(), w.prober.get());
-      rc::RealExecutor::Options o;
-      o.poll_interval = milliseconds(poll_ms);
-      rc::RealExecutor ex(&w.desired, nullptr, w.driver.get(), &live, o);
+      rc::LiveView::Options o;
+      o.max_probe_interval = milliseconds(poll_ms);
+      rc::LiveView live(&w.desired, nullptr, w.prober.get(), o);
+      live.Seed(obs);
+      rc::RealExecutor ex(&w.desired, nullptr, w.driver.get(), &live);
       rep = ex.Execute(plan, nullptr);
     });
     if (!CheckConverged(state, plan, rep)) return;
@@ -542,7 +543,7 @@ void BM_ColdConvergeApply(benchmark::State& state) {
       ctl::PassOptions po;
       auto obs = ctl::ObserveAndRecord(deps, w.desired, nullptr);
       plan = rc::MakePlan(ctl::MakePlanInput(w.desired, nullptr, obs, po));
-      rep = reconciler.Execute(w.desired, nullptr, plan, po);
+      rep = reconciler.Execute(w.desired, nullptr, plan, obs, po);
     });
     if (!CheckConverged(state, plan, rep)) return;
   }

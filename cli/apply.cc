@@ -296,7 +296,7 @@ int RunApply(Globals* g, const PlanOptions& opts) {
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
   reconcilers::ExecutionReport report;
-  if (!plan.steps.empty()) report = reconciler.Execute(desired, session.previous(), plan, po);
+  if (!plan.steps.empty()) report = reconciler.Execute(desired, session.previous(), plan, obs, po);
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
   g_reconciler = nullptr;

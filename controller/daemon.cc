@@ -356,7 +356,8 @@ void Daemon::ReconcileOnce() {
   } else if (plan.steps.empty() && !plan.blocked.empty()) {
     outcome = "blocked";  // Something to do, nothing possible now (unreachable, backoff).
   } else if (!plan.steps.empty()) {
-    reconcilers::ExecutionReport report = reconciler_->Execute(*desired, previous.get(), plan, po);
+    reconcilers::ExecutionReport report =
+        reconciler_->Execute(*desired, previous.get(), plan, obs, po);
     outcome = report.ok() ? "ok" : "failed";
     const int64_t now = WallMs();
     std::vector<std::pair<std::string, std::string>> crash_alerts;  // Raised after unlocking.

@@ -51,7 +51,7 @@ PassResult Reconciler::RunPass(const DesiredState& desired, const DesiredState* 
   r.observation = ObserveAndRecord(deps_, desired, previous, options.observe_parallel);
   r.plan = reconcilers::MakePlan(MakePlanInput(desired, previous, r.observation, options));
   if (!r.plan.refused.empty() || r.plan.steps.empty() || cancelled_) return r;
-  r.report = Execute(desired, previous, r.plan, options);
+  r.report = Execute(desired, previous, r.plan, r.observation, options);
   r.executed = true;
   return r;
 }
@@ -59,18 +59,20 @@ PassResult Reconciler::RunPass(const DesiredState& desired, const DesiredState* 
 reconcilers::ExecutionReport Reconciler::Execute(const DesiredState& desired,
                                                  const DesiredState* previous,
                                                  const reconcilers::Plan& plan,
+                                                 const ClusterObservation& observed,
                                                  const PassOptions& options) {
   std::unique_ptr<reconcilers::PlanExecutor> exec;
-  reconcilers::DriverLiveStatus live(&desired, deps_.driver, deps_.prober);
+  reconcilers::LiveView live(&desired, previous, deps_.prober);
+  live.Seed(observed);
   if (options.dry_run) {
     exec = std::make_unique<reconcilers::DryRunExecutor>();
   } else {
-    exec = std::make_unique<reconcilers::RealExecutor>(&desired, previous, deps_.driver, &live,
-                                                       reconcilers::RealExecutor::Options{});
+    exec = std::make_unique<reconcilers::RealExecutor>(&desired, previous, deps_.driver, &live);
   }
   {
     std::lock_guard<std::mutex> g(mu_);
     running_ = exec.get();
+    live_ = &live;
     if (cancelled_) exec->Cancel();
   }
   reconcilers::ExecutionReport report;
@@ -84,6 +86,7 @@ reconcilers::ExecutionReport Reconciler::Execute(const DesiredState& desired,
   }
   std::lock_guard<std::mutex> g(mu_);
   running_ = nullptr;
+  live_ = nullptr;
   return report;
 }
 
@@ -91,6 +94,12 @@ void Reconciler::Cancel() {
   cancelled_ = true;
   std::lock_guard<std::mutex> g(mu_);
   if (running_ != nullptr) running_->Cancel();
+}
+
+void Reconciler::UpdateLive(const std::string& key, reconcilers::ObservedState state,
+                            const std::string& detail) {
+  std::lock_guard<std::mutex> g(mu_);
+  if (live_ != nullptr) live_->Update(key, state, detail);
 }
 
 AuditStepListener::AuditStepListener(AuditLog* audit, std::string actor, std::string trigger,

@@ -6,6 +6,10 @@
 //   DryRunExecutor) with every step audited: an intent record (synced) before
 //   it runs, a result record after.
 //
+// A pass observes the cluster once, up front. While executing, requirements
+// and readiness are answered by a LiveView seeded from that observation and
+// fed by the step results (reconcilers/live_view.h).
+//
 // Thread-safety: RunPass may run on any thread, one pass at a time per
 // ReconcileDeps; Cancel() from any thread stops the pass between steps.
 #pragma once
@@ -22,6 +26,7 @@
 #include "controller/state_store.h"
 #include "desired-state/model.h"
 #include "reconcilers/executor.h"
+#include "reconcilers/live_view.h"
 #include "reconcilers/observer.h"
 #include "reconcilers/plan.h"
 
@@ -76,18 +81,28 @@ class Reconciler {
   PassResult RunPass(const desired_state::DesiredState& desired,
                      const desired_state::DesiredState* previous, const PassOptions& options);
 
-  // Executes an already computed plan (observation is only used for audit).
+  // Executes an already computed plan. `observed` is the observation the
+  // plan was made from: it seeds the pass's LiveView, which answers every
+  // requirement and readiness wait (no further observation of the cluster).
   reconcilers::ExecutionReport Execute(const desired_state::DesiredState& desired,
                                        const desired_state::DesiredState* previous,
-                                       const reconcilers::Plan& plan, const PassOptions& options);
+                                       const reconcilers::Plan& plan,
+                                       const reconcilers::ClusterObservation& observed,
+                                       const PassOptions& options);
 
-  // Lets the running steps finish; starts no new one.
+  // Lets the acting steps finish; starts no new one.
   void Cancel();
+
+  // Feeds an external event (the drift watch: "redis@m1 exited") to the live
+  // view of the pass in progress, if any, so waiting steps see it at once.
+  void UpdateLive(const std::string& key, reconcilers::ObservedState state,
+                  const std::string& detail);
 
  private:
   ReconcileDeps deps_;
   std::mutex mu_;
   reconcilers::PlanExecutor* running_ = nullptr;  // Guarded by mu_.
+  reconcilers::LiveView* live_ = nullptr;         // Guarded by mu_.
   std::atomic<bool> cancelled_{false};
 };
 

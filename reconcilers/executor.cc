@@ -13,18 +13,6 @@ using desired_state::DesiredState;
 using desired_state::Machine;
 using desired_state::Service;
 
-int64_t SteadyMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-// "svc@machine" -> {svc, machine}
-std::pair<std::string, std::string> SplitKey(const std::string& key) {
-  size_t at = key.rfind('@');
-  return {key.substr(0, at), at == std::string::npos ? "" : key.substr(at + 1)};
-}
-
 }  // namespace
 
 const char* StepResultName(StepResult r) {
@@ -51,59 +39,59 @@ size_t ExecutionReport::Count(StepResult r) const {
                                            [r](const StepOutcome& o) { return o.result == r; }));
 }
 
-DriverLiveStatus::DriverLiveStatus(const DesiredState* desired, ServiceDriver* driver,
-                                   Prober* prober)
-    : desired_(desired), driver_(driver), prober_(prober) {}
-
-bool DriverLiveStatus::Check(const std::string& key, bool ready, std::string* detail) {
-  auto [svc, machine] = SplitKey(key);
-  const Service* s = desired_->FindService(svc);
-  const Machine* m = desired_->FindMachine(machine);
-  if (s == nullptr || m == nullptr) {
-    *detail = "not in the desired state";
-    return false;
-  }
-  if (ready && s->readiness) {
-    ProbeResult r = prober_->Run(*s, *m, ProbeRole::kReadiness);
-    *detail = r.detail;
-    return r.ok;
-  }
-  auto obs = driver_->Observe(*m, {s});
-  if (!obs.ok()) {
-    *detail = obs.status().message();
-    return false;
-  }
-  const ObservedInstance& i = obs->instances.at(0);
-  *detail =
-      std::string(ObservedStateName(i.state)) + (i.detail.empty() ? "" : " (" + i.detail + ")");
-  return i.state == ObservedState::kRunning;
-}
-
 RealExecutor::RealExecutor(const DesiredState* desired, const DesiredState* previous,
-                           ServiceDriver* driver, LiveStatus* live, Options options)
-    : desired_(desired),
-      previous_(previous),
-      driver_(driver),
-      live_(live),
-      options_(std::move(options)) {
-  if (!options_.now_ms) options_.now_ms = SteadyMs;
+                           ServiceDriver* driver, LiveView* live)
+    : desired_(desired), previous_(previous), driver_(driver), live_(live) {}
+
+void RealExecutor::Cancel() {
+  cancelled_ = true;
+  live_->Cancel();
 }
 
-void RealExecutor::Cancel() { cancelled_ = true; }
-
-bool RealExecutor::WaitUntil(const std::function<bool()>& condition,
-                             std::chrono::milliseconds limit) {
-  const int64_t deadline = options_.now_ms() + limit.count();
-  while (true) {
-    if (condition()) return true;
-    if (options_.now_ms() >= deadline) return false;
-    auto wait = std::min<int64_t>(options_.poll_interval.count(), deadline - options_.now_ms());
-    if (wait <= 0) return condition();
-    if (options_.sleep) {
-      options_.sleep(std::chrono::milliseconds(wait));
-    } else {
-      std::this_thread::sleep_for(std::chrono::milliseconds(wait));
+bool RealExecutor::AwaitRequirements(const Step& step, StepOutcome* out) {
+  const int64_t t0 = live_->NowMs();
+  const int64_t deadline = t0 + int64_t{step.start_timeout_seconds} * 1000;
+  for (const Requirement& req : step.requires_) {
+    std::string detail;
+    const char* want = req.ready ? " not ready" : " not running";
+    switch (live_->WaitFor(req.key, req.ready, deadline, &detail)) {
+      case WaitResult::kHolds:
+        continue;
+      case WaitResult::kUnknown:
+        out->result = StepResult::kSkipped;
+        out->detail = "blocked: " + req.key + " unknown (" + detail + ")";
+        return false;
+      case WaitResult::kCancelled:
+        out->result = StepResult::kInterrupted;
+        out->detail = "not started: the controller is shutting down (waiting for " + req.key +
+                      ": " + detail + ")";
+        return false;
+      case WaitResult::kTimedOut:
+        out->result = StepResult::kSkipped;
+        out->detail = "blocked: " + req.key + want + " after " +
+                      std::to_string((live_->NowMs() - t0) / 1000) + "s" +
+                      (detail.empty() ? "" : " (" + detail + ")");
+        return false;
     }
+  }
+  return true;
+}
+
+void RealExecutor::Record(const Step& step, const Result<std::string>& acted) {
+  if (!acted.ok()) {
+    live_->RecordFailed(step.Key(), acted.status().message());
+    return;
+  }
+  switch (step.action) {
+    case Action::kStart:
+    case Action::kRestart:
+      live_->RecordStarted(step.Key(), *acted);
+      break;
+    case Action::kStop:
+      live_->RecordStopped(step.Key(), *acted);
+      break;
+    case Action::kNone:
+      break;
   }
 }
 
@@ -119,20 +107,7 @@ StepOutcome RealExecutor::RunStep(const Step& step) {
     out.detail = "no definition of " + step.Key();
     return out;
   }
-  const auto start_timeout = std::chrono::seconds(step.start_timeout_seconds);
-
-  // Requirements: dependency instances ready (or running).
-  for (const Requirement& req : step.requires_) {
-    std::string detail;
-    int64_t t0 = options_.now_ms();
-    if (!WaitUntil([&] { return live_->Check(req.key, req.ready, &detail); }, start_timeout)) {
-      out.result = StepResult::kSkipped;
-      out.detail = "blocked: " + req.key + (req.ready ? " not ready" : " not running") + " after " +
-                   std::to_string((options_.now_ms() - t0) / 1000) + "s" +
-                   (detail.empty() ? "" : " (" + detail + ")");
-      return out;
-    }
-  }
+  if (!AwaitRequirements(step, &out)) return out;
 
   Result<std::string> acted = Status::Internal("no action");
   switch (step.action) {
@@ -149,6 +124,7 @@ StepOutcome RealExecutor::RunStep(const Step& step) {
       acted = std::string("nothing to do");
       break;
   }
+  Record(step, acted);
   if (!acted.ok()) {
     out.result = StepResult::kFailed;
     out.detail = acted.status().message();
@@ -157,23 +133,26 @@ StepOutcome RealExecutor::RunStep(const Step& step) {
   out.detail = *acted;
   if (!step.wait_ready) return out;
 
-  // Readiness: up to startTimeoutSeconds.
+  // Readiness: up to startTimeoutSeconds. The step has acted, so Cancel()
+  // does not interrupt this wait: the step in flight finishes.
   std::string detail;
-  int checks = 0;
+  int probes = 0;
   const bool has_probe = s->readiness.has_value();
-  bool ready = WaitUntil(
-      [&] {
-        ++checks;
-        return live_->Check(step.Key(), has_probe, &detail);
-      },
-      start_timeout);
-  if (!ready) {
+  const int64_t deadline = live_->NowMs() + int64_t{step.start_timeout_seconds} * 1000;
+  const WaitResult ready = live_->WaitFor(step.Key(), /*ready=*/true, deadline, &detail,
+                                          /*interruptible=*/false, &probes);
+  if (ready == WaitResult::kUnknown) {
+    out.result = StepResult::kFailed;
+    out.detail += "; readiness unknown (" + detail + ")";
+    return out;
+  }
+  if (ready != WaitResult::kHolds) {
     out.result = StepResult::kFailed;
     out.detail += "; not ready after " + std::to_string(step.start_timeout_seconds) + "s" +
                   (detail.empty() ? "" : " (last check: " + detail + ")");
     return out;
   }
-  out.detail += has_probe ? "; ready after " + std::to_string(checks) + " probe(s)" : "; running";
+  out.detail += has_probe ? "; ready after " + std::to_string(probes) + " probe(s)" : "; running";
   return out;
 }
 
@@ -210,11 +189,11 @@ ExecutionReport RealExecutor::Execute(const Plan& plan, StepListener* listener) 
         const Step* step = ready.front();
         ready.pop_front();
         l.unlock();
-        const int64_t t0 = options_.now_ms();
+        const int64_t t0 = live_->NowMs();
         StepOutcome o = RunStep(*step);
         o.step_id = step->id;
         o.started_ms = t0;
-        o.ended_ms = options_.now_ms();
+        o.ended_ms = live_->NowMs();
         l.lock();
         --running;
         finish(*step, o);
@@ -243,7 +222,7 @@ ExecutionReport RealExecutor::Execute(const Plan& plan, StepListener* listener) 
       }
       StepOutcome out;
       out.step_id = st.id;
-      out.started_ms = out.ended_ms = options_.now_ms();
+      out.started_ms = out.ended_ms = live_->NowMs();
       if (cancelled_) {
         out.result = StepResult::kInterrupted;
         out.detail = "not started: the controller is shutting down";

@@ -1,23 +1,30 @@
 // Executors run a Plan (plan.h). Separate from planning, as in ninja's
 // Plan / Builder / CommandRunner split:
 //
-//   RealExecutor    runs steps through a ServiceDriver, waits for readiness
-//                   through a Prober, bounded concurrency (plan.max_parallel)
+//   RealExecutor    runs steps through a ServiceDriver, answers requirements
+//                   and readiness from a LiveView (live_view.h), bounded
+//                   concurrency (plan.max_parallel)
 //   DryRunExecutor  records the steps it would run and touches nothing
 //                   (clusterctl apply --dry-run)
 //
 // Step semantics:
 //   - A step runs once every step in its `after` list succeeded. If one of
 //     them failed or was skipped, the step is skipped: "dependency X failed".
-//   - Before acting, each Requirement (a dependency instance that must be
-//     ready, or running) is checked; the executor waits for it up to the
-//     step's start timeout, then skips: "blocked: X not ready after Ns".
+//   - Before acting, its Requirements (dependency instances that must be
+//     ready, or running) are looked up in the LiveView; the step waits for
+//     them (event driven, no polling) up to its start timeout in all, then
+//     skips: "blocked: X not ready after Ns". A requirement on an unknown
+//     instance (its machine could not be observed) skips at once:
+//     "blocked: X unknown (machine m1 unreachable: ...)".
 //   - Every step is announced to the StepListener before it runs (the audit
 //     intent; if recording it fails, the step does not run) and after it ends.
+//   - Every action's result goes into the LiveView (started -> running,
+//     stopped, failed), so later requirements are answered from it.
 //   - A start or restart waits for readiness up to startTimeoutSeconds. A
-//     service without a readiness probe is ready once observed running.
-//   - Cancel() (SIGTERM) lets running steps finish and starts no new one;
-//     those never started end "interrupted".
+//     service without a readiness probe is ready once running.
+//   - Cancel() (SIGTERM) lets acting steps finish (their readiness wait
+//     included) and starts no new one; steps not started, or still waiting
+//     for their requirements, end "interrupted".
 //
 // Thread-safety: Execute() may be called from one thread at a time; Cancel()
 // from any thread. Listener callbacks come from worker threads, serialised.
@@ -34,6 +41,7 @@
 #include "desired-state/model.h"
 #include "desired-state/status.h"
 #include "reconcilers/driver.h"
+#include "reconcilers/live_view.h"
 #include "reconcilers/plan.h"
 #include "reconcilers/probes.h"
 
@@ -74,54 +82,30 @@ class PlanExecutor {
   virtual void Cancel() = 0;
 };
 
-// Answers "is this instance ready / running now?" for requirements and
-// readiness waits, by observing or probing.
-class LiveStatus {
- public:
-  virtual ~LiveStatus() = default;
-  // Whether `key`'s instance is ready (ready=true) or running (false), with a
-  // short detail of the last check ("HTTP 503, expected 200").
-  virtual bool Check(const std::string& key, bool ready, std::string* detail) = 0;
-};
-
-// Asks the driver and prober directly (one probe or observation per call).
-class DriverLiveStatus : public LiveStatus {
- public:
-  DriverLiveStatus(const desired_state::DesiredState* desired, ServiceDriver* driver,
-                   Prober* prober);
-  bool Check(const std::string& key, bool ready, std::string* detail) override;
-
- private:
-  const desired_state::DesiredState* desired_;
-  ServiceDriver* driver_;
-  Prober* prober_;
-};
-
 class RealExecutor : public PlanExecutor {
  public:
-  struct Options {
-    std::function<int64_t()> now_ms;  // Default: steady clock in ms.
-    // Sleeps up to `d` or until Cancel(). Default: condition-variable wait.
-    std::function<void(std::chrono::milliseconds)> sleep;
-    std::chrono::milliseconds poll_interval{200};  // Readiness/requirement polls. Default: 200 ms.
-  };
-
   // Definitions come from `desired` (or `previous` for pruned instances).
+  // `live` answers requirements and readiness, takes every step's result, and
+  // is the executor's clock (LiveView::NowMs). None is owned; all must
+  // outlive the executor.
   RealExecutor(const desired_state::DesiredState* desired,
-               const desired_state::DesiredState* previous, ServiceDriver* driver, LiveStatus* live,
-               Options options);
+               const desired_state::DesiredState* previous, ServiceDriver* driver, LiveView* live);
   ExecutionReport Execute(const Plan& plan, StepListener* listener) override;
+  // Also wakes the steps waiting for requirements (they end interrupted).
   void Cancel() override;
 
  private:
   StepOutcome RunStep(const Step& step);
-  bool WaitUntil(const std::function<bool()>& condition, std::chrono::milliseconds limit);
+  // Waits for every requirement of `step`; false (with `out` filled) if one
+  // does not hold in time.
+  bool AwaitRequirements(const Step& step, StepOutcome* out);
+  // Records the action's outcome in the live view.
+  void Record(const Step& step, const Result<std::string>& acted);
 
   const desired_state::DesiredState* desired_;
   const desired_state::DesiredState* previous_;
   ServiceDriver* driver_;
-  LiveStatus* live_;
-  Options options_;
+  LiveView* live_;
   std::atomic<bool> cancelled_{false};
 };
 

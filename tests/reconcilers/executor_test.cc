@@ -1,35 +1,63 @@
 // The executor's step function, behind its interfaces: a recording driver
-// and a scripted live status, with a fake clock (sleeping advances it). The
-// real drivers are tested on real machines in driver_test.cc and end to end
-// in tests/cli/.
+// and a fake prober under a real LiveView, with a fake clock (waiting
+// advances it) or, where timing is the point, the real clock with bounded
+// waits. The real drivers are tested on real machines in driver_test.cc and
+// end to end in tests/cli/.
 #include "reconcilers/executor.h"
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "desired-state/loader.h"
+#include "tests/harness/process.h"
 
 namespace clusterctl::reconcilers {
 namespace {
 
 using desired_state::DesiredState;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
 
-DesiredState Load(const std::string& services, int max_parallel = 8) {
+int64_t SteadyMs() {
+  return std::chrono::duration_cast<milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string Machines(int n) {
+  std::string yaml;
+  for (int i = 0; i < n; ++i) {
+    yaml += "---\napiVersion: clusterctl/v1\nkind: Machine\nmetadata: {name: m" +
+            std::to_string(i) + "}\nspec: {address: 10.0.1." + std::to_string(i + 1) + "}\n";
+  }
+  return yaml;
+}
+
+DesiredState LoadWith(const std::string& machines, const std::string& services, int max_parallel) {
   std::vector<desired_state::SourceFile> files = {
       {"c.yaml",
        "apiVersion: clusterctl/v1\nkind: Cluster\nmetadata: {name: t}\nspec:\n"
        "  reconcile: {maxParallel: " +
            std::to_string(max_parallel) + "}\n"},
-      {"m.yaml",
-       "apiVersion: clusterctl/v1\nkind: Machine\nmetadata: {name: a}\nspec: {address: 10.0.0.1}\n"
-       "---\napiVersion: clusterctl/v1\nkind: Machine\nmetadata: {name: b}\nspec: {address: "
-       "10.0.0.2}\n"},
+      {"m.yaml", machines},
       {"s.yaml", services}};
   auto r = desired_state::LoadFiles(files, {});
   EXPECT_TRUE(r.ok()) << r.errors.ToString();
   return *r.state;
+}
+
+DesiredState Load(const std::string& services, int max_parallel = 8) {
+  return LoadWith(
+      "apiVersion: clusterctl/v1\nkind: Machine\nmetadata: {name: a}\nspec: {address: "
+      "10.0.0.1}\n---\napiVersion: clusterctl/v1\nkind: Machine\nmetadata: {name: b}\nspec: "
+      "{address: 10.0.0.2}\n",
+      services, max_parallel);
 }
 
 const char* kChain = R"(apiVersion: clusterctl/v1
@@ -48,10 +76,13 @@ metadata: {name: lb}
 spec: {machines: [b], process: {command: [/bin/lb]}, dependsOn: [{service: app}]}
 )";
 
+// Records every action (and when it began, on the real clock); counts
+// observations, which the executor must never need.
 class RecordingDriver : public ServiceDriver {
  public:
   Result<MachineObservation> Observe(const desired_state::Machine&,
                                      const std::vector<const desired_state::Service*>&) override {
+    ++observes;
     return Status::Internal("not used");
   }
   Result<std::string> Start(const desired_state::Machine& m, const desired_state::Service& s,
@@ -71,45 +102,84 @@ class RecordingDriver : public ServiceDriver {
     std::lock_guard<std::mutex> g(mu_);
     return calls_;
   }
-  std::set<std::string> fail;  // Keys whose action fails.
+  // When `key`'s last action began (steady ms); 0 if it never acted.
+  int64_t acted_at(const std::string& key) {
+    std::lock_guard<std::mutex> g(mu_);
+    auto it = acted_at_.find(key);
+    return it == acted_at_.end() ? 0 : it->second;
+  }
+  std::set<std::string> fail;    // Keys whose action fails.
+  std::function<void()> on_act;  // Runs inside every action, unlocked.
+  std::atomic<int> observes{0};
 
  private:
   Result<std::string> Act(const std::string& verb, const std::string& key) {
-    std::lock_guard<std::mutex> g(mu_);
-    calls_.push_back(verb + " " + key);
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      calls_.push_back(verb + " " + key);
+      acted_at_[key] = SteadyMs();
+    }
+    if (on_act) on_act();
     if (fail.count(key)) return Status::Internal(verb + " " + key + ": exit 127: not found");
     return std::string("started pid 1");
   }
   std::mutex mu_;
   std::vector<std::string> calls_;
+  std::map<std::string, int64_t> acted_at_;
 };
 
-// Instances in `never_ready` never pass; everything else is ready.
-class ScriptedLive : public LiveStatus {
+// Readiness by a rule; instances in `never_ready` never pass, everything else
+// passes unless `ready` (when set) says otherwise. Counts probes per key.
+class FakeProber : public Prober {
  public:
-  bool Check(const std::string& key, bool, std::string* detail) override {
+  ProbeResult Run(const desired_state::Service& s, const desired_state::Machine& m,
+                  ProbeRole role) override {
+    ProbeResult r;
+    r.service = s.name;
+    r.machine = m.name;
+    r.role = role;
+    r.kind = "tcp";
+    const std::string key = r.Key();
+    r.ok = !never_ready.count(key) && (!ready || ready(key));
+    r.detail = r.ok ? "HTTP 200" : "HTTP 503, expected 200";
     std::lock_guard<std::mutex> g(mu_);
-    ++checks[key];
-    if (never_ready.count(key)) {
-      *detail = "HTTP 503, expected 200";
-      return false;
-    }
-    *detail = "HTTP 200";
-    return true;
+    ++probes_[key];
+    if (r.ok && !first_ok_.count(key)) first_ok_[key] = SteadyMs();
+    return r;
+  }
+  int probes(const std::string& key) {
+    std::lock_guard<std::mutex> g(mu_);
+    return probes_[key];
+  }
+  int total() {
+    std::lock_guard<std::mutex> g(mu_);
+    int n = 0;
+    for (const auto& [k, c] : probes_) n += c;
+    return n;
+  }
+  int64_t first_ok(const std::string& key) {
+    std::lock_guard<std::mutex> g(mu_);
+    return first_ok_.count(key) ? first_ok_[key] : 0;
   }
   std::set<std::string> never_ready;
-  std::map<std::string, int> checks;
+  std::function<bool(const std::string&)> ready;  // Set before the run.
 
  private:
   std::mutex mu_;
+  std::map<std::string, int> probes_;
+  std::map<std::string, int64_t> first_ok_;
 };
 
+// A fake clock for the live view: waiting advances it by the time waited.
+// Only for runs where at most one step waits at a time.
 class FakeClock {
  public:
-  RealExecutor::Options Options() {
-    RealExecutor::Options o;
+  LiveView::Options Options() {
+    LiveView::Options o;
     o.now_ms = [this] { return now_.load(); };
-    o.sleep = [this](std::chrono::milliseconds d) { now_ += d.count(); };
+    o.wait_for = [this](std::condition_variable&, std::unique_lock<std::mutex>&, milliseconds d) {
+      now_ += d.count();
+    };
     return o;
   }
 
@@ -132,30 +202,59 @@ class RecordingListener : public StepListener {
   std::set<std::string> refuse;
 };
 
-Plan ColdPlan(const DesiredState& d) {
-  PlanInput in;
-  in.desired = &d;
+// Every instance of `d` stopped, except those in `running` (in sync, and
+// ready when their key is in `ready`).
+ClusterObservation Observed(const DesiredState& d, const std::set<std::string>& running = {},
+                            const std::set<std::string>& ready = {}) {
+  ClusterObservation obs;
   for (const auto& i : d.instances) {
     ObservedInstance o;
     o.service = i.service;
     o.machine = i.machine;
     o.state = ObservedState::kStopped;
-    in.observed.push_back(o);
+    if (running.count(o.Key())) {
+      o.state = ObservedState::kRunning;
+      o.spec_hash = i.spec_hash;
+      obs.ready[o.Key()] = ready.count(o.Key()) > 0;
+    }
+    obs.instances.push_back(o);
   }
+  return obs;
+}
+
+Plan PlanFor(const DesiredState& d, const ClusterObservation& obs,
+             const std::string& only_service = "") {
+  PlanInput in;
+  in.desired = &d;
+  in.observed = obs.instances;
+  in.unreachable = obs.unreachable;
+  in.ready = obs.ready;
+  in.only_service = only_service;
   return MakePlan(in);
 }
 
+Plan ColdPlan(const DesiredState& d) { return PlanFor(d, Observed(d)); }
+
+// An executor over a live view seeded from `obs`.
+struct Rig {
+  Rig(const DesiredState& d, const ClusterObservation& obs, LiveView::Options options)
+      : live(&d, nullptr, &prober, std::move(options)), exec(&d, nullptr, &driver, &live) {
+    live.Seed(obs);
+  }
+  RecordingDriver driver;
+  FakeProber prober;
+  LiveView live;
+  RealExecutor exec;
+};
+
 TEST(ExecutorTest, RunsStepsInDependencyOrderAndAuditsEachOne) {
   DesiredState d = Load(kChain, /*max_parallel=*/1);
-  Plan plan = ColdPlan(d);
-  RecordingDriver driver;
-  ScriptedLive live;
   FakeClock clock;
-  RealExecutor exec(&d, nullptr, &driver, &live, clock.Options());
+  Rig rig(d, Observed(d), clock.Options());
   RecordingListener listener;
-  ExecutionReport r = exec.Execute(plan, &listener);
+  ExecutionReport r = rig.exec.Execute(ColdPlan(d), &listener);
   EXPECT_TRUE(r.ok());
-  EXPECT_EQ(driver.calls(),
+  EXPECT_EQ(rig.driver.calls(),
             (std::vector<std::string>{"start db@a", "start app@a", "start app@b", "start lb@b"}));
   EXPECT_EQ(listener.events,
             (std::vector<std::string>{
@@ -163,84 +262,200 @@ TEST(ExecutorTest, RunsStepsInDependencyOrderAndAuditsEachOne) {
                 "intent start app@a", "result ok app@a: started pid 1; running",
                 "intent start app@b", "result ok app@b: started pid 1; running",
                 "intent start lb@b", "result ok lb@b: started pid 1; running"}));
+  EXPECT_EQ(rig.driver.observes, 0);
 }
 
 TEST(ExecutorTest, AFailedStepSkipsItsDependents) {
   DesiredState d = Load(kChain);
-  Plan plan = ColdPlan(d);
-  RecordingDriver driver;
-  driver.fail = {"app@b"};
-  ScriptedLive live;
   FakeClock clock;
-  RealExecutor exec(&d, nullptr, &driver, &live, clock.Options());
+  Rig rig(d, Observed(d), clock.Options());
+  rig.driver.fail = {"app@b"};
   RecordingListener listener;
-  ExecutionReport r = exec.Execute(plan, &listener);
+  ExecutionReport r = rig.exec.Execute(ColdPlan(d), &listener);
   EXPECT_FALSE(r.ok());
   EXPECT_EQ(r.Count(StepResult::kOk), 2u);
   EXPECT_EQ(r.Count(StepResult::kFailed), 1u);
   EXPECT_EQ(r.Count(StepResult::kSkipped), 1u);
   EXPECT_EQ(r.outcomes[3].detail, "skipped: dependency app@b failed");
   EXPECT_EQ(r.outcomes[2].detail, "start app@b: exit 127: not found");
-  for (const auto& c : driver.calls()) EXPECT_NE(c, "start lb@b");
+  for (const auto& c : rig.driver.calls()) EXPECT_NE(c, "start lb@b");
+  // The failure is in the live view.
+  std::string detail;
+  EXPECT_FALSE(rig.live.Holds("app@b", false, &detail));
+  EXPECT_EQ(detail, "failed (start app@b: exit 127: not found)");
 }
 
 TEST(ExecutorTest, ReadinessThatNeverPassesFailsAfterStartTimeoutAndBlocksDependents) {
   DesiredState d = Load(kChain, /*max_parallel=*/1);
-  Plan plan = ColdPlan(d);
-  RecordingDriver driver;
-  ScriptedLive live;
-  live.never_ready = {"db@a"};
   FakeClock clock;
-  RealExecutor exec(&d, nullptr, &driver, &live, clock.Options());
-  ExecutionReport r = exec.Execute(plan, nullptr);
+  Rig rig(d, Observed(d), clock.Options());
+  rig.prober.never_ready = {"db@a"};
+  ExecutionReport r = rig.exec.Execute(ColdPlan(d), nullptr);
   EXPECT_EQ(r.outcomes[0].result, StepResult::kFailed);
   EXPECT_EQ(r.outcomes[0].detail,
             "started pid 1; not ready after 5s (last check: HTTP 503, expected 200)");
   EXPECT_EQ(r.outcomes[0].duration_ms(), 5000);
   EXPECT_EQ(r.outcomes[1].detail, "skipped: dependency db@a failed");
   EXPECT_EQ(r.outcomes[3].detail, "skipped: dependency app@a skipped");
-  EXPECT_EQ(driver.calls(), std::vector<std::string>{"start db@a"});
-  // Polled every 200 ms for 5 s.
-  EXPECT_EQ(live.checks["db@a"], 26);
+  EXPECT_EQ(rig.driver.calls(), std::vector<std::string>{"start db@a"});
+  // Probed every 25 ms at first, a quarter of the time waited later, and
+  // every 200 ms from the second second on: 15 probes in the first 921 ms,
+  // then 20 more up to 5 s.
+  EXPECT_EQ(rig.prober.probes("db@a"), 35);
 }
 
 TEST(ExecutorTest, ARequirementThatIsNotMetBlocksTheStep) {
-  DesiredState d = Load(kChain, /*max_parallel=*/1);  // One sleeper on the fake clock.
+  DesiredState d = Load(kChain, /*max_parallel=*/1);  // One waiter on the fake clock.
   // db@a already runs (no step), but is not ready.
-  PlanInput in;
-  in.desired = &d;
-  for (const auto& i : d.instances) {
-    ObservedInstance o;
-    o.service = i.service;
-    o.machine = i.machine;
-    o.state = ObservedState::kStopped;
-    if (i.service == "db") o.state = ObservedState::kRunning, o.spec_hash = i.spec_hash;
-    in.observed.push_back(o);
-  }
-  Plan plan = MakePlan(in);
+  ClusterObservation obs = Observed(d, {"db@a"});
+  Plan plan = PlanFor(d, obs);
   ASSERT_EQ(plan.steps.size(), 3u);
-  RecordingDriver driver;
-  ScriptedLive live;
-  live.never_ready = {"db@a"};
   FakeClock clock;
-  RealExecutor exec(&d, nullptr, &driver, &live, clock.Options());
-  ExecutionReport r = exec.Execute(plan, nullptr);
+  Rig rig(d, obs, clock.Options());
+  rig.prober.never_ready = {"db@a"};
+  ExecutionReport r = rig.exec.Execute(plan, nullptr);
   EXPECT_EQ(r.outcomes[0].result, StepResult::kSkipped);
   EXPECT_EQ(r.outcomes[0].detail, "blocked: db@a not ready after 60s (HTTP 503, expected 200)");
-  EXPECT_TRUE(driver.calls().empty());
+  EXPECT_TRUE(rig.driver.calls().empty());
+}
+
+TEST(ExecutorTest, ARequirementOnAnUnknownInstanceBlocksAtOnceSayingWhy) {
+  DesiredState d = Load(kChain);
+  ClusterObservation obs = Observed(d);
+  // Machine a could not be observed: db@a and app@a are unknown.
+  std::erase_if(obs.instances, [](const ObservedInstance& i) { return i.machine == "a"; });
+  obs.unreachable["a"] = "timeout after 10000 ms";
+  Plan plan = PlanFor(d, obs);
+  ASSERT_EQ(plan.steps.size(), 2u);  // app@b, lb@b
+  FakeClock clock;
+  Rig rig(d, obs, clock.Options());
+  ExecutionReport r = rig.exec.Execute(plan, nullptr);
+  EXPECT_EQ(r.outcomes[0].result, StepResult::kSkipped);
+  EXPECT_EQ(r.outcomes[0].detail,
+            "blocked: db@a unknown (machine a unreachable: timeout after 10000 ms)");
+  EXPECT_EQ(r.outcomes[0].duration_ms(), 0);
+  EXPECT_EQ(r.outcomes[1].detail, "skipped: dependency app@b skipped");
+  EXPECT_TRUE(rig.driver.calls().empty());
+  EXPECT_EQ(rig.driver.observes, 0);
+}
+
+TEST(ExecutorTest, ARequirementOnTwentyInstancesStartedInThePlanIsALookup) {
+  // svc2 on every machine requires every svc1 ready, svc3 every svc2
+  // running: 2 x 20 x 20 requirement checks.
+  const std::string yaml = R"(apiVersion: clusterctl/v1
+kind: Service
+metadata: {name: svc1}
+spec: {machines: [all], process: {command: [/bin/x]}, readiness: {tcp: {port: 1}}}
+---
+apiVersion: clusterctl/v1
+kind: Service
+metadata: {name: svc2}
+spec: {machines: [all], process: {command: [/bin/x]}, dependsOn: [{service: svc1}]}
+---
+apiVersion: clusterctl/v1
+kind: Service
+metadata: {name: svc3}
+spec: {machines: [all], process: {command: [/bin/x]},
+       dependsOn: [{service: svc2, condition: started}]}
+)";
+  std::string with_machines = yaml;
+  std::string list;
+  for (int i = 0; i < 20; ++i) list += (i ? ", m" : "m") + std::to_string(i);
+  for (size_t at; (at = with_machines.find("[all]")) != std::string::npos;)
+    with_machines.replace(at, 5, "[" + list + "]");
+  DesiredState d = LoadWith(Machines(20), with_machines, /*max_parallel=*/8);
+  Plan plan = ColdPlan(d);
+  ASSERT_EQ(plan.steps.size(), 60u);
+  size_t requirements = 0;
+  for (const Step& st : plan.steps) requirements += st.requires_.size();
+  ASSERT_EQ(requirements, 800u);
+  Rig rig(d, Observed(d), LiveView::Options{});
+  ExecutionReport r = rig.exec.Execute(plan, nullptr);
+  EXPECT_TRUE(r.ok());
+  EXPECT_EQ(rig.driver.calls().size(), 60u);
+  EXPECT_EQ(rig.driver.observes, 0);
+  // One probe per svc1 instance (its own readiness wait); the 400 readiness
+  // requirements on them are lookups.
+  EXPECT_EQ(rig.prober.total(), 20);
+}
+
+TEST(ExecutorTest, ADependentStartsAsSoonAsItsDependencyIsReady) {
+  // s1 <- s2 <- s3 <- s4, each ready 200 ms after its start. Real clock.
+  std::string yaml;
+  for (int i = 1; i <= 4; ++i) {
+    yaml += "---\napiVersion: clusterctl/v1\nkind: Service\nmetadata: {name: s" +
+            std::to_string(i) +
+            "}\nspec: {machines: [a], process: {command: [/bin/x]}, readiness: {tcp: {port: 1}}" +
+            (i > 1 ? ", dependsOn: [{service: s" + std::to_string(i - 1) + "}]" : "") + "}\n";
+  }
+  DesiredState d = Load(yaml);
+  Rig rig(d, Observed(d), LiveView::Options{});
+  rig.prober.ready = [&](const std::string& key) {
+    const int64_t started = rig.driver.acted_at(key);
+    return started != 0 && SteadyMs() >= started + 200;
+  };
+  ExecutionReport r = rig.exec.Execute(ColdPlan(d), nullptr);
+  ASSERT_TRUE(r.ok());
+  for (int i = 1; i <= 4; ++i) {
+    const std::string key = "s" + std::to_string(i) + "@a";
+    // Readiness is noticed within a quarter of the wait (+ scheduling).
+    const int64_t noticed = rig.prober.first_ok(key) - (rig.driver.acted_at(key) + 200);
+    EXPECT_GE(noticed, 0) << key;
+    EXPECT_LE(noticed, 90) << key;
+    if (i == 1) continue;
+    // The dependent starts the moment the passing probe comes back.
+    const std::string dep = "s" + std::to_string(i - 1) + "@a";
+    const int64_t lag = rig.driver.acted_at(key) - rig.prober.first_ok(dep);
+    EXPECT_GE(lag, 0) << key;
+    EXPECT_LE(lag, 40) << key;
+  }
+}
+
+TEST(ExecutorTest, AWaitingStepStartsTheMomentTheWatchReportsItsRequirementRunning) {
+  // app needs db started; db is stopped and has no step (only app is
+  // selected), so only an external event can unblock app.
+  DesiredState d = Load(R"(apiVersion: clusterctl/v1
+kind: Service
+metadata: {name: db}
+spec: {machines: [a], process: {command: [/bin/db]}}
+---
+apiVersion: clusterctl/v1
+kind: Service
+metadata: {name: app}
+spec: {machines: [b], process: {command: [/bin/app]},
+       dependsOn: [{service: db, condition: started}]}
+)");
+  ClusterObservation obs = Observed(d);
+  Plan plan = PlanFor(d, obs, "app");
+  ASSERT_EQ(plan.steps.size(), 1u);
+  LiveView::Options o;
+  std::atomic<bool> waiting{false};
+  o.wait_for = [&](std::condition_variable& cv, std::unique_lock<std::mutex>& l, milliseconds t) {
+    waiting = true;  // mu_ is held until cv.wait_for releases it.
+    cv.wait_for(l, t);
+  };
+  o.max_probe_interval = seconds(5);  // Polling could not explain a fast start.
+  Rig rig(d, obs, o);
+  ExecutionReport r;
+  std::thread run([&] { r = rig.exec.Execute(plan, nullptr); });
+  ASSERT_TRUE(testing::WaitFor([&] { return waiting.load(); }, seconds(10), milliseconds(1)));
+  const int64_t updated = SteadyMs();
+  rig.live.Update("db@a", ObservedState::kRunning, "pid 77");
+  run.join();
+  EXPECT_TRUE(r.ok()) << r.outcomes[0].detail;
+  const int64_t lag = rig.driver.acted_at("app@b") - updated;
+  EXPECT_GE(lag, 0);
+  EXPECT_LE(lag, 40);
 }
 
 TEST(ExecutorTest, AStepWhoseIntentCannotBeRecordedNeverRuns) {
   DesiredState d = Load(kChain);
-  Plan plan = ColdPlan(d);
-  RecordingDriver driver;
-  ScriptedLive live;
   FakeClock clock;
-  RealExecutor exec(&d, nullptr, &driver, &live, clock.Options());
+  Rig rig(d, Observed(d), clock.Options());
   RecordingListener listener;
   listener.refuse = {"db@a"};
-  ExecutionReport r = exec.Execute(plan, &listener);
-  EXPECT_TRUE(driver.calls().empty());
+  ExecutionReport r = rig.exec.Execute(ColdPlan(d), &listener);
+  EXPECT_TRUE(rig.driver.calls().empty());
   EXPECT_EQ(r.outcomes[0].detail, "not run: audit log: no space left on device");
 }
 
@@ -251,43 +466,34 @@ TEST(ExecutorTest, RunsIndependentStepsConcurrentlyUpToMaxParallel) {
             std::to_string(i) + "}\nspec: {machines: [a], process: {command: [/bin/x]}}\n";
   }
   DesiredState d = Load(yaml, /*max_parallel=*/3);
-  Plan plan = ColdPlan(d);
-  // A live status that blocks until 3 checks are in flight at once, then
-  // records the highest concurrency it saw.
-  class Gate : public LiveStatus {
-   public:
-    bool Check(const std::string&, bool, std::string*) override {
-      std::unique_lock<std::mutex> l(mu);
-      ++in_flight;
-      max_seen = std::max(max_seen, in_flight);
-      cv.notify_all();
-      cv.wait_for(l, std::chrono::seconds(5), [&] { return in_flight >= 3 || released; });
-      released = true;
-      cv.notify_all();
-      --in_flight;
-      return true;
-    }
-    std::mutex mu;
-    std::condition_variable cv;
-    int in_flight = 0, max_seen = 0;
-    bool released = false;
-  } gate;
-  RecordingDriver driver;
+  // Actions block until 3 are in flight at once; the highest concurrency
+  // seen is recorded.
+  std::mutex mu;
+  std::condition_variable cv;
+  int in_flight = 0, max_seen = 0;
+  bool released = false;
   FakeClock clock;
-  RealExecutor exec(&d, nullptr, &driver, &gate, clock.Options());
-  ExecutionReport r = exec.Execute(plan, nullptr);
+  Rig rig(d, Observed(d), clock.Options());
+  rig.driver.on_act = [&] {
+    std::unique_lock<std::mutex> l(mu);
+    ++in_flight;
+    max_seen = std::max(max_seen, in_flight);
+    cv.notify_all();
+    cv.wait_for(l, seconds(5), [&] { return in_flight >= 3 || released; });
+    released = true;
+    cv.notify_all();
+    --in_flight;
+  };
+  ExecutionReport r = rig.exec.Execute(ColdPlan(d), nullptr);
   EXPECT_TRUE(r.ok());
-  EXPECT_EQ(gate.max_seen, 3);
-  EXPECT_EQ(driver.calls().size(), 12u);
+  EXPECT_EQ(max_seen, 3);
+  EXPECT_EQ(rig.driver.calls().size(), 12u);
 }
 
 TEST(ExecutorTest, CancelLetsRunningStepsFinishAndStartsNoNewOne) {
   DesiredState d = Load(kChain, 1);
-  Plan plan = ColdPlan(d);
-  RecordingDriver driver;
-  ScriptedLive live;
   FakeClock clock;
-  RealExecutor* exec_ptr = nullptr;
+  Rig rig(d, Observed(d), clock.Options());
   class CancelAfterFirst : public StepListener {
    public:
     Status OnStepStart(const Step&) override { return Status::Ok(); }
@@ -296,15 +502,52 @@ TEST(ExecutorTest, CancelLetsRunningStepsFinishAndStartsNoNewOne) {
     }
     RealExecutor* exec = nullptr;
   } listener;
-  RealExecutor exec(&d, nullptr, &driver, &live, clock.Options());
-  exec_ptr = &exec;
-  listener.exec = exec_ptr;
-  ExecutionReport r = exec.Execute(plan, &listener);
+  listener.exec = &rig.exec;
+  ExecutionReport r = rig.exec.Execute(ColdPlan(d), &listener);
   EXPECT_EQ(r.outcomes[0].result, StepResult::kOk);
   for (size_t i = 1; i < r.outcomes.size(); ++i) {
     EXPECT_EQ(r.outcomes[i].result, StepResult::kInterrupted) << i;
   }
-  EXPECT_EQ(driver.calls(), std::vector<std::string>{"start db@a"});
+  EXPECT_EQ(rig.driver.calls(), std::vector<std::string>{"start db@a"});
+}
+
+TEST(ExecutorTest, CancelWakesAStepWaitingForARequirementAtOnce) {
+  // db@a runs but never gets ready; app waits up to 60 s for it.
+  DesiredState d = Load(kChain, /*max_parallel=*/1);
+  ClusterObservation obs = Observed(d, {"db@a"});
+  Plan plan = PlanFor(d, obs);
+  Rig rig(d, obs, LiveView::Options{});
+  rig.prober.never_ready = {"db@a"};
+  ExecutionReport r;
+  std::thread run([&] { r = rig.exec.Execute(plan, nullptr); });
+  ASSERT_TRUE(testing::WaitFor([&] { return rig.prober.probes("db@a") >= 2; }, seconds(10),
+                               milliseconds(1)));
+  const int64_t cancelled = SteadyMs();
+  rig.exec.Cancel();
+  run.join();
+  EXPECT_LE(SteadyMs() - cancelled, 100);
+  ASSERT_EQ(r.outcomes.size(), 3u);
+  EXPECT_EQ(r.outcomes[0].result, StepResult::kInterrupted);
+  EXPECT_EQ(r.outcomes[0].detail,
+            "not started: the controller is shutting down (waiting for db@a: HTTP 503, expected "
+            "200)");
+  EXPECT_EQ(r.outcomes[2].result, StepResult::kInterrupted);
+  EXPECT_TRUE(rig.driver.calls().empty());
+}
+
+TEST(ExecutorTest, CancelLetsAStartedStepFinishItsReadinessWait) {
+  DesiredState d = Load(kChain, /*max_parallel=*/1);
+  Rig rig(d, Observed(d), LiveView::Options{});
+  rig.prober.ready = [&](const std::string& key) {
+    return SteadyMs() >= rig.driver.acted_at(key) + 150;
+  };
+  rig.driver.on_act = [&] { rig.exec.Cancel(); };  // SIGTERM while db@a starts.
+  ExecutionReport r = rig.exec.Execute(ColdPlan(d), nullptr);
+  EXPECT_EQ(r.outcomes[0].result, StepResult::kOk) << r.outcomes[0].detail;
+  EXPECT_GE(r.outcomes[0].duration_ms(), 150);
+  for (size_t i = 1; i < r.outcomes.size(); ++i) {
+    EXPECT_EQ(r.outcomes[i].result, StepResult::kInterrupted) << i;
+  }
 }
 
 TEST(ExecutorTest, AFailedStopDoesNotSkipUnrelatedStarts) {
@@ -323,15 +566,13 @@ TEST(ExecutorTest, AFailedStopDoesNotSkipUnrelatedStarts) {
   start.machine = "a";
   start.after_any = {0};
   plan.steps = {stop, start};
-  RecordingDriver driver;
-  driver.fail = {"lb@b"};
-  ScriptedLive live;
   FakeClock clock;
-  RealExecutor exec(&d, nullptr, &driver, &live, clock.Options());
-  ExecutionReport r = exec.Execute(plan, nullptr);
+  Rig rig(d, Observed(d, {"lb@b"}), clock.Options());
+  rig.driver.fail = {"lb@b"};
+  ExecutionReport r = rig.exec.Execute(plan, nullptr);
   EXPECT_EQ(r.outcomes[0].result, StepResult::kFailed);
   EXPECT_EQ(r.outcomes[1].result, StepResult::kOk);
-  EXPECT_EQ(driver.calls(), (std::vector<std::string>{"stop lb@b", "start db@a"}));
+  EXPECT_EQ(rig.driver.calls(), (std::vector<std::string>{"stop lb@b", "start db@a"}));
 }
 
 TEST(DryRunExecutorTest, RecordsTheStepsAndTouchesNothing) {
