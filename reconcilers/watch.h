@@ -75,7 +75,9 @@ class DriftWatch {
   struct Options {
     // Between two ticks of a machine (start to start). Default: 200 ms.
     std::chrono::milliseconds interval{200};
-    // Machines ticked at once. Default: 4.
+    // Machines ticked at once. Default: 4. When the machines need more
+    // ticks per interval than the threads can run, ticks come later than
+    // `interval` (no machine is skipped: the one due first goes first).
     int threads = 4;
     // Bound on one tick, passed to the CommandRunner. Default: 5 s.
     std::chrono::milliseconds tick_timeout{5000};

@@ -342,8 +342,8 @@ TEST_F(DriftWatchTest, AServiceWriting50MiBOfLogsLeavesAtMostTwiceTheCapOnDisk) 
       static_cast<long long>(on_disk), static_cast<long long>(peak), Rotations().size());
   EXPECT_LE(on_disk, 2 * cap);
   EXPECT_LE(log_size, cap);
-  EXPECT_EQ(old_size, cap);  // log.1 holds the last `cap` bytes before a rotation.
-  EXPECT_GE(Rotations().size(), 10u);
+  EXPECT_EQ(old_size, cap);           // log.1 holds the last `cap` bytes before a rotation.
+  EXPECT_GE(Rotations().size(), 2u);  // Rotated again and again while it grew.
   for (const auto& r : Rotations()) {
     EXPECT_EQ(r.service, "chatty");
     EXPECT_GT(r.bytes, cap);
