@@ -93,6 +93,9 @@ Result<Config> LoadConfig(const std::string& path) {
   c.identity_file = abs(ssh.value("identityFile", ""));
   c.connect_timeout_seconds = ssh.value("connectTimeoutSeconds", c.connect_timeout_seconds);
   c.command_timeout_seconds = ssh.value("commandTimeoutSeconds", c.command_timeout_seconds);
+  const json& watch = v["watch"];
+  c.watch_enabled = watch.value("enabled", c.watch_enabled);
+  c.watch_interval_ms = watch.value("intervalMs", c.watch_interval_ms);
   if (v.contains("redis")) {
     c.redis_host = v["redis"].value("host", "127.0.0.1");
     c.redis_port = v["redis"].value("port", 6379);

@@ -29,6 +29,8 @@ struct Config {
   std::string identity_file;
   int connect_timeout_seconds = 5;
   int command_timeout_seconds = 30;
+  bool watch_enabled = true;    // Default: true (the drift watch runs).
+  int watch_interval_ms = 200;  // Default: 200.
   std::optional<std::string> redis_host;
   int redis_port = 6379;
   std::string redis_password_file;

@@ -84,6 +84,20 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
   deps.prober = d->prober_.get();
   deps.actor = d->actor_;
   d->reconciler_ = std::make_unique<Reconciler>(deps);
+  if (d->config_.watch_enabled) {
+    reconcilers::DriftWatch::Options wo;
+    wo.interval = std::chrono::milliseconds(d->config_.watch_interval_ms);
+    wo.tick_timeout = std::chrono::milliseconds(std::min(5000, so.command_timeout_ms));
+    Daemon* self = d.get();
+    wo.on_event = [self](const reconcilers::DriftWatch::Event& e) { self->OnWatchEvent(e); };
+    wo.on_log_rotated = [](const reconcilers::DriftWatch::LogRotation& r) {
+      spdlog::debug("watch: log of {}@{} rotated at {} bytes", r.service, r.machine, r.bytes);
+    };
+    wo.on_machine = [](const std::string& machine, const clusterctl::Status& s) {
+      spdlog::debug("watch: machine {}: {}", machine, s.ok() ? "back" : s.ToString());
+    };
+    d->watch_ = std::make_unique<reconcilers::DriftWatch>(d->ssh_.get(), wo);
+  }
 
   // The last applied revision is in force until the source says otherwise.
   auto last = d->revisions_->LastApplied();
@@ -98,7 +112,10 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
   return d;
 }
 
-Daemon::~Daemon() { Shutdown(); }
+Daemon::~Daemon() {
+  Shutdown();
+  if (watch_) watch_->Stop();  // Its callbacks use this object.
+}
 
 void Daemon::Shutdown() {
   {
@@ -137,6 +154,8 @@ clusterctl::Status Daemon::Run() {
   // Load the branch head first, so the first pass does not act on an older
   // revision that the head replaces.
   PollSource();
+  UpdateWatch();
+  if (watch_) watch_->Start();
   state_->StartBackgroundCleanup(std::chrono::minutes(5));
   std::thread source([this] { SourceLoop(); });
   std::thread reconcile([this] { ReconcileLoop(); });
@@ -144,6 +163,7 @@ clusterctl::Status Daemon::Run() {
   source.join();
   reconcile.join();
   probes.join();
+  if (watch_) watch_->Stop();
   state_->Stop();
   clusterctl::Status flushed = store_->Flush();
   spdlog::info("clusterd stopped{}", flushed.ok() ? "" : ": flush failed: " + flushed.message());
@@ -249,7 +269,10 @@ bool Daemon::PollSource() {
 
 void Daemon::SourceLoop() {
   while (!Stopping()) {
-    if (PollSource()) WakeReconcile();
+    if (PollSource()) {
+      UpdateWatch();
+      WakeReconcile();
+    }
     SleepOrWake(static_cast<int64_t>(config_.poll_seconds) * 1000, &sync_requested_);
   }
 }
@@ -259,12 +282,66 @@ void Daemon::SourceLoop() {
 void Daemon::ReconcileLoop() {
   while (!Stopping()) {
     ReconcileOnce();
-    int64_t interval = 30000;
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      if (desired_) interval = desired_->cluster.reconcile.interval_seconds * 1000LL;
+    SleepOrWake(ReconcileSleepMs(), &reconcile_requested_);
+  }
+}
+
+int64_t Daemon::ReconcileSleepMs() {
+  std::lock_guard<std::mutex> g(mu_);
+  int64_t ms = desired_ ? desired_->cluster.reconcile.interval_seconds * 1000LL : 30000;
+  // An instance that is down and waits out its crash-loop backoff is retried
+  // when the backoff ends, not an interval later.
+  const int64_t now = WallMs();
+  for (const auto& [key, b] : backoff_) {
+    if (b.not_before_ms > now && !running_instances_.count(key)) {
+      ms = std::min(ms, b.not_before_ms - now + 10);
     }
-    SleepOrWake(interval, &reconcile_requested_);
+  }
+  return ms;
+}
+
+void Daemon::UpdateWatch() {
+  if (!watch_) return;
+  std::lock_guard<std::mutex> w(watch_mu_);
+  std::shared_ptr<const DesiredState> desired;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    desired = desired_;
+  }
+  if (desired == watched_) return;
+  watched_ = desired;
+  watch_->SetDesired(desired);
+}
+
+void Daemon::OnWatchEvent(const reconcilers::DriftWatch::Event& e) {
+  const std::string key = e.Key();
+  const bool down = e.state == reconcilers::ObservedState::kStopped ||
+                    e.state == reconcilers::ObservedState::kFailed;
+  bool should_run = false;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (desired_) {
+      for (const auto& i : desired_->instances) {
+        if (i.service == e.service && i.machine == e.machine) {
+          should_run = i.desired == desired_state::RunState::kRunning;
+          break;
+        }
+      }
+    }
+    // Probes follow what the watch saw until the next observation.
+    if (e.state == reconcilers::ObservedState::kRunning) {
+      running_instances_.insert(key);
+    } else {
+      running_instances_.erase(key);
+    }
+  }
+  const std::string what = std::string(reconcilers::ObservedStateName(e.state)) + " (pid " +
+                           std::to_string(e.pid) + (e.detail.empty() ? "" : ", " + e.detail) + ")";
+  if (down && should_run) {
+    spdlog::info("watch: {} is {}; reconciling now", key, what);
+    WakeReconcile();
+  } else {
+    spdlog::debug("watch: {} is {}", key, what);
   }
 }
 
@@ -285,6 +362,7 @@ void Daemon::ReconcileOnce() {
     manual = manual_actor_;
   }
   if (!desired || Stopping()) return;
+  UpdateWatch();  // Also after a refused revision put the previous one back.
   const int64_t t0 = WallMs();
   ReconcileDeps deps;
   deps.state = state_.get();

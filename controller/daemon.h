@@ -8,12 +8,21 @@
 //                   revision_rejected and alerted while the last valid one
 //                   stays in force.
 //   reconcile loop  every reconcile.intervalSeconds, or when woken by a new
-//                   revision, a readiness/liveness change or Sync(): observe,
+//                   revision, a readiness/liveness change, the drift watch,
+//                   the end of an instance's crash-loop backoff or Sync(): observe,
 //                   diff, plan, execute (level-based: every pass re-reads
 //                   everything). Drift (a killed service) is repaired with
 //                   trigger drift, within the instance's crash-loop backoff
 //                   (restart.backoffSeconds doubling to maxBackoffSeconds,
 //                   reset after 10 minutes healthy).
+//   drift watch     (watch.enabled) every watch.intervalMs, a fork-free tick
+//                   on each machine (reconcilers/watch.h) reports instances
+//                   whose state changed; an instance that should run and is
+//                   reported stopped or failed (killed, crashed) wakes the
+//                   reconcile loop at once, so drift is repaired in about a
+//                   second instead of on the next interval. The periodic
+//                   observation stays the safety net. The tick also caps
+//                   service logs (process.logMaxBytes).
 //   probe loop      each readiness and liveness probe on its own period;
 //                   results are recorded; liveness failures past the
 //                   threshold restart the instance.
@@ -48,6 +57,7 @@
 #include "reconcilers/driver.h"
 #include "reconcilers/probes.h"
 #include "reconcilers/ssh.h"
+#include "reconcilers/watch.h"
 
 namespace clusterctl::controller {
 
@@ -101,6 +111,13 @@ class Daemon : public DaemonView {
   // An event by a user (suspend, resume), audited with trigger manual.
   void AuditManual(const std::string& action, const std::string& actor, const std::string& detail);
   void WakeReconcile();
+  // Hands the desired state in force to the drift watch when it changed.
+  void UpdateWatch();
+  // A change the drift watch saw (called on the watch's threads).
+  void OnWatchEvent(const reconcilers::DriftWatch::Event& e);
+  // How long the reconcile loop may sleep: the reconcile interval, or less
+  // when the crash-loop backoff of an instance that is down ends sooner.
+  int64_t ReconcileSleepMs();
   bool Stopping() const { return stopping_; }
   // Sleeps until `ms` passed, Shutdown(), or `flag` is set (then clears it).
   void SleepOrWake(int64_t ms, bool* flag);
@@ -117,6 +134,9 @@ class Daemon : public DaemonView {
   std::unique_ptr<reconcilers::RealProber> prober_;
   std::unique_ptr<Reconciler> reconciler_;
   MetricsRegistry metrics_;
+  std::unique_ptr<reconcilers::DriftWatch> watch_;  // Null when watch.enabled is false.
+  std::mutex watch_mu_;                             // Serializes UpdateWatch(); guards watched_.
+  std::shared_ptr<const desired_state::DesiredState> watched_;  // Last given to watch_.
 
   std::mutex mu_;  // Guards everything below.
   std::condition_variable cv_;

@@ -109,6 +109,7 @@ Service DecodeService(const YamlDocument& doc, const json& spec, Diagnostics* di
     s.process.env = StringMap(p, "env");
     s.process.working_dir = Str(p, "workingDir");
     s.process.user = Str(p, "user");
+    s.process.log_max_bytes = p.value("logMaxBytes", s.process.log_max_bytes);
   } else if (driver != nullptr) {
     s.driver = DriverKind::kSystemd;
     s.systemd.unit = Str(spec["systemd"], "unit");

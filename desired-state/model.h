@@ -84,6 +84,10 @@ struct ProcessSpec {
   std::map<std::string, std::string> env;
   std::string working_dir;  // Empty: the state directory of the service.
   std::string user;         // Empty: the SSH user; otherwise run with `sudo -n -u`.
+  // Cap of <stateDir>/<service>/log in bytes, enforced by the drift watch
+  // (reconcilers/watch_scripts.h): over it, the log is rotated to log.1.
+  // Not part of the spec hash: changing it restarts nothing.
+  int64_t log_max_bytes = 10485760;  // Default: 10 MiB.
 };
 
 struct SystemdSpec {

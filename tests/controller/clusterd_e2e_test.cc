@@ -237,6 +237,79 @@ TEST_F(ClusterdTest, AKilledServiceIsRestartedAndAuditedAsDrift) {
   EXPECT_TRUE(drift);
 }
 
+// A reconcile interval of 300 s and a service without probes: only the
+// drift watch can notice that it was killed.
+class ClusterdSlowReconcileTest : public ClusterdTest {
+ protected:
+  void SetUp() override {
+    std::string cluster = testing::ReadFile(demo_.repo().path() + "/cluster.yaml");
+    const std::string fast = "intervalSeconds: 2";
+    ASSERT_NE(cluster.find(fast), std::string::npos) << cluster;
+    demo_.repo().Write("cluster.yaml",
+                       cluster.replace(cluster.find(fast), fast.size(), "intervalSeconds: 300"));
+    demo_.repo().Write("services/plain.yaml",
+                       "apiVersion: clusterctl/v1\nkind: Service\nmetadata: {name: plain}\nspec:\n"
+                       "  machines: [worker-monitor]\n  process:\n    command: [\"" +
+                           testing::TestServiceBin() +
+                           "\"]\n  restart: {backoffSeconds: 1, maxBackoffSeconds: 8}\n"
+                           "  stopTimeoutSeconds: 2\n");
+    Push("reconcile every 300 s; a service without probes");
+  }
+
+  // The pid of plain@worker-monitor once clusterd reports it running.
+  int64_t WaitForPlain(int64_t other_than = 0, seconds limit = seconds(60)) {
+    int64_t pid = 0;
+    WaitFor(
+        [&] {
+          json i = Instance(Api("/api/v1/status"), "plain", "worker-monitor");
+          pid = i.value("state", "") == "running" ? i.value("pid", int64_t{0}) : 0;
+          return pid > 0 && pid != other_than;
+        },
+        limit, milliseconds(100));
+    return pid != other_than ? pid : 0;
+  }
+};
+
+TEST_F(ClusterdSlowReconcileTest, TheDriftWatchRestartsAKilledServiceWithinSeconds) {
+  StartClusterd();
+  ASSERT_TRUE(WaitHealthy()) << Log();
+  const int64_t pid = WaitForPlain();
+  ASSERT_GT(pid, 0) << Log();
+  const auto killed = std::chrono::steady_clock::now();
+  ASSERT_EQ(kill(static_cast<pid_t>(pid), SIGKILL), 0);
+  const int64_t again = WaitForPlain(pid, seconds(10));
+  const auto took =
+      std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - killed).count();
+  ASSERT_GT(again, 0) << "not restarted within 10 s; the reconcile interval is 300 s\n" << Log();
+  std::printf("kill -9 -> running again (as the status API reports it) in %lld ms\n",
+              static_cast<long long>(took));
+  EXPECT_LT(took, 5000);
+  EXPECT_NE(Log().find("watch: plain@worker-monitor is failed (pid " + std::to_string(pid)),
+            std::string::npos)
+      << Log();
+  bool drift = false;
+  for (const auto& r : Audit()) {
+    if (r.service == "plain" && r.action == "start" && r.phase == "result" &&
+        r.trigger == "drift" && r.result == "ok") {
+      drift = true;
+    }
+  }
+  EXPECT_TRUE(drift);
+}
+
+TEST_F(ClusterdSlowReconcileTest, WithTheWatchDisabledAKillWaitsForTheReconcileInterval) {
+  testing::WriteFile(demo_.config_path(),
+                     testing::ReadFile(demo_.config_path()) + "watch: {enabled: false}\n");
+  StartClusterd();
+  ASSERT_TRUE(WaitHealthy()) << Log();
+  const int64_t pid = WaitForPlain();
+  ASSERT_GT(pid, 0) << Log();
+  ASSERT_EQ(kill(static_cast<pid_t>(pid), SIGKILL), 0);
+  // The control for the test above: nothing notices within 5 s.
+  EXPECT_EQ(WaitForPlain(pid, seconds(5)), 0) << Log();
+  EXPECT_EQ(Log().find("watch: "), std::string::npos) << Log();
+}
+
 TEST_F(ClusterdTest, ACrashLoopingServiceBacksOff) {
   StartClusterd();
   ASSERT_TRUE(WaitHealthy()) << Log();

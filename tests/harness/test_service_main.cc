@@ -17,6 +17,11 @@
 //   --print-env NAME     writes "NAME=value" (or "NAME unset") to stdout at
 //                        start; may be repeated
 //   --write-file PATH    writes its pid to PATH at start
+//   --log-bytes N        writes N bytes of log lines to stdout (from a
+//                        thread, while it serves), then one line "wrote N
+//                        bytes of log"
+//   --log-rate N         at most N bytes per second for --log-bytes
+//                        (default 0: as fast as it can)
 //
 // Endpoints: GET /health (200 "ok" once ready, 503 before), GET / (200),
 // anything else 404. At start it logs one line to stdout:
@@ -30,6 +35,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -57,6 +63,8 @@ struct Flags {
   bool hang = false;
   std::vector<std::string> print_env;
   std::string write_file;
+  long log_bytes = 0;
+  long log_rate = 0;
 };
 
 [[noreturn]] void Usage(const std::string& problem) {
@@ -97,6 +105,10 @@ Flags ParseFlags(int argc, char** argv) {
       f.print_env.push_back(value());
     } else if (a == "--write-file") {
       f.write_file = value();
+    } else if (a == "--log-bytes") {
+      f.log_bytes = ParseNumber(a, value());
+    } else if (a == "--log-rate") {
+      f.log_rate = ParseNumber(a, value());
     } else {
       Usage("unknown flag " + a);
     }
@@ -156,6 +168,29 @@ void Serve(int fd, bool ready) {
   WriteAll(fd, reply);
   ::shutdown(fd, SHUT_WR);
   ::close(fd);
+}
+
+// Writes `total` bytes of 64-byte log lines to stdout, in 64 KiB writes, at
+// most `rate` bytes per second (0: unlimited).
+void SpewLog(long total, long rate) {
+  std::string line = "clusterctl-test-service log line ";
+  line.resize(63, 'x');
+  line += '\n';
+  std::string chunk;
+  while (chunk.size() < 65536) chunk += line;
+  const auto start = Clock::now();
+  long written = 0;
+  while (written < total) {
+    const size_t n = static_cast<size_t>(std::min<long>(total - written, chunk.size()));
+    ssize_t w = ::write(1, chunk.data(), n);
+    if (w <= 0) break;
+    written += w;
+    if (rate > 0) {
+      std::this_thread::sleep_until(start + std::chrono::microseconds(written * 1000000LL / rate));
+    }
+  }
+  std::printf("wrote %ld bytes of log\n", written);
+  std::fflush(stdout);
 }
 
 int Listen(const Flags& f) {
@@ -222,6 +257,8 @@ int main(int argc, char** argv) {
     ::sigaction(SIGTERM, &sa, nullptr);
   }
   ::signal(SIGPIPE, SIG_IGN);
+
+  if (f.log_bytes > 0) std::thread(SpewLog, f.log_bytes, f.log_rate).detach();
 
   const int listen_fd = f.port >= 0 ? Listen(f) : -1;
   std::vector<int> hung;  // connections held open, never answered (--hang)
