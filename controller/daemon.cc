@@ -77,6 +77,12 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
   driver_options.command_timeout = std::chrono::seconds(d->config_.command_timeout_seconds);
   d->driver_ = std::make_unique<reconcilers::ShellDriver>(d->ssh_.get(), driver_options);
   d->prober_ = std::make_unique<reconcilers::RealProber>(d->ssh_.get());
+  {
+    Daemon* self = d.get();
+    d->probes_ = std::make_unique<reconcilers::AsyncProber>(
+        d->prober_.get(), 16,
+        [self](const reconcilers::ProbeResult& r) { self->OnProbeResult(r); });
+  }
   ReconcileDeps deps;
   deps.state = d->state_.get();
   deps.audit = d->audit_.get();
@@ -114,7 +120,8 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
 
 Daemon::~Daemon() {
   Shutdown();
-  if (watch_) watch_->Stop();  // Its callbacks use this object.
+  if (watch_) watch_->Stop();    // Its callbacks use this object.
+  if (probes_) probes_->Stop();  // So do these.
 }
 
 void Daemon::Shutdown() {
@@ -163,6 +170,7 @@ clusterctl::Status Daemon::Run() {
   source.join();
   reconcile.join();
   probes.join();
+  probes_->Stop();
   if (watch_) watch_->Stop();
   state_->Stop();
   clusterctl::Status flushed = store_->Flush();
@@ -335,6 +343,7 @@ void Daemon::OnWatchEvent(const reconcilers::DriftWatch::Event& e) {
       running_instances_.erase(key);
     }
   }
+  if (reconciler_) reconciler_->UpdateLive(key, e.state, e.detail);  // A pass in flight sees it.
   const std::string what = std::string(reconcilers::ObservedStateName(e.state)) + " (pid " +
                            std::to_string(e.pid) + (e.detail.empty() ? "" : ", " + e.detail) + ")";
   if (down && should_run) {
@@ -562,37 +571,49 @@ void Daemon::RunProbesDue() {
       due.push_back({s, m, role});
     }
   }
-  if (due.empty()) return;
-  auto results = reconcilers::RunProbes(*prober_, due, 32);
+  // A probe still running from an earlier period is not started again.
+  for (const auto& req : due) probes_->Submit(desired, req);
+}
+
+void Daemon::OnProbeResult(const reconcilers::ProbeResult& r) {
+  (void)state_->RecordProbe(r);
+  metrics_.Observe("clusterctl_probe_latency_seconds", {{"kind", r.kind}},
+                   static_cast<double>(r.latency_ms) / 1000.0);
+  // Not run (every probe shell of the machine busy): says nothing of the
+  // service, neither ready nor failing.
+  if (r.inconclusive) return;
   bool wake = false;
-  std::vector<std::pair<const reconcilers::ProbeResult*, int>> liveness_restarts;
-  for (size_t k = 0; k < results.size(); ++k) {
-    const auto& r = results[k];
-    (void)state_->RecordProbe(r);
-    metrics_.Observe("clusterctl_probe_latency_seconds", {{"kind", r.kind}},
-                     static_cast<double>(r.latency_ms) / 1000.0);
-    const auto* s = due[k].service;
+  int restart_after = 0;
+  std::string revision;
+  {
     std::lock_guard<std::mutex> g(mu_);
+    if (!desired_) return;
+    revision = desired_->revision.Short();
     if (r.role == reconcilers::ProbeRole::kReadiness) {
       auto it = ready_.find(r.Key());
       if (it == ready_.end() || it->second != r.ok) wake = true;
       ready_[r.Key()] = r.ok;
     } else {
+      const auto* s = desired_->FindService(r.service);
+      if (s == nullptr || !s->liveness) return;  // Gone with a new revision.
       int& failures = liveness_failures_[r.Key()];
       failures = r.ok ? 0 : failures + 1;
       if (!r.ok && failures == s->liveness->failure_threshold) {
         force_restart_.insert(r.Key());
         wake = true;
         liveness_failures_[r.Key()] = 0;
-        liveness_restarts.push_back({&r, s->liveness->failure_threshold});
+        restart_after = s->liveness->failure_threshold;
       }
     }
   }
-  for (const auto& [r, threshold] : liveness_restarts) {
+  if (restart_after > 0) {
     AuditEvent(
-        "probe_failed", "drift", desired->revision.Short(), "failed",
-        "liveness failed " + std::to_string(threshold) + " times: " + r->detail + "; restarting",
-        r->machine, r->service);
+        "probe_failed", "drift", revision, "failed",
+        "liveness failed " + std::to_string(restart_after) + " times: " + r.detail + "; restarting",
+        r.machine, r.service);
+  }
+  if (r.role == reconcilers::ProbeRole::kReadiness && reconciler_) {
+    reconciler_->UpdateReadiness(r);
   }
   if (wake) WakeReconcile();
 }

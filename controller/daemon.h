@@ -54,6 +54,7 @@
 #include "controller/state_store.h"
 #include "controller/store.h"
 #include "desired-state/git_source.h"
+#include "reconcilers/async_prober.h"
 #include "reconcilers/driver.h"
 #include "reconcilers/probes.h"
 #include "reconcilers/ssh.h"
@@ -102,6 +103,8 @@ class Daemon : public DaemonView {
   bool PollSource();
   void ReconcileOnce();
   void RunProbesDue();
+  // Bookkeeping of one probe result (from an AsyncProber worker).
+  void OnProbeResult(const reconcilers::ProbeResult& r);
 
   void RaiseAlert(const std::string& id, const std::string& severity, const std::string& message);
   void ClearAlert(const std::string& id);
@@ -132,6 +135,10 @@ class Daemon : public DaemonView {
   std::unique_ptr<reconcilers::SshPool> ssh_;
   std::unique_ptr<reconcilers::ShellDriver> driver_;
   std::unique_ptr<reconcilers::RealProber> prober_;
+  // Runs the probe loop's probes in the background: a slow probe (a 25 s
+  // exec probe) delays only itself. Stopped before the members its
+  // callback uses.
+  std::unique_ptr<reconcilers::AsyncProber> probes_;
   std::unique_ptr<Reconciler> reconciler_;
   MetricsRegistry metrics_;
   std::unique_ptr<reconcilers::DriftWatch> watch_;  // Null when watch.enabled is false.

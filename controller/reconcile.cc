@@ -102,6 +102,11 @@ void Reconciler::UpdateLive(const std::string& key, reconcilers::ObservedState s
   if (live_ != nullptr) live_->Update(key, state, detail);
 }
 
+void Reconciler::UpdateReadiness(const reconcilers::ProbeResult& result) {
+  std::lock_guard<std::mutex> g(mu_);
+  if (live_ != nullptr) live_->UpdateReadiness(result);
+}
+
 AuditStepListener::AuditStepListener(AuditLog* audit, std::string actor, std::string trigger,
                                      std::string revision, reconcilers::StepListener* next,
                                      std::map<std::string, std::string> step_trigger,

@@ -97,6 +97,9 @@ class Reconciler {
   // view of the pass in progress, if any, so waiting steps see it at once.
   void UpdateLive(const std::string& key, reconcilers::ObservedState state,
                   const std::string& detail);
+  // A readiness probe result from elsewhere (clusterd's probe loop) for the
+  // pass in flight, if any; its waiters need not probe again.
+  void UpdateReadiness(const reconcilers::ProbeResult& result);
 
  private:
   ReconcileDeps deps_;
