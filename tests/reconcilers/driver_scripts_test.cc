@@ -298,8 +298,13 @@ TEST(DriverScriptsTest, CallsNeverEndTheShellTheyRunIn) {
   EXPECT_EQ(restarted.out.rfind("terminated\nstarted ", 0), 0u) << restarted.out;
 
   auto wrapped = sh.Call(StartScript(m, wrapper, "h"));
-  EXPECT_EQ(wrapped.status, 0) << sh.Stderr();
+  ASSERT_EQ(wrapped.status, 0) << sh.Stderr();
+  const pid_t wrapper_pid = static_cast<pid_t>(std::stol(wrapped.out.substr(8)));
+  // The child has set its trap once it runs sleep.
+  ASSERT_TRUE(
+      WaitFor([&] { return testing::GroupRuns(wrapper_pid, "sleep"); }, milliseconds(10000)));
   EXPECT_EQ(sh.Call(StopScript(m, wrapper)).out, "killed\n");
+  EXPECT_EQ(testing::LiveGroupMembers(wrapper_pid), std::vector<pid_t>{});
 
   auto failed = sh.Call(StartScript(m, unwritable, "h"));
   EXPECT_EQ(failed.status, 23);

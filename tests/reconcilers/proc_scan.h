@@ -63,13 +63,30 @@ inline std::vector<pid_t> ChildrenOf(pid_t ppid) {
   return out;
 }
 
-// Live processes whose argv[0] is `path`.
-inline std::vector<pid_t> LiveProcessesRunning(const std::string& path) {
+// True when a live process of group `pgid` runs a program named `comm`
+// (/proc/<pid>/comm, without the newline).
+inline bool GroupRuns(pid_t pgid, const std::string& comm) {
+  for (pid_t pid : LiveGroupMembers(pgid)) {
+    if (ReadFile("/proc/" + std::to_string(pid) + "/comm") == comm + "\n") return true;
+  }
+  return false;
+}
+
+// Live processes with `word` as one of their arguments (argv[0] included).
+// A service started as `setsid env PROGRAM ...` keeps its pid through every
+// exec, and PROGRAM is an argument all along, so this finds it from the
+// moment setsid runs.
+inline std::vector<pid_t> LiveProcessesWithArgument(const std::string& word) {
   std::vector<pid_t> out;
   for (pid_t pid : AllPids()) {
     const std::string cmdline = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
-    if (cmdline.substr(0, cmdline.find('\0')) != path) continue;
-    const std::vector<std::string> f = StatAfterComm(pid);
+    bool found = false;
+    for (size_t at = 0; at < cmdline.size() && !found;) {
+      const size_t end = cmdline.find('\0', at);
+      found = cmdline.compare(at, end == std::string::npos ? end : end - at, word) == 0;
+      at = end == std::string::npos ? cmdline.size() : end + 1;
+    }
+    const std::vector<std::string> f = found ? StatAfterComm(pid) : std::vector<std::string>{};
     if (!f.empty() && !IsZombieState(f[0])) out.push_back(pid);
   }
   return out;
