@@ -30,16 +30,26 @@ _cc_read() {
 _cc_pid_ok() {
   case $1 in '' | 0* | 1 | *[!0-9]*) return 1 ;; esac
 }
+# _cc_cut_comm: cuts _cc_sl (a /proc/<pid>/stat line) after its last ") ",
+# where the fields after comm begin. Comm may hold ") " itself, the fields
+# after it never do. (${v#*x} in a loop: ${v##*x} costs O(n^2) in dash.)
+_cc_cut_comm() {
+  while :; do
+    case $_cc_sl in
+      *') '*) _cc_sl=${_cc_sl#*') '} ;;
+      *) return 0 ;;
+    esac
+  done
+}
 # _cc_pstat PID: /proc/PID/stat -> _cc_state (field 3), _cc_pgrp (5), _cc_stime
-# (22, start in clock ticks after boot). The fields are split after the last
-# ") ", as comm may hold spaces and ")". Fails when there is no such process.
+# (22, start in clock ticks after boot). Fails when there is no such process.
 _cc_pstat() {
   _cc_state= _cc_pgrp= _cc_stime=
   _cc_pid_ok "$1" || return 1
   _cc_sl=
   read -r _cc_sl 2>/dev/null <"/proc/$1/stat"
   case $_cc_sl in *') '*) ;; *) return 1 ;; esac
-  _cc_sl=${_cc_sl##*') '}
+  _cc_cut_comm
   set -f
   set -- $_cc_sl
   set +f
@@ -75,12 +85,12 @@ _cc_group_live() {
   fi
   _cc_gid=$1
   for _cc_gf in /proc/[0-9]*/stat; do
-    _cc_gl=
-    read -r _cc_gl 2>/dev/null <"$_cc_gf"
-    _cc_gl=${_cc_gl##*') '}
-    case $_cc_gl in *" $_cc_gid "*) ;; *) continue ;; esac
+    _cc_sl=
+    read -r _cc_sl 2>/dev/null <"$_cc_gf"
+    _cc_cut_comm
+    case $_cc_sl in *" $_cc_gid "*) ;; *) continue ;; esac
     set -f
-    set -- $_cc_gl
+    set -- $_cc_sl
     set +f
     [ "${3-}" = "$_cc_gid" ] || continue
     case $1 in Z | X) ;; *) return 0 ;; esac
