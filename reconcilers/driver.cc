@@ -67,7 +67,8 @@ Result<MachineObservation> ShellDriver::Observe(
     const desired_state::Machine& machine,
     const std::vector<const desired_state::Service*>& services) {
   auto r = runner_->Run(TargetFor(machine),
-                        Command(ObserveScript(machine, services), "", false, Purpose::kObserve),
+                        Command(ObserveScript(machine, services), ShellLibrary(), /*trusted=*/true,
+                                Purpose::kObserve),
                         options_.observe_timeout);
   if (!r.ok()) return r.status().Annotate("observing machine \"" + machine.name + "\"");
   if (r->exit_code != 0) {
@@ -81,7 +82,9 @@ Result<std::string> ShellDriver::RunAction(const desired_state::Machine& machine
                                            const desired_state::Service& service, const char* verb,
                                            const std::string& script) {
   auto timeout = options_.command_timeout + std::chrono::seconds(service.stop_timeout_seconds);
-  auto r = runner_->Run(TargetFor(machine), script, timeout);
+  auto r =
+      runner_->Run(TargetFor(machine),
+                   Command(script, ShellLibrary(), /*trusted=*/true, Purpose::kAction), timeout);
   const std::string what = std::string(verb) + " " + service.name + "@" + machine.name;
   if (!r.ok()) return r.status().Annotate(what);
   if (r->exit_code != 0) {

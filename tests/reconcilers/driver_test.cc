@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <filesystem>
+#include <set>
 
 #include "desired-state/spec_hash.h"
 #include "reconcilers/driver_scripts.h"
@@ -14,6 +15,7 @@
 #include "tests/harness/process.h"
 #include "tests/harness/ssh_host.h"
 #include "tests/harness/temp_dir.h"
+#include "tests/reconcilers/proc_scan.h"
 
 namespace clusterctl::reconcilers {
 namespace {
@@ -45,6 +47,18 @@ Service TestService(const std::string& name, int port, std::vector<std::string> 
   s.process.command.insert(s.process.command.end(), extra.begin(), extra.end());
   s.stop_timeout_seconds = 5;
   return s;
+}
+
+// The pid in a driver outcome ("... started pid 4242").
+pid_t StartedPid(const std::string& outcome) {
+  const size_t at = outcome.rfind("started pid ");
+  return at == std::string::npos ? -1 : static_cast<pid_t>(std::stol(outcome.substr(at + 12)));
+}
+
+// A copy of /bin/sleep at `path` (a program name of our choosing).
+void CopySleep(const std::string& path) {
+  std::filesystem::copy_file("/bin/sleep", path);
+  std::filesystem::permissions(path, std::filesystem::perms::owner_all);
 }
 
 class DriverTest : public ::testing::Test {
@@ -176,6 +190,153 @@ TEST_F(DriverTest, ARecycledPidIsNotMistakenForTheService) {
   ASSERT_TRUE(stopped.ok());
   EXPECT_EQ(*stopped, "was not running");
   EXPECT_TRUE(other.Running());
+  // Nor does a start take it for the service, or end its process group.
+  auto started = driver_->Start(m, s, "h");
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  EXPECT_EQ(started->rfind("started pid ", 0), 0u) << *started;
+  EXPECT_NE(StartedPid(*started), other.pid());
+  EXPECT_TRUE(other.Running());
+  EXPECT_EQ(ObserveOne(m, s).state, ObservedState::kRunning);
+  ASSERT_TRUE(driver_->Stop(m, s).ok());
+  EXPECT_TRUE(other.Running());
+}
+
+TEST_F(DriverTest, AProgramWhoseNameLooksLikeStatFieldsIsObservedRight) {
+  Machine m = MachineOf(cluster_, 0);
+  testing::TempDir tmp;
+  // comm "a) Z 9) b": spaces, ')' and a fake zombie state, all before the
+  // real fields of /proc/<pid>/stat.
+  const std::string program = tmp.Sub("a) Z 9) b");
+  CopySleep(program);
+  Service s;
+  s.name = "odd";
+  s.driver = DriverKind::kProcess;
+  s.process.command = {program, "300"};
+  s.stop_timeout_seconds = 5;
+  auto started = driver_->Start(m, s, "h");
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  const pid_t pid = StartedPid(*started);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return testing::ReadFile("/proc/" + std::to_string(pid) + "/stat").find("(a) Z 9) b) S") !=
+               std::string::npos;
+      },
+      milliseconds(10000)));
+
+  ObservedInstance seen = ObserveOne(m, s);
+  EXPECT_EQ(seen.state, ObservedState::kRunning);
+  EXPECT_EQ(seen.pid, pid);
+  EXPECT_NEAR(static_cast<double>(seen.started_at), static_cast<double>(time(nullptr)), 5.0);
+  auto again = driver_->Start(m, s, "h");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, "already running (pid " + std::to_string(pid) + ")");
+
+  auto stopped = driver_->Stop(m, s);
+  ASSERT_TRUE(stopped.ok()) << stopped.status().ToString();
+  EXPECT_EQ(*stopped, "terminated by SIGTERM");
+  EXPECT_FALSE(testing::ProcessAlive(pid));
+  EXPECT_EQ(ObserveOne(m, s).state, ObservedState::kStopped);
+}
+
+// A wrapper whose child ignores SIGTERM: the leader dies at once, the child
+// lives on in the group.
+Service Wrapper(const std::string& name) {
+  Service s;
+  s.name = name;
+  s.driver = DriverKind::kProcess;
+  s.process.command = {"/bin/sh", "-c", "(trap '' TERM; exec sleep 300) & wait"};
+  s.stop_timeout_seconds = 1;
+  return s;
+}
+
+TEST_F(DriverTest, AStopEndsTheWholeProcessGroupNotOnlyItsLeader) {
+  Machine m = MachineOf(cluster_, 0);
+  Service s = Wrapper("wrapper");
+  auto started = driver_->Start(m, s, "h");
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  const pid_t pid = StartedPid(*started);
+  // The child has set its trap once it runs sleep.
+  ASSERT_TRUE(WaitFor([&] { return testing::GroupRuns(pid, "sleep"); }, milliseconds(10000)));
+  ASSERT_EQ(testing::LiveGroupMembers(pid).size(), 2u);
+
+  auto stopped = driver_->Stop(m, s);
+  ASSERT_TRUE(stopped.ok()) << stopped.status().ToString();
+  EXPECT_EQ(*stopped, "killed by SIGKILL after 1 s");
+  EXPECT_EQ(testing::LiveGroupMembers(pid), std::vector<pid_t>{});
+  ObservedInstance down = ObserveOne(m, s);
+  EXPECT_EQ(down.state, ObservedState::kStopped);
+  EXPECT_EQ(down.detail, "stopped");
+}
+
+TEST_F(DriverTest, AStartEndsWhatACrashedLeaderLeftInItsGroup) {
+  Machine m = MachineOf(cluster_, 1);
+  Service s = Wrapper("orphans");
+  auto first = driver_->Start(m, s, "h");
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  const pid_t leader = StartedPid(*first);
+  ASSERT_TRUE(WaitFor([&] { return testing::GroupRuns(leader, "sleep"); }, milliseconds(10000)));
+  ASSERT_EQ(kill(leader, SIGKILL), 0);
+  ASSERT_TRUE(WaitFor([&] { return ObserveOne(m, s).state == ObservedState::kFailed; },
+                      milliseconds(10000)));
+  ASSERT_EQ(testing::LiveGroupMembers(leader).size(), 1u);  // the orphaned child
+
+  auto second = driver_->Start(m, s, "h");
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(second->rfind("ended the rest of process group " + std::to_string(leader) +
+                              " (killed), then started pid ",
+                          0),
+            0u)
+      << *second;
+  EXPECT_EQ(testing::LiveGroupMembers(leader), std::vector<pid_t>{});
+  EXPECT_EQ(ObserveOne(m, s).state, ObservedState::kRunning);
+  ASSERT_TRUE(driver_->Stop(m, s).ok());
+  EXPECT_EQ(testing::LiveGroupMembers(StartedPid(*second)), std::vector<pid_t>{});
+}
+
+TEST_F(DriverTest, AStartThatCannotRecordItsPidFailsAndLeavesNothingRunning) {
+  Machine m = MachineOf(cluster_, 0);
+  testing::TempDir tmp;
+  const std::string program = tmp.Sub("unrecorded-sleep");
+  CopySleep(program);
+  Service s;
+  s.name = "unrecorded";
+  s.driver = DriverKind::kProcess;
+  s.process.command = {program, "300"};
+  s.stop_timeout_seconds = 5;
+  const std::string dir = ServiceStateDir(m, s.name);
+  // The pid file cannot be written: it is a directory.
+  std::filesystem::create_directories(dir + "/pid");
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto r = driver_->Start(m, s, "h");
+    ASSERT_FALSE(r.ok()) << *r;
+    EXPECT_NE(r.status().message().find("exit 23: cannot write " + dir + "/pid"), std::string::npos)
+        << r.status().ToString();
+    EXPECT_EQ(testing::LiveProcessesWithArgument(program), std::vector<pid_t>{});
+    EXPECT_NE(ObserveOne(m, s).state, ObservedState::kRunning);
+  }
+  // A spec that cannot be written fails the start before anything starts.
+  std::filesystem::remove(dir + "/pid");
+  std::filesystem::remove(dir + "/spec");
+  std::filesystem::create_directories(dir + "/spec");
+  auto r = driver_->Start(m, s, "h");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("exit 22: cannot write " + dir + "/spec"), std::string::npos)
+      << r.status().ToString();
+  EXPECT_EQ(testing::LiveProcessesWithArgument(program), std::vector<pid_t>{});
+
+  // Once the files can be written, starts make exactly one process.
+  std::filesystem::remove(dir + "/spec");
+  std::set<pid_t> seen;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto ok = driver_->Start(m, s, "h");
+    ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+    const std::vector<pid_t> running = testing::LiveProcessesWithArgument(program);
+    ASSERT_EQ(running.size(), 1u);
+    seen.insert(running[0]);
+  }
+  EXPECT_EQ(seen.size(), 1u);
+  ASSERT_TRUE(driver_->Stop(m, s).ok());
+  EXPECT_EQ(testing::LiveProcessesWithArgument(program), std::vector<pid_t>{});
 }
 
 TEST_F(DriverTest, HostileValuesReachTheMachineVerbatimAndRunNothingElse) {
