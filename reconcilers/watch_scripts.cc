@@ -50,6 +50,13 @@ _wcap() {
   printf '' 2>/dev/null > "$2/log"
   printf 'L\t%s\t%s\n' "$1" "$_wpos"
 }
+# _wstopped DIR: stopped on purpose. A start leaves "0" in DIR/stopped (it
+# cannot remove a file without running rm); anything else there means stopped.
+_wstopped() {
+  [ -e "$1/stopped" ] || return 1
+  _wsv=; read -r _wsv 2>/dev/null < "$1/stopped"
+  [ "$_wsv" != 0 ]
+}
 _w1() {
   _wp=; _wt0=; _ws=; _wst=stopped; _wdet=never-started
   read -r _wp 2>/dev/null < "$3/pid"
@@ -58,7 +65,7 @@ _w1() {
     read -r _wt0 2>/dev/null < "$3/starttime"
     if _wps "$_wp" && [ "$_ws" != Z ] && [ "$_ws" != X ] && [ "$_wt" = "$_wt0" ]; then
       _wst=running; _wdet=
-    elif [ -f "$3/stopped" ]; then
+    elif _wstopped "$3"; then
       _wdet=stopped
     else
       _wst=failed; _wdet=exited

@@ -524,6 +524,8 @@ TEST(WatchScriptsTest, ATickForksNothingAndPrintsOnlyChanges) {
                      std::to_string(testing::ProcessStartTicks(live.pid())) + "\n");
   testing::WriteFile(ServiceStateDir(m, "gone") + "/pid", "999999999\n");
   testing::WriteFile(ServiceStateDir(m, "gone") + "/starttime", "1\n");
+  // A start leaves "0" in `stopped`: not stopped on purpose.
+  testing::WriteFile(ServiceStateDir(m, "gone") + "/stopped", "0\n");
   testing::WriteFile(ServiceStateDir(m, "never") + "/spec", "x\n");
   testing::WriteFile(ServiceStateDir(m, "stopped") + "/pid", "999999999\n");
   testing::WriteFile(ServiceStateDir(m, "stopped") + "/stopped", "");
