@@ -201,7 +201,11 @@ struct World {
       const ds::Machine& m = desired.machines[i];
       inv += "    " + m.name + ":\n      ansible_host: " + m.address +
              "\n      ansible_port: " + std::to_string(m.ssh.port) +
-             "\n      observe_script: !unsafe " + YamlQuote(rc::ObserveScript(m, services)) + "\n";
+             "\n      observe_script: !unsafe " +
+             YamlQuote(rc::Command(rc::ObserveScript(m, services), rc::ShellLibrary(), true,
+                                   rc::Purpose::kObserve)
+                           .Standalone()) +
+             "\n";
     }
     th::WriteFile(ansible_dir->Sub("inventory.yml"), inv);
     th::WriteFile(ansible_dir->Sub("ansible.cfg"),
@@ -353,7 +357,9 @@ void BM_ObserveScriptLocal(benchmark::State& state) {
   WORLD_OR_SKIP(w);
   std::vector<const ds::Service*> services;
   for (const auto& s : w.desired.services) services.push_back(&s);
-  const std::string script = rc::ObserveScript(w.desired.machines[0], services);
+  const std::string script = rc::Command(rc::ObserveScript(w.desired.machines[0], services),
+                                         rc::ShellLibrary(), true, rc::Purpose::kObserve)
+                                 .Standalone();
   const std::string out = w.cluster.dir() + "/local_observe.out";
   for (auto _ : state) {
     std::optional<int> rc;
