@@ -467,3 +467,63 @@ TEST_F(ClusterdTest, ApiRefusesMissingOrWrongTokensAndChangesNothing) {
 
 }  // namespace
 }  // namespace clusterctl
+
+namespace clusterctl {
+namespace {
+
+// A service whose exec liveness probe takes 25 s must not hold back the
+// machine's other probes, its observation, or any other service: the other
+// exec probe keeps completing every period, the machine is never alerted
+// unreachable, and no liveness restart happens (the slow probe has not
+// failed: it has not finished).
+TEST_F(ClusterdTest, ASlowExecProbeHoldsBackNothingElseOnItsMachine) {
+  StartClusterd();
+  ASSERT_TRUE(WaitHealthy()) << Log();
+  auto service = [&](const std::string& name, const std::string& check) {
+    const int port = testing::PickFreePort(demo_.address_of("worker-monitor"));
+    return "apiVersion: clusterctl/v1\nkind: Service\nmetadata: {name: " + name +
+           "}\nspec:\n  machines: [worker-monitor]\n  process:\n    command: [\"" +
+           testing::TestServiceBin() + "\", --host, " + demo_.address_of("worker-monitor") +
+           ", --port, \"" + std::to_string(port) +
+           "\"]\n  liveness:\n    exec: {command: " + check +
+           "}\n    periodSeconds: 1\n    timeoutSeconds: 30\n    failureThreshold: 1\n";
+  };
+  demo_.repo().Write("services/slowcheck.yaml", service("slowcheck", "[sleep, \"25\"]"));
+  demo_.repo().Write("services/fastcheck.yaml", service("fastcheck", "[\"true\"]"));
+  Push("two services with exec liveness probes, one slow");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        json st = Api("/api/v1/status");
+        return Instance(st, "slowcheck", "worker-monitor").value("state", "") == "running" &&
+               Instance(st, "fastcheck", "worker-monitor").value("state", "") == "running";
+      },
+      seconds(60), milliseconds(200)))
+      << Log();
+
+  auto exec_probes_done = [&]() -> long {
+    httplib::Client c("http://" + demo_.listen());
+    auto res = c.Get("/metrics", {{"Authorization", "Bearer " + Token()}});
+    if (!res || res->status != 200) return -1;
+    const std::string key = "clusterctl_probe_latency_seconds_count{kind=\"exec\"} ";
+    const size_t at = res->body.find(key);
+    return at == std::string::npos ? 0 : std::stol(res->body.substr(at + key.size()));
+  };
+  const long before = exec_probes_done();
+  ASSERT_GE(before, 0);
+  // Eight more exec probe results while the slow one runs (it began when
+  // slowcheck started and lasts 25 s): only fastcheck can deliver them.
+  ASSERT_TRUE(
+      WaitFor([&] { return exec_probes_done() >= before + 8; }, seconds(20), milliseconds(250)))
+      << "exec probes stalled at " << exec_probes_done() - before << "\n"
+      << Log();
+  json st = Api("/api/v1/status");
+  EXPECT_EQ(st["alerts"].dump().find("worker-monitor"), std::string::npos) << st["alerts"].dump();
+  for (const auto& r : Audit()) {
+    EXPECT_FALSE(r.action == "probe_failed") << r.service << ": " << r.detail;
+  }
+  EXPECT_EQ(Instance(st, "slowcheck", "worker-monitor").value("restarts", 0),
+            Instance(st, "fastcheck", "worker-monitor").value("restarts", 0));
+}
+
+}  // namespace
+}  // namespace clusterctl
