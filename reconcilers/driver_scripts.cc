@@ -438,8 +438,6 @@ std::string ObserveScript(const Machine& m, const std::vector<const Service*>& s
   return o.str();
 }
 
-namespace {
-
 std::vector<std::string> SplitTabs(const std::string& line) {
   std::vector<std::string> out;
   size_t start = 0;
@@ -459,6 +457,8 @@ int64_t ToInt(const std::string& s) {
     return 0;
   }
 }
+
+namespace {
 
 double ToDouble(const std::string& s) {
   try {

@@ -130,6 +130,11 @@ const std::string& ShellLibrary();
 
 // The drift watch's scripts and parser live in watch_scripts.h.
 
+// For the parsers of script output: the tab-separated fields of a line, and
+// a decimal integer (0 when empty or not a number).
+std::vector<std::string> SplitTabs(const std::string& line);
+int64_t ToInt(const std::string& s);
+
 // Parses the output of ObserveScript. Services missing from the output come
 // back kUnknown. `now_ms` stamps observed_at.
 Result<MachineObservation> ParseObservation(

@@ -91,26 +91,6 @@ _wtick() {
 }
 )sh";
 
-std::vector<std::string> SplitTabs(const std::string& line) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (true) {
-    size_t tab = line.find('\t', start);
-    out.push_back(line.substr(start, tab == std::string::npos ? std::string::npos : tab - start));
-    if (tab == std::string::npos) break;
-    start = tab + 1;
-  }
-  return out;
-}
-
-int64_t ToInt(const std::string& s) {
-  try {
-    return s.empty() ? 0 : std::stoll(s);
-  } catch (...) {
-    return 0;
-  }
-}
-
 }  // namespace
 
 const std::string& WatchLibrary() {
