@@ -16,10 +16,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/harness/process.h"
@@ -29,6 +31,25 @@
 namespace clusterctl::bench {
 
 namespace th = clusterctl::testing;
+
+// Blocks SIGINT, SIGTERM and SIGHUP in every thread (children get the
+// default mask back) and handles them on one thread: `cleanup` stops the
+// hosts and services the run started, then the program exits 128 + signal.
+inline void StartSignalWatcher(const char* program, std::function<void()> cleanup) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::thread([set, program, cleanup = std::move(cleanup)] {
+    int sig = 0;
+    sigwait(&set, &sig);
+    std::fprintf(stderr, "%s: signal %d, stopping the hosts\n", program, sig);
+    cleanup();
+    _exit(128 + sig);
+  }).detach();
+}
 using std::chrono::milliseconds;
 
 // --- Timing: every iteration's wall time, for medians and ratios. ---

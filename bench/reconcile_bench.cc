@@ -1209,29 +1209,12 @@ void PrintSummary() {
   PrintGoals("reconcile_bench");
 }
 
-// Blocks SIGINT, SIGTERM and SIGHUP in every thread (children get the
-// default mask back) and handles them on one thread: an interrupted run
-// still stops the hosts and services it started.
-void StartSignalWatcher() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  std::thread([set] {
-    int sig = 0;
-    sigwait(&set, &sig);
-    std::fprintf(stderr, "reconcile_bench: signal %d, stopping the hosts\n", sig);
-    if (World* w = g_world.load()) w->EmergencyCleanup();
-    _exit(128 + sig);
-  }).detach();
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  StartSignalWatcher();
+  StartSignalWatcher("reconcile_bench", [] {
+    if (World* w = g_world.load()) w->EmergencyCleanup();
+  });
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   std::printf(
