@@ -5,7 +5,6 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <mutex>
@@ -15,6 +14,8 @@
 #include "cli/commands.h"
 #include "cli/remote.h"
 #include "cli/session.h"
+#include "cli/signals.h"
+#include "controller/revision_pass.h"
 #include "controller/status_view.h"
 
 namespace clusterctl::cli {
@@ -158,12 +159,6 @@ class Progress : public reconcilers::StepListener {
   std::thread spinner_;
 };
 
-// SIGINT/SIGTERM during apply: finish the steps in flight, start no new one.
-std::atomic<controller::Reconciler*> g_reconciler{nullptr};
-void OnSignal(int) {
-  if (auto* r = g_reconciler.load()) r->Cancel();
-}
-
 struct PlanOptions {
   std::string rev;
   bool dry_run = false;
@@ -253,6 +248,16 @@ int RunRemoteApply(Globals* g, const PlanOptions& opts) {
 
 int RunApply(Globals* g, const PlanOptions& opts) {
   if (UseServer(*g) && opts.force_restart.empty()) return RunRemoteApply(g, opts);
+  // SIGINT/SIGTERM: finish the steps in flight, start no new one. Set up
+  // before the session starts threads, so they inherit the blocked mask.
+  std::mutex cancel_mu;
+  controller::Reconciler* running = nullptr;
+  bool cancelled = false;
+  SignalThread signals([&](int) {
+    std::lock_guard<std::mutex> l(cancel_mu);
+    cancelled = true;
+    if (running != nullptr) running->Cancel();
+  });
   Session session(g);
   if (Status s = session.Open(opts.rev); !s.ok()) return ReportError(*g, s);
   const auto& desired = session.desired();
@@ -292,49 +297,34 @@ int RunApply(Globals* g, const PlanOptions& opts) {
 
   Progress progress(plan.steps.size(), g->json);
   po.progress = &progress;
-  g_reconciler = &reconciler;
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
+  {
+    std::lock_guard<std::mutex> l(cancel_mu);
+    running = &reconciler;
+    if (cancelled) reconciler.Cancel();
+  }
   reconcilers::ExecutionReport report;
   if (!plan.steps.empty()) report = reconciler.Execute(desired, session.previous(), plan, obs, po);
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
-  g_reconciler = nullptr;
+  {
+    std::lock_guard<std::mutex> l(cancel_mu);
+    running = nullptr;
+  }
   progress.Stop();
 
-  const bool converged = report.ok() && plan.blocked.empty();
-  const std::string result = opts.dry_run                        ? "dry-run"
-                             : converged                         ? "ok"
-                             : report.Count(StepResult::kOk) > 0 ? "partial"
-                                                                 : "failed";
+  const controller::RevisionResult pass = controller::ClassifyPass(plan, report);
+  const bool converged = pass == controller::RevisionResult::kOk;
+  const std::string result = opts.dry_run ? "dry-run" : controller::RevisionResultName(pass);
+  Status recorded;
   if (!opts.dry_run && opts.force_restart.empty()) {
-    controller::RevisionRecord rec;
-    rec.commit = desired.revision.commit;
-    rec.author = desired.revision.author;
-    rec.message = desired.revision.message;
-    rec.commit_time = desired.revision.time;
-    rec.applied_at_ms = reconcilers::WallMs();
-    rec.result = result;
+    controller::RevisionPassRecord rec;
+    rec.revision = desired.revision;
+    rec.result = pass;
     rec.actor = actor;
     rec.trigger = po.trigger;
-    rec.detail = std::to_string(report.Count(StepResult::kOk)) + " ok, " +
-                 std::to_string(report.Count(StepResult::kFailed)) + " failed, " +
-                 std::to_string(report.Count(StepResult::kSkipped)) + " skipped, " +
-                 std::to_string(plan.blocked.size()) + " blocked";
-    auto recorded = session.revisions().Record(rec);
-    if (!recorded.ok()) std::cerr << "warning: " << recorded.status().ToString() << "\n";
-    if (new_revision) {
-      controller::AuditRecord ar;
-      ar.actor = actor;
-      ar.trigger = po.trigger;
-      ar.revision = desired.revision.Short();
-      ar.action = "revision_applied";
-      ar.phase = "event";
-      ar.result = converged ? "ok" : "failed";
-      ar.detail = desired.revision.author + ": " + rec.message + " (" + rec.detail + ")";
-      auto w = session.audit().Append(ar);
-      if (!w.ok()) std::cerr << "warning: " << w.status().ToString() << "\n";
-    }
+    rec.summary = controller::PassSummary(plan, report);
+    rec.now_ms = reconcilers::WallMs();
+    rec.audit_event = new_revision;
+    recorded = controller::RecordRevisionPass(&session.revisions(), &session.audit(), rec);
+    if (!recorded.ok()) std::cerr << "error: " << recorded.ToString() << "\n";
   }
   if (g->json) {
     std::cout << json{{"event", "summary"},
@@ -358,7 +348,7 @@ int RunApply(Globals* g, const PlanOptions& opts) {
     for (const auto& [k, why] : plan.blocked)
       std::printf("  blocked %s: %s\n", k.c_str(), why.c_str());
   }
-  return converged ? kExitOk : kExitError;
+  return converged && recorded.ok() ? kExitOk : kExitError;
 }
 
 void AddFilters(CLI::App* sub, PlanOptions* o) {

@@ -612,8 +612,9 @@ uint64_t EntryFingerprint(uint64_t seed, char kind, uint64_t name_hash, uint64_t
   return h == 0 ? 1 : h;
 }
 
-Result<std::optional<TrimInfo>> ReadTrim(const Store* store) {
-  Result<std::optional<std::string>> v = store->Get(kMetaCf, kTrimKey);
+Result<std::optional<TrimInfo>> ReadTrim(const Store* store,
+                                         const StoreSnapshot* snapshot = nullptr) {
+  Result<std::optional<std::string>> v = store->Get(kMetaCf, kTrimKey, snapshot);
   if (!v.ok()) return v.status();
   if (!v->has_value()) return std::optional<TrimInfo>();
   json j = json::parse(**v, nullptr, false);
@@ -1158,13 +1159,17 @@ Result<std::vector<AuditRecord>> AuditLog::RecordInterrupted(const std::string& 
 
 Result<VerifyReport> AuditLog::Verify() const {
   VerifyReport rep;
-  Result<std::optional<TrimInfo>> trim = Trimmed();
+  // Every read below is of one moment: on a live primary, appends go on
+  // while the walk runs, and records, index and head read at different
+  // times would disagree (false corruption).
+  const std::unique_ptr<StoreSnapshot> snap = store_->Snapshot();
+  Result<std::optional<TrimInfo>> trim = ReadTrim(store_, snap.get());
   if (!trim.ok()) return trim.status();
   rep.trim = *trim;
   const uint64_t first = *trim ? (*trim)->first_kept_seq : 1;
 
   // The head: where the last write left the end of the chain.
-  Result<std::optional<std::string>> head_value = store_->Get(kMetaCf, kHeadKey);
+  Result<std::optional<std::string>> head_value = store_->Get(kMetaCf, kHeadKey, snap.get());
   if (!head_value.ok()) return head_value.status();
   std::optional<uint64_t> head_seq;
   std::string head_hash;
@@ -1175,11 +1180,13 @@ Result<VerifyReport> AuditLog::Verify() const {
   }
   // One slot per record there should be, for the index check.
   uint64_t newest = head_seq.value_or(0);
-  CLUSTERCTL_RETURN_IF_ERROR(
-      store_->Scan(kAuditCf, Whole(/*reverse=*/true, 1), [&](std::string_view k, std::string_view) {
+  CLUSTERCTL_RETURN_IF_ERROR(store_->Scan(
+      kAuditCf, Whole(/*reverse=*/true, 1),
+      [&](std::string_view k, std::string_view) {
         if (k.size() == 8) newest = std::max(newest, DecodeBe64(k));
         return false;
-      }));
+      },
+      snap.get()));
   const uint64_t slots = newest >= first ? newest - first + 1 : 0;
 
   // The failure with the lowest seq wins.
@@ -1211,30 +1218,33 @@ Result<VerifyReport> AuditLog::Verify() const {
   Status index_status;
   uint64_t index_entries = 0;
   std::thread index_reader([&] {
-    index_status = store_->Scan(kIndexCf, ScanRange{}, [&](std::string_view k, std::string_view v) {
-      ++index_entries;
-      // Split the key: <kind>\0[<name>\0]<8 bytes><seq>.
-      const int slot = k.size() < 18 || k[1] != '\0' ? -1 : KindSlot(k[0]);
-      const bool named = slot == 1 || slot == 2 || slot == 3;
-      if (slot < 0 || (named ? k.size() < 19 || k[k.size() - 17] != '\0' : k.size() != 18)) {
-        index_failure.Add(k.size() >= 8 ? DecodeBe64(k.substr(k.size() - 8)) : 0,
-                          "malformed index entry");
-        return true;
-      }
-      const uint64_t seq = DecodeBe64(k.substr(k.size() - 8));
-      if (seq < first || seq - first >= slots) {
-        index_failure.Add(seq,
-                          std::string("index entry without record (") + KindName(k[0]) + " index)");
-        return true;
-      }
-      const uint64_t name_hash = named ? Hash64(seed, k.substr(2, k.size() - 19)) : 0;
-      const uint64_t i = seq - first;
-      if (found_mask[i] & (1u << slot)) duplicate_mask[i] |= static_cast<uint8_t>(1u << slot);
-      found_mask[i] |= static_cast<uint8_t>(1u << slot);
-      found[i][slot] = fp32(EntryFingerprint(
-          seed, k[0], name_hash, DecodeBe64(k.substr(k.size() - 16)), seq, Hash64(seed, v)));
-      return true;
-    });
+    index_status = store_->Scan(
+        kIndexCf, ScanRange{},
+        [&](std::string_view k, std::string_view v) {
+          ++index_entries;
+          // Split the key: <kind>\0[<name>\0]<8 bytes><seq>.
+          const int slot = k.size() < 18 || k[1] != '\0' ? -1 : KindSlot(k[0]);
+          const bool named = slot == 1 || slot == 2 || slot == 3;
+          if (slot < 0 || (named ? k.size() < 19 || k[k.size() - 17] != '\0' : k.size() != 18)) {
+            index_failure.Add(k.size() >= 8 ? DecodeBe64(k.substr(k.size() - 8)) : 0,
+                              "malformed index entry");
+            return true;
+          }
+          const uint64_t seq = DecodeBe64(k.substr(k.size() - 8));
+          if (seq < first || seq - first >= slots) {
+            index_failure.Add(
+                seq, std::string("index entry without record (") + KindName(k[0]) + " index)");
+            return true;
+          }
+          const uint64_t name_hash = named ? Hash64(seed, k.substr(2, k.size() - 19)) : 0;
+          const uint64_t i = seq - first;
+          if (found_mask[i] & (1u << slot)) duplicate_mask[i] |= static_cast<uint8_t>(1u << slot);
+          found_mask[i] |= static_cast<uint8_t>(1u << slot);
+          found[i][slot] = fp32(EntryFingerprint(
+              seed, k[0], name_hash, DecodeBe64(k.substr(k.size() - 16)), seq, Hash64(seed, v)));
+          return true;
+        },
+        snap.get());
   });
 
   Failure chain;
@@ -1243,75 +1253,81 @@ Result<VerifyReport> AuditLog::Verify() const {
   CanonicalBytes canonical;
   std::string last_hash;
   const uint64_t empty_hash = Hash64(seed, "");
-  Status s = store_->Scan(kAuditCf, ScanRange{}, [&](std::string_view k, std::string_view v) {
-    if (k.size() != 8) {
-      chain.Add(expected_seq, "malformed key in the audit column family (" +
-                                  std::to_string(k.size()) + " bytes)");
-      return false;
-    }
-    const uint64_t seq = DecodeBe64(k);
-    if (seq < expected_seq) {
-      chain.Add(seq, "record precedes the first kept record " + std::to_string(first) +
-                         " of the trim record");
-      return false;
-    }
-    if (seq > expected_seq) {
-      chain.Add(expected_seq, seq == expected_seq + 1
-                                  ? "gap in sequence: " + std::to_string(expected_seq) + " missing"
-                                  : "gap in sequence: " + std::to_string(expected_seq) + ".." +
-                                        std::to_string(seq - 1) + " missing");
-      return false;
-    }
-    Result<AuditRecord> r = DecodeStored(v, &canonical);
-    if (!r.ok()) {
-      chain.Add(seq, "record unreadable: " + r.status().message());
-      return false;
-    }
-    if (Sha256Hex(canonical.head, canonical.tail) != r->hash) {
-      chain.Add(seq,
-                "hash mismatch (the record's content is not what was hashed when it was written)");
-      return false;
-    }
-    if (r->prev_hash != expected_prev) {
-      if (seq != first) {
-        chain.Add(seq, "prev_hash does not match record " + std::to_string(seq - 1));
-      } else if (*trim) {
-        chain.Add(seq, "prev_hash does not match the trim record (first kept record " +
-                           std::to_string(first) + ")");
-      } else {
-        chain.Add(seq, "prev_hash of the first record is not 64 zeros");
-      }
-      return false;
-    }
-    if (r->seq != seq) {
-      chain.Add(seq, "record stored under seq " + std::to_string(seq) + " says seq " +
-                         std::to_string(r->seq));
-      return false;
-    }
-    // The entries IndexEntries() writes for it, as fingerprints.
-    std::array<uint32_t, kNumKinds> e{};
-    const uint64_t value_hash = Hash64(seed, EncodeFields(*r));
-    const uint64_t time_bits = DecodeBe64(TimeKey(r->time));
-    e[0] = fp32(EntryFingerprint(seed, 't', 0, time_bits, seq, value_hash));
-    if (!r->service.empty()) {
-      e[1] =
-          fp32(EntryFingerprint(seed, 's', Hash64(seed, r->service), time_bits, seq, value_hash));
-    }
-    if (!r->machine.empty()) {
-      e[2] =
-          fp32(EntryFingerprint(seed, 'm', Hash64(seed, r->machine), time_bits, seq, value_hash));
-    }
-    e[3] = fp32(EntryFingerprint(seed, 'a', Hash64(seed, r->action), time_bits, seq, value_hash));
-    if (r->intent_seq != 0) {
-      e[4] = fp32(EntryFingerprint(seed, 'p', 0, r->intent_seq, seq, empty_hash));
-    }
-    expected.push_back(e);
-    expected_prev = r->hash;
-    last_hash = r->hash;
-    ++expected_seq;
-    ++rep.records;
-    return true;
-  });
+  Status s = store_->Scan(
+      kAuditCf, ScanRange{},
+      [&](std::string_view k, std::string_view v) {
+        if (k.size() != 8) {
+          chain.Add(expected_seq, "malformed key in the audit column family (" +
+                                      std::to_string(k.size()) + " bytes)");
+          return false;
+        }
+        const uint64_t seq = DecodeBe64(k);
+        if (seq < expected_seq) {
+          chain.Add(seq, "record precedes the first kept record " + std::to_string(first) +
+                             " of the trim record");
+          return false;
+        }
+        if (seq > expected_seq) {
+          chain.Add(expected_seq,
+                    seq == expected_seq + 1
+                        ? "gap in sequence: " + std::to_string(expected_seq) + " missing"
+                        : "gap in sequence: " + std::to_string(expected_seq) + ".." +
+                              std::to_string(seq - 1) + " missing");
+          return false;
+        }
+        Result<AuditRecord> r = DecodeStored(v, &canonical);
+        if (!r.ok()) {
+          chain.Add(seq, "record unreadable: " + r.status().message());
+          return false;
+        }
+        if (Sha256Hex(canonical.head, canonical.tail) != r->hash) {
+          chain.Add(
+              seq,
+              "hash mismatch (the record's content is not what was hashed when it was written)");
+          return false;
+        }
+        if (r->prev_hash != expected_prev) {
+          if (seq != first) {
+            chain.Add(seq, "prev_hash does not match record " + std::to_string(seq - 1));
+          } else if (*trim) {
+            chain.Add(seq, "prev_hash does not match the trim record (first kept record " +
+                               std::to_string(first) + ")");
+          } else {
+            chain.Add(seq, "prev_hash of the first record is not 64 zeros");
+          }
+          return false;
+        }
+        if (r->seq != seq) {
+          chain.Add(seq, "record stored under seq " + std::to_string(seq) + " says seq " +
+                             std::to_string(r->seq));
+          return false;
+        }
+        // The entries IndexEntries() writes for it, as fingerprints.
+        std::array<uint32_t, kNumKinds> e{};
+        const uint64_t value_hash = Hash64(seed, EncodeFields(*r));
+        const uint64_t time_bits = DecodeBe64(TimeKey(r->time));
+        e[0] = fp32(EntryFingerprint(seed, 't', 0, time_bits, seq, value_hash));
+        if (!r->service.empty()) {
+          e[1] = fp32(
+              EntryFingerprint(seed, 's', Hash64(seed, r->service), time_bits, seq, value_hash));
+        }
+        if (!r->machine.empty()) {
+          e[2] = fp32(
+              EntryFingerprint(seed, 'm', Hash64(seed, r->machine), time_bits, seq, value_hash));
+        }
+        e[3] =
+            fp32(EntryFingerprint(seed, 'a', Hash64(seed, r->action), time_bits, seq, value_hash));
+        if (r->intent_seq != 0) {
+          e[4] = fp32(EntryFingerprint(seed, 'p', 0, r->intent_seq, seq, empty_hash));
+        }
+        expected.push_back(e);
+        expected_prev = r->hash;
+        last_hash = r->hash;
+        ++expected_seq;
+        ++rep.records;
+        return true;
+      },
+      snap.get());
   index_reader.join();
   CLUSTERCTL_RETURN_IF_ERROR(s);
   CLUSTERCTL_RETURN_IF_ERROR(index_status);

@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "controller/daemon_policy.h"
 #include "controller/quarantine.h"
+#include "controller/revision_pass.h"
 #include "controller/status_view.h"
 #include "desired-state/loader.h"
 #include "reconcilers/observer.h"
@@ -427,6 +429,7 @@ void Daemon::ReconcileOnce() {
   reconcilers::Plan plan = reconcilers::MakePlan(MakePlanInput(*desired, previous.get(), obs, po));
 
   std::string outcome = "noop";
+  reconcilers::ExecutionReport report;
   if (!plan.refused.empty()) {
     // A mass stop is refused like an invalid revision: the previous desired
     // state goes back in force.
@@ -435,16 +438,18 @@ void Daemon::ReconcileOnce() {
                "revision " + desired->revision.Short() + " refused: " + plan.refused);
     std::lock_guard<std::mutex> g(mu_);
     rejected_commit_ = desired->revision.commit;
-    desired_ = previous ? previous : nullptr;
-    revision_pending_ = false;
+    auto in_force = InForceAfterRefusal(desired_, desired, previous);
+    if (in_force != desired_) {
+      desired_ = in_force;
+      revision_pending_ = false;
+    }
     outcome = "refused";
   } else if (suspended_) {
     outcome = plan.steps.empty() ? "noop" : "suspended";
   } else if (plan.steps.empty() && !plan.blocked.empty()) {
     outcome = "blocked";  // Something to do, nothing possible now (unreachable, backoff).
   } else if (!plan.steps.empty()) {
-    reconcilers::ExecutionReport report =
-        reconciler_->Execute(*desired, previous.get(), plan, obs, po);
+    report = reconciler_->Execute(*desired, previous.get(), plan, obs, po);
     outcome = report.ok() ? "ok" : "failed";
     const int64_t now = WallMs();
     std::vector<std::pair<std::string, std::string>> crash_alerts;  // Raised after unlocking.
@@ -505,25 +510,33 @@ void Daemon::ReconcileOnce() {
     }
   }
   if (new_revision && outcome != "refused" && outcome != "suspended") {
-    RevisionRecord rec;
-    rec.commit = desired->revision.commit;
-    rec.author = desired->revision.author;
-    rec.message = desired->revision.message;
-    rec.commit_time = desired->revision.time;
-    rec.applied_at_ms = WallMs();
-    rec.result =
-        outcome == "failed" || outcome == "blocked" || !plan.blocked.empty() ? "partial" : "ok";
-    rec.actor = actor_;
-    rec.trigger = po.trigger;
-    rec.detail = note;
-    (void)revisions_->Record(rec);
-    AuditEvent("revision_applied", po.trigger, desired->revision.Short(), rec.result,
-               desired->revision.author + ": " + FirstLine(desired->revision.message) +
-                   (note.empty() ? "" : " (" + note + ")"));
+    RevisionPassRecord pass;
+    pass.revision = desired->revision;
+    pass.result = ClassifyPass(plan, report);
+    pass.actor = actor_;
+    pass.trigger = po.trigger;
+    pass.summary = PassSummary(plan, report);
+    pass.note = note;
+    pass.now_ms = WallMs();
+    clusterctl::Status recorded = RecordRevisionPass(revisions_.get(), audit_.get(), pass);
     std::lock_guard<std::mutex> g(mu_);
-    revision_pending_ = false;
-    pending_note_.clear();
-    applied_commit_ = desired->revision.commit;
+    if (recorded.ok()) {
+      alerts_.erase("store");
+      // Only the pass that recorded it ends the pending revision; a failed
+      // write is retried by the next pass rather than lost.
+      if (desired_ == desired) {
+        revision_pending_ = false;
+        pending_note_.clear();
+      }
+      applied_commit_ = desired->revision.commit;
+    } else {
+      spdlog::error("revision {}: {}; retrying on the next pass", desired->revision.Short(),
+                    recorded.ToString());
+      alerts_["store"] =
+          Alert{"critical",
+                "cannot record revision " + desired->revision.Short() + ": " + recorded.message(),
+                WallMs()};
+    }
   }
   const double seconds = static_cast<double>(WallMs() - t0) / 1000.0;
   metrics_.Inc("clusterctl_reconcile_total", {{"outcome", outcome}}, 1);

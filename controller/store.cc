@@ -368,24 +368,44 @@ Status Store::Write(rocksdb::WriteBatch* batch, bool sync) {
   return FromRocks(current()->db->Write(wo, batch), "writing to state store " + db_path_);
 }
 
-Result<std::optional<std::string>> Store::Get(std::string_view cf_name,
-                                              std::string_view key) const {
-  std::shared_ptr<Instance> instance = current();
+struct StoreSnapshot::Rep {
+  std::shared_ptr<Store::Instance> instance;
+  const rocksdb::Snapshot* snapshot = nullptr;
+};
+
+StoreSnapshot::StoreSnapshot(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
+
+StoreSnapshot::~StoreSnapshot() {
+  if (rep_ && rep_->snapshot != nullptr) rep_->instance->db->ReleaseSnapshot(rep_->snapshot);
+}
+
+std::unique_ptr<StoreSnapshot> Store::Snapshot() const {
+  auto rep = std::make_unique<StoreSnapshot::Rep>();
+  rep->instance = current();
+  rep->snapshot = rep->instance->db->GetSnapshot();
+  return std::unique_ptr<StoreSnapshot>(new StoreSnapshot(std::move(rep)));
+}
+
+Result<std::optional<std::string>> Store::Get(std::string_view cf_name, std::string_view key,
+                                              const StoreSnapshot* snapshot) const {
+  std::shared_ptr<Instance> instance = snapshot ? snapshot->rep_->instance : current();
   rocksdb::ColumnFamilyHandle* h = instance->Handle(cf_name);
   if (h == nullptr) {
     if (read_only_ && Named(cf_name)) return std::optional<std::string>();
     return Status::Internal("read from unknown column family \"" + std::string(cf_name) + "\"");
   }
+  rocksdb::ReadOptions ro;
+  if (snapshot != nullptr) ro.snapshot = snapshot->rep_->snapshot;
   std::string value;
-  rocksdb::Status s = instance->db->Get(rocksdb::ReadOptions(), h, ToSlice(key), &value);
+  rocksdb::Status s = instance->db->Get(ro, h, ToSlice(key), &value);
   if (s.IsNotFound()) return std::optional<std::string>();
   if (!s.ok()) return FromRocks(s, "reading " + std::string(cf_name) + " from " + db_path_);
   return std::optional<std::string>(std::move(value));
 }
 
-Status Store::Scan(std::string_view cf_name, const ScanRange& range,
-                   const ScanVisitor& visit) const {
-  std::shared_ptr<Instance> instance = current();
+Status Store::Scan(std::string_view cf_name, const ScanRange& range, const ScanVisitor& visit,
+                   const StoreSnapshot* snapshot) const {
+  std::shared_ptr<Instance> instance = snapshot ? snapshot->rep_->instance : current();
   rocksdb::ColumnFamilyHandle* h = instance->Handle(cf_name);
   if (h == nullptr) {
     if (read_only_ && Named(cf_name)) return Status::Ok();
@@ -393,6 +413,7 @@ Status Store::Scan(std::string_view cf_name, const ScanRange& range,
   }
   if (!range.end.empty() && range.end <= range.begin) return Status::Ok();
   rocksdb::ReadOptions ro;
+  if (snapshot != nullptr) ro.snapshot = snapshot->rep_->snapshot;
   rocksdb::Slice lower = ToSlice(range.begin);
   rocksdb::Slice upper = ToSlice(range.end);
   if (!range.begin.empty()) ro.iterate_lower_bound = &lower;

@@ -89,6 +89,23 @@ using ScanVisitor = std::function<bool(std::string_view key, std::string_view va
 
 class Store;
 
+// A consistent view of a Store at one moment (a RocksDB snapshot): reads
+// through it (the `snapshot` argument of Store::Get/Scan) see every write
+// committed before Store::Snapshot() returned and none after, in every
+// column family. Cheap; released when destroyed. Must not outlive the Store.
+class StoreSnapshot {
+ public:
+  ~StoreSnapshot();
+  StoreSnapshot(const StoreSnapshot&) = delete;
+  StoreSnapshot& operator=(const StoreSnapshot&) = delete;
+
+ private:
+  friend class Store;
+  struct Rep;
+  explicit StoreSnapshot(std::unique_ptr<Rep> rep);
+  std::unique_ptr<Rep> rep_;
+};
+
 // A group of writes committed atomically by Store::Commit(). Column families
 // are named; naming one the store did not open is a bug that Commit()
 // reports (Code::kInternal), so the Put/Delete calls themselves cannot fail.
@@ -176,16 +193,23 @@ class Store {
 
   // The value of `key`, or nullopt when absent (also when the family is not
   // open on a read-only store).
-  Result<std::optional<std::string>> Get(std::string_view cf, std::string_view key) const;
+  // With a `snapshot`, as of that snapshot.
+  Result<std::optional<std::string>> Get(std::string_view cf, std::string_view key,
+                                         const StoreSnapshot* snapshot = nullptr) const;
 
   // Visits the keys of `range` in order (see ScanRange). A family not open on
-  // a read-only store visits nothing.
-  Status Scan(std::string_view cf, const ScanRange& range, const ScanVisitor& visit) const;
+  // a read-only store visits nothing. With a `snapshot`, as of that snapshot.
+  Status Scan(std::string_view cf, const ScanRange& range, const ScanVisitor& visit,
+              const StoreSnapshot* snapshot = nullptr) const;
+
+  // A consistent view of everything committed so far (see StoreSnapshot).
+  std::unique_ptr<StoreSnapshot> Snapshot() const;
 
   // Writes every memtable to SST files and waits. Errors on a read-only store.
   Status Flush();
 
  private:
+  friend class StoreSnapshot;
   struct Instance;  // One open RocksDB instance; defined in store.cc.
 
   Store() = default;

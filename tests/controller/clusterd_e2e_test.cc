@@ -214,6 +214,36 @@ TEST_F(ClusterdTest, AnInvalidCommitIsRejectedAuditedAndAlertedUntilAFixArrives)
       << Log();
 }
 
+// Issue 10 item 9: a partly applied revision keeps its revision_applied
+// audit event (the audit log refused the result "partial" before).
+TEST_F(ClusterdTest, APartlyAppliedRevisionIsAuditedAsPartial) {
+  StartClusterd();
+  ASSERT_TRUE(WaitHealthy()) << Log();
+  const std::string host = demo_.address_of("worker-monitor");
+  demo_.repo().Write("services/good.yaml", NewService(demo_, "good", testing::PickFreePort(host)));
+  demo_.repo().Write("services/never.yaml",
+                     NewService(demo_, "never", testing::PickFreePort(host), ", --fail-readiness") +
+                         "  startTimeoutSeconds: 2\n");
+  Push("one good service, one never ready");
+  const std::string head = demo_.repo().Git("rev-parse --short=7 HEAD").substr(0, 7);
+  controller::AuditRecord applied;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (const auto& r : Audit()) {
+          if (r.action == "revision_applied" && r.revision == head) applied = r;
+        }
+        return !applied.action.empty();
+      },
+      seconds(60), milliseconds(200)))
+      << Log();
+  EXPECT_EQ(applied.result, "failed");
+  EXPECT_EQ(applied.detail.rfind("partial: ", 0), 0u) << applied.detail;
+  EXPECT_NE(applied.detail.find("1 ok, 1 failed"), std::string::npos) << applied.detail;
+  std::string history;
+  EXPECT_EQ(demo_.Cli("history --json", &history), 0);
+  EXPECT_NE(history.find("\"partial\""), std::string::npos) << history;
+}
+
 TEST_F(ClusterdTest, AKilledServiceIsRestartedAndAuditedAsDrift) {
   StartClusterd();
   ASSERT_TRUE(WaitHealthy()) << Log();
