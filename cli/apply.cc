@@ -309,6 +309,10 @@ int RunApply(Globals* g, const PlanOptions& opts) {
     running = nullptr;
   }
   progress.Stop();
+  if (!opts.dry_run) {
+    Status managed = session.RecordManaged(obs, plan, report);
+    if (!managed.ok()) std::cerr << "error: " << managed.ToString() << "\n";
+  }
 
   const controller::RevisionResult pass = controller::ClassifyPass(plan, report);
   const bool converged = pass == controller::RevisionResult::kOk;

@@ -30,24 +30,53 @@ Status Session::Open(const std::string& rev, bool read_only_ok) {
   desired_ = LoadDesired(*g_, rev, &s);
   if (!desired_) return s;
   CLUSTERCTL_RETURN_IF_ERROR(OpenStore(read_only_ok));
-  // The last applied revision names the instances to prune.
   auto last = revisions_->LastApplied();
-  if (last.ok() && last->has_value()) {
-    last_applied_ = **last;
-    if ((*last)->commit != desired_->revision.commit && (*last)->commit != "working-tree") {
-      Status ignored;
-      auto snap = g_->ReadRevision((*last)->commit);
-      if (snap.ok()) {
+  if (last.ok() && last->has_value()) last_applied_ = **last;
+  // Everything earlier runs started and that is not desired now is pruned,
+  // whichever revision started it.
+  bool found = false;
+  auto managed = controller::LoadManaged(*state_, &found);
+  if (!managed.ok()) return managed.status();
+  managed_ = std::move(*managed);
+  controller::PruneBasisLoader loader(
+      [this](const std::string& commit) -> Result<desired_state::DesiredState> {
+        auto snap = g_->ReadRevision(commit);
+        if (!snap.ok()) return snap.status();
         auto r = desired_state::Load(*snap);
-        if (r.ok()) previous_ = std::move(*r.state);
-      }
-      if (!previous_) {
-        std::cerr << "warning: the last applied revision " << (*last)->commit.substr(0, 7)
-                  << " cannot be read; instances removed since then are not pruned\n";
-      }
+        if (!r.ok()) return Status::Invalid(r.errors.ToString());
+        return std::move(*r.state);
+      });
+  if (!found && last_applied_ && last_applied_->commit != desired_->revision.commit &&
+      last_applied_->commit != "working-tree") {
+    // A data directory from before the record: what the last run applied.
+    auto snap = g_->ReadRevision(last_applied_->commit);
+    auto r = snap.ok() ? desired_state::Load(*snap) : desired_state::LoadResult{};
+    if (r.ok()) {
+      managed_ = controller::SeedManaged(*r.state);
+    } else {
+      std::cerr << "warning: the last applied revision " << last_applied_->commit.substr(0, 7)
+                << " cannot be read; instances removed since then are not pruned\n";
     }
   }
+  std::vector<std::string> unreadable;
+  prune_ = loader.Build(*desired_, managed_, &unreadable);
+  for (const auto& u : unreadable) {
+    std::cerr << "warning: " << u
+              << " is not pruned: the revision that started it cannot be read\n";
+  }
   return SetUpSsh();
+}
+
+Status Session::RecordManaged(const reconcilers::ClusterObservation& observed,
+                              const reconcilers::Plan& plan,
+                              const reconcilers::ExecutionReport& report) {
+  if (read_only_) return Status::Ok();
+  controller::ManagedInstances next =
+      controller::NextManaged(managed_, *desired_, observed, plan, report);
+  if (next == managed_) return Status::Ok();
+  CLUSTERCTL_RETURN_IF_ERROR(controller::SaveManaged(state_.get(), next));
+  managed_ = std::move(next);
+  return Status::Ok();
 }
 
 Status Session::OpenStore(bool read_only_ok) {

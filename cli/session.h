@@ -10,6 +10,7 @@
 
 #include "cli/context.h"
 #include "controller/audit_log.h"
+#include "controller/managed.h"
 #include "controller/reconcile.h"
 #include "controller/revisions.h"
 #include "controller/state_store.h"
@@ -33,7 +34,12 @@ class Session {
   bool read_only() const { return read_only_; }
 
   const desired_state::DesiredState& desired() const { return *desired_; }
-  const desired_state::DesiredState* previous() const { return previous_ ? &*previous_ : nullptr; }
+  // What to prune: the instances earlier runs started that are not desired
+  // now, with their definitions (controller/managed.h). Null: nothing.
+  const desired_state::DesiredState* previous() const { return prune_.get(); }
+  // Records what the pass started and stopped (not in a read-only session).
+  Status RecordManaged(const reconcilers::ClusterObservation& observed,
+                       const reconcilers::Plan& plan, const reconcilers::ExecutionReport& report);
   std::optional<controller::RevisionRecord> last_applied() const { return last_applied_; }
   controller::ReconcileDeps deps();
   controller::AuditLog& audit() { return *audit_; }
@@ -49,7 +55,9 @@ class Session {
 
   Globals* g_;
   bool read_only_ = false;
-  std::optional<desired_state::DesiredState> desired_, previous_;
+  std::optional<desired_state::DesiredState> desired_;
+  std::shared_ptr<const desired_state::DesiredState> prune_;
+  controller::ManagedInstances managed_;
   std::optional<controller::RevisionRecord> last_applied_;
   std::unique_ptr<controller::Store> store_;
   std::unique_ptr<controller::StateStore> state_;

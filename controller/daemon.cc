@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
+#include <iterator>
 
 #include "controller/daemon_policy.h"
 #include "controller/quarantine.h"
@@ -22,6 +24,7 @@ using reconcilers::WallMs;
 namespace {
 
 constexpr size_t kMaxSnapshots = 500;
+constexpr int kFetchTimeoutSeconds = 60;  // TODO(issue 10 item 4): repo.fetchTimeoutSeconds.
 constexpr int64_t kHealthyResetMs = 10 * 60 * 1000;  // Backoff reset after 10 minutes healthy.
 
 std::string HostName() {
@@ -31,6 +34,21 @@ std::string HostName() {
 }
 
 std::string FirstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+// Beats the reconcile loop on every step, so a long pass that makes
+// progress is not taken for a stalled one.
+class BeatListener : public reconcilers::StepListener {
+ public:
+  explicit BeatListener(std::function<void()> beat) : beat_(std::move(beat)) {}
+  clusterctl::Status OnStepStart(const reconcilers::Step&) override {
+    beat_();
+    return clusterctl::Status::Ok();
+  }
+  void OnStepEnd(const reconcilers::Step&, const reconcilers::StepOutcome&) override { beat_(); }
+
+ private:
+  std::function<void()> beat_;
+};
 
 }  // namespace
 
@@ -117,6 +135,34 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
       if (r.ok()) d->desired_ = std::make_shared<DesiredState>(std::move(*r.state));
     }
   }
+  // Suspension, backoff, alerts and history survive a restart.
+  auto memory = LoadMemory(*d->store_);
+  if (!memory.ok()) return memory.status().Annotate("reading the daemon state");
+  d->suspended_ = memory->suspended;
+  d->suspended_by_ = memory->suspended_by;
+  d->backoff_ = memory->backoff;
+  d->healthy_since_ms_ = memory->healthy_since_ms;
+  d->alerts_ = memory->alerts;
+  d->saved_ = MemoryToJson(*memory).dump();
+  auto snapshots = LoadSnapshots(*d->store_, kMaxSnapshots, &d->snapshot_keys_);
+  if (snapshots.ok()) d->snapshots_ = std::move(*snapshots);
+  // What earlier runs started, to prune what is no longer desired.
+  bool found = false;
+  auto managed = LoadManaged(*d->state_, &found);
+  if (!managed.ok()) return managed.status().Annotate("reading the managed instances");
+  d->managed_ = std::move(*managed);
+  if (!found && d->desired_) d->managed_ = SeedManaged(*d->desired_);
+  {
+    desired_state::GitSource* source = d->source_.get();
+    d->prune_loader_ = std::make_unique<PruneBasisLoader>(
+        [source](const std::string& commit) -> Result<DesiredState> {
+          auto snap = source->Read(commit);
+          if (!snap.ok()) return snap.status();
+          auto r = desired_state::Load(*snap);
+          if (!r.ok()) return clusterctl::Status::Invalid(r.errors.ToString());
+          return std::move(*r.state);
+        });
+  }
   return d;
 }
 
@@ -143,6 +189,32 @@ void Daemon::SleepOrWake(int64_t ms, bool* flag) {
   if (flag != nullptr) *flag = false;
 }
 
+void Daemon::Beat(const char* loop) {
+  std::lock_guard<std::mutex> g(mu_);
+  loops_.Beat(loop, WallMs());
+}
+
+void Daemon::PersistMemory(bool sync) {
+  std::lock_guard<std::mutex> p(persist_mu_);
+  DaemonMemory m;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    m.suspended = suspended_;
+    m.suspended_by = suspended_by_;
+    m.backoff = backoff_;
+    m.healthy_since_ms = healthy_since_ms_;
+    m.alerts = alerts_;
+  }
+  std::string doc = MemoryToJson(m).dump();
+  if (doc == saved_) return;
+  clusterctl::Status s = SaveMemory(store_.get(), m, sync);
+  if (s.ok()) {
+    saved_ = std::move(doc);
+  } else {
+    spdlog::error("{}; retrying after the next pass", s.ToString());
+  }
+}
+
 void Daemon::WakeReconcile() {
   {
     std::lock_guard<std::mutex> g(mu_);
@@ -154,11 +226,22 @@ void Daemon::WakeReconcile() {
 clusterctl::Status Daemon::Run() {
   spdlog::info("clusterd starting: repository {} branch {}, data directory {}", config_.repo_url,
                config_.branch, config_.data_dir);
+  if (suspended_) {
+    spdlog::warn("starting suspended (by {}): POST /api/v1/resume to reconcile", suspended_by_);
+  }
   // Steps a crashed predecessor left without a result.
   auto interrupted = audit_->RecordInterrupted(actor_);
   if (interrupted.ok() && !interrupted->empty()) {
     spdlog::warn("recorded {} step(s) interrupted by an earlier crash; re-observing",
                  interrupted->size());
+  }
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    const int64_t now = WallMs();
+    loops_.Start("source", now, SourceLoopBoundMs(config_.poll_seconds, kFetchTimeoutSeconds));
+    loops_.Start("reconcile", now,
+                 ReconcileLoopBoundMs(desired_.get(), config_.command_timeout_seconds));
+    loops_.Start("probe", now, kProbeLoopBoundMs);
   }
   // Load the branch head first, so the first pass does not act on an older
   // revision that the head replaces.
@@ -175,6 +258,7 @@ clusterctl::Status Daemon::Run() {
   probes_->Stop();
   if (watch_) watch_->Stop();
   state_->Stop();
+  PersistMemory(/*sync=*/true);
   clusterctl::Status flushed = store_->Flush();
   spdlog::info("clusterd stopped{}", flushed.ok() ? "" : ": flush failed: " + flushed.message());
   return flushed;
@@ -283,6 +367,7 @@ void Daemon::SourceLoop() {
       UpdateWatch();
       WakeReconcile();
     }
+    Beat("source");
     SleepOrWake(static_cast<int64_t>(config_.poll_seconds) * 1000, &sync_requested_);
   }
 }
@@ -292,6 +377,8 @@ void Daemon::SourceLoop() {
 void Daemon::ReconcileLoop() {
   while (!Stopping()) {
     ReconcileOnce();
+    PersistMemory(/*sync=*/false);  // Alerts the other loops raised, too.
+    Beat("reconcile");
     SleepOrWake(ReconcileSleepMs(), &reconcile_requested_);
   }
 }
@@ -375,11 +462,23 @@ void Daemon::ReconcileOnce() {
   if (!desired || Stopping()) return;
   UpdateWatch();  // Also after a refused revision put the previous one back.
   const int64_t t0 = WallMs();
+  // What to prune: everything started and not desired now, whichever
+  // revision started it (not just the one before this).
+  std::vector<std::string> unreadable;
+  std::shared_ptr<const DesiredState> prune = prune_loader_->Build(*desired, managed_, &unreadable);
+  if (unreadable.empty()) {
+    ClearAlert("prune");
+  } else {
+    std::string list;
+    for (const auto& u : unreadable) list += (list.empty() ? "" : ", ") + u;
+    RaiseAlert("prune", "warning",
+               "cannot prune " + list + ": the revision that started it cannot be read");
+  }
   ReconcileDeps deps;
   deps.state = state_.get();
   deps.driver = driver_.get();
   deps.prober = prober_.get();
-  reconcilers::ClusterObservation obs = ObserveAndRecord(deps, *desired, previous.get());
+  reconcilers::ClusterObservation obs = ObserveAndRecord(deps, *desired, prune.get());
 
   // Machine reachability: alert and audit on transitions.
   std::set<std::string> unreachable;
@@ -406,14 +505,42 @@ void Daemon::ReconcileOnce() {
   for (const auto& i : obs.instances) {
     if (i.state == reconcilers::ObservedState::kRunning) running.insert(i.Key());
   }
+  std::set<std::string> machines, gone_machines;
+  for (const auto& f : obs.facts) machines.insert(f.machine);
   {
     std::lock_guard<std::mutex> g(mu_);
     unreachable_ = unreachable;
     running_instances_ = running;
     for (const auto& [k, ok] : obs.ready) ready_[k] = ok;
+    // Instances and machines that left (pruned, or gone from the desired
+    // state) take their bookkeeping, alerts and metric series with them.
+    std::set<std::string> live = running;
+    for (const auto* d : {desired.get(), prune.get()}) {
+      if (d == nullptr) continue;
+      for (const auto& i : d->instances) live.insert(i.Key());
+    }
+    EraseGoneInstances(&ready_, live);
+    EraseGoneInstances(&liveness_failures_, live);
+    EraseGoneInstances(&probe_due_ms_, live);
+    EraseGoneInstances(&backoff_, live);
+    EraseGoneInstances(&healthy_since_ms_, live);
+    EraseGoneInstances(&force_restart_, live);
+    EraseGoneInstances(&manual_actor_, live);
+    for (auto it = alerts_.begin(); it != alerts_.end();) {
+      const std::string& id = it->first;
+      const bool gone = (id.rfind("crashloop/", 0) == 0 && !live.count(id.substr(10))) ||
+                        (id.rfind("machine/", 0) == 0 && !machines.count(id.substr(8)));
+      it = gone ? alerts_.erase(it) : std::next(it);
+    }
+    std::set_difference(reported_machines_.begin(), reported_machines_.end(), machines.begin(),
+                        machines.end(), std::inserter(gone_machines, gone_machines.end()));
+    reported_machines_ = machines;
+  }
+  for (const auto& m : gone_machines) {
+    metrics_.Remove("clusterctl_machine_reachable", {{"machine", m}});
   }
 
-  StatusView view = BuildStatus(*desired, previous.get(), obs, WallMs());
+  StatusView view = BuildStatus(*desired, prune.get(), obs, WallMs());
   std::map<std::string, int> by_state;
   for (const auto& x : view.diffs) by_state[reconcilers::ObservedStateName(x.observed)]++;
   for (const char* s : {"running", "stopped", "failed", "unknown"}) {
@@ -422,11 +549,13 @@ void Daemon::ReconcileOnce() {
   const bool rollback =
       desired->revision.message.find("clusterctl-rollback-to: ") != std::string::npos;
   po.trigger = !new_revision ? "drift" : rollback ? "rollback" : "revision";
+  BeatListener beat([this] { Beat("reconcile"); });
+  po.progress = &beat;
   for (const auto& [key, who] : manual) {
     po.step_trigger[key] = "manual";
     po.step_actor[key] = who;
   }
-  reconcilers::Plan plan = reconcilers::MakePlan(MakePlanInput(*desired, previous.get(), obs, po));
+  reconcilers::Plan plan = reconcilers::MakePlan(MakePlanInput(*desired, prune.get(), obs, po));
 
   std::string outcome = "noop";
   reconcilers::ExecutionReport report;
@@ -449,7 +578,7 @@ void Daemon::ReconcileOnce() {
   } else if (plan.steps.empty() && !plan.blocked.empty()) {
     outcome = "blocked";  // Something to do, nothing possible now (unreachable, backoff).
   } else if (!plan.steps.empty()) {
-    report = reconciler_->Execute(*desired, previous.get(), plan, obs, po);
+    report = reconciler_->Execute(*desired, prune.get(), plan, obs, po);
     outcome = report.ok() ? "ok" : "failed";
     const int64_t now = WallMs();
     std::vector<std::pair<std::string, std::string>> crash_alerts;  // Raised after unlocking.
@@ -494,6 +623,17 @@ void Daemon::ReconcileOnce() {
     reconcile_requested_ = true;
     g.unlock();
     for (const auto& [id, message] : crash_alerts) RaiseAlert(id, "warning", message);
+  }
+  if (outcome != "refused") {
+    ManagedInstances next = NextManaged(managed_, *desired, obs, plan, report);
+    if (next != managed_) {
+      clusterctl::Status saved = SaveManaged(state_.get(), next);
+      if (saved.ok()) {
+        managed_ = std::move(next);
+      } else {
+        RaiseAlert("store", "critical", "cannot record the managed instances: " + saved.message());
+      }
+    }
   }
   // Backoff resets after 10 minutes healthy.
   {
@@ -543,7 +683,7 @@ void Daemon::ReconcileOnce() {
   metrics_.Observe("clusterctl_reconcile_duration_seconds", {{"outcome", outcome}}, seconds);
   metrics_.Set("clusterctl_suspended", {}, suspended_ ? 1 : 0);
   // Status snapshot for /api/v1/status and /api/v1/history.
-  StatusView after = BuildStatus(*desired, previous.get(), obs, WallMs());
+  StatusView after = BuildStatus(*desired, prune.get(), obs, WallMs());
   std::lock_guard<std::mutex> g(mu_);
   json alerts = json::array();
   for (const auto& [id, a] : alerts_) alerts.push_back(a.message);
@@ -553,6 +693,11 @@ void Daemon::ReconcileOnce() {
   snapshots_.push_front(after.json);
   if (snapshots_.size() > kMaxSnapshots) snapshots_.pop_back();
   last_pass_ms_ = WallMs();
+  clusterctl::Status kept =
+      AppendSnapshot(store_.get(), last_pass_ms_, after.json, kMaxSnapshots, &snapshot_keys_);
+  if (!kept.ok()) spdlog::error("keeping the status snapshot: {}", kept.ToString());
+  loops_.SetBound("reconcile",
+                  ReconcileLoopBoundMs(desired_.get(), config_.command_timeout_seconds));
   metrics_.Clear(kMetricRevisionInfo);  // One series: the revision in force.
   metrics_.Set(kMetricRevisionInfo, {{"revision", desired->revision.Short()}}, 1);
 }
@@ -634,6 +779,7 @@ void Daemon::OnProbeResult(const reconcilers::ProbeResult& r) {
 void Daemon::ProbeLoop() {
   while (!Stopping()) {
     RunProbesDue();
+    Beat("probe");
     SleepOrWake(500, nullptr);
   }
 }
@@ -695,7 +841,8 @@ json Daemon::Status() {
             {"revision", desired_ ? desired_->revision.commit : ""},
             {"machines", json::object()},
             {"services", json::object()},
-            {"alerts", json::array({"no observation yet"})}};
+            {"alerts", json::array({"no observation yet"})},
+            {"suspended", suspended_.load()}};
   }
   json s = last_status_;
   json alerts = json::array();
@@ -757,6 +904,17 @@ bool Daemon::Healthy(std::string* detail) {
     *detail = "shutting down";
     return false;
   }
+  // A loop that made no progress within its bound: a hung fetch, a wedged
+  // pass, a dead thread. The cluster's own health is in /api/v1/status.
+  std::string stalled = loops_.Stalled(WallMs());
+  if (!stalled.empty()) {
+    *detail = stalled;
+    return false;
+  }
+  if (auto it = alerts_.find("store"); it != alerts_.end()) {
+    *detail = "store: " + it->second.message;
+    return false;
+  }
   *detail = desired_ ? "revision " + desired_->revision.Short() : "no valid revision yet";
   return true;
 }
@@ -792,17 +950,27 @@ clusterctl::Status Daemon::Restart(const std::string& service, const std::string
 }
 
 void Daemon::Suspend(const std::string& actor) {
-  suspended_ = true;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    suspended_ = true;
+    suspended_by_ = actor;
+  }
   spdlog::info("reconciliation suspended by {}", actor);
   AuditManual("suspend", actor, "automatic reconciliation suspended");
   RaiseAlert("suspended", "info", "automatic reconciliation suspended by " + actor);
+  PersistMemory(/*sync=*/true);  // A restart stays suspended.
 }
 
 void Daemon::Resume(const std::string& actor) {
-  suspended_ = false;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    suspended_ = false;
+    suspended_by_.clear();
+  }
   spdlog::info("reconciliation resumed by {}", actor);
   AuditManual("resume", actor, "automatic reconciliation resumed");
   ClearAlert("suspended");
+  PersistMemory(/*sync=*/true);
   WakeReconcile();
 }
 

@@ -47,7 +47,10 @@
 
 #include "controller/audit_log.h"
 #include "controller/config.h"
+#include "controller/daemon_memory.h"
+#include "controller/daemon_policy.h"
 #include "controller/daemon_view.h"
+#include "controller/managed.h"
 #include "controller/metrics.h"
 #include "controller/reconcile.h"
 #include "controller/revisions.h"
@@ -114,6 +117,8 @@ class Daemon : public DaemonView {
   // An event by a user (suspend, resume), audited with trigger manual.
   void AuditManual(const std::string& action, const std::string& actor, const std::string& detail);
   void WakeReconcile();
+  // Writes suspension, backoff and alerts to the store if they changed.
+  void PersistMemory(bool sync);
   // Hands the desired state in force to the drift watch when it changed.
   void UpdateWatch();
   // A change the drift watch saw (called on the watch's threads).
@@ -122,6 +127,8 @@ class Daemon : public DaemonView {
   // when the crash-loop backoff of an instance that is down ends sooner.
   int64_t ReconcileSleepMs();
   bool Stopping() const { return stopping_; }
+  // Marks progress of a loop for /healthz.
+  void Beat(const char* loop);
   // Sleeps until `ms` passed, Shutdown(), or `flag` is set (then clears it).
   void SleepOrWake(int64_t ms, bool* flag);
 
@@ -159,10 +166,7 @@ class Daemon : public DaemonView {
   std::string pending_note_;       // "history rewritten ..." for the next revision_applied.
   nlohmann::json last_status_;
   std::deque<nlohmann::json> snapshots_;  // Newest first, bounded.
-  struct Alert {
-    std::string severity, message;
-    int64_t since_ms = 0;
-  };
+  using Alert = DaemonAlert;
   std::map<std::string, Alert> alerts_;
   std::map<std::string, reconcilers::Backoff> backoff_;
   std::map<std::string, int64_t> healthy_since_ms_;  // For the 10-minute backoff reset.
@@ -173,7 +177,18 @@ class Daemon : public DaemonView {
   std::map<std::string, int64_t> probe_due_ms_;  // key/role -> next run.
   std::set<std::string> running_instances_;      // From the last observation.
   std::set<std::string> unreachable_;            // Machines, for transitions.
+  std::set<std::string> reported_machines_;      // With a machine_reachable series.
   int64_t last_pass_ms_ = 0;
+  LoopHealth loops_;  // Progress of the source, reconcile and probe loops.
+
+  // What the controller started and has not seen stopped: the basis of
+  // pruning. Used by the reconcile loop only (and Create).
+  ManagedInstances managed_;
+  std::unique_ptr<PruneBasisLoader> prune_loader_;
+  std::deque<std::string> snapshot_keys_;  // Stored snapshots, oldest first (reconcile loop).
+  std::mutex persist_mu_;                  // Serializes PersistMemory(); guards saved_.
+  std::string saved_;                      // The daemon state last written (JSON).
+  std::string suspended_by_;               // Guarded by mu_.
   std::string last_pass_error_;
 };
 

@@ -3,7 +3,11 @@
 // daemon's policy here: crash-loop backoff, alerts, probe scheduling.)
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <memory>
+#include <set>
+#include <string>
 
 #include "desired-state/model.h"
 
@@ -11,11 +15,73 @@ namespace clusterctl::controller {
 
 using DesiredPtr = std::shared_ptr<const desired_state::DesiredState>;
 
+inline const std::string& KeyOfEntry(const std::string& key) { return key; }
+template <typename V>
+const std::string& KeyOfEntry(const std::pair<const std::string, V>& entry) {
+  return entry.first;
+}
+
 // What is in force after the plan for `planned` was refused (a mass stop):
 // the revision before it, but only if `planned` is still the one in force;
 // a newer revision that arrived while the pass planned stays in force (it
 // is planned next).
 DesiredPtr InForceAfterRefusal(const DesiredPtr& in_force, const DesiredPtr& planned,
                                const DesiredPtr& previous);
+
+// The instance a per-instance bookkeeping key belongs to: "svc@m" for
+// "svc@m" and for "svc@m/readiness".
+std::string InstanceOfKey(const std::string& key);
+
+// Erases the entries of per-instance bookkeeping (ready, probe schedules,
+// failure counts, backoff) whose instance is not in `live`, so the daemon's
+// memory follows the instances that exist, not every one that ever did.
+// Returns how many entries went.
+template <typename Container>
+size_t EraseGoneInstances(Container* c, const std::set<std::string>& live) {
+  size_t n = 0;
+  for (auto it = c->begin(); it != c->end();) {
+    const std::string& key = KeyOfEntry(*it);
+    if (live.count(InstanceOfKey(key))) {
+      ++it;
+    } else {
+      it = c->erase(it);
+      ++n;
+    }
+  }
+  return n;
+}
+
+// The liveness of the daemon's loops, for /healthz. Each loop is started
+// with a bound, the longest it may go without completing a pass (or, for the
+// reconcile loop, a step); Beat() marks progress. Not thread-safe: the
+// daemon guards it with its own mutex.
+class LoopHealth {
+ public:
+  // Registers (or re-bounds) `loop`; its clock starts at `now_ms` if new.
+  void Start(const std::string& loop, int64_t now_ms, int64_t bound_ms);
+  void SetBound(const std::string& loop, int64_t bound_ms);
+  void Beat(const std::string& loop, int64_t now_ms);
+  // Stops judging `loop` (it returned on shutdown).
+  void Stop(const std::string& loop);
+  // Empty when every loop made progress within its bound; otherwise one line
+  // per stalled loop: "reconcile loop stalled for 40s (bound 35s)".
+  std::string Stalled(int64_t now_ms) const;
+
+ private:
+  struct Loop {
+    int64_t last_ms = 0;
+    int64_t bound_ms = 0;
+  };
+  std::map<std::string, Loop> loops_;
+};
+
+// Bounds of the loops (milliseconds), from the configuration and the
+// desired state in force: a poll interval plus a fetch deadline for the
+// source loop; a reconcile interval plus the longest single step (readiness
+// wait included) for the reconcile loop, which beats on every step.
+int64_t SourceLoopBoundMs(int poll_seconds, int fetch_timeout_seconds);
+int64_t ReconcileLoopBoundMs(const desired_state::DesiredState* desired,
+                             int command_timeout_seconds);
+constexpr int64_t kProbeLoopBoundMs = 30000;  // It ticks every 500 ms and never blocks.
 
 }  // namespace clusterctl::controller

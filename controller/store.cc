@@ -371,6 +371,7 @@ Status Store::Write(rocksdb::WriteBatch* batch, bool sync) {
 struct StoreSnapshot::Rep {
   std::shared_ptr<Store::Instance> instance;
   const rocksdb::Snapshot* snapshot = nullptr;
+  std::unique_lock<std::mutex> no_catch_up;  // Read-only stores: what they have instead.
 };
 
 StoreSnapshot::StoreSnapshot(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
@@ -381,8 +382,14 @@ StoreSnapshot::~StoreSnapshot() {
 
 std::unique_ptr<StoreSnapshot> Store::Snapshot() const {
   auto rep = std::make_unique<StoreSnapshot::Rep>();
-  rep->instance = current();
-  rep->snapshot = rep->instance->db->GetSnapshot();
+  if (read_only_) {
+    // A secondary changes only in CatchUp(); keeping that out is the snapshot.
+    rep->no_catch_up = std::unique_lock<std::mutex>(catch_up_mu_);
+    rep->instance = current();
+  } else {
+    rep->instance = current();
+    rep->snapshot = rep->instance->db->GetSnapshot();
+  }
   return std::unique_ptr<StoreSnapshot>(new StoreSnapshot(std::move(rep)));
 }
 

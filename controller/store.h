@@ -93,6 +93,8 @@ class Store;
 // through it (the `snapshot` argument of Store::Get/Scan) see every write
 // committed before Store::Snapshot() returned and none after, in every
 // column family. Cheap; released when destroyed. Must not outlive the Store.
+// On a read-only store (a RocksDB secondary, which has no snapshots) it holds
+// off Store::CatchUp() instead, so do not call CatchUp() while holding one.
 class StoreSnapshot {
  public:
   ~StoreSnapshot();
@@ -225,8 +227,8 @@ class Store {
   std::string secondary_base_;      // Read-only stores: <data_dir>/secondary/<pid>-<random>.
   std::vector<std::string> named_;  // Every family this process asked for.
 
-  std::mutex catch_up_mu_;   // Serialises CatchUp(); guards generation_.
-  uint64_t generation_ = 0;  // Read-only stores: instances opened so far.
+  mutable std::mutex catch_up_mu_;  // Serialises CatchUp(); guards generation_.
+  uint64_t generation_ = 0;         // Read-only stores: instances opened so far.
 
   mutable std::mutex mu_;  // Guards instance_ (the pointer, not the instance).
   std::shared_ptr<Instance> instance_;

@@ -149,6 +149,22 @@ _cc_abort() {
   _cc_signal KILL "$1" "$2"
   if [ "$2" = 1 ]; then sudo -n kill -s KILL "$1" 2>/dev/null; else kill -s KILL "$1" 2>/dev/null; fi
   _cc_wait_group "$1" 500 KILL "$2" || echo "process group $1 survived SIGKILL" >&2
+  # Before its setsid the process is not yet the leader of group $1.
+  _cc_wait_dead "$1" 500 || echo "process $1 survived SIGKILL" >&2
+}
+# _cc_wait_dead PID CS: waits at most CS centiseconds until PID has exited
+# (gone, or a zombie). Fails at the deadline.
+_cc_wait_dead() {
+  _cc_now
+  _cc_until=$((_cc_cs + $2))
+  while _cc_sl= && read -r _cc_sl 2>/dev/null <"/proc/$1/stat"; do
+    _cc_cut_comm
+    case $_cc_sl in Z* | X*) return 0 ;; esac
+    _cc_now
+    [ "$_cc_cs" -lt "$_cc_until" ] || return 1
+    sleep 0.1
+  done
+  return 0
 }
 # _cc_mkdir DIR: creates DIR (mkdir: only when it is missing).
 _cc_mkdir() {

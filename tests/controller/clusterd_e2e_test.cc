@@ -86,6 +86,9 @@ class ClusterdTest : public ::testing::Test {
   // Pushes a service whose readiness takes `ready_delay_ms`, and waits until
   // clusterd has audited the intent of its start (the step is in flight).
   bool PushSlowServiceAndWaitForItsIntent(int ready_delay_ms);
+  // Starts clusterd, pushes a service "extra" on worker-monitor and waits
+  // until it listens on *port of *host.
+  void StartWithExtraListening(std::string* host, int* port);
 
   void Push(const std::string& message) {
     demo_.repo().CommitAll(message);
@@ -127,6 +130,18 @@ bool ClusterdTest::PushSlowServiceAndWaitForItsIntent(int ready_delay_ms) {
         return false;
       },
       seconds(30), milliseconds(100));
+}
+
+void ClusterdTest::StartWithExtraListening(std::string* host, int* port) {
+  StartClusterd();
+  ASSERT_TRUE(WaitHealthy()) << Log();
+  *host = demo_.address_of("worker-monitor");
+  *port = testing::PickFreePort(*host);
+  demo_.repo().Write("services/extra.yaml", NewService(demo_, "extra", *port));
+  Push("add extra");
+  ASSERT_TRUE(
+      WaitFor([&] { return testing::CanConnect(*host, *port); }, seconds(30), milliseconds(200)))
+      << Log();
 }
 
 TEST_F(ClusterdTest, ConvergesAndRunsAPushedServiceWithinAPollInterval) {
@@ -221,9 +236,10 @@ TEST_F(ClusterdTest, APartlyAppliedRevisionIsAuditedAsPartial) {
   ASSERT_TRUE(WaitHealthy()) << Log();
   const std::string host = demo_.address_of("worker-monitor");
   demo_.repo().Write("services/good.yaml", NewService(demo_, "good", testing::PickFreePort(host)));
-  demo_.repo().Write("services/never.yaml",
-                     NewService(demo_, "never", testing::PickFreePort(host), ", --fail-readiness") +
-                         "  startTimeoutSeconds: 2\n");
+  std::string never = NewService(demo_, "never", testing::PickFreePort(host), ", --fail-readiness");
+  const std::string period = "    periodSeconds: 1\n";
+  never.replace(never.find(period), period.size(), period + "    startTimeoutSeconds: 2\n");
+  demo_.repo().Write("services/never.yaml", never);
   Push("one good service, one never ready");
   const std::string head = demo_.repo().Git("rev-parse --short=7 HEAD").substr(0, 7);
   controller::AuditRecord applied;
@@ -553,6 +569,130 @@ TEST_F(ClusterdTest, ASlowExecProbeHoldsBackNothingElseOnItsMachine) {
   }
   EXPECT_EQ(Instance(st, "slowcheck", "worker-monitor").value("restarts", 0),
             Instance(st, "fastcheck", "worker-monitor").value("restarts", 0));
+}
+
+TEST_F(ClusterdTest, AMachineThatLeavesTakesItsMetricSeriesAndAlertsWithIt) {
+  // A second name for worker-monitor's host: observed, reachable, no services.
+  demo_.repo().Write("machines/spare.yaml",
+                     "apiVersion: clusterctl/v1\nkind: Machine\nmetadata: {name: spare, labels: "
+                     "{spare: \"true\"}}\nspec:\n  address: " +
+                         demo_.address_of("worker-monitor") + "\n  ssh: {port: " +
+                         std::to_string(demo_.host("worker-monitor").port()) + "}\n");
+  Push("a spare machine");
+  StartClusterd();
+  auto metrics = [&] {
+    httplib::Client c("http://" + demo_.listen());
+    c.set_connection_timeout(1, 0);
+    auto res = c.Get("/metrics");
+    return res && res->status == 200 ? res->body : std::string();
+  };
+  const std::string series = "clusterctl_machine_reachable{machine=\"spare\"} 1";
+  ASSERT_TRUE(WaitFor([&] { return metrics().find(series) != std::string::npos; }, seconds(60),
+                      milliseconds(200)))
+      << Log();
+  demo_.repo().Git("rm -q machines/spare.yaml");
+  Push("the spare machine leaves");
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        const std::string m = metrics();
+        return !m.empty() && m.find("machine=\"spare\"") == std::string::npos;
+      },
+      seconds(30), milliseconds(200)))
+      << metrics();
+  // The other machines keep their series.
+  EXPECT_NE(metrics().find("clusterctl_machine_reachable{machine=\"jetson\"} 1"),
+            std::string::npos);
+}
+
+TEST_F(ClusterdTest, AServiceRemovedByOneOfTwoPushesIsPrunedAfterTheSecond) {
+  std::string host;
+  int port = 0;
+  ASSERT_NO_FATAL_FAILURE(StartWithExtraListening(&host, &port));
+  // Suspended, clusterd takes in two revisions without acting on either:
+  // the first removes extra, the second changes something else.
+  ASSERT_EQ(Post("/api/v1/suspend", Token()), 200);
+  auto in_force = [&](const std::string& commit) {
+    return WaitFor([&] { return Api("/api/v1/status").value("revision", "") == commit; },
+                   seconds(30), milliseconds(200));
+  };
+  demo_.repo().Git("rm -q services/extra.yaml");
+  Push("remove extra");
+  ASSERT_TRUE(in_force(demo_.repo().Rev())) << Log();
+  demo_.repo().Write("README.md", "an unrelated change\n");
+  Push("unrelated");
+  ASSERT_TRUE(in_force(demo_.repo().Rev())) << Log();
+  ASSERT_TRUE(testing::CanConnect(host, port));  // Suspended: nothing acted yet.
+  ASSERT_EQ(Post("/api/v1/resume", Token()), 200);
+  // The revision before the head does not have extra either; it is pruned
+  // because clusterd started it and nothing desires it now.
+  EXPECT_TRUE(
+      WaitFor([&] { return !testing::CanConnect(host, port); }, seconds(30), milliseconds(200)))
+      << Log();
+  bool stopped = false;
+  for (const auto& r : Audit()) {
+    if (r.service == "extra" && r.action == "stop" && r.phase == "result" && r.result == "ok") {
+      stopped = true;
+    }
+  }
+  EXPECT_TRUE(stopped);
+}
+
+TEST_F(ClusterdTest, AServiceRemovedWhileClusterdWasDownIsPrunedAfterTwoMorePushes) {
+  std::string host;
+  int port = 0;
+  ASSERT_NO_FATAL_FAILURE(StartWithExtraListening(&host, &port));
+  ASSERT_TRUE(
+      WaitFor([&] { return Api("/api/v1/status").value("revision", "") == demo_.repo().Rev(); },
+              seconds(30), milliseconds(200)));
+  clusterd_->Kill(SIGTERM);
+  ASSERT_TRUE(clusterd_->WaitForExit(seconds(20)).has_value());
+  // While it is down: extra goes, then an unrelated change.
+  demo_.repo().Git("rm -q services/extra.yaml");
+  Push("remove extra");
+  demo_.repo().Write("README.md", "an unrelated change\n");
+  Push("unrelated");
+  StartClusterd();
+  EXPECT_TRUE(
+      WaitFor([&] { return !testing::CanConnect(host, port); }, seconds(40), milliseconds(200)))
+      << Log();
+}
+
+TEST_F(ClusterdTest, SuspensionAlertsAndHistorySurviveARestart) {
+  StartClusterd();
+  ASSERT_TRUE(WaitHealthy()) << Log();
+  ASSERT_EQ(Post("/api/v1/suspend", Token()), 200);
+  json before = Api("/api/v1/history?limit=500");
+  ASSERT_TRUE(before.is_array() && !before.empty());
+  const std::string last_before = before[0].value("timestamp", "");
+  ASSERT_FALSE(last_before.empty());
+  clusterd_->Kill(SIGTERM);
+  ASSERT_TRUE(clusterd_->WaitForExit(seconds(20)).has_value());
+
+  StartClusterd();
+  json status;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        status = Api("/api/v1/status");
+        return status.is_object();
+      },
+      seconds(30), milliseconds(100)))
+      << Log();
+  EXPECT_EQ(status.value("suspended", false), true) << status.dump();
+  json alerts = Api("/api/v1/alerts");
+  bool suspended_alert = false;
+  for (const auto& a : alerts) suspended_alert |= a.value("id", "") == "suspended";
+  EXPECT_TRUE(suspended_alert) << alerts.dump();
+  json after = Api("/api/v1/history?limit=500");
+  bool kept = false;
+  for (const auto& snap : after) kept |= snap.value("timestamp", "") == last_before;
+  EXPECT_TRUE(kept) << "the history before the restart is kept";
+  // Resumed, it reconciles again, and a restart after that is not suspended.
+  ASSERT_EQ(Post("/api/v1/resume", Token()), 200);
+  clusterd_->Kill(SIGTERM);
+  ASSERT_TRUE(clusterd_->WaitForExit(seconds(20)).has_value());
+  StartClusterd();
+  ASSERT_TRUE(WaitHealthy()) << Log();
+  EXPECT_EQ(Api("/api/v1/status").value("suspended", true), false);
 }
 
 }  // namespace

@@ -30,6 +30,76 @@ TEST(InForceAfterRefusal, KeepsARevisionThatArrivedWhileThePassPlanned) {
   EXPECT_EQ(InForceAfterRefusal(c, b, a), c);
 }
 
+TEST(EraseGoneInstances, DropsTheBookkeepingOfInstancesThatLeft) {
+  std::map<std::string, int64_t> due = {
+      {"api@m1/readiness", 1}, {"api@m1/liveness", 2}, {"old@m2/readiness", 3}};
+  std::map<std::string, bool> ready = {{"api@m1", true}, {"old@m2", false}};
+  std::set<std::string> forced = {"old@m2", "api@m1"};
+  const std::set<std::string> live = {"api@m1"};
+  EXPECT_EQ(EraseGoneInstances(&due, live), 1u);
+  EXPECT_EQ(EraseGoneInstances(&ready, live), 1u);
+  EXPECT_EQ(EraseGoneInstances(&forced, live), 1u);
+  EXPECT_EQ(due.size(), 2u);
+  EXPECT_TRUE(due.count("api@m1/liveness"));
+  EXPECT_EQ(ready, (std::map<std::string, bool>{{"api@m1", true}}));
+  EXPECT_EQ(forced, (std::set<std::string>{"api@m1"}));
+  EXPECT_EQ(EraseGoneInstances(&ready, live), 0u);
+}
+
+TEST(LoopHealth, HealthyWhileEveryLoopBeatsWithinItsBound) {
+  LoopHealth h;
+  h.Start("source", 0, 10000);
+  h.Start("reconcile", 0, 20000);
+  h.Beat("source", 9000);
+  EXPECT_EQ(h.Stalled(10000), "");
+  EXPECT_EQ(h.Stalled(19000), "");  // source last beat at 9 s: 10 s idle is within 10 s.
+}
+
+TEST(LoopHealth, NamesTheLoopThatStalledAndForHowLong) {
+  LoopHealth h;
+  h.Start("source", 0, 10000);
+  h.Start("reconcile", 0, 35000);
+  h.Beat("source", 30000);
+  h.Beat("source", 39000);
+  EXPECT_EQ(h.Stalled(40001), "reconcile loop stalled for 40s (bound 35s)");
+  h.Beat("reconcile", 40001);
+  EXPECT_EQ(h.Stalled(40001), "");
+}
+
+TEST(LoopHealth, ALoopThatNeverCompletedAPassStallsFromItsStart) {
+  LoopHealth h;
+  h.Start("source", 5000, 1000);  // The initial clone hangs.
+  EXPECT_EQ(h.Stalled(6000), "");
+  EXPECT_EQ(h.Stalled(7000), "source loop stalled for 2s (bound 1s)");
+  h.Stop("source");  // Returned on shutdown: no longer judged.
+  EXPECT_EQ(h.Stalled(70000), "");
+}
+
+TEST(LoopHealth, ANewBoundAppliesAtOnceAndRestartingKeepsTheClock) {
+  LoopHealth h;
+  h.Start("reconcile", 0, 100000);
+  EXPECT_EQ(h.Stalled(50000), "");
+  h.SetBound("reconcile", 40000);
+  EXPECT_NE(h.Stalled(50000), "");
+  h.Start("reconcile", 45000, 100000);  // Re-bounding does not reset progress.
+  EXPECT_EQ(h.Stalled(50000), "");
+  EXPECT_NE(h.Stalled(100001), "");
+}
+
+TEST(LoopBounds, TheReconcileBoundCoversTheLongestStepAndTheInterval) {
+  desired_state::DesiredState d;
+  d.cluster.reconcile.interval_seconds = 10;
+  desired_state::Service quick, slow;
+  quick.stop_timeout_seconds = 15;
+  slow.readiness.emplace();
+  slow.readiness->start_timeout_seconds = 300;
+  d.services = {quick, slow};
+  // interval 10 + 2 x command 30 + longest step 300, + 30 s of slack.
+  EXPECT_EQ(ReconcileLoopBoundMs(&d, 30), (10 + 60 + 300) * 1000 + 30000);
+  EXPECT_EQ(ReconcileLoopBoundMs(nullptr, 30), (30 + 60 + 30) * 1000 + 30000);
+  EXPECT_EQ(SourceLoopBoundMs(15, 60), (15 + 60) * 1000 + 30000);
+}
+
 reconcilers::Plan PlanOf(size_t steps, size_t blocked) {
   reconcilers::Plan p;
   p.steps.resize(steps);

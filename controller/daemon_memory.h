@@ -1,0 +1,65 @@
+// What clusterd knows beyond the git revision and the machines themselves,
+// kept in the store so that a restart (an upgrade, a crash, a reboot of the
+// controller host) does not forget it:
+//
+//   suspension          suspended or not, by whom
+//   crash-loop backoff  per instance: failures, not-before time, and the
+//                       start of its healthy period (for the 10-minute reset)
+//   alerts              id -> severity, message, since
+//   health snapshots    the status documents of /api/v1/history
+//
+// Keys in the "meta" family: "daemon/state" (JSON of the first three,
+// rewritten after every pass that changed them; synced when the suspension
+// changes), "daemon/snapshot/<time_ms, 16 digits>" (one status document per
+// pass, the oldest deleted past the bound; not synced).
+//
+// Thread-safety: the functions are safe from any thread; callers serialize
+// writes of the same daemon.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "controller/store.h"
+#include "reconcilers/plan.h"
+
+namespace clusterctl::controller {
+
+struct DaemonAlert {
+  std::string severity, message;
+  int64_t since_ms = 0;
+  bool operator==(const DaemonAlert& o) const {
+    return severity == o.severity && message == o.message && since_ms == o.since_ms;
+  }
+};
+
+struct DaemonMemory {
+  bool suspended = false;
+  std::string suspended_by;
+  std::map<std::string, reconcilers::Backoff> backoff;
+  std::map<std::string, int64_t> healthy_since_ms;
+  std::map<std::string, DaemonAlert> alerts;
+};
+
+// Pure: to and from the stored JSON. A malformed document gives an empty
+// memory (and `*ok` false): clusterd starts as a fresh one would.
+nlohmann::json MemoryToJson(const DaemonMemory& m);
+DaemonMemory MemoryFromJson(const nlohmann::json& j, bool* ok = nullptr);
+
+Status SaveMemory(Store* store, const DaemonMemory& m, bool sync);
+// An empty memory when none was saved.
+Result<DaemonMemory> LoadMemory(const Store& store);
+
+// Appends one snapshot taken at `time_ms` and deletes those past the newest
+// `keep`. `keys` is the caller's list of stored snapshot keys, oldest first
+// (from LoadSnapshots), kept up to date here.
+Status AppendSnapshot(Store* store, int64_t time_ms, const nlohmann::json& snapshot, size_t keep,
+                      std::deque<std::string>* keys);
+// The newest `limit` snapshots, newest first, and their keys oldest first.
+Result<std::deque<nlohmann::json>> LoadSnapshots(const Store& store, size_t limit,
+                                                 std::deque<std::string>* keys);
+
+}  // namespace clusterctl::controller
