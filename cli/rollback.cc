@@ -94,11 +94,12 @@ int RunRollback(Globals* g, const RollbackOptions& o) {
 
   const std::string user = EnvOr("USER", "clusterctl");
   const std::string actor = CurrentActor();
-  const std::string message =
+  const std::string message = controller::RollbackMessage(
       "Roll back to " + target.commit.substr(0, 7) + ": " + target.message + "\n\n" +
-      (o.message.empty() ? "Rolled back with clusterctl rollback by " + actor + "." : o.message) +
-      "\n\nRolled back revisions: " + rolled_back + "\nclusterctl-rollback-to: " + target.commit +
-      "\n";
+          (o.message.empty() ? "Rolled back with clusterctl rollback by " + actor + "."
+                             : o.message) +
+          "\n\nRolled back revisions: " + rolled_back,
+      target.commit);
   std::string push_error;
   auto commit = (*source)->CommitTreeOf(target.commit, message, EnvOr("GIT_AUTHOR_NAME", user),
                                         EnvOr("GIT_AUTHOR_EMAIL", actor), &push_error);

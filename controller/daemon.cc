@@ -546,8 +546,7 @@ void Daemon::ReconcileOnce() {
   for (const char* s : {"running", "stopped", "failed", "unknown"}) {
     metrics_.Set("clusterctl_instances", {{"state", s}}, by_state[s]);
   }
-  const bool rollback =
-      desired->revision.message.find("clusterctl-rollback-to: ") != std::string::npos;
+  const bool rollback = RollbackTarget(desired->revision.message).has_value();
   po.trigger = !new_revision ? "drift" : rollback ? "rollback" : "revision";
   BeatListener beat([this] { Beat("reconcile"); });
   po.progress = &beat;

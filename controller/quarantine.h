@@ -23,7 +23,19 @@ struct Quarantine {
   int64_t created_ms = 0;
 };
 
-// Writes it atomically (temporary file + rename).
+// The git trailer that marks a rollback commit: the last paragraph of its
+// message holds the line "clusterctl-rollback-to: <full sha of the target>".
+inline constexpr char kRollbackTrailer[] = "clusterctl-rollback-to";
+
+// The message of a rollback commit: `body`, then the trailer paragraph.
+std::string RollbackMessage(const std::string& body, const std::string& target_commit);
+// The target of a rollback commit: the value of the rollback trailer in the
+// message's trailer block (its last paragraph, every line "Key: value"), or
+// nullopt. A message that merely mentions the trailer elsewhere is no rollback.
+std::optional<std::string> RollbackTarget(const std::string& message);
+
+// Writes it atomically and durably (temporary file, fsync, rename, fsync of
+// the directory): after a crash the file is the old one or the new one.
 Status WriteQuarantine(const std::string& data_dir, const Quarantine& q);
 // nullopt when there is none (or it cannot be parsed: then it is ignored).
 std::optional<Quarantine> ReadQuarantine(const std::string& data_dir);

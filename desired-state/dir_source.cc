@@ -1,6 +1,8 @@
 #include "desired-state/dir_source.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -68,7 +70,15 @@ Result<Snapshot> ReadDirectory(const std::string& dir, const SourceLimits& limit
     }
     std::ifstream in(p, std::ios::binary);
     std::ostringstream ss;
-    ss << in.rdbuf();
+    if (in) ss << in.rdbuf();
+    if (!in || in.bad()) {
+      // An unreadable file must not load as an empty one.
+      const int err = errno;
+      snap.problems.Add(Location{rel},
+                        "cannot read \"" + rel + "\": " + std::strerror(err != 0 ? err : EIO),
+                        "make it readable by the user running clusterctl");
+      continue;
+    }
     snap.files.push_back({rel, ss.str()});
   }
   std::sort(snap.files.begin(), snap.files.end(),

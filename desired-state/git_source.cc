@@ -21,6 +21,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Rollback commits waiting for their push (one ref per commit, full SHA).
+constexpr char kRollbackRefs[] = "refs/clusterctl/rollback/";
+
 // ---------------------------------------------------------------------------
 // RAII for libgit2 objects.
 
@@ -353,6 +356,48 @@ struct GitSource::Impl {
                        "the repository may be corrupt; fetch again or re-clone it");
     }
     return CommitPtr(commit);
+  }
+
+  // After a fetch: each rollback commit not yet in the branch gets its local
+  // branch clusterctl/rollback-<sha7> back (the fetch pruned it); one the
+  // branch now contains is done and forgotten.
+  Status KeepRollbackBranches() {
+    git_oid head;
+    const std::string branch = "refs/heads/" + options.branch;
+    const bool have_head = git_reference_name_to_id(&head, repo.get(), branch.c_str()) == 0;
+    std::vector<std::pair<std::string, git_oid>> kept;
+    git_reference_iterator* raw_it = nullptr;
+    const std::string glob = std::string(kRollbackRefs) + "*";
+    if (int rc = git_reference_iterator_glob_new(&raw_it, repo.get(), glob.c_str()); rc < 0) {
+      return GitStatus(rc, "listing rollback commits in " + Describe());
+    }
+    git_reference* ref = nullptr;
+    while (git_reference_next(&ref, raw_it) == 0) {
+      if (const git_oid* oid = git_reference_target(ref))
+        kept.emplace_back(git_reference_name(ref), *oid);
+      git_reference_free(ref);
+    }
+    git_reference_iterator_free(raw_it);
+    for (const auto& [name, oid] : kept) {
+      char hex[GIT_OID_HEXSZ + 1];
+      git_oid_tostr(hex, sizeof hex, &oid);
+      const bool merged = have_head && (git_oid_equal(&head, &oid) ||
+                                        git_graph_descendant_of(repo.get(), &head, &oid) == 1);
+      const std::string local = "refs/heads/clusterctl/rollback-" + std::string(hex, 7);
+      if (merged) {
+        git_reference* r = nullptr;
+        if (git_reference_lookup(&r, repo.get(), name.c_str()) == 0) {
+          git_reference_delete(r);
+          git_reference_free(r);
+        }
+        continue;
+      }
+      git_reference* r = nullptr;
+      int rc = git_reference_create(&r, repo.get(), local.c_str(), &oid, 0, "clusterctl: rollback");
+      if (rc == 0) git_reference_free(r);
+      if (rc < 0 && rc != GIT_EEXISTS) return GitStatus(rc, "keeping branch " + Quote(local));
+    }
+    return Status::Ok();
   }
 
   static Revision ToRevision(const git_commit* commit) {
@@ -775,6 +820,15 @@ Result<Revision> GitSource::CommitTreeOf(const std::string& target, const std::s
       return GitStatus(rc, "creating branch " + Quote(local));
     }
     git_reference_free(ref);
+    // The local branch is a mirror of the remote's branches: the next fetch
+    // prunes it. This ref outside refs/heads keeps it (see KeepRollbackBranches).
+    const std::string kept = std::string(kRollbackRefs) + hex;
+    if (int rc = git_reference_create(&ref, impl_->repo.get(), kept.c_str(), &id, 1,
+                                      "clusterctl: rollback");
+        rc < 0) {
+      return GitStatus(rc, "creating reference " + Quote(kept));
+    }
+    git_reference_free(ref);
     Status pushed = PushTo(impl_->repo.get(), impl_->options.repo, local,
                            "refs/heads/" + impl_->options.branch);
     if (!pushed.ok() && push_error != nullptr) *push_error = pushed.message();
@@ -788,7 +842,8 @@ Result<Revision> GitSource::CommitTreeOf(const std::string& target, const std::s
 
 Status GitSource::Fetch() try {
   if (!impl_->remote) return Status::Ok();
-  return FetchInto(impl_->repo.get(), impl_->options.repo);
+  CLUSTERCTL_RETURN_IF_ERROR(FetchInto(impl_->repo.get(), impl_->options.repo));
+  return impl_->KeepRollbackBranches();
 } catch (const std::exception& e) {
   return Status::Internal(std::string("fetching: ") + e.what());
 }

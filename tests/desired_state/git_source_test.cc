@@ -539,6 +539,47 @@ TEST_F(GitSourceTest, FetchFollowsTagsAndPrunesDeletedBranches) {
   EXPECT_EQ(retagged->commit, moved);
 }
 
+// Issue 10 item 18: a refused rollback push leaves the commit on a local
+// branch for the user to merge; the next fetch pruned that branch.
+TEST_F(GitSourceTest, ARollbackBranchWhosePushWasRefusedSurvivesFetchesUntilMerged) {
+  std::string v1 = Commit({{"cluster.yaml", "v: 1\n"}});
+  Commit({{"cluster.yaml", "v: 2\n"}});
+  std::string bare = MakeOrigin();
+  GitSource::Options o;
+  o.repo = "file://" + bare;
+  o.cache_dir = tmp_.Sub("cache");
+  auto source = MustOpen(o);
+  ASSERT_NE(source, nullptr);
+  // A lock on the branch makes the remote refuse the update, as a protected branch would.
+  WriteFile(bare + "/refs/heads/main.lock", "");
+  std::string push_error;
+  auto rollback = source->CommitTreeOf(v1, "Roll back", "A", "a@example.com", &push_error);
+  ASSERT_TRUE(rollback.ok()) << rollback.status().ToString();
+  ASSERT_FALSE(push_error.empty());
+  std::filesystem::remove(bare + "/refs/heads/main.lock");
+  const std::string branch = "clusterctl/rollback-" + rollback->commit.substr(0, 7);
+  ASSERT_TRUE(source->Resolve(branch).ok());
+
+  // Someone else pushes meanwhile; two fetches later the branch is still there.
+  Commit({{"other.yaml", "x: 1\n"}});
+  Git(work_, "push -q origin main");
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(source->Fetch().ok());
+    auto kept = source->Resolve(branch);
+    ASSERT_TRUE(kept.ok()) << kept.status().ToString();
+    EXPECT_EQ(kept->commit, rollback->commit);
+  }
+
+  // Once the branch holds the rollback commit, the local branch goes.
+  Git(source->git_dir(), "push -q '" + bare + "' " + rollback->commit + ":refs/heads/side");
+  Git(work_, "fetch -q origin side");
+  Git(work_, "merge -q --no-edit FETCH_HEAD");
+  Git(work_, "push -q origin main");
+  ASSERT_TRUE(source->Fetch().ok());
+  ASSERT_TRUE(source->Fetch().ok());
+  EXPECT_EQ(source->Resolve(branch).status().code(), Code::kNotFound);
+}
+
 // ---------------------------------------------------------------------------
 // Hostile trees.
 
