@@ -42,6 +42,7 @@ Result<desired_state::Snapshot> Globals::ReadRevision(const std::string& rev) co
   opts.repo = repo;
   opts.branch = branch;
   opts.cache_dir = data_dir + "/repos";
+  opts.fetch_timeout_seconds = config.fetch_timeout_seconds;
   auto source = desired_state::GitSource::Open(opts);
   if (!source.ok()) return source.status();
   if (remote) CLUSTERCTL_RETURN_IF_ERROR((*source)->Fetch());

@@ -54,6 +54,7 @@ int RunRollback(Globals* g, const RollbackOptions& o) {
   go.repo = g->repo;
   go.branch = g->branch;
   go.cache_dir = g->data_dir + "/repos";
+  go.fetch_timeout_seconds = g->config.fetch_timeout_seconds;
   auto source = desired_state::GitSource::Open(go);
   if (!source.ok()) return ReportError(*g, source.status());
   if (Status s = (*source)->Fetch(); !s.ok()) return ReportError(*g, s);

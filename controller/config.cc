@@ -83,6 +83,7 @@ Result<Config> LoadConfig(const std::string& path) {
   c.repo_url = abs(repo.value("url", ""));
   c.branch = repo.value("branch", c.branch);
   c.poll_seconds = repo.value("pollSeconds", c.poll_seconds);
+  c.fetch_timeout_seconds = repo.value("fetchTimeoutSeconds", c.fetch_timeout_seconds);
   c.data_dir = abs(v.value("dataDir", ""));
   c.listen = v.value("listen", c.listen);
   c.token_file = abs(v.value("tokenFile", ""));

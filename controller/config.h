@@ -17,10 +17,11 @@ namespace clusterctl::controller {
 struct Config {
   std::string source_path;  // The file this came from; empty when none.
 
-  std::string repo_url;         // Local path or URL. Default: none (the CLI uses ".").
-  std::string branch = "main";  // Default: main.
-  int poll_seconds = 15;        // Default: 15.
-  std::string data_dir;         // Default: $XDG_STATE_HOME/clusterctl or ~/.local/state/clusterctl.
+  std::string repo_url;            // Local path or URL. Default: none (the CLI uses ".").
+  std::string branch = "main";     // Default: main.
+  int poll_seconds = 15;           // Default: 15.
+  int fetch_timeout_seconds = 60;  // A fetch or clone is killed after it. Default: 60.
+  std::string data_dir;  // Default: $XDG_STATE_HOME/clusterctl or ~/.local/state/clusterctl.
   std::string listen = "127.0.0.1:7480";  // Default: 127.0.0.1:7480.
   std::string token_file;
   std::string webhook_secret_file;

@@ -24,7 +24,6 @@ using reconcilers::WallMs;
 namespace {
 
 constexpr size_t kMaxSnapshots = 500;
-constexpr int kFetchTimeoutSeconds = 60;  // TODO(issue 10 item 4): repo.fetchTimeoutSeconds.
 constexpr int64_t kHealthyResetMs = 10 * 60 * 1000;  // Backoff reset after 10 minutes healthy.
 
 std::string HostName() {
@@ -80,6 +79,8 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
   go.repo = d->config_.repo_url;
   go.branch = d->config_.branch;
   go.cache_dir = d->config_.data_dir + "/repos";
+  go.fetch_timeout_seconds = d->config_.fetch_timeout_seconds;
+  go.defer_clone = true;  // The source loop clones; start-up never waits on the remote.
   auto source = desired_state::GitSource::Open(go);
   if (!source.ok()) return source.status().Annotate("opening the repository");
   d->source_ = std::move(source.value());
@@ -179,6 +180,7 @@ void Daemon::Shutdown() {
     stopping_ = true;
   }
   cv_.notify_all();
+  if (source_) source_->Cancel();  // A fetch in flight ends now.
   if (reconciler_) reconciler_->Cancel();
 }
 
@@ -238,14 +240,15 @@ clusterctl::Status Daemon::Run() {
   {
     std::lock_guard<std::mutex> g(mu_);
     const int64_t now = WallMs();
-    loops_.Start("source", now, SourceLoopBoundMs(config_.poll_seconds, kFetchTimeoutSeconds));
+    loops_.Start("source", now,
+                 SourceLoopBoundMs(config_.poll_seconds, config_.fetch_timeout_seconds));
     loops_.Start("reconcile", now,
                  ReconcileLoopBoundMs(desired_.get(), config_.command_timeout_seconds));
     loops_.Start("probe", now, kProbeLoopBoundMs);
   }
-  // Load the branch head first, so the first pass does not act on an older
-  // revision that the head replaces.
-  PollSource();
+  // The source loop fetches first; the reconcile loop waits for that fetch
+  // (a while: see kFirstFetchGraceMs), and meanwhile the API answers and
+  // signals are handled.
   UpdateWatch();
   if (watch_) watch_->Start();
   state_->StartBackgroundCleanup(std::chrono::minutes(5));
@@ -266,10 +269,20 @@ clusterctl::Status Daemon::Run() {
 
 // ---------------------------------------------------------------- source
 
-bool Daemon::PollSource() {
+bool Daemon::PollSource(bool* fetched_ok) {
   clusterctl::Status fetched = source_->Fetch();
+  if (fetched_ok != nullptr) *fetched_ok = fetched.ok();
   if (!fetched.ok()) {
-    RaiseAlert("source", "warning", "cannot fetch " + config_.repo_url + ": " + fetched.message());
+    if (Stopping()) return false;  // Cancelled by shutdown.
+    bool have_revision = false;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      have_revision = desired_ != nullptr;
+    }
+    RaiseAlert("source", "warning",
+               "cannot fetch " + config_.repo_url + ": " + fetched.message() +
+                   (have_revision ? "; the last good revision stays in force"
+                                  : "; nothing is reconciled until a first fetch succeeds"));
     return false;
   }
   auto head = source_->Resolve("");
@@ -362,19 +375,33 @@ bool Daemon::PollSource() {
 }
 
 void Daemon::SourceLoop() {
+  int failures = 0;
   while (!Stopping()) {
-    if (PollSource()) {
+    bool fetched = false;
+    const bool changed = PollSource(&fetched);
+    failures = fetched ? 0 : failures + 1;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      first_fetch_done_ = true;
+    }
+    cv_.notify_all();
+    if (changed) {
       UpdateWatch();
       WakeReconcile();
     }
     Beat("source");
-    SleepOrWake(static_cast<int64_t>(config_.poll_seconds) * 1000, &sync_requested_);
+    SleepOrWake(SourceRetryDelayMs(failures, config_.poll_seconds), &sync_requested_);
   }
 }
 
 // ------------------------------------------------------------- reconcile
 
 void Daemon::ReconcileLoop() {
+  {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait_for(l, std::chrono::milliseconds(kFirstFetchGraceMs),
+                 [&] { return stopping_.load() || first_fetch_done_; });
+  }
   while (!Stopping()) {
     ReconcileOnce();
     PersistMemory(/*sync=*/false);  // Alerts the other loops raised, too.

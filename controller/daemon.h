@@ -102,8 +102,9 @@ class Daemon : public DaemonView {
   void ReconcileLoop();
   void ProbeLoop();
 
-  // One fetch + load; returns whether the desired state changed.
-  bool PollSource();
+  // One fetch + load; returns whether the desired state changed. *fetched:
+  // whether the fetch itself succeeded.
+  bool PollSource(bool* fetched = nullptr);
   void ReconcileOnce();
   void RunProbesDue();
   // Bookkeeping of one probe result (from an AsyncProber worker).
@@ -158,6 +159,7 @@ class Daemon : public DaemonView {
   std::atomic<bool> suspended_{false};
   bool sync_requested_ = false;
   bool reconcile_requested_ = false;
+  bool first_fetch_done_ = false;                                // The source loop has tried once.
   std::shared_ptr<const desired_state::DesiredState> desired_;   // In force.
   std::shared_ptr<const desired_state::DesiredState> previous_;  // Last applied before it.
   std::string applied_commit_;     // Last revision whose pass was recorded.

@@ -42,8 +42,17 @@ std::string LoopHealth::Stalled(int64_t now_ms) const {
 }
 
 int64_t SourceLoopBoundMs(int poll_seconds, int fetch_timeout_seconds) {
-  // A pass is a fetch (bounded by its deadline) and a load; then a sleep.
-  return (static_cast<int64_t>(poll_seconds) + fetch_timeout_seconds) * 1000 + 30000;
+  // A pass is a fetch (bounded by its deadline) and a load; then a sleep of
+  // at most SourceRetryDelayMs.
+  const int64_t sleep_s = std::max(poll_seconds, kMaxSourceRetrySeconds);
+  return (sleep_s + fetch_timeout_seconds) * 1000 + 30000;
+}
+
+int64_t SourceRetryDelayMs(int failures, int poll_seconds) {
+  const int64_t poll_ms = static_cast<int64_t>(poll_seconds) * 1000;
+  if (failures <= 0) return poll_ms;
+  const int64_t cap_ms = std::max<int64_t>(poll_ms, kMaxSourceRetrySeconds * 1000LL);
+  return std::min<int64_t>(cap_ms, int64_t{1000} << std::min(failures - 1, 20));
 }
 
 int64_t ReconcileLoopBoundMs(const desired_state::DesiredState* desired,

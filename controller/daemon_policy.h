@@ -80,6 +80,17 @@ class LoopHealth {
 // source loop; a reconcile interval plus the longest single step (readiness
 // wait included) for the reconcile loop, which beats on every step.
 int64_t SourceLoopBoundMs(int poll_seconds, int fetch_timeout_seconds);
+
+// The source loop's wait before its next fetch: the poll interval while
+// fetches succeed; after `failures` failed ones in a row, 1 s doubling per
+// failure up to the larger of the poll interval and kMaxSourceRetrySeconds.
+constexpr int kMaxSourceRetrySeconds = 60;
+int64_t SourceRetryDelayMs(int failures, int poll_seconds);
+
+// How long the reconcile loop waits at start-up for the first fetch, so it
+// does not act on a cached revision the branch head replaces; a remote that
+// does not answer sooner does not hold it longer.
+constexpr int64_t kFirstFetchGraceMs = 10000;
 int64_t ReconcileLoopBoundMs(const desired_state::DesiredState* desired,
                              int command_timeout_seconds);
 constexpr int64_t kProbeLoopBoundMs = 30000;  // It ticks every 500 ms and never blocks.

@@ -1,12 +1,18 @@
 #include "desired-state/git_source.h"
 
+#include <fcntl.h>
 #include <git2.h>
 #include <openssl/evp.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -279,6 +285,93 @@ Status FetchInto(git_repository* repo, const std::string& url) {
   return Status::Ok();
 }
 
+// Runs FetchInto for the repository at `git_dir` in a child process, so that
+// a remote that accepts and never answers cannot hold the caller: libgit2 1.5
+// has no network timeouts. The child is killed at `timeout_seconds` or as
+// soon as `cancel_fd` becomes readable.
+Status FetchWithDeadline(const std::string& git_dir, const std::string& url, int timeout_seconds,
+                         int cancel_fd) {
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0) {
+    return Status::Unavailable(std::string("fetching: cannot make a pipe: ") +
+                               std::strerror(errno));
+  }
+  const pid_t pid = fork();
+  if (pid < 0) {
+    const int err = errno;
+    close(out[0]);
+    close(out[1]);
+    return Status::Unavailable(std::string("fetching: cannot fork: ") + std::strerror(err));
+  }
+  if (pid == 0) {
+    // The child: fetch, report "<code>\n<message>" on the pipe, exit at once.
+    close(out[0]);
+    git_repository* raw = nullptr;
+    Status s = git_repository_open_bare(&raw, git_dir.c_str()) < 0
+                   ? Status::Unavailable("cannot open " + Quote(git_dir))
+                   : FetchInto(raw, url);
+    const std::string report = std::to_string(static_cast<int>(s.code())) + "\n" + s.message();
+    for (size_t done = 0; done < report.size();) {
+      const ssize_t n = write(out[1], report.data() + done, report.size() - done);
+      if (n <= 0) break;
+      done += static_cast<size_t>(n);
+    }
+    _exit(0);
+  }
+  close(out[1]);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(std::max(timeout_seconds, 1));
+  std::string report;
+  Status outcome;
+  bool eof = false;
+  while (!eof) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          deadline - std::chrono::steady_clock::now())
+                          .count();
+    if (left <= 0) {
+      outcome = Status::Timeout("fetching " + Quote(url) + " timed out after " +
+                                std::to_string(timeout_seconds) +
+                                " s (fetchTimeoutSeconds); the remote did not answer in time");
+      break;
+    }
+    pollfd fds[2] = {{out[0], POLLIN, 0}, {cancel_fd, POLLIN, 0}};
+    const int n =
+        poll(fds, cancel_fd >= 0 ? 2 : 1, static_cast<int>(std::min<int64_t>(left, 1000)));
+    if (n < 0 && errno != EINTR) {
+      outcome = Status::Unavailable(std::string("fetching: poll: ") + std::strerror(errno));
+      break;
+    }
+    if (cancel_fd >= 0 && (fds[1].revents & POLLIN) != 0) {
+      outcome = Status::Unavailable("fetching " + Quote(url) + " cancelled: shutting down");
+      break;
+    }
+    if ((fds[0].revents & (POLLIN | POLLHUP)) != 0) {
+      char buf[4096];
+      const ssize_t got = read(out[0], buf, sizeof buf);
+      if (got > 0) {
+        report.append(buf, static_cast<size_t>(got));
+      } else if (got == 0 || errno != EINTR) {
+        eof = true;
+      }
+    }
+  }
+  close(out[0]);
+  if (!eof) kill(pid, SIGKILL);
+  int wstatus = 0;
+  while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+  }
+  if (!eof) return outcome;
+  const size_t nl = report.find('\n');
+  if (nl == std::string::npos) {
+    return Status::Unavailable(
+        "fetching " + Quote(url) + ": the fetch process died (" +
+        (WIFSIGNALED(wstatus) ? "signal " + std::to_string(WTERMSIG(wstatus)) : "no report") + ")");
+  }
+  const int code = std::atoi(report.substr(0, nl).c_str());
+  if (code == 0) return Status::Ok();
+  return Status(static_cast<Code>(code), report.substr(nl + 1));
+}
+
 // A candidate file found by the walk, not read yet.
 struct Candidate {
   std::string path;
@@ -304,12 +397,87 @@ struct GitSource::Impl {
   Options options;
   bool remote = false;
   std::string git_dir;
-  RepoPtr repo;
+  RepoPtr repo;              // Null while a deferred clone has not happened.
+  std::string cache_path;    // For a URL: the clone's directory.
+  int cancel[2] = {-1, -1};  // For a URL: readable once Cancel() was called.
+  // Guards `repo` and its use: held by every method but not while a fetch's
+  // child process runs, so reads go on during a slow fetch.
+  mutable std::mutex mu;
+
+  ~Impl() {
+    for (int fd : cancel) {
+      if (fd >= 0) close(fd);
+    }
+  }
 
   std::string Describe() const { return Quote(options.repo); }
 
+  Status NeedRepo() const {
+    if (repo) return Status::Ok();
+    return Status::Unavailable("the repository " + Describe() +
+                               " is not cloned yet: its remote has not answered so far");
+  }
+
+  Status OpenCache() {
+    git_repository* raw = nullptr;
+    if (int rc = git_repository_open_bare(&raw, cache_path.c_str()); rc < 0) {
+      return GitStatus(rc, "opening the cache of " + Describe() + " at " + Quote(cache_path),
+                       "remove that directory to clone the repository again");
+    }
+    repo.reset(raw);
+    if (git_dir.empty()) {  // A deferred clone set it already (git_dir() reads it unlocked).
+      const char* path = git_repository_path(raw);
+      git_dir = StripTrailingSlash(path != nullptr ? path : "");
+    }
+    return Status::Ok();
+  }
+
+  // Clones into a temporary directory and renames it into place, so that a
+  // failed, timed-out or interrupted clone never leaves a half-filled cache.
+  Status Clone() {
+    std::string tmpl = cache_path + ".tmp-XXXXXX";
+    if (mkdtemp(tmpl.data()) == nullptr) {
+      return Status::Unavailable("creating a directory in " + Quote(options.cache_dir) + ": " +
+                                 std::strerror(errno) + "; check its permissions");
+    }
+    const std::string tmp = tmpl;
+    auto cleanup = [&tmp] {
+      std::error_code ignored;
+      fs::remove_all(tmp, ignored);
+    };
+    git_repository_init_options init = GIT_REPOSITORY_INIT_OPTIONS_INIT;
+    init.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH;
+    init.initial_head = options.branch.c_str();
+    git_repository* raw = nullptr;
+    if (int rc = git_repository_init_ext(&raw, tmp.c_str(), &init); rc < 0) {
+      Status s = GitStatus(rc, "creating the cache of " + Describe() + " in " + Quote(tmp),
+                           "check the permissions of the cache directory");
+      cleanup();
+      return s;
+    }
+    git_repository_free(raw);
+    if (Status s = FetchWithDeadline(tmp, options.repo, options.fetch_timeout_seconds, cancel[0]);
+        !s.ok()) {
+      cleanup();
+      return s.Annotate("cloning " + Describe());
+    }
+    if (std::rename(tmp.c_str(), cache_path.c_str()) != 0) {
+      const int err = errno;
+      cleanup();
+      std::error_code ec;
+      // Another process may have cloned it first; use theirs.
+      if (!fs::exists(cache_path, ec)) {
+        return Status::Unavailable("moving the clone of " + Describe() + " to " +
+                                   Quote(cache_path) + ": " + std::strerror(err) +
+                                   "; check the permissions of the cache directory");
+      }
+    }
+    return Status::Ok();
+  }
+
   // Resolves `rev` (empty: the branch head) to a commit.
   Result<CommitPtr> LookupCommit(const std::string& rev) {
+    CLUSTERCTL_RETURN_IF_ERROR(NeedRepo());
     git_oid oid;
     if (rev.empty()) {
       std::string ref = "refs/heads/" + options.branch;
@@ -673,54 +841,19 @@ Result<std::unique_ptr<GitSource>> GitSource::Open(const Options& options) try {
       return Status::Unavailable("creating cache directory " + Quote(options.cache_dir) + ": " +
                                  ec.message() + "; check its permissions and free space");
     }
-    std::string dir = StripTrailingSlash(options.cache_dir) + "/repo-" + Sha256Hex(options.repo);
-    bool exists = fs::exists(dir, ec);
-    if (!exists) {
-      // Clone into a temporary directory and rename it into place, so that a
-      // failed or interrupted clone never leaves a half-filled cache.
-      std::string tmpl = dir + ".tmp-XXXXXX";
-      if (mkdtemp(tmpl.data()) == nullptr) {
-        return Status::Unavailable("creating a directory in " + Quote(options.cache_dir) + ": " +
-                                   std::strerror(errno) + "; check its permissions");
-      }
-      const std::string tmp = tmpl;
-      auto cleanup = [&tmp] {
-        std::error_code ignored;
-        fs::remove_all(tmp, ignored);
-      };
-      git_repository_init_options init = GIT_REPOSITORY_INIT_OPTIONS_INIT;
-      init.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH;
-      init.initial_head = impl->options.branch.c_str();
-      if (int rc = git_repository_init_ext(&raw, tmp.c_str(), &init); rc < 0) {
-        Status s =
-            GitStatus(rc, "creating the cache of " + Quote(options.repo) + " in " + Quote(tmp),
-                      "check the permissions of the cache directory");
-        cleanup();
-        return s;
-      }
-      RepoPtr fresh(raw);
-      if (Status s = FetchInto(fresh.get(), options.repo); !s.ok()) {
-        fresh.reset();
-        cleanup();
-        return s.Annotate("cloning " + Quote(options.repo));
-      }
-      fresh.reset();
-      if (std::rename(tmp.c_str(), dir.c_str()) != 0) {
-        int err = errno;
-        cleanup();
-        // Another process may have cloned it first; use theirs.
-        if (!fs::exists(dir, ec)) {
-          return Status::Unavailable("moving the clone of " + Quote(options.repo) + " to " +
-                                     Quote(dir) + ": " + std::strerror(err) +
-                                     "; check the permissions of the cache directory");
-        }
-      }
+    impl->cache_path = StripTrailingSlash(options.cache_dir) + "/repo-" + Sha256Hex(options.repo);
+    if (pipe2(impl->cancel, O_CLOEXEC | O_NONBLOCK) != 0) {
+      return Status::Unavailable(std::string("opening the repository: cannot make a pipe: ") +
+                                 std::strerror(errno));
     }
-    if (int rc = git_repository_open_bare(&raw, dir.c_str()); rc < 0) {
-      return GitStatus(rc, "opening the cache of " + Quote(options.repo) + " at " + Quote(dir),
-                       "remove that directory to clone the repository again");
+    if (!fs::exists(impl->cache_path, ec)) {
+      if (options.defer_clone) {
+        impl->git_dir = impl->cache_path;  // Cloned by the first Fetch().
+        return std::unique_ptr<GitSource>(new GitSource(std::move(impl)));
+      }
+      CLUSTERCTL_RETURN_IF_ERROR(impl->Clone());
     }
-    impl->repo.reset(raw);
+    CLUSTERCTL_RETURN_IF_ERROR(impl->OpenCache());
   }
   const char* path = git_repository_path(impl->repo.get());
   impl->git_dir = StripTrailingSlash(path != nullptr ? path : "");
@@ -777,6 +910,7 @@ Result<Revision> GitSource::CommitTreeOf(const std::string& target, const std::s
                                          const std::string& author_name,
                                          const std::string& author_email,
                                          std::string* push_error) try {
+  std::lock_guard<std::mutex> g(impl_->mu);
   Result<CommitPtr> t = impl_->LookupCommit(target);
   if (!t.ok()) return t.status();
   Result<CommitPtr> head = impl_->LookupCommit("");
@@ -842,13 +976,34 @@ Result<Revision> GitSource::CommitTreeOf(const std::string& target, const std::s
 
 Status GitSource::Fetch() try {
   if (!impl_->remote) return Status::Ok();
-  CLUSTERCTL_RETURN_IF_ERROR(FetchInto(impl_->repo.get(), impl_->options.repo));
+  if (!cloned()) {  // A deferred clone.
+    std::error_code ec;
+    if (!fs::exists(impl_->cache_path, ec)) CLUSTERCTL_RETURN_IF_ERROR(impl_->Clone());
+    std::lock_guard<std::mutex> g(impl_->mu);
+    return impl_->OpenCache();
+  }
+  CLUSTERCTL_RETURN_IF_ERROR(FetchWithDeadline(
+      impl_->git_dir, impl_->options.repo, impl_->options.fetch_timeout_seconds, impl_->cancel[0]));
+  std::lock_guard<std::mutex> g(impl_->mu);
   return impl_->KeepRollbackBranches();
 } catch (const std::exception& e) {
   return Status::Internal(std::string("fetching: ") + e.what());
 }
 
+void GitSource::Cancel() {
+  if (impl_->cancel[1] >= 0) {
+    const char byte = 1;
+    (void)!write(impl_->cancel[1], &byte, 1);
+  }
+}
+
+bool GitSource::cloned() const {
+  std::lock_guard<std::mutex> g(impl_->mu);
+  return impl_->repo != nullptr;
+}
+
 Result<Revision> GitSource::Resolve(const std::string& rev) try {
+  std::lock_guard<std::mutex> g(impl_->mu);
   Result<CommitPtr> commit = impl_->LookupCommit(rev);
   if (!commit.ok()) return commit.status();
   return Impl::ToRevision(commit->get());
@@ -857,6 +1012,7 @@ Result<Revision> GitSource::Resolve(const std::string& rev) try {
 }
 
 Result<Snapshot> GitSource::Read(const std::string& rev) try {
+  std::lock_guard<std::mutex> g(impl_->mu);
   Result<CommitPtr> commit = impl_->LookupCommit(rev);
   if (!commit.ok()) return commit.status();
   return impl_->ReadCommit(commit->get());
@@ -865,6 +1021,7 @@ Result<Snapshot> GitSource::Read(const std::string& rev) try {
 }
 
 Result<bool> GitSource::IsDescendant(const std::string& commit, const std::string& ancestor) try {
+  std::lock_guard<std::mutex> g(impl_->mu);
   Result<CommitPtr> c = impl_->LookupCommit(commit);
   if (!c.ok()) return c.status();
   Result<CommitPtr> a = impl_->LookupCommit(ancestor);

@@ -56,6 +56,11 @@ class GitSource {
     std::string branch = "main";  // Default: "main".
     std::string cache_dir;        // Where remote URLs are cloned. Required for URLs.
     SourceLimits limits;
+    // A clone or fetch that has not finished by then is killed (Code::kTimeout).
+    int fetch_timeout_seconds = 60;
+    // For a URL not cloned yet: Open() returns at once and the first Fetch()
+    // clones; until then Resolve/Read fail with Code::kUnavailable.
+    bool defer_clone = false;
   };
 
   // Opens a local repository, or clones/opens the cache of a remote one.
@@ -63,8 +68,16 @@ class GitSource {
   virtual ~GitSource();
 
   // Updates the cached clone from the remote (all branches and tags, forced,
-  // so a force-pushed branch is followed). A no-op for local repositories.
+  // so a force-pushed branch is followed), or makes it (defer_clone). A no-op
+  // for local repositories. Runs in a child process killed at the deadline
+  // or by Cancel(), since libgit2 has no network timeouts of its own.
   Status Fetch();
+
+  // Ends a Fetch() in flight and every later one at once (shutdown). Any thread.
+  void Cancel();
+
+  // False until a deferred clone has happened.
+  bool cloned() const;
 
   // Resolves a revision: empty = head of the branch; otherwise a branch name,
   // a tag, a full or abbreviated SHA, or anything `git rev-parse` accepts.

@@ -97,7 +97,23 @@ TEST(LoopBounds, TheReconcileBoundCoversTheLongestStepAndTheInterval) {
   // interval 10 + 2 x command 30 + longest step 300, + 30 s of slack.
   EXPECT_EQ(ReconcileLoopBoundMs(&d, 30), (10 + 60 + 300) * 1000 + 30000);
   EXPECT_EQ(ReconcileLoopBoundMs(nullptr, 30), (30 + 60 + 30) * 1000 + 30000);
-  EXPECT_EQ(SourceLoopBoundMs(15, 60), (15 + 60) * 1000 + 30000);
+  // The sleep between fetches is at most the retry cap (60 s) or the poll.
+  EXPECT_EQ(SourceLoopBoundMs(15, 60), (60 + 60) * 1000 + 30000);
+  EXPECT_EQ(SourceLoopBoundMs(300, 10), (300 + 10) * 1000 + 30000);
+}
+
+// Issue 10 item 4: a failing source retries with backoff, then polls again.
+TEST(SourceRetry, BacksOffFromOneSecondToTheCapAndPollsAgainAfterASuccess) {
+  EXPECT_EQ(SourceRetryDelayMs(0, 15), 15000);
+  EXPECT_EQ(SourceRetryDelayMs(1, 15), 1000);
+  EXPECT_EQ(SourceRetryDelayMs(2, 15), 2000);
+  EXPECT_EQ(SourceRetryDelayMs(4, 15), 8000);
+  EXPECT_EQ(SourceRetryDelayMs(7, 15), 60000);
+  EXPECT_EQ(SourceRetryDelayMs(1000, 15), 60000);  // No overflow.
+  EXPECT_EQ(SourceRetryDelayMs(10, 300), 300000);  // A long poll is the cap.
+  for (int f = 1; f < 40; ++f) {
+    EXPECT_LE(SourceRetryDelayMs(f, 15), SourceLoopBoundMs(15, 0) - 30000) << f;
+  }
 }
 
 reconcilers::Plan PlanOf(size_t steps, size_t blocked) {

@@ -2,15 +2,22 @@
 // for trees git refuses to make, with libgit2's object database directly).
 #include "desired-state/git_source.h"
 
+#include <arpa/inet.h>
 #include <git2.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/harness/temp_dir.h"
@@ -379,6 +386,107 @@ TEST_F(GitSourceTest, UnreachableRemoteFailsAndLeavesNoCache) {
   EXPECT_THAT(r.status().message(), HasSubstr(o.repo));
   ASSERT_TRUE(std::filesystem::exists(o.cache_dir));
   EXPECT_TRUE(std::filesystem::is_empty(o.cache_dir));
+}
+
+// A git remote on 127.0.0.1 that accepts connections and never answers.
+class SilentRemote {
+ public:
+  SilentRemote() {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(listen(fd_, 16), 0);
+    EXPECT_EQ(getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len), 0);
+    port_ = ntohs(a.sin_port);
+  }
+  ~SilentRemote() {
+    for (int c : clients_) close(c);
+    close(fd_);
+  }
+  std::string url() const { return "git://127.0.0.1:" + std::to_string(port_) + "/cluster.git"; }
+  // Waits (at most `ms`) for a client to connect; keeps it open, silent.
+  bool Accept(int ms) {
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, ms) != 1) return false;
+    const int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) return false;
+    clients_.push_back(c);
+    return true;
+  }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+  std::vector<int> clients_;
+};
+
+// Issue 10 item 4: a remote that accepts and never answers held the fetch
+// (and clusterd) forever.
+TEST_F(GitSourceTest, ACloneFromARemoteThatNeverAnswersTimesOutAndLeavesNoCache) {
+  SilentRemote remote;
+  GitSource::Options o;
+  o.repo = remote.url();
+  o.cache_dir = tmp_.Sub("cache");
+  o.fetch_timeout_seconds = 1;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = GitSource::Open(o);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kTimeout) << r.status().ToString();
+  EXPECT_THAT(r.status().message(), HasSubstr("timed out after 1 s"));
+  EXPECT_LT(took, std::chrono::seconds(20));
+  EXPECT_TRUE(std::filesystem::is_empty(o.cache_dir));
+}
+
+TEST_F(GitSourceTest, ADeferredCloneOpensAtOnceAndTheFirstFetchClones) {
+  std::string v1 = Commit({{"cluster.yaml", "v: 1\n"}});
+  std::string bare = MakeOrigin();
+  GitSource::Options o;
+  o.repo = "file://" + bare;
+  o.cache_dir = tmp_.Sub("cache");
+  o.defer_clone = true;
+  auto source = MustOpen(o);
+  ASSERT_NE(source, nullptr);
+  EXPECT_FALSE(source->cloned());
+  EXPECT_TRUE(std::filesystem::is_empty(o.cache_dir));
+  auto early = source->Resolve("");
+  ASSERT_FALSE(early.ok());
+  EXPECT_EQ(early.status().code(), Code::kUnavailable);
+  EXPECT_THAT(early.status().message(), HasSubstr("not cloned yet"));
+  ASSERT_TRUE(source->Fetch().ok());
+  EXPECT_TRUE(source->cloned());
+  auto head = source->Resolve("");
+  ASSERT_TRUE(head.ok()) << head.status().ToString();
+  EXPECT_EQ(head->commit, v1);
+  EXPECT_EQ(source->git_dir(),
+            o.cache_dir + "/" +
+                std::filesystem::directory_iterator(o.cache_dir)->path().filename().string());
+}
+
+TEST_F(GitSourceTest, CancelEndsAFetchInFlightAtOnce) {
+  SilentRemote remote;
+  GitSource::Options o;
+  o.repo = remote.url();
+  o.cache_dir = tmp_.Sub("cache");
+  o.fetch_timeout_seconds = 600;
+  o.defer_clone = true;
+  auto source = MustOpen(o);
+  ASSERT_NE(source, nullptr);
+  Status fetched;
+  std::thread fetch([&] { fetched = source->Fetch(); });
+  const bool connected = remote.Accept(30000);  // The fetch is in flight.
+  const auto t0 = std::chrono::steady_clock::now();
+  source->Cancel();
+  fetch.join();
+  ASSERT_TRUE(connected);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  EXPECT_FALSE(fetched.ok());
+  EXPECT_THAT(fetched.message(), HasSubstr("cancelled"));
+  // Cancel is for shutdown: later fetches end at once too.
+  EXPECT_FALSE(source->Fetch().ok());
 }
 
 TEST_F(GitSourceTest, ClonesARemoteUrlIntoTheCacheAndSeesNewPushesAfterFetch) {

@@ -1,0 +1,293 @@
+// End to end: clusterd and a git remote that stops answering (issue 10 item
+// 4). The remote is a real `git daemon` on loopback behind a small TCP proxy
+// the test controls: it forwards, or accepts connections and never answers.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "tests/harness/demo_cluster.h"
+#include "tests/harness/paths.h"
+#include "tests/harness/process.h"
+#include "tests/harness/temp_dir.h"
+
+namespace clusterctl {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing::WaitFor;
+
+// A TCP proxy on 127.0.0.1 to `target_port`. Silent: new connections are
+// accepted and held, never answered (a hung remote).
+class TcpProxy {
+ public:
+  explicit TcpProxy(int target_port) : target_port_(target_port) {
+    listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a = Loopback(0);
+    socklen_t len = sizeof a;
+    EXPECT_EQ(bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(listen(listen_fd_, 64), 0);
+    EXPECT_EQ(getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len), 0);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~TcpProxy() {
+    stop_ = true;
+    thread_.join();
+    for (const auto& [a, b] : pairs_) {
+      close(a);
+      if (b >= 0) close(b);
+    }
+    close(listen_fd_);
+  }
+  int port() const { return port_; }
+  void set_silent(bool silent) { silent_ = silent; }
+
+ private:
+  static sockaddr_in Loopback(int port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return a;
+  }
+
+  void Run() {
+    while (!stop_) {
+      std::vector<pollfd> fds = {{listen_fd_, POLLIN, 0}};
+      for (const auto& [a, b] : pairs_) {
+        fds.push_back({a, POLLIN, 0});
+        fds.push_back({b, static_cast<short>(b >= 0 ? POLLIN : 0), 0});
+      }
+      if (poll(fds.data(), fds.size(), 100) <= 0) continue;
+      std::vector<size_t> closed;
+      for (size_t i = 0; i < pairs_.size(); ++i) {
+        auto [a, b] = pairs_[i];
+        if (b < 0) continue;  // Held silently.
+        bool done = false;
+        for (auto [from, to, revents] :
+             {std::tuple{a, b, fds[1 + 2 * i].revents}, std::tuple{b, a, fds[2 + 2 * i].revents}}) {
+          if ((revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+          char buf[16384];
+          const ssize_t n = read(from, buf, sizeof buf);
+          if (n <= 0 || write(to, buf, static_cast<size_t>(n)) != n) done = true;
+        }
+        if (done) closed.push_back(i);
+      }
+      for (auto it = closed.rbegin(); it != closed.rend(); ++it) {
+        close(pairs_[*it].first);
+        close(pairs_[*it].second);
+        pairs_.erase(pairs_.begin() + static_cast<long>(*it));
+      }
+      if ((fds[0].revents & POLLIN) != 0) {
+        const int c = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c < 0) continue;
+        int up = -1;
+        if (!silent_) {
+          up = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+          sockaddr_in t = Loopback(target_port_);
+          if (connect(up, reinterpret_cast<sockaddr*>(&t), sizeof t) != 0) {
+            close(up);
+            close(c);
+            continue;
+          }
+        }
+        pairs_.emplace_back(c, up);
+      }
+    }
+  }
+
+  int target_port_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> silent_{false};
+  std::vector<std::pair<int, int>> pairs_;  // Client, upstream (-1: held silently).
+  std::thread thread_;
+};
+
+class ClusterdSourceTest : public ::testing::Test {
+ protected:
+  ClusterdSourceTest() {
+    const int daemon_port = testing::PickFreePort("127.0.0.1");
+    git_daemon_ = std::make_unique<testing::Process>(
+        std::vector<std::string>{"git", "daemon", "--reuseaddr", "--export-all",
+                                 "--listen=127.0.0.1", "--port=" + std::to_string(daemon_port),
+                                 "--base-path=" + demo_.dir(), demo_.dir()},
+        testing::OutputTo(demo_.dir() + "/git-daemon.log"));
+    EXPECT_TRUE(WaitFor([&] { return testing::CanConnect("127.0.0.1", daemon_port); }, seconds(10),
+                        milliseconds(50)));
+    proxy_ = std::make_unique<TcpProxy>(daemon_port);
+    url_ = "git://127.0.0.1:" + std::to_string(proxy_->port()) + "/origin.git";
+  }
+
+  // Points the config at the proxy, with this fetch deadline.
+  void UseRemote(int fetch_timeout_seconds) {
+    std::string config = testing::ReadFile(demo_.config_path());
+    if (original_config_.empty()) original_config_ = config;
+    config = original_config_;
+    const std::string from = "url: " + demo_.origin();
+    config.replace(
+        config.find(from), from.size(),
+        "url: " + url_ + ", fetchTimeoutSeconds: " + std::to_string(fetch_timeout_seconds));
+    testing::WriteFile(demo_.config_path(), config);
+  }
+
+  void StartClusterd() {
+    clusterd_ = std::make_unique<testing::Process>(
+        std::vector<std::string>{testing::ClusterdBin(), "--config", demo_.config_path()},
+        testing::OutputTo(demo_.dir() + "/clusterd.log"));
+  }
+
+  std::string Log() const { return testing::ReadFile(demo_.dir() + "/clusterd.log"); }
+
+  std::string Token() const {
+    std::string t = testing::ReadFile(demo_.token_file());
+    while (!t.empty() && t.back() == '\n') t.pop_back();
+    return t;
+  }
+
+  // The answer's status (-1: none) and body.
+  int Get(const std::string& path, json* body = nullptr) {
+    httplib::Client c("http://" + demo_.listen());
+    c.set_connection_timeout(1, 0);
+    c.set_read_timeout(2, 0);
+    auto res = c.Get(path.c_str(), {{"Authorization", "Bearer " + Token()}});
+    if (!res) return -1;
+    if (body != nullptr) *body = json::parse(res->body, nullptr, false);
+    return res->status;
+  }
+
+  json StatusJson() {
+    json st;
+    return Get("/api/v1/status", &st) == 200 ? st : json();
+  }
+
+  std::string SourceAlert() {
+    json alerts;
+    if (Get("/api/v1/alerts", &alerts) != 200 || !alerts.is_array()) return "";
+    for (const auto& a : alerts) {
+      if (a.value("id", "") == "source") return a.value("message", "");
+    }
+    return "";
+  }
+
+  int64_t Pid(const std::string& svc, const std::string& m) {
+    json st = StatusJson();
+    if (!st.is_object() || !st["services"].contains(svc)) return 0;
+    return st["services"][svc]["instances"][m].value("pid", int64_t{0});
+  }
+
+  // Kills tools-server and waits until clusterd has started it again.
+  bool RepairsAKilledService() {
+    int64_t pid = 0;
+    // A clusterd just started reports pids after its first pass.
+    if (!WaitFor([&] { return (pid = Pid("tools-server", "worker-tools")) > 0; }, seconds(30),
+                 milliseconds(200))) {
+      return false;
+    }
+    if (kill(static_cast<pid_t>(pid), SIGKILL) != 0) return false;
+    return WaitFor(
+        [&] {
+          const int64_t now = Pid("tools-server", "worker-tools");
+          return now > 0 && now != pid;
+        },
+        seconds(60), milliseconds(200));
+  }
+
+  // SIGTERM, then the exit code if it exits within `limit`.
+  std::optional<int> Stop(seconds limit) {
+    clusterd_->Kill(SIGTERM);
+    return clusterd_->WaitForExit(limit);
+  }
+
+  bool Converged() {
+    json st = StatusJson();
+    return st.is_object() && st.value("revision", "") == demo_.repo().Rev() &&
+           st.value("overall_status", "") == "healthy";
+  }
+
+  testing::DemoCluster demo_;
+  std::unique_ptr<testing::Process> git_daemon_;
+  std::unique_ptr<TcpProxy> proxy_;
+  std::string url_, original_config_;
+  std::unique_ptr<testing::Process> clusterd_;
+};
+
+TEST_F(ClusterdSourceTest, ARemoteThatHangsAfterStartUpIsAlertedAndTheLastRevisionKeepsRunning) {
+  UseRemote(2);
+  StartClusterd();
+  ASSERT_TRUE(WaitFor([&] { return Converged(); }, seconds(90), milliseconds(300))) << Log();
+  const std::string before = demo_.repo().Rev();
+  proxy_->set_silent(true);
+  demo_.repo().Write("README.md", "a change the hung remote does not deliver\n");
+  demo_.repo().CommitAll("not fetched while the remote hangs");
+  demo_.repo().Git("push -q origin main");
+  ASSERT_TRUE(WaitFor([&] { return SourceAlert().find("timed out") != std::string::npos; },
+                      seconds(30), milliseconds(200)))
+      << Log();
+  EXPECT_EQ(Get("/healthz"), 200) << Log();
+  EXPECT_EQ(StatusJson().value("revision", ""), before);
+  // The revision in force is still reconciled.
+  EXPECT_TRUE(RepairsAKilledService()) << Log();
+  // The remote answers again: the new revision comes in, the alert goes.
+  proxy_->set_silent(false);
+  EXPECT_TRUE(
+      WaitFor([&] { return Converged() && SourceAlert().empty(); }, seconds(60), milliseconds(300)))
+      << Log();
+  EXPECT_EQ(Stop(seconds(20)), std::optional<int>(0));
+}
+
+TEST_F(ClusterdSourceTest, StartedWhileTheRemoteHangsItServesReconcilesItsCacheAndStopsAtOnce) {
+  UseRemote(2);
+  StartClusterd();
+  ASSERT_TRUE(WaitFor([&] { return Converged(); }, seconds(90), milliseconds(300))) << Log();
+  const std::string cached = demo_.repo().Rev();
+  ASSERT_EQ(Stop(seconds(20)), std::optional<int>(0));
+  // Now every fetch hangs, for as long as the deadline allows: 10 minutes.
+  UseRemote(600);
+  proxy_->set_silent(true);
+  StartClusterd();
+  ASSERT_TRUE(WaitFor([&] { return Get("/healthz") == 200; }, seconds(10), milliseconds(100)))
+      << Log();
+  EXPECT_EQ(StatusJson().value("revision", ""), cached);
+  EXPECT_TRUE(RepairsAKilledService()) << Log();
+  // SIGTERM ends the hung fetch: clusterd exits 0 at once.
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(Stop(seconds(10)), std::optional<int>(0)) << Log();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(5));
+}
+
+TEST_F(ClusterdSourceTest, StartedWithoutACloneWhileTheRemoteHangsItKeepsRunningAndAlerts) {
+  UseRemote(1);
+  proxy_->set_silent(true);
+  StartClusterd();
+  ASSERT_TRUE(WaitFor([&] { return Get("/healthz") != -1; }, seconds(10), milliseconds(100)))
+      << Log();
+  ASSERT_TRUE(WaitFor([&] { return SourceAlert().find("timed out") != std::string::npos; },
+                      seconds(30), milliseconds(200)))
+      << Log();
+  EXPECT_TRUE(clusterd_->Running());
+  EXPECT_NE(SourceAlert().find("nothing is reconciled until a first fetch succeeds"),
+            std::string::npos);
+  // The remote answers: the first clone happens and the cluster converges.
+  proxy_->set_silent(false);
+  EXPECT_TRUE(WaitFor([&] { return Converged(); }, seconds(90), milliseconds(300))) << Log();
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(Stop(seconds(20)), std::optional<int>(0));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(10));
+}
+
+}  // namespace
+}  // namespace clusterctl
