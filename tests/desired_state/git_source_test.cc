@@ -99,6 +99,17 @@ class GitSourceTest : public ::testing::Test {
     return GitSource::Open(o);
   }
 
+  // Options for a remote `url` cloned into the test's cache directory.
+  GitSource::Options Remote(const std::string& url, int fetch_timeout_seconds = 60,
+                            bool defer_clone = false) {
+    GitSource::Options o;
+    o.repo = url;
+    o.cache_dir = tmp_.Sub("cache");
+    o.fetch_timeout_seconds = fetch_timeout_seconds;
+    o.defer_clone = defer_clone;
+    return o;
+  }
+
   std::unique_ptr<GitSource> MustOpen(const GitSource::Options& o) {
     auto r = GitSource::Open(o);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
@@ -427,10 +438,7 @@ class SilentRemote {
 // (and clusterd) forever.
 TEST_F(GitSourceTest, ACloneFromARemoteThatNeverAnswersTimesOutAndLeavesNoCache) {
   SilentRemote remote;
-  GitSource::Options o;
-  o.repo = remote.url();
-  o.cache_dir = tmp_.Sub("cache");
-  o.fetch_timeout_seconds = 1;
+  GitSource::Options o = Remote(remote.url(), 1);
   const auto t0 = std::chrono::steady_clock::now();
   auto r = GitSource::Open(o);
   const auto took = std::chrono::steady_clock::now() - t0;
@@ -444,10 +452,7 @@ TEST_F(GitSourceTest, ACloneFromARemoteThatNeverAnswersTimesOutAndLeavesNoCache)
 TEST_F(GitSourceTest, ADeferredCloneOpensAtOnceAndTheFirstFetchClones) {
   std::string v1 = Commit({{"cluster.yaml", "v: 1\n"}});
   std::string bare = MakeOrigin();
-  GitSource::Options o;
-  o.repo = "file://" + bare;
-  o.cache_dir = tmp_.Sub("cache");
-  o.defer_clone = true;
+  GitSource::Options o = Remote("file://" + bare, 60, /*defer_clone=*/true);
   auto source = MustOpen(o);
   ASSERT_NE(source, nullptr);
   EXPECT_FALSE(source->cloned());
@@ -468,11 +473,7 @@ TEST_F(GitSourceTest, ADeferredCloneOpensAtOnceAndTheFirstFetchClones) {
 
 TEST_F(GitSourceTest, CancelEndsAFetchInFlightAtOnce) {
   SilentRemote remote;
-  GitSource::Options o;
-  o.repo = remote.url();
-  o.cache_dir = tmp_.Sub("cache");
-  o.fetch_timeout_seconds = 600;
-  o.defer_clone = true;
+  GitSource::Options o = Remote(remote.url(), 600, /*defer_clone=*/true);
   auto source = MustOpen(o);
   ASSERT_NE(source, nullptr);
   Status fetched;
@@ -492,9 +493,7 @@ TEST_F(GitSourceTest, CancelEndsAFetchInFlightAtOnce) {
 TEST_F(GitSourceTest, ClonesARemoteUrlIntoTheCacheAndSeesNewPushesAfterFetch) {
   std::string v1 = Commit({{"cluster.yaml", "v: 1\n"}});
   std::string bare = MakeOrigin();
-  GitSource::Options o;
-  o.repo = "file://" + bare;
-  o.cache_dir = tmp_.Sub("cache");
+  GitSource::Options o = Remote("file://" + bare);
   auto source = MustOpen(o);
   ASSERT_NE(source, nullptr);
   EXPECT_THAT(source->git_dir(), StartsWith(o.cache_dir + "/repo-"));
@@ -542,9 +541,7 @@ TEST_F(GitSourceTest, IgnoresTheUsersGitConfig) {
   std::string home = tmp_.Sub("home");
   WriteFile(home + "/.gitconfig", "[url \"file://" + tmp_.Sub("nowhere") +
                                       "/\"]\n\tinsteadOf = file://" + tmp_.path() + "/\n");
-  GitSource::Options o;
-  o.repo = "file://" + bare;
-  o.cache_dir = tmp_.Sub("cache");
+  GitSource::Options o = Remote("file://" + bare);
   // libgit2 reads $HOME when it is initialised, once per process: run the
   // clone in a fresh process (the "threadsafe" style re-executes this test).
   GTEST_FLAG_SET(death_test_style, "threadsafe");
@@ -579,9 +576,7 @@ TEST_F(GitSourceTest, FollowsAForcePushAfterFetch) {
   Commit({{"cluster.yaml", "v: 1\n"}});
   std::string old_head = Commit({{"cluster.yaml", "v: 2\n"}});
   std::string bare = MakeOrigin();
-  GitSource::Options o;
-  o.repo = "file://" + bare;
-  o.cache_dir = tmp_.Sub("cache");
+  GitSource::Options o = Remote("file://" + bare);
   auto source = MustOpen(o);
   ASSERT_NE(source, nullptr);
 
@@ -620,9 +615,7 @@ TEST_F(GitSourceTest, FetchFollowsTagsAndPrunesDeletedBranches) {
   Git(work_, "push -q origin feature release");
   Git(work_, "checkout -q main");
 
-  GitSource::Options o;
-  o.repo = "file://" + bare;
-  o.cache_dir = tmp_.Sub("cache");
+  GitSource::Options o = Remote("file://" + bare);
   auto source = MustOpen(o);
   ASSERT_NE(source, nullptr);
   auto f = source->Resolve("feature");
@@ -653,9 +646,7 @@ TEST_F(GitSourceTest, ARollbackBranchWhosePushWasRefusedSurvivesFetchesUntilMerg
   std::string v1 = Commit({{"cluster.yaml", "v: 1\n"}});
   Commit({{"cluster.yaml", "v: 2\n"}});
   std::string bare = MakeOrigin();
-  GitSource::Options o;
-  o.repo = "file://" + bare;
-  o.cache_dir = tmp_.Sub("cache");
+  GitSource::Options o = Remote("file://" + bare);
   auto source = MustOpen(o);
   ASSERT_NE(source, nullptr);
   // A lock on the branch makes the remote refuse the update, as a protected branch would.
