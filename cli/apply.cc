@@ -248,7 +248,8 @@ int RunRemoteApply(Globals* g, const PlanOptions& opts) {
 
 int RunApply(Globals* g, const PlanOptions& opts) {
   if (UseServer(*g) && opts.force_restart.empty()) return RunRemoteApply(g, opts);
-  // SIGINT/SIGTERM: finish the steps in flight, start no new one. Set up
+  // SIGINT/SIGTERM: the commands in flight complete, readiness waits are cut
+  // short (those steps end interrupted), no new step starts. Set up
   // before the session starts threads, so they inherit the blocked mask.
   std::mutex cancel_mu;
   controller::Reconciler* running = nullptr;

@@ -34,6 +34,12 @@ std::string HostName() {
 
 std::string FirstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
 
+// readiness.failureThreshold of `service` (1 when it has no readiness probe).
+int ReadinessThreshold(const DesiredState* d, const std::string& service) {
+  const auto* s = d != nullptr ? d->FindService(service) : nullptr;
+  return s != nullptr && s->readiness ? s->readiness->failure_threshold : 1;
+}
+
 // Beats the reconcile loop on every step, so a long pass that makes
 // progress is not taken for a stalled one.
 class BeatListener : public reconcilers::StepListener {
@@ -538,7 +544,18 @@ void Daemon::ReconcileOnce() {
     std::lock_guard<std::mutex> g(mu_);
     unreachable_ = unreachable;
     running_instances_ = running;
-    for (const auto& [k, ok] : obs.ready) ready_[k] = ok;
+    // One failed probe does not make a ready instance not ready: the
+    // observation's probes count toward readiness.failureThreshold like the
+    // probe loop's, and the plan and the status see the verdict. A stopped
+    // instance starts its next life not ready.
+    for (auto it = readiness_.map().begin(); it != readiness_.map().end();) {
+      it = running.count(it->first) ? std::next(it) : readiness_.map().erase(it);
+    }
+    for (const auto& p : obs.readiness) {
+      if (!p.inconclusive)
+        readiness_.Add(p.Key(), p.ok, ReadinessThreshold(desired.get(), p.service));
+      obs.ready[p.Key()] = readiness_.Ready(p.Key());
+    }
     // Instances and machines that left (pruned, or gone from the desired
     // state) take their bookkeeping, alerts and metric series with them.
     std::set<std::string> live = running;
@@ -546,7 +563,7 @@ void Daemon::ReconcileOnce() {
       if (d == nullptr) continue;
       for (const auto& i : d->instances) live.insert(i.Key());
     }
-    EraseGoneInstances(&ready_, live);
+    EraseGoneInstances(&readiness_.map(), live);
     EraseGoneInstances(&liveness_failures_, live);
     EraseGoneInstances(&probe_due_ms_, live);
     EraseGoneInstances(&backoff_, live);
@@ -619,7 +636,14 @@ void Daemon::ReconcileOnce() {
       manual_actor_.erase(st.Key());
       if (st.action == reconcilers::Action::kStop) {
         backoff_.erase(st.Key());
+        readiness_.Reset(st.Key());
         continue;
+      }
+      // A new life: ready when its start waited for readiness and got it.
+      if (o.result == reconcilers::StepResult::kOk) {
+        readiness_.MarkReady(st.Key(), ReadinessThreshold(desired.get(), st.service));
+      } else if (o.result == reconcilers::StepResult::kFailed) {
+        readiness_.Reset(st.Key());
       }
       const auto* s = desired->FindService(st.service);
       const int base = s ? s->backoff_seconds : 1;
@@ -769,14 +793,20 @@ void Daemon::OnProbeResult(const reconcilers::ProbeResult& r) {
   bool wake = false;
   int restart_after = 0;
   std::string revision;
+  reconcilers::ProbeResult verdict = r;  // A readiness result under its threshold.
   {
     std::lock_guard<std::mutex> g(mu_);
     if (!desired_) return;
     revision = desired_->revision.Short();
     if (r.role == reconcilers::ProbeRole::kReadiness) {
-      auto it = ready_.find(r.Key());
-      if (it == ready_.end() || it->second != r.ok) wake = true;
-      ready_[r.Key()] = r.ok;
+      // readiness.failureThreshold: the verdict changes after that many
+      // failures in a row, or on a pass.
+      const int threshold = ReadinessThreshold(desired_.get(), r.service);
+      verdict.ok = readiness_.Add(r.Key(), r.ok, threshold, &wake);
+      if (!r.ok && verdict.ok) {
+        verdict.detail += "; still ready (" + std::to_string(readiness_.Failures(r.Key())) +
+                          " of " + std::to_string(threshold) + " failures in a row)";
+      }
     } else {
       const auto* s = desired_->FindService(r.service);
       if (s == nullptr || !s->liveness) return;  // Gone with a new revision.
@@ -797,7 +827,7 @@ void Daemon::OnProbeResult(const reconcilers::ProbeResult& r) {
         r.machine, r.service);
   }
   if (r.role == reconcilers::ProbeRole::kReadiness && reconciler_) {
-    reconciler_->UpdateReadiness(r);
+    reconciler_->UpdateReadiness(verdict);
   }
   if (wake) WakeReconcile();
 }

@@ -24,12 +24,14 @@
 //                   observation stays the safety net. The tick also caps
 //                   service logs (process.logMaxBytes).
 //   probe loop      each readiness and liveness probe on its own period;
-//                   results are recorded; liveness failures past the
-//                   threshold restart the instance.
+//                   results are recorded; readiness turns not ready after
+//                   readiness.failureThreshold failures in a row; liveness
+//                   failures past the threshold restart the instance.
 //   API             controller/api.h over this object (DaemonView).
 //
-// Shutdown (SIGTERM): the step in flight finishes, nothing new starts, the
-// store is flushed, Run() returns. After a SIGKILL the next start records
+// Shutdown (SIGTERM): the driver command in flight completes, waits are cut
+// short (a start whose readiness wait is cut is audited interrupted),
+// nothing new starts, the store is flushed, Run() returns. After a SIGKILL the next start records
 // intents without results as interrupted (trigger recovery) and converges.
 //
 // Thread-safety: DaemonView methods are safe from any thread; Run() once.
@@ -59,6 +61,7 @@
 #include "desired-state/git_source.h"
 #include "reconcilers/async_prober.h"
 #include "reconcilers/driver.h"
+#include "reconcilers/failure_streak.h"
 #include "reconcilers/probes.h"
 #include "reconcilers/ssh.h"
 #include "reconcilers/watch.h"
@@ -74,7 +77,7 @@ class Daemon : public DaemonView {
 
   // Runs every loop and the API until Shutdown(). Returns OK on a clean stop.
   clusterctl::Status Run();
-  // Asks Run() to return: finish the step in flight, start nothing new.
+  // Asks Run() to return: cut waits short, start nothing new.
   void Shutdown();
 
   // DaemonView.
@@ -174,7 +177,9 @@ class Daemon : public DaemonView {
   std::map<std::string, int64_t> healthy_since_ms_;  // For the 10-minute backoff reset.
   std::set<std::string> force_restart_;
   std::map<std::string, std::string> manual_actor_;  // Instance -> who asked to restart.
-  std::map<std::string, bool> ready_;                // From the probe loop.
+  // Readiness verdicts under readiness.failureThreshold, fed by the probe
+  // loop and the observations' probes.
+  reconcilers::ReadinessStreaks readiness_;
   std::map<std::string, int> liveness_failures_;
   std::map<std::string, int64_t> probe_due_ms_;  // key/role -> next run.
   std::set<std::string> running_instances_;      // From the last observation.

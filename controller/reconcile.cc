@@ -141,14 +141,22 @@ Status AuditStepListener::OnStepStart(const reconcilers::Step& step) {
   r.detail = step.reason;
   auto written = audit_->Append(r);
   if (!written.ok()) return written.status().Annotate("writing the audit intent");
-  intent_seq_[step.id] = written->seq;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    intent_seq_[step.id] = written->seq;
+  }
   if (next_ != nullptr) return next_->OnStepStart(step);
   return Status::Ok();
 }
 
 void AuditStepListener::OnStepEnd(const reconcilers::Step& step,
                                   const reconcilers::StepOutcome& outcome) {
-  auto it = intent_seq_.find(step.id);
+  uint64_t intent_seq = 0;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    auto it = intent_seq_.find(step.id);
+    if (it != intent_seq_.end()) intent_seq = it->second;
+  }
   // Steps skipped before they started have no intent; record them too, so
   // the log says why nothing happened.
   AuditRecord r;
@@ -162,7 +170,7 @@ void AuditStepListener::OnStepEnd(const reconcilers::Step& step,
   r.result = reconcilers::StepResultName(outcome.result);
   r.duration_ms = outcome.duration_ms();
   r.detail = outcome.detail;
-  r.intent_seq = it == intent_seq_.end() ? 0 : it->second;
+  r.intent_seq = intent_seq;
   auto written = audit_->Append(r);
   if (!written.ok()) {
     spdlog::error("writing the audit result of {}: {}", step.Key(), written.status().ToString());

@@ -110,6 +110,7 @@ class Reconciler {
 };
 
 // The audit trail of a pass: an intent before each step, a result after.
+// Thread-safe: the executor calls it from several threads at once.
 class AuditStepListener : public reconcilers::StepListener {
  public:
   AuditStepListener(AuditLog* audit, std::string actor, std::string trigger, std::string revision,
@@ -124,6 +125,7 @@ class AuditStepListener : public reconcilers::StepListener {
   std::string actor_, trigger_, revision_;
   reconcilers::StepListener* next_;
   std::map<std::string, std::string> step_trigger_, step_actor_;
+  std::mutex mu_;                       // Guards intent_seq_ (not held while appending).
   std::map<int, uint64_t> intent_seq_;  // Step id -> intent record.
 
   // The trigger/actor of one step, with the per-instance overrides.

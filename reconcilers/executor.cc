@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <exception>
 #include <mutex>
 #include <thread>
 
@@ -133,17 +134,24 @@ StepOutcome RealExecutor::RunStep(const Step& step) {
   out.detail = *acted;
   if (!step.wait_ready) return out;
 
-  // Readiness: up to startTimeoutSeconds. The step has acted, so Cancel()
-  // does not interrupt this wait: the step in flight finishes.
+  // Readiness: up to startTimeoutSeconds. Cancel() (SIGTERM) cuts the wait
+  // short: the machine acted, so the step ends interrupted, not ok, and the
+  // next start of the controller re-observes it.
   std::string detail;
   int probes = 0;
   const bool has_probe = s->readiness.has_value();
   const int64_t deadline = live_->NowMs() + int64_t{step.start_timeout_seconds} * 1000;
   const WaitResult ready = live_->WaitFor(step.Key(), /*ready=*/true, deadline, &detail,
-                                          /*interruptible=*/false, &probes);
+                                          /*interruptible=*/true, &probes);
   if (ready == WaitResult::kUnknown) {
     out.result = StepResult::kFailed;
     out.detail += "; readiness unknown (" + detail + ")";
+    return out;
+  }
+  if (ready == WaitResult::kCancelled) {
+    out.result = StepResult::kInterrupted;
+    out.detail += "; readiness wait cut short: the controller is shutting down" +
+                  (detail.empty() ? std::string() : " (last check: " + detail + ")");
     return out;
   }
   if (ready != WaitResult::kHolds) {
@@ -156,11 +164,34 @@ StepOutcome RealExecutor::RunStep(const Step& step) {
   return out;
 }
 
+StepOutcome RealExecutor::RunStepGuarded(const Step& step) {
+  // A worker thread must never end the process: whatever a driver or prober
+  // throws (a vector's at() on an empty answer, bad_alloc) fails this step
+  // only, and says so.
+  try {
+    return RunStep(step);
+  } catch (const std::exception& e) {
+    StepOutcome out;
+    out.result = StepResult::kFailed;
+    out.detail = std::string("internal error running the step: ") + e.what();
+    return out;
+  } catch (...) {
+    StepOutcome out;
+    out.result = StepResult::kFailed;
+    out.detail = "internal error running the step: unknown exception";
+    return out;
+  }
+}
+
 ExecutionReport RealExecutor::Execute(const Plan& plan, StepListener* listener) {
   ExecutionReport report;
   const size_t n = plan.steps.size();
   report.outcomes.resize(n);
-  enum class State { kPending, kRunning, kDone };
+  // kStarting: the scheduler is announcing it to the listener (unlocked).
+  // kEnding: its outcome is known and the listener is being told (unlocked);
+  // dependents wait for kDone, so a dependency's result is recorded before
+  // a dependent's intent.
+  enum class State { kPending, kStarting, kRunning, kEnding, kDone };
   std::vector<State> state(n, State::kPending);
   std::mutex mu;
   std::condition_variable cv;
@@ -170,12 +201,18 @@ ExecutionReport RealExecutor::Execute(const Plan& plan, StepListener* listener) 
   bool stop_workers = false;
   std::vector<std::thread> workers;
 
-  auto finish = [&](const Step& st, StepOutcome out) {
-    // Called with `mu` held.
+  // Listener callbacks (audit appends with an fsync) run without `mu`, so a
+  // slow disk delays only the step being recorded, never the scheduling or
+  // the completion of the others.
+  auto end_step = [&](std::unique_lock<std::mutex>& l, const Step& st, const StepOutcome& out) {
     report.outcomes[st.id] = out;
+    state[st.id] = State::kEnding;
+    l.unlock();
+    if (listener) listener->OnStepEnd(st, out);
+    l.lock();
     state[st.id] = State::kDone;
     ++done;
-    if (listener) listener->OnStepEnd(st, out);
+    cv.notify_all();
   };
 
   // A fixed pool of workers runs the steps the scheduler (this thread) makes
@@ -190,13 +227,13 @@ ExecutionReport RealExecutor::Execute(const Plan& plan, StepListener* listener) 
         ready.pop_front();
         l.unlock();
         const int64_t t0 = live_->NowMs();
-        StepOutcome o = RunStep(*step);
+        StepOutcome o = RunStepGuarded(*step);
         o.step_id = step->id;
         o.started_ms = t0;
         o.ended_ms = live_->NowMs();
         l.lock();
+        end_step(l, *step, o);
         --running;
-        finish(*step, o);
         cv.notify_all();
       }
     });
@@ -226,7 +263,7 @@ ExecutionReport RealExecutor::Execute(const Plan& plan, StepListener* listener) 
       if (cancelled_) {
         out.result = StepResult::kInterrupted;
         out.detail = "not started: the controller is shutting down";
-        finish(st, out);
+        end_step(lock, st, out);
         progressed = true;
         continue;
       }
@@ -234,25 +271,28 @@ ExecutionReport RealExecutor::Execute(const Plan& plan, StepListener* listener) 
         out.result = StepResult::kSkipped;
         out.detail = "skipped: dependency " + failed_dep->Key() + " " +
                      StepResultName(report.outcomes[failed_dep->id].result);
-        finish(st, out);
+        end_step(lock, st, out);
         progressed = true;
         continue;
       }
       if (waiting) continue;
       if (running >= max_parallel) break;
+      ++running;  // Its worker slot, from the intent on.
+      progressed = true;
       if (listener) {
+        state[st.id] = State::kStarting;
+        lock.unlock();
         Status s = listener->OnStepStart(st);
+        lock.lock();
         if (!s.ok()) {
+          --running;
           out.result = StepResult::kFailed;
           out.detail = "not run: " + s.message();
-          finish(st, out);
-          progressed = true;
+          end_step(lock, st, out);
           continue;
         }
       }
       state[st.id] = State::kRunning;
-      ++running;
-      progressed = true;
       ready.push_back(&st);
       cv.notify_all();
     }

@@ -22,12 +22,21 @@
 //     stopped, failed), so later requirements are answered from it.
 //   - A start or restart waits for readiness up to startTimeoutSeconds. A
 //     service without a readiness probe is ready once running.
-//   - Cancel() (SIGTERM) lets acting steps finish (their readiness wait
-//     included) and starts no new one; steps not started, or still waiting
-//     for their requirements, end "interrupted".
+//   - Cancel() (SIGTERM) starts no new step and cuts every wait short: steps
+//     not started, or still waiting for their requirements, end
+//     "interrupted" untouched; a driver command already sent to a machine
+//     completes, and if its step then waits for readiness, that wait ends at
+//     once and the step ends "interrupted" ("started pid 42; readiness wait
+//     cut short: ..."), never "ok".
+//   - A step whose driver or prober throws ends "failed" ("internal error
+//     running the step: ..."); the process goes on.
 //
 // Thread-safety: Execute() may be called from one thread at a time; Cancel()
-// from any thread. Listener callbacks come from worker threads, serialised.
+// from any thread. Listener callbacks come from the scheduling thread and the
+// worker threads, never under the executor's lock, and may run concurrently
+// for different steps: a listener must be thread-safe. For one step,
+// OnStepStart comes before OnStepEnd, and a step's OnStepEnd returns before
+// any step ordered after it (after, after_any) is announced.
 #pragma once
 
 #include <atomic>
@@ -64,7 +73,9 @@ struct ExecutionReport {
   size_t Count(StepResult r) const;
 };
 
-// Hooks for the audit log and progress display. Called serially.
+// Hooks for the audit log and progress display. Called from several threads,
+// possibly at once for different steps (see the thread-safety note above);
+// a slow callback delays only its own step's progress.
 class StepListener {
  public:
   virtual ~StepListener() = default;
@@ -78,7 +89,8 @@ class PlanExecutor {
  public:
   virtual ~PlanExecutor() = default;
   virtual ExecutionReport Execute(const Plan& plan, StepListener* listener) = 0;
-  // Finish the steps in flight, start no new one.
+  // Start no new step; cut waits short (the driver commands in flight
+  // complete).
   virtual void Cancel() = 0;
 };
 
@@ -91,11 +103,14 @@ class RealExecutor : public PlanExecutor {
   RealExecutor(const desired_state::DesiredState* desired,
                const desired_state::DesiredState* previous, ServiceDriver* driver, LiveView* live);
   ExecutionReport Execute(const Plan& plan, StepListener* listener) override;
-  // Also wakes the steps waiting for requirements (they end interrupted).
+  // Also wakes the steps waiting for requirements or readiness (they end
+  // interrupted).
   void Cancel() override;
 
  private:
   StepOutcome RunStep(const Step& step);
+  // RunStep, with any exception turned into a failed outcome.
+  StepOutcome RunStepGuarded(const Step& step);
   // Waits for every requirement of `step`; false (with `out` filled) if one
   // does not hold in time.
   bool AwaitRequirements(const Step& step, StepOutcome* out);

@@ -51,7 +51,13 @@ void LiveView::Seed(const ClusterObservation& observed) {
     if (detail != nullptr) it->second.probe_detail = *detail;
   };
   for (const auto& [key, ok] : observed.ready) take(key, ok, nullptr);
-  for (const auto& p : observed.readiness) take(p.Key(), p.ok, &p.detail);
+  // The verdict in `ready` wins over the raw probe result: it may apply
+  // readiness.failureThreshold (clusterd), so one failed probe of a ready
+  // instance does not make it not ready.
+  for (const auto& p : observed.readiness) {
+    auto v = observed.ready.find(p.Key());
+    take(p.Key(), v != observed.ready.end() ? v->second : p.ok, &p.detail);
+  }
   cv_.notify_all();
 }
 

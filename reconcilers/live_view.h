@@ -5,7 +5,9 @@
 //
 // What feeds it:
 //   - Seed(observation): the pass's one full observation (instance states,
-//     readiness results, unreachable machines).
+//     readiness verdicts, unreachable machines). The verdict in `ready` wins
+//     over the raw probe result in `readiness` (clusterd applies
+//     readiness.failureThreshold to it).
 //   - Step results: RecordStarted (a start or restart succeeded: the driver
 //     said "started pid N" or "already running"), RecordStopped, RecordFailed.
 //   - External events: Update(key, state, detail) (the drift watch: "redis@m1

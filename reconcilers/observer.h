@@ -26,7 +26,9 @@ struct ClusterObservation {
   std::vector<MachineFacts> facts;                 // Every machine; reachable=false with error.
   std::map<std::string, std::string> unreachable;  // machine -> reason
   std::vector<ProbeResult> readiness;              // Running instances with a readiness probe.
-  std::map<std::string, bool> ready;               // Instance key -> ready.
+  // Instance key -> ready: the probe's result, or (clusterd) the verdict
+  // under readiness.failureThreshold.
+  std::map<std::string, bool> ready;
   int64_t duration_ms = 0;
 };
 

@@ -4,6 +4,7 @@
 // OPENSSL/ZLIB/BROTLI defines come from the pkg-config target
 // (PkgConfig::HTTPLIB) and must match how Debian built the library.
 #include <errno.h>
+#include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <httplib.h>
 #include <netdb.h>
@@ -17,6 +18,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <condition_variable>
 #include <cstdarg>
 #include <cstdlib>
 #include <cstring>
@@ -129,6 +131,53 @@ class SigpipeGuard {
   sigset_t old_;
   bool blocked_ = false;
   bool was_pending_ = false;
+};
+
+// The overall deadline of a probe that talks over a socket. Per-read
+// timeouts (httplib's read timeout, hiredis' SO_RCVTIMEO) restart with every
+// byte, so a peer that trickles its answer one byte a second would hold the
+// probe for as long as it likes. At the deadline this shuts the watched
+// socket down (shutdown(2), not close: the owner still closes it), which
+// ends any blocked read or write at once.
+class SocketDeadline {
+ public:
+  explicit SocketDeadline(Clock::time_point deadline)
+      : deadline_(deadline), thread_([this] { Run(); }) {}
+  ~SocketDeadline() {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  SocketDeadline(const SocketDeadline&) = delete;
+  SocketDeadline& operator=(const SocketDeadline&) = delete;
+
+  // The socket to shut down at the deadline. It must stay open until this
+  // object is destroyed (or another fd is watched).
+  void Watch(int fd) {
+    std::lock_guard<std::mutex> g(mu_);
+    fd_ = fd;
+    if (fired_ && fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
+  }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait_until(l, deadline_, [&] { return done_; });
+    if (done_) return;
+    fired_ = true;
+    if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
+  }
+
+  const Clock::time_point deadline_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  bool fired_ = false;
+  int fd_ = -1;
+  std::thread thread_;  // Last: started once the rest is set up.
 };
 
 // Outcome of one probe before the bookkeeping fields are filled.
@@ -269,6 +318,24 @@ Outcome HttpProbe(const Probe& p, const Machine& m, Clock::time_point start) {
   }
   if (!cli->is_valid()) return Fail("cannot set up an HTTP client for " + host);
   const auto to = milliseconds(timeout);
+  // The overall deadline covers connect, headers and body: httplib's
+  // timeouts apply per call, so the socket is shut down at the deadline. It
+  // watches a duplicate of httplib's socket, which stays valid (and is never
+  // reused for another connection) until it is closed after the request.
+  int watched = -1;
+  struct CloseWatched {
+    int* fd;
+    ~CloseWatched() {
+      if (*fd >= 0) ::close(*fd);
+    }
+  } close_watched{&watched};
+  SocketDeadline socket_deadline(deadline);
+  cli->set_socket_options([&](socket_t sock) {
+    const int dup = ::fcntl(sock, F_DUPFD_CLOEXEC, 0);
+    socket_deadline.Watch(dup);
+    if (watched >= 0) ::close(watched);
+    watched = dup;
+  });
   cli->set_connection_timeout(to);
   cli->set_read_timeout(to);
   cli->set_write_timeout(to);
@@ -369,7 +436,7 @@ using ReplyPtr = std::unique_ptr<redisReply, ReplyFree>;
 
 // Why a command got no reply: a timeout, or the context's I/O error.
 std::string RedisIoFailure(const redisContext* c, Clock::time_point deadline, int64_t timeout) {
-  if (MsUntil(deadline) <= 50) return TimeoutDetail(timeout);
+  if (MsUntil(deadline) <= 50) return TimeoutDetail(timeout);  // Also: SocketDeadline fired.
   if (c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == ETIMEDOUT)) {
     return TimeoutDetail(timeout);
   }
@@ -432,6 +499,9 @@ Outcome RedisProbe(const Probe& p, const Machine& m, Clock::time_point start) {
     return Fail(Redact(why, password));
   }
 
+  // Every reply within the probe's deadline, however slowly it trickles in.
+  SocketDeadline socket_deadline(deadline);
+  socket_deadline.Watch(c->fd);
   std::string error;
   if (!password.empty()) {
     ReplyPtr r =

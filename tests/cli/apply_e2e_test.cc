@@ -228,14 +228,19 @@ TEST_F(ApplyE2eTest, EveryStepIsAuditedAndTheChainVerifies) {
   EXPECT_TRUE(testing::AuditVerifies(demo_.data_dir(), &reason)) << reason;
 }
 
-// Readiness slow enough (1.5 s) that a signal lands mid-plan.
-void MakeReadinessSlow(DemoCluster& demo) {
+// Readiness slow enough (1.5 s by default) that a signal lands mid-plan.
+void MakeReadinessSlow(DemoCluster& demo, int delay_ms = 1500) {
   for (const std::string file : {"model-servers", "tools-server", "edge"}) {
     std::string text = demo.ServiceFile(file);
     size_t pos = 0;
+    const std::string slow = "--ready-delay-ms, \"" + std::to_string(delay_ms) + "\"";
     while ((pos = text.find("--ready-delay-ms, \"300\"", pos)) != std::string::npos) {
-      text.replace(pos, 23, "--ready-delay-ms, \"1500\"");
-      pos += 10;
+      text.replace(pos, 23, slow);
+      pos += slow.size();
+    }
+    pos = 0;
+    while ((pos = text.find("startTimeoutSeconds: 20", pos)) != std::string::npos) {
+      text.replace(pos, 23, "startTimeoutSeconds: 60");
     }
     demo.repo().Write("services/" + file + ".yaml", text);
   }
@@ -268,25 +273,35 @@ uint64_t SignalMask(pid_t pid, const std::string& field) {
 }
 
 // Issue 10 item 10: SIGINT reaches apply's cancellation on a thread of its
-// own (sigwait), never in a signal handler that locks a mutex.
-TEST_F(ApplyE2eTest, SigintFinishesTheStepsInFlightWithoutASignalHandler) {
-  MakeReadinessSlow(demo_);
+// own (sigwait), never in a signal handler that locks a mutex. Item 6: it
+// stops promptly: the commands already sent complete, readiness waits (here
+// 15 s, under a 60 s start timeout) are cut short and recorded interrupted.
+TEST_F(ApplyE2eTest, SigintStopsPromptlyWithoutASignalHandler) {
+  MakeReadinessSlow(demo_, 15000);
   testing::TempDir tmp;
   auto apply = StartApplyAndWaitMidPlan(demo_, tmp.Sub("out"));
   ASSERT_NE(apply, nullptr) << testing::ReadFile(tmp.Sub("out"));
   const uint64_t sigint = uint64_t{1} << (SIGINT - 1);
   EXPECT_EQ(SignalMask(apply->pid(), "SigCgt:") & sigint, 0u) << "a SIGINT handler is installed";
   EXPECT_NE(SignalMask(apply->pid(), "SigBlk:") & sigint, 0u) << "SIGINT is not blocked";
+  const auto signalled = std::chrono::steady_clock::now();
   apply->Kill(SIGINT);
   EXPECT_EQ(apply->WaitForExit(milliseconds(30000)), 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - signalled, std::chrono::seconds(5));
   const std::string out = testing::ReadFile(tmp.Sub("out"));
-  json summary;
+  json summary, in_flight;
   for (const auto& e : JsonLines(out)) {
     if (e["event"] == "summary") summary = e;
+    if (e["event"] == "end" && e["instance"] == "ollama@jetson") in_flight = e;
   }
   ASSERT_TRUE(summary.is_object()) << out;
-  EXPECT_GE(summary["ok"].get<int>(), 1) << out;  // The steps in flight finished.
-  EXPECT_GE(summary["skipped"].get<int>() + summary["interrupted"].get<int>(), 1) << out;
+  EXPECT_GE(summary["interrupted"].get<int>(), 1) << out;
+  // The step in flight: started on the machine, its wait cut short, honest.
+  ASSERT_TRUE(in_flight.is_object()) << out;
+  EXPECT_EQ(in_flight["result"], "interrupted") << out;
+  EXPECT_NE(in_flight["detail"].get<std::string>().find("readiness wait cut short"),
+            std::string::npos)
+      << out;
   // Every intent has its result: nothing was left open by the signal.
   std::set<uint64_t> intents, results;
   for (const auto& r : AuditRecords(demo_)) {

@@ -14,6 +14,16 @@
 //   --exit-after-s N     exits with code 3 after N seconds
 //   --ignore-sigterm     SIGTERM is ignored (only SIGKILL ends it)
 //   --hang               accepts connections but never answers them
+//   --fail-file PATH     /health answers 503 while PATH exists. If PATH holds
+//                        a number N > 0, only the next N /health requests
+//                        fail (each failure writes the count left back; the
+//                        last one removes PATH). The number of 503s given
+//                        because of PATH so far is kept in PATH.failed.
+//   --trickle MS         answers every connection, without reading it, with
+//                        an HTTP response whose headers never end, one byte
+//                        every MS ms ("HTTP/1.0 200 OK\r\nX-Trickle: xxx...")
+//   --trickle-resp MS    the same with a redis reply that never ends
+//                        ("+PONGGGG..."), for redis probes
 //   --print-env NAME     writes "NAME=value" (or "NAME unset") to stdout at
 //                        start; may be repeated
 //   --write-file PATH    writes its pid to PATH at start
@@ -41,6 +51,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -61,6 +72,9 @@ struct Flags {
   long exit_after_s = -1;
   bool ignore_sigterm = false;
   bool hang = false;
+  std::string fail_file;
+  long trickle_ms = -1;
+  std::string trickle_text;
   std::vector<std::string> print_env;
   std::string write_file;
   long log_bytes = 0;
@@ -101,6 +115,14 @@ Flags ParseFlags(int argc, char** argv) {
       f.ignore_sigterm = true;
     } else if (a == "--hang") {
       f.hang = true;
+    } else if (a == "--fail-file") {
+      f.fail_file = value();
+    } else if (a == "--trickle") {
+      f.trickle_ms = ParseNumber(a, value());
+      f.trickle_text = "HTTP/1.0 200 OK\r\nX-Trickle: ";
+    } else if (a == "--trickle-resp") {
+      f.trickle_ms = ParseNumber(a, value());
+      f.trickle_text = "+PONG";
     } else if (a == "--print-env") {
       f.print_env.push_back(value());
     } else if (a == "--write-file") {
@@ -135,8 +157,57 @@ std::string Response(int status, const std::string& body) {
          "\r\nConnection: close\r\n\r\n" + body;
 }
 
+// --fail-file: whether this /health request fails because of `path`.
+bool FailFromFile(const std::string& path) {
+  static std::mutex mu;
+  static long failed = 0;
+  std::lock_guard<std::mutex> g(mu);
+  FILE* in = std::fopen(path.c_str(), "r");
+  if (in == nullptr) return false;
+  long left = -1;
+  if (std::fscanf(in, "%ld", &left) != 1) left = -1;
+  std::fclose(in);
+  if (left == 0) {
+    std::remove(path.c_str());
+    return false;
+  }
+  if (left > 0) {
+    if (left == 1) {
+      std::remove(path.c_str());
+    } else {
+      FILE* out = std::fopen((path + ".tmp").c_str(), "w");
+      if (out != nullptr) {
+        std::fprintf(out, "%ld\n", left - 1);
+        std::fclose(out);
+        std::rename((path + ".tmp").c_str(), path.c_str());
+      }
+    }
+  }
+  ++failed;
+  FILE* out = std::fopen((path + ".failed.tmp").c_str(), "w");
+  if (out != nullptr) {
+    std::fprintf(out, "%ld\n", failed);
+    std::fclose(out);
+    std::rename((path + ".failed.tmp").c_str(), (path + ".failed").c_str());
+  }
+  return true;
+}
+
+// --trickle: `text`, then 'x' (HTTP) or 'G' (redis) forever, one byte every
+// `ms`, until the peer leaves or two minutes passed.
+void Trickle(int fd, std::string text, long ms) {
+  const char filler = text[0] == '+' ? 'G' : 'x';
+  const auto end = Clock::now() + std::chrono::minutes(2);
+  for (size_t i = 0; Clock::now() < end && !g_stop; ++i) {
+    const char c = i < text.size() ? text[i] : filler;
+    if (::send(fd, &c, 1, MSG_NOSIGNAL) != 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  }
+  ::close(fd);
+}
+
 // Reads the request head (bounded in size and time) and answers it.
-void Serve(int fd, bool ready) {
+void Serve(int fd, bool ready, const std::string& fail_file) {
   std::string head;
   char buf[1024];
   const auto deadline = Clock::now() + std::chrono::seconds(5);
@@ -159,6 +230,7 @@ void Serve(int fd, bool ready) {
   if (method != "GET" && method != "HEAD") {
     reply = Response(400, "bad request\n");
   } else if (path == "/health") {
+    if (ready && !fail_file.empty() && FailFromFile(fail_file)) ready = false;
     reply = ready ? Response(200, "ok") : Response(503, "not ready");
   } else if (path == "/") {
     reply = Response(200, "clusterctl-test-service\n");
@@ -287,8 +359,12 @@ int main(int argc, char** argv) {
       hung.push_back(conn);
       continue;
     }
+    if (f.trickle_ms >= 0) {
+      std::thread(Trickle, conn, f.trickle_text, f.trickle_ms).detach();
+      continue;
+    }
     const bool ready =
         !f.fail_readiness && Clock::now() - start >= std::chrono::milliseconds(f.ready_delay_ms);
-    std::thread(Serve, conn, ready).detach();
+    std::thread(Serve, conn, ready, f.fail_file).detach();
   }
 }

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <functional>
@@ -110,6 +111,8 @@ class RecordingDriver : public ServiceDriver {
   }
   std::set<std::string> fail;    // Keys whose action fails.
   std::function<void()> on_act;  // Runs inside every action, unlocked.
+  // Runs inside every action with the instance key, unlocked.
+  std::function<void(const std::string&)> on_act_key;
   std::atomic<int> observes{0};
 
  private:
@@ -120,6 +123,7 @@ class RecordingDriver : public ServiceDriver {
       acted_at_[key] = SteadyMs();
     }
     if (on_act) on_act();
+    if (on_act_key) on_act_key(key);
     if (fail.count(key)) return Status::Internal(verb + " " + key + ": exit 127: not found");
     return std::string("started pid 1");
   }
@@ -535,19 +539,229 @@ TEST(ExecutorTest, CancelWakesAStepWaitingForARequirementAtOnce) {
   EXPECT_TRUE(rig.driver.calls().empty());
 }
 
-TEST(ExecutorTest, CancelLetsAStartedStepFinishItsReadinessWait) {
+TEST(ExecutorTest, CancelCutsAStartedStepsReadinessWaitShort) {
+  // db@a started but is not ready for 60 s; SIGTERM comes while it starts.
+  DesiredState d = LoadWith(
+      "apiVersion: clusterctl/v1\nkind: Machine\nmetadata: {name: a}\nspec: {address: "
+      "10.0.0.1}\n",
+      R"(apiVersion: clusterctl/v1
+kind: Service
+metadata: {name: db}
+spec: {machines: [a], process: {command: [/bin/db]}, readiness: {tcp: {port: 1}, startTimeoutSeconds: 60}}
+---
+apiVersion: clusterctl/v1
+kind: Service
+metadata: {name: app}
+spec: {machines: [a], process: {command: [/bin/app]}, dependsOn: [{service: db}]}
+)",
+      /*max_parallel=*/1);
+  Rig rig(d, Observed(d), LiveView::Options{});
+  rig.prober.never_ready = {"db@a"};
+  rig.driver.on_act = [&] { rig.exec.Cancel(); };
+  RecordingListener listener;
+  const int64_t t0 = SteadyMs();
+  ExecutionReport r = rig.exec.Execute(ColdPlan(d), &listener);
+  EXPECT_LT(SteadyMs() - t0, 2000);
+  ASSERT_EQ(r.outcomes.size(), 2u);
+  EXPECT_EQ(r.outcomes[0].result, StepResult::kInterrupted);
+  EXPECT_EQ(r.outcomes[0].detail,
+            "started pid 1; readiness wait cut short: the controller is shutting down (last "
+            "check: running, readiness not probed yet)");
+  EXPECT_EQ(r.outcomes[1].result, StepResult::kInterrupted);
+  EXPECT_EQ(rig.driver.calls(), std::vector<std::string>{"start db@a"});
+  // The audit log sees the intent and an honest result of the step in flight.
+  EXPECT_EQ(listener.events,
+            (std::vector<std::string>{
+                "intent start db@a",
+                "result interrupted db@a: started pid 1; readiness wait cut short: the "
+                "controller is shutting down (last check: running, readiness not probed yet)",
+                "result interrupted app@a: not started: the controller is shutting down"}));
+}
+
+TEST(ExecutorTest, CancelDuringAReadinessWaitEndsItAtOnceWithTheLastCheck) {
   DesiredState d = Load(kChain, /*max_parallel=*/1);
   Rig rig(d, Observed(d), LiveView::Options{});
-  rig.prober.ready = [&](const std::string& key) {
-    return SteadyMs() >= rig.driver.acted_at(key) + 150;
-  };
-  rig.driver.on_act = [&] { rig.exec.Cancel(); };  // SIGTERM while db@a starts.
-  ExecutionReport r = rig.exec.Execute(ColdPlan(d), nullptr);
-  EXPECT_EQ(r.outcomes[0].result, StepResult::kOk) << r.outcomes[0].detail;
-  EXPECT_GE(r.outcomes[0].duration_ms(), 150);
+  rig.prober.never_ready = {"db@a"};
+  ExecutionReport r;
+  std::thread run([&] { r = rig.exec.Execute(ColdPlan(d), nullptr); });
+  ASSERT_TRUE(testing::WaitFor([&] { return rig.prober.probes("db@a") >= 2; }, seconds(10),
+                               milliseconds(1)));
+  const int64_t cancelled = SteadyMs();
+  rig.exec.Cancel();
+  run.join();
+  EXPECT_LE(SteadyMs() - cancelled, 500);
+  EXPECT_EQ(r.outcomes[0].result, StepResult::kInterrupted);
+  EXPECT_EQ(r.outcomes[0].detail,
+            "started pid 1; readiness wait cut short: the controller is shutting down (last "
+            "check: HTTP 503, expected 200)");
   for (size_t i = 1; i < r.outcomes.size(); ++i) {
     EXPECT_EQ(r.outcomes[i].result, StepResult::kInterrupted) << i;
   }
+}
+
+// Two independent services, one per machine, no readiness probes.
+const char* kPair = R"(apiVersion: clusterctl/v1
+kind: Service
+metadata: {name: x}
+spec: {machines: [a], process: {command: [/bin/x]}}
+---
+apiVersion: clusterctl/v1
+kind: Service
+metadata: {name: y}
+spec: {machines: [b], process: {command: [/bin/y]}}
+)";
+
+TEST(ExecutorTest, ASlowListenerDoesNotHoldBackTheCompletionOfAnotherStep) {
+  // The audit result of x@a takes long (a slow fsync); meanwhile y@b must be
+  // able to act, end and be recorded. x's listener call waits (bounded) for
+  // y's result: under the scheduler's lock it would wait in vain.
+  DesiredState d = Load(kPair, /*max_parallel=*/2);
+  Rig rig(d, Observed(d), LiveView::Options{});
+  std::mutex mu;
+  std::condition_variable cv;
+  bool x_ending = false, y_ended = false, y_in_time = false;
+  rig.driver.on_act_key = [&](const std::string& key) {
+    if (key != "y@b") return;
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait_for(l, seconds(5), [&] { return x_ending; });  // y acts once x is being recorded.
+  };
+  class Listener : public StepListener {
+   public:
+    explicit Listener(std::function<void(const Step&)> on_end) : on_end_(std::move(on_end)) {}
+    Status OnStepStart(const Step&) override { return Status::Ok(); }
+    void OnStepEnd(const Step& s, const StepOutcome&) override { on_end_(s); }
+
+   private:
+    std::function<void(const Step&)> on_end_;
+  } listener([&](const Step& s) {
+    std::unique_lock<std::mutex> l(mu);
+    if (s.Key() == "x@a") {
+      x_ending = true;
+      cv.notify_all();
+      y_in_time = cv.wait_for(l, seconds(5), [&] { return y_ended; });
+    } else {
+      y_ended = true;
+      cv.notify_all();
+    }
+  });
+  const int64_t t0 = SteadyMs();
+  ExecutionReport r = rig.exec.Execute(ColdPlan(d), &listener);
+  EXPECT_TRUE(r.ok());
+  EXPECT_TRUE(y_in_time) << "y@b could not end while x@a's result was being recorded";
+  EXPECT_LT(SteadyMs() - t0, 4000);
+}
+
+TEST(ExecutorTest, ASlowListenerDoesNotHoldBackTheStartOfAnotherStep) {
+  // Three independent steps, two workers: z@a gets a worker when y@b ends.
+  // y@b acts once x@a's result is being recorded, and x@a's listener call
+  // waits (bounded) for z@a's intent: z must start meanwhile.
+  DesiredState d = Load(std::string(kPair) + R"(---
+apiVersion: clusterctl/v1
+kind: Service
+metadata: {name: z}
+spec: {machines: [a], process: {command: [/bin/z]}}
+)",
+                        /*max_parallel=*/2);
+  Plan plan = ColdPlan(d);
+  ASSERT_EQ(plan.steps.size(), 3u);
+  ASSERT_EQ(plan.steps[2].Key(), "z@a");
+  Rig rig(d, Observed(d), LiveView::Options{});
+  std::mutex mu;
+  std::condition_variable cv;
+  bool x_ending = false, z_started = false, z_in_time = false;
+  rig.driver.on_act_key = [&](const std::string& key) {
+    if (key != "y@b") return;
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait_for(l, seconds(5), [&] { return x_ending; });
+  };
+  class Listener : public StepListener {
+   public:
+    Listener(std::function<void(const Step&)> on_start, std::function<void(const Step&)> on_end)
+        : on_start_(std::move(on_start)), on_end_(std::move(on_end)) {}
+    Status OnStepStart(const Step& s) override {
+      on_start_(s);
+      return Status::Ok();
+    }
+    void OnStepEnd(const Step& s, const StepOutcome&) override { on_end_(s); }
+
+   private:
+    std::function<void(const Step&)> on_start_, on_end_;
+  } listener(
+      [&](const Step& s) {
+        std::unique_lock<std::mutex> l(mu);
+        if (s.Key() != "z@a") return;
+        z_started = true;
+        cv.notify_all();
+      },
+      [&](const Step& s) {
+        std::unique_lock<std::mutex> l(mu);
+        if (s.Key() != "x@a") return;
+        x_ending = true;
+        cv.notify_all();
+        z_in_time = cv.wait_for(l, seconds(5), [&] { return z_started; });
+      });
+  const int64_t t0 = SteadyMs();
+  ExecutionReport r = rig.exec.Execute(plan, &listener);
+  EXPECT_TRUE(r.ok());
+  EXPECT_TRUE(z_in_time) << "z@a could not start while x@a's result was being recorded";
+  EXPECT_LT(SteadyMs() - t0, 4000);
+}
+
+TEST(ExecutorTest, ADriverThatThrowsFailsItsStepNotTheProcess) {
+  // As a driver that indexes an empty observation (instances.at(0)) would.
+  DesiredState d = Load(kPair, /*max_parallel=*/2);
+  Rig rig(d, Observed(d), LiveView::Options{});
+  rig.driver.on_act_key = [](const std::string& key) {
+    if (key == "x@a") (void)std::vector<ObservedInstance>{}.at(0);
+  };
+  RecordingListener listener;
+  ExecutionReport r = rig.exec.Execute(ColdPlan(d), &listener);
+  ASSERT_EQ(r.outcomes.size(), 2u);
+  EXPECT_EQ(r.outcomes[0].result, StepResult::kFailed);
+  EXPECT_EQ(r.outcomes[0].detail.rfind("internal error running the step: ", 0), 0u)
+      << r.outcomes[0].detail;
+  EXPECT_EQ(r.outcomes[1].result, StepResult::kOk) << r.outcomes[1].detail;
+  // Its audit result is written like any other.
+  EXPECT_EQ(std::count(listener.events.begin(), listener.events.end(),
+                       "result failed x@a: " + r.outcomes[0].detail),
+            1);
+}
+
+TEST(ExecutorTest, AnInstanceMissingFromItsMachinesAnswerIsUnknownNotACrash) {
+  // The driver answers for machine a without db@a: db@a is unknown, and the
+  // start of app@a that requires it is skipped, saying why.
+  DesiredState d = Load(kChain);
+  class Driver : public RecordingDriver {
+   public:
+    Result<MachineObservation> Observe(
+        const desired_state::Machine& m,
+        const std::vector<const desired_state::Service*>& svcs) override {
+      MachineObservation o;
+      o.facts.machine = m.name;
+      o.facts.reachable = true;
+      for (const auto* s : svcs) {
+        if (s->name == "db") continue;  // No instance in the answer.
+        ObservedInstance i;
+        i.service = s->name;
+        i.machine = m.name;
+        i.state = ObservedState::kStopped;
+        o.instances.push_back(i);
+      }
+      return o;
+    }
+  } driver;
+  FakeProber prober;
+  ClusterObservation obs = ObserveCluster(d, nullptr, driver, &prober, {});
+  Plan plan = PlanFor(d, obs);
+  FakeClock clock;
+  LiveView live(&d, nullptr, &prober, clock.Options());
+  live.Seed(obs);
+  RealExecutor exec(&d, nullptr, &driver, &live);
+  ExecutionReport r = exec.Execute(plan, nullptr);
+  ASSERT_EQ(plan.steps.size(), 3u);  // app@a, app@b, lb@b
+  EXPECT_EQ(r.outcomes[0].result, StepResult::kSkipped);
+  EXPECT_EQ(r.outcomes[0].detail, "blocked: db@a unknown (not observed)");
+  EXPECT_TRUE(driver.calls().empty());
 }
 
 TEST(ExecutorTest, AFailedStopDoesNotSkipUnrelatedStarts) {

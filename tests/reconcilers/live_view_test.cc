@@ -136,6 +136,28 @@ TEST(LiveViewTest, AnswersFromTheObservationWithoutProbing) {
   EXPECT_EQ(prober.calls, 0);
 }
 
+TEST(LiveViewTest, TheReadyVerdictWinsOverTheRawProbeResult) {
+  // clusterd: db@a failed one probe, fewer than its failureThreshold, so it
+  // is still ready.
+  DesiredState d = Load();
+  FakeProber prober([] { return true; });
+  LiveView live(&d, nullptr, &prober);
+  ClusterObservation obs;
+  obs.instances = {Instance("db", "a", ObservedState::kRunning, "pid 10")};
+  ProbeResult p;
+  p.service = "db";
+  p.machine = "a";
+  p.ok = false;
+  p.detail = "connection refused";
+  obs.readiness = {p};
+  obs.ready["db@a"] = true;
+  live.Seed(obs);
+  std::string detail;
+  EXPECT_TRUE(live.Holds("db@a", /*ready=*/true, &detail));
+  EXPECT_EQ(detail, "connection refused");
+  EXPECT_EQ(prober.calls, 0);
+}
+
 TEST(LiveViewTest, AnInstanceNeverSeenIsUnknownAndAWaitForItEndsAtOnce) {
   DesiredState d = Load();
   FakeProber prober([] { return true; });

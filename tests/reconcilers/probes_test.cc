@@ -12,10 +12,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
 
+#include "reconcilers/async_prober.h"
 #include "reconcilers/shell.h"
 #include "reconcilers/ssh.h"
 #include "reconcilers/target.h"
@@ -194,6 +197,70 @@ TEST_F(ProbeTest, HttpFailsWhenTheServiceAnswers503) {
   ProbeResult r = Check(HttpProbe(svc.port()));
   EXPECT_FALSE(r.ok);
   EXPECT_EQ(r.detail, "HTTP 503, expected 200");
+}
+
+TEST_F(ProbeTest, HttpFailsOnTimeWhenTheServiceTricklesItsHeaders) {
+  // One header byte every 200 ms: no single read waits as long as the
+  // timeout, but the headers never end. The whole request has one deadline.
+  TestService svc({"--trickle", "200"});
+  const auto start = Clock::now();
+  auto probe = std::async(std::launch::async, [&] {
+    return Check(HttpProbe(svc.port(), "/health", /*timeout_seconds=*/1));
+  });
+  ASSERT_EQ(probe.wait_for(std::chrono::seconds(10)), std::future_status::ready)
+      << "the probe outlived its 1 s timeout by far";
+  ProbeResult r = probe.get();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.detail, "timeout after 1000 ms");
+  EXPECT_LT(MsSince(start), 1000 + 1000);
+  EXPECT_GE(MsSince(start), 900);
+}
+
+TEST_F(ProbeTest, RedisFailsOnTimeWhenTheReplyTrickles) {
+  TestService svc({"--trickle-resp", "200"});
+  const auto start = Clock::now();
+  auto probe = std::async(std::launch::async, [&] {
+    return Check(MakeProbe(ProbeKind::kRedis, svc.port(), /*timeout_seconds=*/1));
+  });
+  ASSERT_EQ(probe.wait_for(std::chrono::seconds(10)), std::future_status::ready)
+      << "the probe outlived its 1 s timeout by far";
+  ProbeResult r = probe.get();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.detail, "timeout after 1000 ms");
+  EXPECT_LT(MsSince(start), 1000 + 1000);
+}
+
+TEST_F(ProbeTest, ATricklingServiceDoesNotStallTheProbesOfOthers) {
+  // clusterd's probe loop with a single worker: the trickler's probe ends at
+  // its deadline, so the healthy service's probe queued behind it runs soon.
+  TestService trickler({"--trickle", "200"});
+  TestService healthy;
+  Service slow = ServiceWith("slow", HttpProbe(trickler.port(), "/health", 1));
+  Service web = ServiceWith("web", HttpProbe(healthy.port(), "/health", 1));
+  const Machine m = LocalMachine();
+  std::mutex mu;
+  std::map<std::string, ProbeResult> results;
+  std::map<std::string, int64_t> at_ms;
+  const auto start = Clock::now();
+  AsyncProber probes(&prober_, 1, [&](const ProbeResult& r) {
+    std::lock_guard<std::mutex> g(mu);
+    results[r.service] = r;
+    at_ms[r.service] = MsSince(start);
+  });
+  ASSERT_TRUE(probes.Submit(nullptr, {&slow, &m, ProbeRole::kReadiness}));
+  ASSERT_TRUE(probes.Submit(nullptr, {&web, &m, ProbeRole::kReadiness}));
+  const bool both = WaitFor(
+      [&] {
+        std::lock_guard<std::mutex> g(mu);
+        return results.size() == 2;
+      },
+      milliseconds(10000));
+  std::lock_guard<std::mutex> g(mu);
+  ASSERT_TRUE(both) << "the healthy service's probe was held back by the trickler";
+  EXPECT_FALSE(results["slow"].ok);
+  EXPECT_EQ(results["slow"].detail, "timeout after 1000 ms");
+  EXPECT_TRUE(results["web"].ok) << results["web"].detail;
+  EXPECT_LT(at_ms["web"], 1000 + 1500);
 }
 
 TEST_F(ProbeTest, HttpExpectStatusCanBeAnythingElse) {
