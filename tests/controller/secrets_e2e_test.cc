@@ -321,5 +321,18 @@ TEST_F(UrlCredentialsE2eTest, AFailedFirstCloneNeverShowsThePassword) {
   EXPECT_EQ(log.find(kPassword), std::string::npos) << log;
 }
 
+TEST_F(UrlCredentialsE2eTest, ClusterctlErrorsNeverShowThePassword) {
+  for (const std::string& flags : {std::string(""), std::string("--json ")}) {
+    std::string out;
+    EXPECT_EQ(testing::RunShell(testing::CliBin() + " --config '" + tmp_.Sub("clusterd.yaml") +
+                                    "' " + flags + "validate",
+                                &out),
+              1)
+        << out;
+    EXPECT_NE(out.find("user:***@127.0.0.1:"), std::string::npos) << out;
+    EXPECT_EQ(out.find(kPassword), std::string::npos) << out;
+  }
+}
+
 }  // namespace
 }  // namespace clusterctl
