@@ -159,12 +159,12 @@ struct World {
       return;
     }
     config = dir.Sub("clusterctl.yaml");
-    th::WriteFile(config, "repo: {url: " + origin->path() +
-                              ", branch: main, pollSeconds: 300}\ndataDir: " + dir.Sub("data") +
-                              "\nlisten: " + listen + "\ntokenFile: " + token +
-                              "\nssh:\n  knownHosts: " + cluster.known_hosts_path() +
-                              "\n  hostKeyPolicy: strict\n  identityFile: " +
-                              cluster.client_key_path() + "\n");
+    th::WriteFile(
+        config, "repo: {url: " + origin->path() + ", branch: main, pollSeconds: 300}\ndataDir: " +
+                    dir.Sub("data") + "\nlisten: " + listen + "\ntokenFile: " + token +
+                    "\nssh:\n  knownHosts: " + cluster.known_hosts_path() +
+                    "\n  hostKeyPolicy: strict\nsecretsDir: " +
+                    std::filesystem::path(cluster.client_key_path()).parent_path().string() + "\n");
     clusterd = std::make_unique<th::Process>(
         std::vector<std::string>{th::ClusterdBin(), "--config", config},
         th::OutputTo(dir.Sub("clusterd.log")));

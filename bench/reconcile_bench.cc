@@ -291,11 +291,11 @@ struct World {
     audit = std::move(log.value());
     // clusterctl's config: how to reach the machines; a listen address where
     // no clusterd answers, so apply works on its own data directory.
-    th::WriteFile(apply_dir.Sub("clusterctl.yaml"),
-                  "listen: 127.0.0.1:" + std::to_string(th::PickFreePort()) +
-                      "\nssh:\n  knownHosts: " + cluster.known_hosts_path() +
-                      "\n  hostKeyPolicy: strict\n  identityFile: " + cluster.client_key_path() +
-                      "\n");
+    th::WriteFile(
+        apply_dir.Sub("clusterctl.yaml"),
+        "listen: 127.0.0.1:" + std::to_string(th::PickFreePort()) + "\nssh:\n  knownHosts: " +
+            cluster.known_hosts_path() + "\n  hostKeyPolicy: strict\nsecretsDir: " +
+            std::filesystem::path(cluster.client_key_path()).parent_path().string() + "\n");
 
     ansible = std::make_unique<BenchAnsible>(cluster);
     if (ansible->installed()) SetUpAnsible();

@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "desired-state/dir_source.h"
+#include "desired-state/redact_url.h"
 
 namespace clusterctl::cli {
 namespace fs = std::filesystem;
@@ -24,6 +25,7 @@ Status Globals::Resolve() {
   data_dir = !data_dir_flag.empty()     ? data_dir_flag
              : !config.data_dir.empty() ? config.data_dir
                                         : controller::DefaultDataDir();
+  load_options = controller::LoadOptionsOf(config, data_dir);
   return Status::Ok();
 }
 
@@ -53,11 +55,11 @@ int ReportError(const Globals& g, const Status& status) {
   if (g.json) {
     std::cout << nlohmann::json{{"error",
                                  {{"code", CodeName(status.code())},
-                                  {"message", status.message()}}}}
+                                  {"message", desired_state::RedactUrls(status.message())}}}}
                      .dump()
               << "\n";
   } else {
-    std::cerr << "clusterctl: error: " << status.message() << "\n";
+    std::cerr << "clusterctl: error: " << desired_state::RedactUrls(status.message()) << "\n";
   }
   return kExitError;
 }

@@ -11,6 +11,7 @@
 
 #include "controller/config.h"
 #include "desired-state/git_source.h"
+#include "desired-state/loader.h"
 #include "desired-state/status.h"
 
 namespace clusterctl::cli {
@@ -33,6 +34,9 @@ struct Globals {
   std::string repo;      // Default: "." (the current directory).
   std::string branch;    // Default: "main".
   std::string data_dir;  // Default: controller::DefaultDataDir().
+  // How every revision is loaded: with the secrets rule of the config and
+  // data_dir (secretsDir, default <data_dir>/secrets), as clusterd does.
+  desired_state::LoadOptions load_options;
 
   // Loads the config file (lookup order of SPEC.md) and applies the flags.
   Status Resolve();
@@ -43,7 +47,8 @@ struct Globals {
 };
 
 // Prints a failed Status the way every command does ("clusterctl: error: ...")
-// on stderr, or as {"error": {...}} on stdout with --json. Returns kExitError.
+// on stderr, or as {"error": {...}} on stdout with --json, with the
+// credentials of any URL in it redacted. Returns kExitError.
 int ReportError(const Globals& g, const Status& status);
 
 // "user@host" of whoever runs the command (audit actor).

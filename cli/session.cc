@@ -13,7 +13,7 @@ std::optional<desired_state::DesiredState> LoadDesired(const Globals& g, const s
     *status = snap.status();
     return std::nullopt;
   }
-  desired_state::LoadResult r = desired_state::Load(*snap);
+  desired_state::LoadResult r = desired_state::Load(*snap, g.load_options);
   for (const auto& w : r.warnings) std::cerr << "warning: " << w << "\n";
   if (!r.ok()) {
     std::cerr << r.errors.ToString();
@@ -42,7 +42,7 @@ Status Session::Open(const std::string& rev, bool read_only_ok) {
       [this](const std::string& commit) -> Result<desired_state::DesiredState> {
         auto snap = g_->ReadRevision(commit);
         if (!snap.ok()) return snap.status();
-        auto r = desired_state::Load(*snap);
+        auto r = desired_state::Load(*snap, g_->load_options);
         if (!r.ok()) return Status::Invalid(r.errors.ToString());
         return std::move(*r.state);
       });
@@ -50,7 +50,7 @@ Status Session::Open(const std::string& rev, bool read_only_ok) {
       last_applied_->commit != "working-tree") {
     // A data directory from before the record: what the last run applied.
     auto snap = g_->ReadRevision(last_applied_->commit);
-    auto r = snap.ok() ? desired_state::Load(*snap) : desired_state::LoadResult{};
+    auto r = snap.ok() ? desired_state::Load(*snap, g_->load_options) : desired_state::LoadResult{};
     if (r.ok()) {
       managed_ = controller::SeedManaged(*r.state);
     } else {
@@ -101,6 +101,7 @@ Status Session::SetUpSsh() {
   o.known_hosts = !c.known_hosts.empty() ? c.known_hosts : g_->data_dir + "/known_hosts";
   if (c.host_key_policy == "accept-new") o.policy = reconcilers::HostKeyPolicy::kAcceptNew;
   o.default_identity_file = controller::ExpandHome(c.identity_file);
+  o.secrets = g_->load_options.secrets;
   o.connect_timeout_ms = c.connect_timeout_seconds * 1000;
   o.command_timeout_ms = c.command_timeout_seconds * 1000;
   std::error_code ec;
@@ -113,7 +114,8 @@ Status Session::SetUpSsh() {
   reconcilers::ShellDriver::Options driver_options;
   driver_options.command_timeout = std::chrono::seconds(c.command_timeout_seconds);
   driver_ = std::make_unique<reconcilers::ShellDriver>(ssh_.get(), driver_options);
-  prober_ = std::make_unique<reconcilers::RealProber>(ssh_.get());
+  prober_ =
+      std::make_unique<reconcilers::RealProber>(ssh_.get(), nullptr, *g_->load_options.secrets);
   return Status::Ok();
 }
 

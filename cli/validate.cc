@@ -30,7 +30,7 @@ json RevisionJson(const ds::Revision& r) {
 int RunValidate(const Globals& g, const std::string& rev) {
   Result<ds::Snapshot> snap = g.ReadRevision(rev);
   if (!snap.ok()) return ReportError(g, snap.status());
-  ds::LoadResult r = ds::Load(*snap);
+  ds::LoadResult r = ds::Load(*snap, g.load_options);
   const std::string shown =
       snap->revision.commit.size() > 12 ? snap->revision.Short() : snap->revision.commit;
   if (g.json) {

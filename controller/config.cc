@@ -49,6 +49,24 @@ Result<std::string> FindConfig(const std::string& explicit_path) {
   return std::string();
 }
 
+desired_state::SecretsPolicy SecretsPolicyOf(const Config& c, const std::string& data_dir) {
+  desired_state::SecretsPolicy p;
+  std::string dir = !c.secrets_dir.empty() ? c.secrets_dir : data_dir + "/secrets";
+  p.dir = fs::absolute(ExpandHome(dir)).lexically_normal().string();
+  while (p.dir.size() > 1 && p.dir.back() == '/') p.dir.pop_back();
+  p.reserved = {{"tokenFile", ExpandHome(c.token_file)},
+                {"webhookSecretFile", ExpandHome(c.webhook_secret_file)},
+                {"ssh.identityFile", ExpandHome(c.identity_file)},
+                {"redis.passwordFile", ExpandHome(c.redis_password_file)}};
+  return p;
+}
+
+desired_state::LoadOptions LoadOptionsOf(const Config& c, const std::string& data_dir) {
+  desired_state::LoadOptions o;
+  o.secrets = SecretsPolicyOf(c, data_dir);
+  return o;
+}
+
 Result<Config> LoadConfig(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::NotFound("cannot read config file \"" + path + "\"");
@@ -88,6 +106,7 @@ Result<Config> LoadConfig(const std::string& path) {
   c.listen = v.value("listen", c.listen);
   c.token_file = abs(v.value("tokenFile", ""));
   c.webhook_secret_file = abs(v.value("webhookSecretFile", ""));
+  c.secrets_dir = abs(v.value("secretsDir", ""));
   const json& ssh = v["ssh"];
   c.known_hosts = abs(ssh.value("knownHosts", ""));
   c.host_key_policy = ssh.value("hostKeyPolicy", c.host_key_policy);

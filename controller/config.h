@@ -10,6 +10,8 @@
 #include <string>
 
 #include "desired-state/diagnostics.h"
+#include "desired-state/loader.h"
+#include "desired-state/secret_file.h"
 #include "desired-state/status.h"
 
 namespace clusterctl::controller {
@@ -25,6 +27,9 @@ struct Config {
   std::string listen = "127.0.0.1:7480";  // Default: 127.0.0.1:7480.
   std::string token_file;
   std::string webhook_secret_file;
+  // Where the secret files named by the desired-state repository live
+  // (desired-state/secret_file.h). Default: empty = <data_dir>/secrets.
+  std::string secrets_dir;
   std::string known_hosts;                 // Default: <data_dir>/known_hosts.
   std::string host_key_policy = "strict";  // strict | accept-new.
   std::string identity_file;
@@ -47,6 +52,16 @@ Result<std::string> FindConfig(const std::string& explicit_path);
 
 // Data directory default: $XDG_STATE_HOME/clusterctl, else ~/.local/state/clusterctl.
 std::string DefaultDataDir();
+
+// The secrets rule of a controller with config `c` and data directory
+// `data_dir` (flags applied): secretsDir (default <data_dir>/secrets), and the
+// controller's own secrets (tokenFile, webhookSecretFile, ssh.identityFile,
+// redis.passwordFile) as reserved files the repository can never name.
+desired_state::SecretsPolicy SecretsPolicyOf(const Config& c, const std::string& data_dir);
+
+// The options every load of a revision by clusterd or clusterctl uses: the
+// defaults plus SecretsPolicyOf(c, data_dir).
+desired_state::LoadOptions LoadOptionsOf(const Config& c, const std::string& data_dir);
 
 // Expands a leading "~/" with $HOME.
 std::string ExpandHome(const std::string& path);

@@ -13,6 +13,7 @@
 #include "controller/revision_pass.h"
 #include "controller/status_view.h"
 #include "desired-state/loader.h"
+#include "desired-state/redact_url.h"
 #include "reconcilers/observer.h"
 
 namespace clusterctl::controller {
@@ -61,6 +62,7 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
   std::unique_ptr<Daemon> d(new Daemon());
   d->config_ = config;
   if (d->config_.data_dir.empty()) d->config_.data_dir = DefaultDataDir();
+  d->load_options_ = LoadOptionsOf(d->config_, d->config_.data_dir);
   if (d->config_.repo_url.empty()) {
     return clusterctl::Status::Invalid("the config names no repository: set repo.url");
   }
@@ -97,13 +99,15 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
   if (d->config_.host_key_policy == "accept-new")
     so.policy = reconcilers::HostKeyPolicy::kAcceptNew;
   so.default_identity_file = ExpandHome(d->config_.identity_file);
+  so.secrets = d->load_options_.secrets;
   so.connect_timeout_ms = d->config_.connect_timeout_seconds * 1000;
   so.command_timeout_ms = d->config_.command_timeout_seconds * 1000;
   d->ssh_ = std::make_unique<reconcilers::SshPool>(so);
   reconcilers::ShellDriver::Options driver_options;
   driver_options.command_timeout = std::chrono::seconds(d->config_.command_timeout_seconds);
   d->driver_ = std::make_unique<reconcilers::ShellDriver>(d->ssh_.get(), driver_options);
-  d->prober_ = std::make_unique<reconcilers::RealProber>(d->ssh_.get());
+  d->prober_ =
+      std::make_unique<reconcilers::RealProber>(d->ssh_.get(), nullptr, *d->load_options_.secrets);
   {
     Daemon* self = d.get();
     d->probes_ = std::make_unique<reconcilers::AsyncProber>(
@@ -138,7 +142,7 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
     d->applied_commit_ = (*last)->commit;
     auto snap = d->source_->Read((*last)->commit);
     if (snap.ok()) {
-      auto r = desired_state::Load(*snap);
+      auto r = desired_state::Load(*snap, d->load_options_);
       if (r.ok()) d->desired_ = std::make_shared<DesiredState>(std::move(*r.state));
     }
   }
@@ -161,11 +165,12 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
   if (!found && d->desired_) d->managed_ = SeedManaged(*d->desired_);
   {
     desired_state::GitSource* source = d->source_.get();
+    const desired_state::LoadOptions options = d->load_options_;
     d->prune_loader_ = std::make_unique<PruneBasisLoader>(
-        [source](const std::string& commit) -> Result<DesiredState> {
+        [source, options](const std::string& commit) -> Result<DesiredState> {
           auto snap = source->Read(commit);
           if (!snap.ok()) return snap.status();
-          auto r = desired_state::Load(*snap);
+          auto r = desired_state::Load(*snap, options);
           if (!r.ok()) return clusterctl::Status::Invalid(r.errors.ToString());
           return std::move(*r.state);
         });
@@ -232,8 +237,9 @@ void Daemon::WakeReconcile() {
 }
 
 clusterctl::Status Daemon::Run() {
-  spdlog::info("clusterd starting: repository {} branch {}, data directory {}", config_.repo_url,
-               config_.branch, config_.data_dir);
+  spdlog::info("clusterd starting: repository {} branch {}, data directory {}, secrets {}",
+               desired_state::RedactUrls(config_.repo_url), config_.branch, config_.data_dir,
+               load_options_.secrets->dir);
   if (suspended_) {
     spdlog::warn("starting suspended (by {}): POST /api/v1/resume to reconcile", suspended_by_);
   }
@@ -286,7 +292,8 @@ bool Daemon::PollSource(bool* fetched_ok) {
       have_revision = desired_ != nullptr;
     }
     RaiseAlert("source", "warning",
-               "cannot fetch " + config_.repo_url + ": " + fetched.message() +
+               "cannot fetch " + desired_state::RedactUrls(config_.repo_url) + ": " +
+                   fetched.message() +
                    (have_revision ? "; the last good revision stays in force"
                                   : "; nothing is reconciled until a first fetch succeeds"));
     return false;
@@ -332,7 +339,7 @@ bool Daemon::PollSource(bool* fetched_ok) {
     RaiseAlert("source", "warning", snap.status().message());
     return false;
   }
-  desired_state::LoadResult r = desired_state::Load(*snap);
+  desired_state::LoadResult r = desired_state::Load(*snap, load_options_);
   if (!r.ok()) {
     const std::string errors = r.errors.ToString();
     const size_t n = r.errors.Sorted().size();
@@ -843,7 +850,9 @@ void Daemon::ProbeLoop() {
 // ---------------------------------------------------------------- events
 
 void Daemon::RaiseAlert(const std::string& id, const std::string& severity,
-                        const std::string& message) {
+                        const std::string& raw_message) {
+  // Alerts are logged, persisted and served: no URL credentials in them.
+  const std::string message = desired_state::RedactUrls(raw_message);
   std::lock_guard<std::mutex> g(mu_);
   auto it = alerts_.find(id);
   if (it != alerts_.end() && it->second.message == message) return;
@@ -867,7 +876,9 @@ void Daemon::AuditEvent(const std::string& action, const std::string& trigger,
   r.action = action;
   r.phase = "event";
   r.result = result;
-  r.detail = detail.size() > 16000 ? detail.substr(0, 16000) + "..." : detail;
+  // Audit records are kept forever: no URL credentials in them.
+  const std::string redacted = desired_state::RedactUrls(detail);
+  r.detail = redacted.size() > 16000 ? redacted.substr(0, 16000) + "..." : redacted;
   r.machine = machine;
   r.service = service;
   auto w = audit_->Append(r);

@@ -137,6 +137,7 @@ class Daemon : public DaemonView {
   void SleepOrWake(int64_t ms, bool* flag);
 
   Config config_;
+  desired_state::LoadOptions load_options_;  // With the secrets rule of config_.
   std::string actor_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<StateStore> state_;

@@ -11,6 +11,7 @@
 #include "controller/api.h"
 #include "controller/config.h"
 #include "controller/daemon.h"
+#include "desired-state/redact_url.h"
 
 namespace {
 
@@ -31,14 +32,16 @@ Result<std::string> ReadSecret(const std::string& path, const char* what) {
 int Run(const std::string& config_path) {
   auto config = clusterctl::controller::LoadConfig(config_path);
   if (!config.ok()) {
-    std::cerr << "clusterd: " << config.status().message() << "\n";
+    std::cerr << "clusterd: " << clusterctl::desired_state::RedactUrls(config.status().message())
+              << "\n";
     return 1;
   }
   auto token = ReadSecret(config->token_file, "token");
   auto webhook = ReadSecret(config->webhook_secret_file, "webhook secret");
   for (const auto* r : {&token, &webhook}) {
     if (!r->ok()) {
-      std::cerr << "clusterd: " << r->status().message() << "\n";
+      std::cerr << "clusterd: " << clusterctl::desired_state::RedactUrls(r->status().message())
+                << "\n";
       return 1;
     }
   }
@@ -55,7 +58,8 @@ int Run(const std::string& config_path) {
 
   auto daemon = clusterctl::controller::Daemon::Create(*config);
   if (!daemon.ok()) {
-    std::cerr << "clusterd: " << daemon.status().message() << "\n";
+    std::cerr << "clusterd: " << clusterctl::desired_state::RedactUrls(daemon.status().message())
+              << "\n";
     return 1;
   }
   clusterctl::controller::ApiServer::Options ao;
@@ -66,7 +70,7 @@ int Run(const std::string& config_path) {
   ao.log = [](const std::string& line) { spdlog::info("{}", line); };
   clusterctl::controller::ApiServer api(daemon->get(), ao);
   if (Status s = api.Start(); !s.ok()) {
-    std::cerr << "clusterd: " << s.message() << "\n";
+    std::cerr << "clusterd: " << clusterctl::desired_state::RedactUrls(s.message()) << "\n";
     return 1;
   }
   spdlog::info("API listening on {}", config->listen);

@@ -22,6 +22,8 @@
 #include <system_error>
 #include <utility>
 
+#include "desired-state/redact_url.h"
+
 namespace clusterctl::desired_state {
 namespace {
 
@@ -99,14 +101,15 @@ std::string Escape(std::string_view s) {
   return out;
 }
 
-std::string Quote(std::string_view s) { return "\"" + Escape(s) + "\""; }
+// Quoted and escaped; a URL in it loses its credentials (redact_url.h).
+std::string Quote(std::string_view s) { return "\"" + Escape(RedactUrls(s)) + "\""; }
 
 // The last libgit2 error message, without a trailing period or newline.
 std::string LastGitError() {
   const git_error* e = git_error_last();
   std::string m = (e != nullptr && e->message != nullptr) ? e->message : "unknown libgit2 error";
   while (!m.empty() && (m.back() == '\n' || m.back() == '.')) m.pop_back();
-  return m;
+  return RedactUrls(m);  // libgit2 may quote the URL, credentials and all.
 }
 
 // A Status for a failed libgit2 call: "context: libgit2 message; hint".
@@ -859,7 +862,8 @@ Result<std::unique_ptr<GitSource>> GitSource::Open(const Options& options) try {
   impl->git_dir = StripTrailingSlash(path != nullptr ? path : "");
   return std::unique_ptr<GitSource>(new GitSource(std::move(impl)));
 } catch (const std::exception& e) {
-  return Status::Internal(std::string("opening the desired-state repository: ") + e.what());
+  return Status::Internal(std::string("opening the desired-state repository: ") +
+                          RedactUrls(e.what()));
 }
 
 namespace {
@@ -971,7 +975,7 @@ Result<Revision> GitSource::CommitTreeOf(const std::string& target, const std::s
   if (!made.ok()) return made.status();
   return Impl::ToRevision(made->get());
 } catch (const std::exception& e) {
-  return Status::Internal(std::string("writing the rollback commit: ") + e.what());
+  return Status::Internal(std::string("writing the rollback commit: ") + RedactUrls(e.what()));
 }
 
 Status GitSource::Fetch() try {
@@ -987,7 +991,7 @@ Status GitSource::Fetch() try {
   std::lock_guard<std::mutex> g(impl_->mu);
   return impl_->KeepRollbackBranches();
 } catch (const std::exception& e) {
-  return Status::Internal(std::string("fetching: ") + e.what());
+  return Status::Internal(std::string("fetching: ") + RedactUrls(e.what()));
 }
 
 void GitSource::Cancel() {
@@ -1008,7 +1012,7 @@ Result<Revision> GitSource::Resolve(const std::string& rev) try {
   if (!commit.ok()) return commit.status();
   return Impl::ToRevision(commit->get());
 } catch (const std::exception& e) {
-  return Status::Internal("resolving revision " + Quote(rev) + ": " + e.what());
+  return Status::Internal("resolving revision " + Quote(rev) + ": " + RedactUrls(e.what()));
 }
 
 Result<Snapshot> GitSource::Read(const std::string& rev) try {
@@ -1017,7 +1021,7 @@ Result<Snapshot> GitSource::Read(const std::string& rev) try {
   if (!commit.ok()) return commit.status();
   return impl_->ReadCommit(commit->get());
 } catch (const std::exception& e) {
-  return Status::Internal("reading revision " + Quote(rev) + ": " + e.what());
+  return Status::Internal("reading revision " + Quote(rev) + ": " + RedactUrls(e.what()));
 }
 
 Result<bool> GitSource::IsDescendant(const std::string& commit, const std::string& ancestor) try {
@@ -1037,7 +1041,7 @@ Result<bool> GitSource::IsDescendant(const std::string& commit, const std::strin
   }
   return rc == 1;
 } catch (const std::exception& e) {
-  return Status::Internal("comparing revisions: " + std::string(e.what()));
+  return Status::Internal("comparing revisions: " + RedactUrls(e.what()));
 }
 
 const std::string& GitSource::git_dir() const { return impl_->git_dir; }

@@ -32,6 +32,32 @@ void ParseInParallel(size_t n, const std::function<void(size_t)>& fn) {
   for (auto& t : threads) t.join();
 }
 
+// Checks every `passwordFile` and `identityFile` string below `value`
+// (`pointer` is its JSON pointer) against `policy`.
+void CheckSecretFiles(const YamlDocument& doc, const nlohmann::json& value,
+                      const std::string& pointer, const SecretsPolicy& policy, Diagnostics* diags) {
+  if (value.is_array()) {
+    for (size_t i = 0; i < value.size(); ++i) {
+      CheckSecretFiles(doc, value[i], pointer + "/" + std::to_string(i), policy, diags);
+    }
+    return;
+  }
+  if (!value.is_object()) return;
+  for (const auto& [key, member] : value.items()) {
+    const std::string at = pointer + "/" + JsonPointerEscape(key);
+    if ((key == "passwordFile" || key == "identityFile") && member.is_string()) {
+      auto resolved = ResolveSecretFile(policy, member.get<std::string>());
+      if (!resolved.ok()) {
+        diags->Add(doc.Locate(at), key + " " + resolved.status().message(),
+                   "put the file in secretsDir (" + policy.dir +
+                       ") and name it relative to it (docs/desired-state.md, Secrets)");
+      }
+      continue;
+    }
+    CheckSecretFiles(doc, member, at, policy, diags);
+  }
+}
+
 }  // namespace
 
 LoadResult LoadFiles(const std::vector<SourceFile>& files, const Revision& revision,
@@ -66,6 +92,7 @@ LoadResult LoadFiles(const std::vector<SourceFile>& files, const Revision& revis
       continue;
     }
     schemas.ApplyDefaults(&doc.value);
+    if (options.secrets) CheckSecretFiles(doc, doc.value, "", *options.secrets, &result.errors);
     internal::Decode(doc, &decoded, &result.errors);
   }
   if (docs.empty() && result.errors.empty()) {

@@ -8,6 +8,9 @@
 //   4. semantic checks: one Cluster, unique names, references, selectors,
 //      dependency cycles, services on zero machines (semantic.cc)
 //   5. expand desired instances with their spec hashes (instances.cc)
+// With options.secrets set, every `passwordFile` and `identityFile` the
+// revision names is also checked against the secrets rule (secret_file.h),
+// which looks at the file system (the only I/O of a load).
 // A revision with any error yields no DesiredState.
 //
 // Thread-safety: reentrant; call on a thread with >= 1 MiB of stack.
@@ -20,6 +23,7 @@
 #include "desired-state/diagnostics.h"
 #include "desired-state/git_source.h"
 #include "desired-state/model.h"
+#include "desired-state/secret_file.h"
 #include "desired-state/yaml_reader.h"
 
 namespace clusterctl::desired_state {
@@ -27,6 +31,11 @@ namespace clusterctl::desired_state {
 struct LoadOptions {
   YamlLimits yaml;
   size_t max_documents = 200000;  // Default: 200,000 documents per revision.
+  // Where the secret files the revision names may live; a path that breaks
+  // the rule is an error at its file:line:col. clusterd and clusterctl always
+  // set it (config secretsDir). Default: unset = paths are not checked, for
+  // tools and tests that never read a secret.
+  std::optional<SecretsPolicy> secrets;
 };
 
 struct LoadResult {

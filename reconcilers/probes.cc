@@ -389,27 +389,18 @@ Outcome HttpProbe(const Probe& p, const Machine& m, Clock::time_point start) {
 
 // ---------------------------------------------------------------- redis
 
-std::string ExpandHome(const std::string& path) {
-  if (path != "~" && path.rfind("~/", 0) != 0) return path;
-  const char* home = std::getenv("HOME");
-  std::string h = home && *home ? home : "";
-  if (h.empty()) {
-    if (passwd* pw = getpwuid(geteuid())) h = pw->pw_dir;
-  }
-  return h + path.substr(1);
-}
-
-// Reads a secret file: its content without trailing line breaks. The error
-// names the file, never its content.
-bool ReadSecret(const std::string& path, std::string* secret, std::string* error) {
-  std::ifstream in(ExpandHome(path), std::ios::binary);
-  if (!in) {
-    *error = "cannot read passwordFile " + path + ": " + ErrnoText(errno);
+// Reads a secret file named by the repository under the secrets rule
+// (desired-state/secret_file.h): its content without trailing line breaks.
+// The error names the file, never its content.
+bool ReadSecret(const desired_state::SecretsPolicy& secrets, const std::string& path,
+                std::string* secret, std::string* error) {
+  auto content = desired_state::ReadSecretFile(secrets, path);
+  if (!content.ok()) {
+    const bool refused = content.status().code() == Code::kInvalid;
+    *error = (refused ? "passwordFile " : "cannot read passwordFile ") + content.status().message();
     return false;
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  *secret = ss.str();
+  *secret = std::move(*content);
   while (!secret->empty() && (secret->back() == '\n' || secret->back() == '\r')) {
     secret->pop_back();
   }
@@ -474,7 +465,8 @@ std::string ReplyText(const redisReply* r) {
   return "(reply type " + std::to_string(r->type) + ")";
 }
 
-Outcome RedisProbe(const Probe& p, const Machine& m, Clock::time_point start) {
+Outcome RedisProbe(const Probe& p, const Machine& m, Clock::time_point start,
+                   const desired_state::SecretsPolicy& secrets) {
   const int64_t timeout = TimeoutMs(p);
   const Clock::time_point deadline = start + milliseconds(timeout);
   const std::string host = HostOf(p, m);
@@ -483,7 +475,7 @@ Outcome RedisProbe(const Probe& p, const Machine& m, Clock::time_point start) {
   std::string password;
   if (!p.password_file.empty()) {
     std::string error;
-    if (!ReadSecret(p.password_file, &password, &error)) return Fail(error);
+    if (!ReadSecret(secrets, p.password_file, &password, &error)) return Fail(error);
   }
 
   errno = 0;
@@ -573,8 +565,11 @@ Outcome ExecProbe(CommandRunner* ssh, const Probe& p, const Machine& m) {
 
 Prober::~Prober() = default;
 
-RealProber::RealProber(CommandRunner* ssh, std::function<int64_t()> now_ms)
-    : ssh_(ssh), now_ms_(now_ms ? std::move(now_ms) : std::function<int64_t()>(WallClockMs)) {}
+RealProber::RealProber(CommandRunner* ssh, std::function<int64_t()> now_ms,
+                       desired_state::SecretsPolicy secrets)
+    : ssh_(ssh),
+      now_ms_(now_ms ? std::move(now_ms) : std::function<int64_t()>(WallClockMs)),
+      secrets_(std::move(secrets)) {}
 
 ProbeResult RealProber::Check(const Probe& probe, const Machine& machine) {
   ProbeResult result;
@@ -592,7 +587,7 @@ ProbeResult RealProber::Check(const Probe& probe, const Machine& machine) {
         out = TcpProbe(probe, machine, start);
         break;
       case ProbeKind::kRedis:
-        out = RedisProbe(probe, machine, start);
+        out = RedisProbe(probe, machine, start, secrets_);
         break;
       case ProbeKind::kExec:
         out = ExecProbe(ssh_, probe, machine);

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 
@@ -814,6 +815,9 @@ Status SshPool::Establish(Conn& conn, const SshTarget& target, ssh_session* out)
 
   // Authentication. Key contents are never logged; only the file name.
   const std::string user_name = target.user.empty() ? "the current user" : target.user;
+  // A key the target names comes from the desired-state repository: under
+  // the secrets rule it is read from secretsDir only (secret_file.h).
+  const bool repo_key = !target.identity_file.empty() && options_.secrets.has_value();
   const std::string identity = ExpandHome(
       !target.identity_file.empty() ? target.identity_file : options_.default_identity_file);
   auto pump_auth = [&](auto attempt) -> int {
@@ -827,8 +831,20 @@ Status SshPool::Establish(Conn& conn, const SshTarget& target, ssh_session* out)
   int auth;
   if (!identity.empty()) {
     ssh_key key = nullptr;
-    if (ssh_pki_import_privkey_file(identity.c_str(), nullptr, nullptr, nullptr, &key) != SSH_OK ||
-        key == nullptr) {
+    int imported = SSH_ERROR;
+    if (repo_key) {
+      auto pem = desired_state::ReadSecretFile(*options_.secrets, target.identity_file);
+      if (!pem.ok()) {
+        const bool refused = pem.status().code() == Code::kInvalid;
+        return Status::Permission((refused ? "identity file " : "cannot load identity file ") +
+                                  pem.status().message());
+      }
+      imported = ssh_pki_import_privkey_base64(pem->c_str(), nullptr, nullptr, nullptr, &key);
+      explicit_bzero(pem->data(), pem->size());
+    } else {
+      imported = ssh_pki_import_privkey_file(identity.c_str(), nullptr, nullptr, nullptr, &key);
+    }
+    if (imported != SSH_OK || key == nullptr) {
       return Status::Permission("cannot load identity file " + identity +
                                 " (missing, unreadable, not a private key, or "
                                 "passphrase-protected)");

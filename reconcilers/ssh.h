@@ -36,10 +36,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <semaphore>
 #include <string>
 
+#include "desired-state/secret_file.h"
 #include "desired-state/status.h"
 
 struct ssh_session_struct;
@@ -71,6 +73,14 @@ struct SshOptions {
   // Private key used when a target names none ("~/" allowed). Default: empty
   // = try the ssh-agent ($SSH_AUTH_SOCK), then ~/.ssh/id_* keys.
   std::string default_identity_file;
+  // Where a key a target names (a Machine's or the Cluster's identityFile,
+  // from the desired-state repository) may be read from: the rule of
+  // desired-state/secret_file.h, checked again when the key is read. clusterd
+  // and clusterctl always set it. Default: unset = a target's identity_file
+  // is read as given (tests and tools whose targets are not from a
+  // repository). default_identity_file is the controller's own and is read
+  // as given.
+  std::optional<desired_state::SecretsPolicy> secrets;
   // Bound on establishing a session: TCP connect, key exchange, host key
   // check and authentication. Default: 5000 ms.
   int connect_timeout_ms = 5000;

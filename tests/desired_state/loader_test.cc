@@ -68,7 +68,7 @@ TEST(LoaderTest, LoadsTheLanggraphExample) {
   // Machine ssh settings: own fields over the Cluster's defaults.
   EXPECT_EQ(s.FindMachine("jetson")->ssh.user, "sanzad");
   EXPECT_EQ(s.FindMachine("cpu-coordinator")->ssh.user, "ops");
-  EXPECT_EQ(s.FindMachine("jetson")->ssh.identity_file, "~/.ssh/id_ed25519");
+  EXPECT_EQ(s.FindMachine("jetson")->ssh.identity_file, "id_ed25519");
 }
 
 TEST(LoaderTest, AppliesSchemaDefaultsOnce) {

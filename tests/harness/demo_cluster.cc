@@ -27,7 +27,9 @@ DemoCluster::DemoCluster(DemoOptions options) : options_(std::move(options)) {
     dir_ = options_.dir;
     std::filesystem::create_directories(dir_);
   }
-  client_key_ = dir_ + "/client_key";
+  // The machines' key is a secret the repository names: it lives in the
+  // controller's secrets directory (<dataDir>/secrets, the default).
+  client_key_ = dir_ + "/data/secrets/id_ed25519";
   GenerateEd25519Key(client_key_, "clusterctl-demo");
   known_hosts_ = dir_ + "/known_hosts";
   std::string known;
@@ -74,9 +76,9 @@ void DemoCluster::WriteRepository() {
   r.Write("cluster.yaml",
           "apiVersion: clusterctl/v1\nkind: Cluster\nmetadata: {name: langgraph}\n"
           "spec:\n  profile: " +
-              options_.profile + "\n  defaults:\n    ssh: {user: " +
-              hosts_.begin()->second->user() + ", identityFile: " + client_key_ +
-              "}\n  reconcile: {intervalSeconds: 2, maxParallel: 8}\n");
+              options_.profile +
+              "\n  defaults:\n    ssh: {user: " + hosts_.begin()->second->user() +
+              ", identityFile: id_ed25519}\n  reconcile: {intervalSeconds: 2, maxParallel: 8}\n");
   for (const auto& [name, host] : hosts_) {
     std::string labels = name == "jetson"          ? "{gpu: \"true\"}"
                          : name == "rp-embeddings" ? "{role: embeddings}"
@@ -151,7 +153,7 @@ void DemoCluster::WriteConfig() {
                               std::to_string(options_.poll_seconds) + "}\ndataDir: " + data_dir_ +
                               "\nlisten: " + listen_ + "\ntokenFile: " + token_file_ +
                               "\nssh:\n  knownHosts: " + known_hosts_ +
-                              "\n  hostKeyPolicy: strict\n  identityFile: " + client_key_ + "\n");
+                              "\n  hostKeyPolicy: strict\n");
 }
 
 int DemoCluster::Cli(const std::string& args, std::string* output) const {

@@ -172,7 +172,10 @@ class ProbeTest : public ::testing::Test {
     return prober_.Check(probe, machine);
   }
 
-  RealProber prober_{nullptr, [] { return kFakeNow; }};
+  // Repository-named password files come from here only.
+  TempDir secrets_;
+  RealProber prober_{nullptr, [] { return kFakeNow; },
+                     desired_state::SecretsPolicy{secrets_.path(), {}}};
 };
 
 // ---------------------------------------------------------------- http
@@ -424,27 +427,37 @@ TEST_F(ProbeTest, RedisAuthenticatesWithThePasswordFile) {
   RedisServerOptions options;
   options.password = "correct horse-battery";
   RedisServer redis(options);
-  TempDir tmp;
   Probe p = MakeProbe(ProbeKind::kRedis, redis.port());
-  p.password_file = tmp.Sub("pw");
-  WriteFile(p.password_file, options.password + "\n");  // a trailing newline is trimmed
+  p.password_file = "redis/pw";                                  // relative to secretsDir
+  WriteFile(secrets_.Sub("redis/pw"), options.password + "\n");  // a trailing newline is trimmed
   ProbeResult r = Check(p);
   EXPECT_TRUE(r.ok) << r.detail;
   EXPECT_EQ(r.detail, "PONG");
   EXPECT_FALSE(r.info["used_memory_human"].empty());
-  p.password_file = redis.WritePasswordFile();
+  p.password_file = secrets_.Sub("redis/pw");  // absolute, inside secretsDir
   EXPECT_TRUE(Check(p).ok);
+}
+
+TEST_F(ProbeTest, RedisRefusesAPasswordFileOutsideSecretsDir) {
+  RedisServerOptions options;
+  options.password = "correct horse-battery";
+  RedisServer redis(options);
+  Probe p = MakeProbe(ProbeKind::kRedis, redis.port());
+  p.password_file = redis.WritePasswordFile();  // outside secretsDir
+  ProbeResult r = Check(p);
+  EXPECT_FALSE(r.ok);
+  EXPECT_THAT(r.detail, HasSubstr("is outside secretsDir"));
+  EXPECT_THAT(r.detail, Not(HasSubstr(options.password)));
 }
 
 TEST_F(ProbeTest, RedisWrongPasswordFailsWithoutRevealingIt) {
   RedisServerOptions options;
   options.password = "the-right-one";
   RedisServer redis(options);
-  TempDir tmp;
   const std::string wrong = "hunter2-wrong-Secret";
   Probe p = MakeProbe(ProbeKind::kRedis, redis.port());
-  p.password_file = tmp.Sub("pw");
-  WriteFile(p.password_file, wrong);
+  p.password_file = "pw";
+  WriteFile(secrets_.Sub("pw"), wrong);
   ProbeResult r = Check(p);
   EXPECT_FALSE(r.ok);
   EXPECT_THAT(r.detail, HasSubstr("AUTH failed"));
@@ -466,10 +479,11 @@ TEST_F(ProbeTest, RedisWithoutThePasswordFailsOnPing) {
 TEST_F(ProbeTest, RedisUnreadablePasswordFileNamesTheFile) {
   RedisServer redis;
   Probe p = MakeProbe(ProbeKind::kRedis, redis.port());
-  p.password_file = "/nonexistent/redis.pw";
+  p.password_file = "nonexistent/redis.pw";
   ProbeResult r = Check(p);
   EXPECT_FALSE(r.ok);
-  EXPECT_THAT(r.detail, HasSubstr("cannot read passwordFile /nonexistent/redis.pw"));
+  EXPECT_THAT(r.detail,
+              HasSubstr("cannot read passwordFile " + secrets_.Sub("nonexistent/redis.pw")));
 }
 
 TEST_F(ProbeTest, RedisReportsConnectionRefused) {

@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -310,6 +311,37 @@ TEST_F(SshPoolTest, UsesTheDefaultIdentityFileWhenTheTargetNamesNone) {
   auto r = pool.Run(t, "echo ok", milliseconds(10000));
   ASSERT_TRUE(r.ok()) << Describe(r);
   EXPECT_EQ(r->out, "ok\n");
+}
+
+// Issue 10 item 1: a key a target names (from the repository) is read from
+// secretsDir only, under the rule of desired-state/secret_file.h.
+TEST_F(SshPoolTest, ReadsATargetsKeyFromSecretsDirOnly) {
+  const std::string secrets = tmp_.Sub("secrets");
+  std::filesystem::create_directories(secrets + "/machines");
+  std::filesystem::copy_file(host_.client_key_path(), secrets + "/machines/key");
+  SshOptions options = OptionsFor(host_.known_hosts_path());
+  options.secrets = desired_state::SecretsPolicy{secrets, {}};
+  SshPool pool(options);
+  SshTarget t = TargetFor(host_);
+  t.identity_file = "machines/key";  // relative to secretsDir
+  auto r = pool.Run(t, "echo ok", milliseconds(10000));
+  ASSERT_TRUE(r.ok()) << Describe(r);
+  EXPECT_EQ(r->out, "ok\n");
+
+  SshPool outside_pool(options);
+  t.identity_file = host_.client_key_path();  // the right key, outside secretsDir
+  auto outside = outside_pool.Run(t, "true", milliseconds(10000));
+  ASSERT_FALSE(outside.ok());
+  EXPECT_EQ(outside.status().code(), Code::kPermission);
+  EXPECT_THAT(outside.status().message(), HasSubstr("is outside secretsDir " + secrets));
+
+  ASSERT_EQ(::symlink(host_.client_key_path().c_str(), (secrets + "/link").c_str()), 0);
+  SshPool link_pool(options);
+  t.identity_file = "link";
+  auto link = link_pool.Run(t, "true", milliseconds(10000));
+  ASSERT_FALSE(link.ok());
+  EXPECT_THAT(link.status().message(), HasSubstr("goes through the symlink \"link\""));
+  EXPECT_THAT(link.status().message(), ::testing::Not(HasSubstr("PRIVATE KEY")));
 }
 
 TEST_F(SshPoolTest, ReconnectsAfterSshdWasKilledAndRestarted) {
