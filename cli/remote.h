@@ -17,8 +17,16 @@ std::string ServerUrl(const Globals& g);
 // data directory is held by another process (a running clusterd).
 bool UseServer(const Globals& g);
 
-// One authenticated call (bearer token from the config's tokenFile). A
-// non-2xx answer is an error carrying the server's message.
+// The bearer token: the first line of the config's tokenFile, trailing
+// whitespace removed. No tokenFile, an unreadable one or an empty one is
+// kPermission naming the file (never an empty token sent).
+Result<std::string> ReadApiToken(const Globals& g);
+
+// One authenticated call (bearer token from ReadApiToken()). A non-2xx
+// answer is an error carrying the server's message, with the code of what
+// went wrong: 400/411/413/415/431 kInvalid, 401/403 kPermission, 404
+// kNotFound, 409 kConflict, 408/429/503 kUnavailable, 504 kTimeout, other
+// 5xx kInternal; cannot connect is kUnavailable.
 Result<nlohmann::json> CallServer(const Globals& g, const std::string& method,
                                   const std::string& path, const nlohmann::json& body = nullptr);
 

@@ -11,6 +11,7 @@ find_package(libssh CONFIG REQUIRED)            # ssh
 find_package(RocksDB CONFIG REQUIRED)           # RocksDB::rocksdb-shared
 find_package(OpenSSL REQUIRED)                  # OpenSSL::Crypto (SHA-256, HMAC)
 find_package(GTest CONFIG REQUIRED)             # GTest::gtest, GTest::gmock
+find_package(Boost 1.74 CONFIG REQUIRED)        # Boost::headers (Beast, Asio: the API server)
 pkg_check_modules(LIBGIT2 REQUIRED IMPORTED_TARGET libgit2)
 pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)

@@ -1,5 +1,5 @@
 // ApiServer: clusterd's HTTP API (SPEC.md section 4, docs/api.md) on
-// cpp-httplib, serving a DaemonView.
+// Boost.Beast (asynchronous I/O on one thread), serving a DaemonView.
 //
 //   GET  /healthz              no auth; 200 {"status":"ok"} or 503
 //   GET  /metrics              no auth; Prometheus text format 0.0.4
@@ -22,16 +22,26 @@
 // 413 (body over Options::max_body_bytes), 415 (a compressed body), 500/503.
 // The token and the webhook secret never appear in an answer or a log line.
 //
+// What one client can hold is bounded, before it is authenticated: at most
+// Options::max_connections connections (more are answered 503 and closed),
+// a request header of at most max_header_bytes and max_headers fields (431),
+// and a whole request, from its first byte (or from the end of the previous
+// answer on a kept-alive connection) to its last, within request_timeout
+// (408 and closed; an idle connection is closed without an answer). A slow
+// client holds no thread: sockets are read asynchronously on one I/O thread.
+//
 // Manual actions are done with the actor "api@<remote address>", or with the
 // value of the X-Clusterctl-Actor header ("alice@laptop", as the CLI sends it)
 // when the request carries a valid bearer token.
 //
 // Thread-safety: Start() and Stop() from one owning thread; requests are
 // served on Options::threads worker threads, which call the DaemonView
-// concurrently. The DaemonView (not owned) must outlive the server.
+// concurrently, and /healthz on a thread of its own, so it answers while
+// every worker is busy. The DaemonView (not owned) must outlive the server.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -45,15 +55,13 @@
 #include "controller/metrics.h"
 #include "desired-state/status.h"
 
-// httplib.h stays out of this header: it is heavy and needs the defines of
-// the PkgConfig::HTTPLIB target.
-namespace httplib {
-class Server;
+namespace clusterctl::controller {
+
+// Boost.Beast stays out of this header: it is heavy (api.cc only).
+namespace api_detail {
 struct Request;
 struct Response;
-}  // namespace httplib
-
-namespace clusterctl::controller {
+}  // namespace api_detail
 
 class ApiServer {
  public:
@@ -70,8 +78,22 @@ class ApiServer {
     std::string webhook_secret;
     // Largest request body accepted; larger ones get 413. Default: 1 MiB.
     size_t max_body_bytes = 1 << 20;
-    // Worker threads serving requests. Default: 8.
+    // Worker threads serving requests (/healthz has its own). Default: 8.
     int threads = 8;
+    // Open connections at most; one more is answered 503 and closed at
+    // once, so a flood of idle connections cannot take every file
+    // descriptor of the process. Default: 256.
+    int max_connections = 256;
+    // Bytes of a request's start line and header fields together at most;
+    // more is answered 431 and the connection closed. Default: 16 KiB.
+    size_t max_header_bytes = 16 << 10;
+    // Header fields in one request at most; more is answered 431. Default: 100.
+    int max_headers = 100;
+    // A whole request (header and body) must arrive within this long of its
+    // first byte, and a kept-alive connection must start its next request
+    // within this long; else 408 (nothing sent yet: closed without an
+    // answer). Also bounds writing one answer. Default: 10 s.
+    std::chrono::milliseconds request_timeout{10000};
     // The clock for relative audit times (since=15m). Default: WallClockMs.
     std::function<int64_t()> now_ms;
     // Where to count requests (clusterctl_api_requests_total{route,code});
@@ -93,11 +115,11 @@ class ApiServer {
   // Binds Options::listen and serves on a background thread; returns once
   // the server accepts connections. Errors: kInvalid for a malformed
   // listen address or options, kUnavailable naming the address when it
-  // cannot be bound (in use, not local), kTimeout when the server did not
-  // come up within 5 s. Calling it twice is kConflict.
+  // cannot be bound (in use, not local). Calling it twice is kConflict.
   Status Start();
-  // Stops accepting, finishes the requests in flight and joins the
-  // serving thread. Idempotent; safe to call without Start().
+  // Stops accepting, closes idle connections, finishes the requests in
+  // flight (their answers are written, bounded by request_timeout) and
+  // joins every thread. Idempotent; safe to call without Start().
   void Stop();
 
   // The bound port (the chosen one when Options::listen asked for 0); 0
@@ -107,11 +129,23 @@ class ApiServer {
  private:
   struct Route;
   struct Call;
+  struct Impl;
+  class Connection;
 
   // The routes of SPEC.md section 4. HEAD is served as GET.
   static const std::vector<Route>& Routes();
 
-  void Dispatch(const httplib::Request& req, httplib::Response& res);
+  // Accepts the next connection (on the I/O thread).
+  void Accept();
+  // Serves one complete request (on a worker thread): Dispatch(), then
+  // counts and logs it.
+  void Handle(const api_detail::Request& req, api_detail::Response& res);
+  void Dispatch(const api_detail::Request& req, api_detail::Response& res);
+  // Counts and logs one answer ("GET /api/v1/status 401 from 127.0.0.1:
+  // invalid token"); `method` and `path` may be empty when the request was
+  // refused before they were read.
+  void LogAnswer(const std::string& method, const std::string& path, const std::string& remote,
+                 int status, const std::string& body);
   void HandleHealthz(Call& call);
   void HandleMetrics(Call& call);
   void HandleStatus(Call& call);
@@ -126,12 +160,10 @@ class ApiServer {
 
   DaemonView* view_;
   Options options_;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
+  std::unique_ptr<Impl> impl_;  // While started and not stopped.
   int port_ = 0;
   bool started_ = false;
-  std::atomic<bool> done_{true};  // The serving thread has returned.
-  std::mutex stop_mu_;            // Serialises Stop().
+  std::mutex stop_mu_;  // Serialises Stop().
 };
 
 }  // namespace clusterctl::controller

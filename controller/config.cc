@@ -107,6 +107,11 @@ Result<Config> LoadConfig(const std::string& path) {
   c.token_file = abs(v.value("tokenFile", ""));
   c.webhook_secret_file = abs(v.value("webhookSecretFile", ""));
   c.secrets_dir = abs(v.value("secretsDir", ""));
+  const json& api = v["api"];
+  c.api_max_connections = api.value("maxConnections", c.api_max_connections);
+  c.api_max_header_bytes = api.value("maxHeaderBytes", c.api_max_header_bytes);
+  c.api_max_headers = api.value("maxHeaders", c.api_max_headers);
+  c.api_request_timeout_seconds = api.value("requestTimeoutSeconds", c.api_request_timeout_seconds);
   const json& ssh = v["ssh"];
   c.known_hosts = abs(ssh.value("knownHosts", ""));
   c.host_key_policy = ssh.value("hostKeyPolicy", c.host_key_policy);

@@ -30,6 +30,11 @@ struct Config {
   // Where the secret files named by the desired-state repository live
   // (desired-state/secret_file.h). Default: empty = <data_dir>/secrets.
   std::string secrets_dir;
+  // api: limits of the HTTP API (ApiServer::Options has their meaning).
+  int api_max_connections = 256;           // Default: 256.
+  int api_max_header_bytes = 16384;        // Default: 16 KiB.
+  int api_max_headers = 100;               // Default: 100.
+  int api_request_timeout_seconds = 10;    // Default: 10.
   std::string known_hosts;                 // Default: <data_dir>/known_hosts.
   std::string host_key_policy = "strict";  // strict | accept-new.
   std::string identity_file;

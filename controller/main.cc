@@ -66,6 +66,10 @@ int Run(const std::string& config_path) {
   ao.listen = config->listen;
   ao.token = *token;
   ao.webhook_secret = *webhook;
+  ao.max_connections = config->api_max_connections;
+  ao.max_header_bytes = static_cast<size_t>(config->api_max_header_bytes);
+  ao.max_headers = config->api_max_headers;
+  ao.request_timeout = std::chrono::seconds(config->api_request_timeout_seconds);
   ao.metrics = (*daemon)->metrics();
   ao.log = [](const std::string& line) { spdlog::info("{}", line); };
   clusterctl::controller::ApiServer api(daemon->get(), ao);
