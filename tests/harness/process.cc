@@ -11,10 +11,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -225,25 +227,49 @@ std::vector<pid_t> Descendants(pid_t root) {
   return out;
 }
 
-int PickFreePort(const std::string& address) {
+namespace {
+// Binds a TCP socket to address:port (0: any); returns the bound port, or 0.
+int TryBind(const sockaddr_in& base, int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) throw std::runtime_error("socket() failed");
+  sockaddr_in sa = base;
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  int bound = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
+    socklen_t len = sizeof sa;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+    bound = ntohs(sa.sin_port);
+  }
+  ::close(fd);
+  return bound;
+}
+
+// The low end of net.ipv4.ip_local_port_range (32768 by default).
+int EphemeralLow() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 32768;
+  in >> low;
+  return low;
+}
+}  // namespace
+
+int PickFreePort(const std::string& address) {
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
-  sa.sin_port = 0;
   if (inet_pton(AF_INET, address.c_str(), &sa.sin_addr) != 1) {
-    ::close(fd);
     throw std::runtime_error("bad IPv4 address " + address);
   }
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-    int err = errno;
-    ::close(fd);
-    throw std::runtime_error("cannot bind " + address + ": " + std::strerror(err));
+  thread_local std::mt19937 rng(static_cast<unsigned>(std::random_device{}() ^ ::getpid()));
+  const int high = EphemeralLow() - 1;
+  const int low = std::min(10000, high - 1000);
+  if (low > 1024) {
+    std::uniform_int_distribution<int> pick(low, high);
+    for (int attempt = 0; attempt < 200; ++attempt) {
+      if (int port = TryBind(sa, pick(rng)); port > 0) return port;
+    }
   }
-  socklen_t len = sizeof sa;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-  ::close(fd);
-  return ntohs(sa.sin_port);
+  if (int port = TryBind(sa, 0); port > 0) return port;  // An unusual port range.
+  throw std::runtime_error("cannot bind a port on " + address + ": " + std::strerror(errno));
 }
 
 bool CanConnect(const std::string& address, int port, std::chrono::milliseconds timeout) {

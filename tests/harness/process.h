@@ -110,8 +110,12 @@ std::vector<pid_t> Descendants(pid_t root);
 // field 22); 0 when the process does not exist.
 unsigned long long ProcessStartTicks(pid_t pid);
 
-// A TCP port on `address` that was free a moment ago (bound to port 0, then
-// released). Throws std::runtime_error if none can be bound.
+// A TCP port on `address` that was free a moment ago (bound, then released),
+// chosen at random below the kernel's ephemeral range: a port from that range
+// can be taken again by the local end of any outgoing connection (an SSH
+// session to the same loopback address holds it for the whole test), and
+// then the service meant to listen on it cannot start. Throws
+// std::runtime_error if none can be bound.
 int PickFreePort(const std::string& address = "127.0.0.1");
 
 // True when a TCP connection to address:port is accepted within `timeout`.
