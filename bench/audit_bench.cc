@@ -24,8 +24,8 @@
 #include <string>
 #include <vector>
 
-#include "controller/audit_log.h"
-#include "controller/store.h"
+#include "audit/audit_log.h"
+#include "store/store.h"
 #include "tests/harness/temp_dir.h"
 
 namespace {

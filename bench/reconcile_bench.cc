@@ -91,10 +91,10 @@
 
 #include "bench/ansible.h"
 #include "bench/bench_util.h"
-#include "controller/audit_log.h"
+#include "audit/audit_log.h"
 #include "controller/reconcile.h"
-#include "controller/state_store.h"
-#include "controller/store.h"
+#include "store/state_store.h"
+#include "store/store.h"
 #include "desired-state/loader.h"
 #include "reconcilers/driver.h"
 #include "reconcilers/executor.h"

@@ -16,7 +16,7 @@
 #include "cli/session.h"
 #include "cli/signals.h"
 #include "controller/revision_pass.h"
-#include "controller/status_view.h"
+#include "api/status_view.h"
 
 namespace clusterctl::cli {
 namespace {

@@ -12,9 +12,9 @@
 #include <optional>
 #include <thread>
 
-#include "controller/audit_log.h"
-#include "controller/store.h"
-#include "controller/time_util.h"
+#include "audit/audit_log.h"
+#include "store/store.h"
+#include "base/time_format.h"
 #include "desired-state/git_source.h"
 
 namespace clusterctl::cli {
@@ -57,7 +57,7 @@ Result<OpenLog> Open(const Globals& g) {
 Status ParseTime(const std::string& flag, const std::string& text, int64_t now,
                  std::optional<int64_t>* out) {
   if (text.empty()) return Status::Ok();
-  Result<int64_t> t = ctl::ParseTimeFlag(text, now);
+  Result<int64_t> t = ParseTimeFlag(text, now);
   if (!t.ok()) {
     return Status::Invalid(flag + ": " + t.status().message() + "; e.g. " + flag + " 2h or " +
                            flag + " 2026-11-22T10:00:00Z");
@@ -70,7 +70,7 @@ Status ParseTime(const std::string& flag, const std::string& text, int64_t now,
 // when --limit was not given (0 = no limit).
 Result<AuditFilter> BuildFilter(const AuditFlags& fl, bool limit_given, size_t limit_default) {
   AuditFilter f;
-  const int64_t now = ctl::WallClockMs();
+  const int64_t now = WallClockMs();
   CLUSTERCTL_RETURN_IF_ERROR(ParseTime("--since", fl.since, now, &f.since_ms));
   CLUSTERCTL_RETURN_IF_ERROR(ParseTime("--until", fl.until, now, &f.until_ms));
   f.limit = limit_default;
@@ -140,13 +140,13 @@ std::string ResultText(const AuditRecord& r) {
 
 std::vector<std::string> Cells(const AuditRecord& r) {
   return {std::to_string(r.seq),
-          ctl::FormatRfc3339Ms(r.time),
+          FormatRfc3339Ms(r.time),
           OneLine(r.actor),
           r.trigger,
           r.action,
           OneLine(Target(r)),
           ResultText(r),
-          r.phase == ctl::kPhaseResult ? ctl::FormatDurationMs(r.duration_ms) : "-",
+          r.phase == ctl::kPhaseResult ? FormatDurationMs(r.duration_ms) : "-",
           r.revision.empty() ? "-" : r.revision.substr(0, 12),
           OneLine(r.detail)};
 }
@@ -198,7 +198,7 @@ void NoteTrim(const ctl::AuditLog& log, const AuditFilter& f, size_t shown) {
   const bool complete = f.limit == 0 || shown < f.limit;
   if (!reaches_back || !complete) return;
   std::cerr << "note: retention removed the " << t.trimmed_count << " oldest record(s), up to "
-            << ctl::FormatRfc3339Ms(t.trimmed_through_time) << "; the log starts at record "
+            << FormatRfc3339Ms(t.trimmed_through_time) << "; the log starts at record "
             << t.first_kept_seq << "\n";
 }
 
@@ -330,8 +330,8 @@ int RunVerify(const Globals& g) {
     if (r.trim) {
       out["trimmed"] = {{"first_kept_seq", r.trim->first_kept_seq},
                         {"trimmed_count", r.trim->trimmed_count},
-                        {"trimmed_through", ctl::FormatRfc3339Ms(r.trim->trimmed_through_time)},
-                        {"last_trim_at", ctl::FormatRfc3339Ms(r.trim->last_trim_at)}};
+                        {"trimmed_through", FormatRfc3339Ms(r.trim->trimmed_through_time)},
+                        {"last_trim_at", FormatRfc3339Ms(r.trim->last_trim_at)}};
     }
     std::cout << out.dump(2) << "\n";
   } else if (r.ok) {
@@ -345,7 +345,7 @@ int RunVerify(const Globals& g) {
   }
   if (!g.json && r.trim) {
     std::cout << "  retention removed " << r.trim->trimmed_count << " older record(s) (through "
-              << ctl::FormatRfc3339Ms(r.trim->trimmed_through_time)
+              << FormatRfc3339Ms(r.trim->trimmed_through_time)
               << "); the chain is checked from record " << r.trim->first_kept_seq
               << ", against the prev_hash kept when they were removed\n";
   }
@@ -377,14 +377,14 @@ void PrintRecord(const AuditRecord& r) {
   std::cout << "record " << r.seq << " (" << r.phase;
   if (r.intent_seq != 0) std::cout << " of intent " << r.intent_seq;
   std::cout << ")\n";
-  line("time", ctl::FormatRfc3339Ms(r.time));
+  line("time", FormatRfc3339Ms(r.time));
   line("actor", r.actor);
   line("trigger", r.trigger);
   line("action", r.action);
   line("service", r.service.empty() ? "-" : r.service);
   line("machine", r.machine.empty() ? "-" : r.machine);
   line("result", ResultText(r));
-  if (r.phase == ctl::kPhaseResult) line("duration", ctl::FormatDurationMs(r.duration_ms));
+  if (r.phase == ctl::kPhaseResult) line("duration", FormatDurationMs(r.duration_ms));
   line("revision", r.revision.empty() ? "-" : r.revision);
   line("detail", r.detail);
   line("prev_hash", r.prev_hash);
@@ -434,7 +434,7 @@ int RunShow(const Globals& g, uint64_t seq) {
     if (commit) {
       out["commit"] = {{"sha", commit->commit},
                        {"author", commit->author},
-                       {"time", ctl::FormatRfc3339Ms(commit->time * 1000)},
+                       {"time", FormatRfc3339Ms(commit->time * 1000)},
                        {"message", commit->message}};
     }
     std::cout << out.dump(2) << "\n";
@@ -463,7 +463,7 @@ int RunShow(const Globals& g, uint64_t seq) {
       message.pop_back();
     }
     std::cout << "\ncommit " << commit->commit << "\n  author  " << commit->author << "\n  date    "
-              << ctl::FormatRfc3339Ms(commit->time * 1000) << "\n\n";
+              << FormatRfc3339Ms(commit->time * 1000) << "\n\n";
     size_t start = 0;
     while (start <= message.size()) {
       size_t nl = message.find('\n', start);

@@ -1,5 +1,5 @@
 // clusterctl audit: query, follow, verify, export and show the audit log
-// (SPEC.md sections 3 and 5; the log itself is controller/audit_log.h).
+// (SPEC.md sections 3 and 5; the log itself is audit/audit_log.h).
 //
 //   clusterctl audit [--since T] [--until T] [--service S] [--machine M]
 //                    [--action A] [--result R] [--revision SHA] [--actor WHO]

@@ -12,7 +12,7 @@
 #include "controller/config.h"
 #include "desired-state/git_source.h"
 #include "desired-state/loader.h"
-#include "desired-state/status.h"
+#include "base/status.h"
 
 namespace clusterctl::cli {
 

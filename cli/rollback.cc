@@ -8,8 +8,8 @@
 #include "cli/commands.h"
 #include "cli/remote.h"
 #include "controller/quarantine.h"
-#include "controller/revisions.h"
-#include "controller/store.h"
+#include "store/revisions.h"
+#include "store/store.h"
 #include "reconcilers/observer.h"
 
 namespace clusterctl::cli {

@@ -9,12 +9,12 @@
 #include <string>
 
 #include "cli/context.h"
-#include "controller/audit_log.h"
+#include "audit/audit_log.h"
 #include "controller/managed.h"
 #include "controller/reconcile.h"
-#include "controller/revisions.h"
-#include "controller/state_store.h"
-#include "controller/store.h"
+#include "store/revisions.h"
+#include "store/state_store.h"
+#include "store/store.h"
 #include "desired-state/loader.h"
 #include "reconcilers/driver.h"
 #include "reconcilers/probes.h"

@@ -6,8 +6,8 @@
 #include "cli/commands.h"
 #include "cli/remote.h"
 #include "cli/session.h"
-#include "controller/observed_json.h"
-#include "controller/status_view.h"
+#include "store/observed_json.h"
+#include "api/status_view.h"
 #include "reconcilers/observer.h"
 
 namespace clusterctl::cli {
@@ -51,7 +51,7 @@ reconcilers::Health ParseHealth(const std::string& s) {
   return reconcilers::Health::kUnhealthy;
 }
 
-// Prints the status document (controller/status_view.h), from a local
+// Prints the status document (api/status_view.h), from a local
 // observation or from clusterd's /api/v1/status alike.
 void PrintStatus(const json& st, bool verbose, int64_t now_ms) {
   std::printf("cluster %s  revision %s%s%s\n", st.value("cluster", "").c_str(),

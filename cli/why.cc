@@ -5,7 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/session.h"
-#include "controller/status_view.h"
+#include "api/status_view.h"
 
 namespace clusterctl::cli {
 namespace {
@@ -150,7 +150,7 @@ int RunHistory(Globals* g, size_t limit) {
                         {"author", r.author},
                         {"message", r.message},
                         {"commit_time", r.commit_time},
-                        {"applied_at", controller::FormatRfc3339Ms(r.applied_at_ms)},
+                        {"applied_at", FormatRfc3339Ms(r.applied_at_ms)},
                         {"result", r.result},
                         {"actor", r.actor},
                         {"trigger", r.trigger},
@@ -168,7 +168,7 @@ int RunHistory(Globals* g, size_t limit) {
               "AUTHOR: MESSAGE");
   for (const auto& r : *history) {
     std::printf("%-24s %-8s %-8s %-9s %-20s %s: %s\n",
-                controller::FormatRfc3339Ms(r.applied_at_ms).c_str(), r.commit.substr(0, 7).c_str(),
+                FormatRfc3339Ms(r.applied_at_ms).c_str(), r.commit.substr(0, 7).c_str(),
                 r.result.c_str(), r.trigger.c_str(), r.actor.c_str(), r.author.c_str(),
                 r.message.c_str());
   }

@@ -19,13 +19,18 @@ if(CLUSTERCTL_BENCH)
   find_package(benchmark CONFIG REQUIRED)       # benchmark::benchmark
 endif()
 
-# clusterctl_library(NAME DIR DEPS...) builds every .cc in DIR (except main.cc)
-# into a static library. Globbing lets parallel work add files without editing
-# this list; CONFIGURE_DEPENDS re-globs on every build.
+# clusterctl_library(NAME DIR [PUBLIC deps...] [PRIVATE deps...]) builds every
+# .cc in DIR (except main.cc) into a static library. PUBLIC lists what the
+# library's headers include (the libraries below it and header-only types they
+# expose); PRIVATE what only its .cc files use, so a library above cannot
+# include, say, RocksDB or libssh headers by accident: the layering of
+# docs/architecture.md is enforced by the compiler's include path.
+# Globbing lets parallel work add files without editing this list;
+# CONFIGURE_DEPENDS re-globs on every build.
 function(clusterctl_library name dir)
   file(GLOB srcs CONFIGURE_DEPENDS ${dir}/*.cc)
   list(FILTER srcs EXCLUDE REGEX ".*/main\\.cc$")
   add_library(${name} STATIC ${srcs})
   target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR})
-  target_link_libraries(${name} PUBLIC ${ARGN})
+  target_link_libraries(${name} ${ARGN})
 endfunction()

@@ -49,8 +49,8 @@ Result<std::string> FindConfig(const std::string& explicit_path) {
   return std::string();
 }
 
-desired_state::SecretsPolicy SecretsPolicyOf(const Config& c, const std::string& data_dir) {
-  desired_state::SecretsPolicy p;
+SecretsPolicy SecretsPolicyOf(const Config& c, const std::string& data_dir) {
+  SecretsPolicy p;
   std::string dir = !c.secrets_dir.empty() ? c.secrets_dir : data_dir + "/secrets";
   p.dir = fs::absolute(ExpandHome(dir)).lexically_normal().string();
   while (p.dir.size() > 1 && p.dir.back() == '/') p.dir.pop_back();

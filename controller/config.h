@@ -11,8 +11,8 @@
 
 #include "desired-state/diagnostics.h"
 #include "desired-state/loader.h"
-#include "desired-state/secret_file.h"
-#include "desired-state/status.h"
+#include "base/secret_file.h"
+#include "base/status.h"
 
 namespace clusterctl::controller {
 
@@ -28,7 +28,7 @@ struct Config {
   std::string token_file;
   std::string webhook_secret_file;
   // Where the secret files named by the desired-state repository live
-  // (desired-state/secret_file.h). Default: empty = <data_dir>/secrets.
+  // (base/secret_file.h). Default: empty = <data_dir>/secrets.
   std::string secrets_dir;
   // api: limits of the HTTP API (ApiServer::Options has their meaning).
   int api_max_connections = 256;           // Default: 256.
@@ -62,7 +62,7 @@ std::string DefaultDataDir();
 // `data_dir` (flags applied): secretsDir (default <data_dir>/secrets), and the
 // controller's own secrets (tokenFile, webhookSecretFile, ssh.identityFile,
 // redis.passwordFile) as reserved files the repository can never name.
-desired_state::SecretsPolicy SecretsPolicyOf(const Config& c, const std::string& data_dir);
+SecretsPolicy SecretsPolicyOf(const Config& c, const std::string& data_dir);
 
 // The options every load of a revision by clusterd or clusterctl uses: the
 // defaults plus SecretsPolicyOf(c, data_dir).

@@ -11,7 +11,7 @@
 #include "controller/daemon_policy.h"
 #include "controller/quarantine.h"
 #include "controller/revision_pass.h"
-#include "controller/status_view.h"
+#include "api/status_view.h"
 #include "desired-state/loader.h"
 #include "desired-state/redact_url.h"
 #include "reconcilers/observer.h"

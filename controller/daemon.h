@@ -27,7 +27,7 @@
 //                   results are recorded; readiness turns not ready after
 //                   readiness.failureThreshold failures in a row; liveness
 //                   failures past the threshold restart the instance.
-//   API             controller/api.h over this object (DaemonView).
+//   API             api/api.h over this object (DaemonView).
 //
 // Shutdown (SIGTERM): the driver command in flight completes, waits are cut
 // short (a start whose readiness wait is cut is audited interrupted),
@@ -47,17 +47,17 @@
 #include <string>
 #include <thread>
 
-#include "controller/audit_log.h"
+#include "audit/audit_log.h"
 #include "controller/config.h"
 #include "controller/daemon_memory.h"
 #include "controller/daemon_policy.h"
-#include "controller/daemon_view.h"
+#include "api/daemon_view.h"
 #include "controller/managed.h"
-#include "controller/metrics.h"
+#include "api/metrics.h"
 #include "controller/reconcile.h"
-#include "controller/revisions.h"
-#include "controller/state_store.h"
-#include "controller/store.h"
+#include "store/revisions.h"
+#include "store/state_store.h"
+#include "store/store.h"
 #include "desired-state/git_source.h"
 #include "reconcilers/async_prober.h"
 #include "reconcilers/driver.h"

@@ -23,7 +23,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "controller/store.h"
+#include "store/store.h"
 #include "reconcilers/plan.h"
 
 namespace clusterctl::controller {

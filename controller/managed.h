@@ -27,7 +27,7 @@
 #include <string>
 #include <vector>
 
-#include "controller/state_store.h"
+#include "store/state_store.h"
 #include "desired-state/model.h"
 #include "reconcilers/executor.h"
 #include "reconcilers/observer.h"

@@ -12,7 +12,7 @@
 #include <set>
 #include <string>
 
-#include "desired-state/status.h"
+#include "base/status.h"
 
 namespace clusterctl::controller {
 

@@ -21,9 +21,9 @@
 #include <set>
 #include <string>
 
-#include "controller/audit_log.h"
-#include "controller/revisions.h"
-#include "controller/state_store.h"
+#include "audit/audit_log.h"
+#include "store/revisions.h"
+#include "store/state_store.h"
 #include "desired-state/model.h"
 #include "reconcilers/executor.h"
 #include "reconcilers/live_view.h"

@@ -15,8 +15,8 @@
 #include <cstdint>
 #include <string>
 
-#include "controller/audit_log.h"
-#include "controller/revisions.h"
+#include "audit/audit_log.h"
+#include "store/revisions.h"
 #include "desired-state/model.h"
 #include "reconcilers/executor.h"
 #include "reconcilers/plan.h"

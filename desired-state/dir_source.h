@@ -8,7 +8,7 @@
 #include <string>
 
 #include "desired-state/git_source.h"
-#include "desired-state/status.h"
+#include "base/status.h"
 
 namespace clusterctl::desired_state {
 

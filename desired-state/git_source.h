@@ -21,7 +21,7 @@
 
 #include "desired-state/diagnostics.h"
 #include "desired-state/model.h"
-#include "desired-state/status.h"
+#include "base/status.h"
 
 namespace clusterctl::desired_state {
 

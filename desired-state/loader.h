@@ -23,7 +23,7 @@
 #include "desired-state/diagnostics.h"
 #include "desired-state/git_source.h"
 #include "desired-state/model.h"
-#include "desired-state/secret_file.h"
+#include "base/secret_file.h"
 #include "desired-state/yaml_reader.h"
 
 namespace clusterctl::desired_state {

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "desired-state/model.h"
-#include "desired-state/status.h"
+#include "base/status.h"
 #include "reconcilers/observed.h"
 #include "reconcilers/ssh.h"
 #include "reconcilers/target.h"

@@ -93,7 +93,7 @@
 #include <vector>
 
 #include "desired-state/model.h"
-#include "desired-state/status.h"
+#include "base/status.h"
 #include "reconcilers/observed.h"
 
 namespace clusterctl::reconcilers {

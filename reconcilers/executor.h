@@ -48,7 +48,7 @@
 #include <vector>
 
 #include "desired-state/model.h"
-#include "desired-state/status.h"
+#include "base/status.h"
 #include "reconcilers/driver.h"
 #include "reconcilers/live_view.h"
 #include "reconcilers/plan.h"

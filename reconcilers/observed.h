@@ -1,6 +1,6 @@
 // Observed state: what the controller learned from the machines, as plain
 // values. Produced by the drivers (one SSH round trip per machine) and the
-// probes; recorded by the state store (controller/state_store.h); read by the
+// probes; recorded by the state store (store/state_store.h); read by the
 // diff. No I/O here.
 //
 // Thread-safety: value types.

@@ -390,11 +390,11 @@ Outcome HttpProbe(const Probe& p, const Machine& m, Clock::time_point start) {
 // ---------------------------------------------------------------- redis
 
 // Reads a secret file named by the repository under the secrets rule
-// (desired-state/secret_file.h): its content without trailing line breaks.
+// (base/secret_file.h): its content without trailing line breaks.
 // The error names the file, never its content.
-bool ReadSecret(const desired_state::SecretsPolicy& secrets, const std::string& path,
+bool ReadSecret(const SecretsPolicy& secrets, const std::string& path,
                 std::string* secret, std::string* error) {
-  auto content = desired_state::ReadSecretFile(secrets, path);
+  auto content = ReadSecretFile(secrets, path);
   if (!content.ok()) {
     const bool refused = content.status().code() == Code::kInvalid;
     *error = (refused ? "passwordFile " : "cannot read passwordFile ") + content.status().message();
@@ -466,7 +466,7 @@ std::string ReplyText(const redisReply* r) {
 }
 
 Outcome RedisProbe(const Probe& p, const Machine& m, Clock::time_point start,
-                   const desired_state::SecretsPolicy& secrets) {
+                   const SecretsPolicy& secrets) {
   const int64_t timeout = TimeoutMs(p);
   const Clock::time_point deadline = start + milliseconds(timeout);
   const std::string host = HostOf(p, m);
@@ -566,7 +566,7 @@ Outcome ExecProbe(CommandRunner* ssh, const Probe& p, const Machine& m) {
 Prober::~Prober() = default;
 
 RealProber::RealProber(CommandRunner* ssh, std::function<int64_t()> now_ms,
-                       desired_state::SecretsPolicy secrets)
+                       SecretsPolicy secrets)
     : ssh_(ssh),
       now_ms_(now_ms ? std::move(now_ms) : std::function<int64_t()>(WallClockMs)),
       secrets_(std::move(secrets)) {}

@@ -25,7 +25,7 @@
 //          "timeout after 2000 ms", "cannot resolve host ...".
 //   redis  PING must answer PONG (after AUTH with the content of
 //          password_file, a file in the controller's secrets directory read
-//          under the rule of desired-state/secret_file.h, when set); then INFO
+//          under the rule of base/secret_file.h, when set); then INFO
 //          fills info["connected_clients"], info["used_memory_human"],
 //          info["uptime_in_seconds"] (and "redis_version", "role"). A failing
 //          INFO does not fail the probe. The password never appears in a
@@ -51,7 +51,7 @@
 #include <vector>
 
 #include "desired-state/model.h"
-#include "desired-state/secret_file.h"
+#include "base/secret_file.h"
 #include "reconcilers/observed.h"
 #include "reconcilers/ssh.h"
 
@@ -80,11 +80,11 @@ class RealProber : public Prober {
   // Default: nullptr = exec probes fail with "exec probe needs an SSH runner,
   // none is configured". `now_ms` stamps time_ms (ms since the epoch).
   // Default: the wall clock. `secrets` is where a redis passwordFile may be
-  // read from (desired-state/secret_file.h); a path it refuses fails the
+  // read from (base/secret_file.h); a path it refuses fails the
   // probe before anything is sent. Default: empty dir = every passwordFile is
   // refused.
   explicit RealProber(CommandRunner* ssh = nullptr, std::function<int64_t()> now_ms = nullptr,
-                      desired_state::SecretsPolicy secrets = {});
+                      SecretsPolicy secrets = {});
 
   ProbeResult Run(const desired_state::Service& service, const desired_state::Machine& machine,
                   ProbeRole role) override;
@@ -96,7 +96,7 @@ class RealProber : public Prober {
  private:
   CommandRunner* const ssh_;
   const std::function<int64_t()> now_ms_;
-  const desired_state::SecretsPolicy secrets_;
+  const SecretsPolicy secrets_;
 };
 
 // One probe to run: the `role` probe of `service` on `machine`. The pointed-to

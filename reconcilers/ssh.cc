@@ -833,7 +833,7 @@ Status SshPool::Establish(Conn& conn, const SshTarget& target, ssh_session* out)
     ssh_key key = nullptr;
     int imported = SSH_ERROR;
     if (repo_key) {
-      auto pem = desired_state::ReadSecretFile(*options_.secrets, target.identity_file);
+      auto pem = ReadSecretFile(*options_.secrets, target.identity_file);
       if (!pem.ok()) {
         const bool refused = pem.status().code() == Code::kInvalid;
         return Status::Permission((refused ? "identity file " : "cannot load identity file ") +

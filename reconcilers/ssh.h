@@ -41,8 +41,8 @@
 #include <semaphore>
 #include <string>
 
-#include "desired-state/secret_file.h"
-#include "desired-state/status.h"
+#include "base/secret_file.h"
+#include "base/status.h"
 
 struct ssh_session_struct;
 
@@ -75,12 +75,12 @@ struct SshOptions {
   std::string default_identity_file;
   // Where a key a target names (a Machine's or the Cluster's identityFile,
   // from the desired-state repository) may be read from: the rule of
-  // desired-state/secret_file.h, checked again when the key is read. clusterd
+  // base/secret_file.h, checked again when the key is read. clusterd
   // and clusterctl always set it. Default: unset = a target's identity_file
   // is read as given (tests and tools whose targets are not from a
   // repository). default_identity_file is the controller's own and is read
   // as given.
-  std::optional<desired_state::SecretsPolicy> secrets;
+  std::optional<SecretsPolicy> secrets;
   // Bound on establishing a session: TCP connect, key exchange, host key
   // check and authentication. Default: 5000 ms.
   int connect_timeout_ms = 5000;

@@ -8,7 +8,7 @@
 #include <set>
 #include <sstream>
 
-#include "controller/audit_log.h"
+#include "audit/audit_log.h"
 #include "tests/harness/audit_records.h"
 #include "tests/harness/demo_cluster.h"
 #include "tests/harness/paths.h"

@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "controller/audit_log.h"
-#include "controller/store.h"
-#include "controller/time_util.h"
+#include "audit/audit_log.h"
+#include "store/store.h"
+#include "base/time_format.h"
 #include "tests/harness/paths.h"
 #include "tests/harness/process.h"
 #include "tests/harness/temp_dir.h"
@@ -67,7 +67,7 @@ class AuditCliTest : public ::testing::Test {
  protected:
   void SetUp() override {
     data_ = dir_.Sub("data");
-    const int64_t now = controller::WallClockMs();
+    const int64_t now = WallClockMs();
     OpenPrimary([this] { return next_time_; });
     // 1: the revision is applied, 3 hours ago.
     Add(now - 3 * 3600000, Event("revision_applied", "", "", "3f2c1e9", "applied 3f2c1e9"));
@@ -179,7 +179,7 @@ class AuditCliTest : public ::testing::Test {
   }
 
   void Tamper(uint64_t seq, const std::string& from, const std::string& to) {
-    OpenPrimary(controller::WallClockMs);
+    OpenPrimary(WallClockMs);
     std::string key(8, '\0');
     for (int i = 7; i >= 0; --i) key[i] = static_cast<char>((seq >> (8 * (7 - i))) & 0xff);
     std::string value;
@@ -210,7 +210,7 @@ TEST_F(AuditCliTest, PrintsATableNewestFirst) {
   EXPECT_THAT(lines[1], StartsWith("7 "));
   EXPECT_THAT(lines[7], StartsWith("1 "));
   // Row 3: the successful start.
-  EXPECT_THAT(lines[5], ContainsRegex("^3 +" + controller::FormatRfc3339Ms(times_[2]) +
+  EXPECT_THAT(lines[5], ContainsRegex("^3 +" + FormatRfc3339Ms(times_[2]) +
                                       " +clusterd@cpu-node +drift +start +"
                                       "tools-server@worker-tools +ok +812ms +3f2c1e9 +"
                                       "ready after 1 probe$"));
@@ -253,7 +253,7 @@ TEST_F(AuditCliTest, JsonLinesParseAndCarryEverySpecField) {
     EXPECT_EQ(third["duration_ms"], 812);
     EXPECT_EQ(third["detail"], "ready after 1 probe");
     EXPECT_EQ(third["intent_seq"], 2);
-    EXPECT_EQ(third["time"], controller::FormatRfc3339Ms(times_[2]));
+    EXPECT_EQ(third["time"], FormatRfc3339Ms(times_[2]));
   }
 }
 
@@ -269,8 +269,8 @@ TEST_F(AuditCliTest, EveryFilterAloneAndCombined) {
   EXPECT_THAT(JsonSeqs("--trigger drift"), ElementsAre(6, 3, 2));
   EXPECT_THAT(JsonSeqs("--since 90m"), ElementsAre(7, 6, 5, 4));
   EXPECT_THAT(JsonSeqs("--since 2h30m --until 45m"), ElementsAre(5, 4, 3, 2));
-  EXPECT_THAT(JsonSeqs("--until " + controller::FormatRfc3339Ms(times_[1])), ElementsAre(1));
-  EXPECT_THAT(JsonSeqs("--since " + controller::FormatRfc3339Ms(times_[5])), ElementsAre(7, 6));
+  EXPECT_THAT(JsonSeqs("--until " + FormatRfc3339Ms(times_[1])), ElementsAre(1));
+  EXPECT_THAT(JsonSeqs("--since " + FormatRfc3339Ms(times_[5])), ElementsAre(7, 6));
   EXPECT_THAT(JsonSeqs("--limit 2"), ElementsAre(7, 6));
   EXPECT_THAT(JsonSeqs("--reverse --limit 3"), ElementsAre(1, 2, 3));
   EXPECT_THAT(JsonSeqs("--machine coordinator --result failed --actor alice"), ElementsAre(5));
@@ -414,7 +414,7 @@ TEST_F(AuditCliTest, ACopiedDataDirectoryWorks) {
 }
 
 TEST_F(AuditCliTest, WorksWhileAWriterHoldsTheDataDirectory) {
-  OpenPrimary(controller::WallClockMs);
+  OpenPrimary(WallClockMs);
   CliResult r = Cli("--json audit");
   EXPECT_EQ(r.exit, 0) << r.err;
   EXPECT_EQ(Lines(r.out).size(), 7u);
@@ -422,7 +422,7 @@ TEST_F(AuditCliTest, WorksWhileAWriterHoldsTheDataDirectory) {
 }
 
 TEST_F(AuditCliTest, RetentionIsNeverSilent) {
-  OpenPrimary(controller::WallClockMs);
+  OpenPrimary(WallClockMs);
   ASSERT_TRUE(log_->Trim(4, "ops@admin").ok());
   ClosePrimary();
   CliResult r = Cli("audit");
@@ -440,7 +440,7 @@ TEST_F(AuditCliTest, RetentionIsNeverSilent) {
 }
 
 TEST_F(AuditCliTest, FollowPrintsRecordsAnotherProcessAppends) {
-  OpenPrimary(controller::WallClockMs);  // The writer stays open, like clusterd.
+  OpenPrimary(WallClockMs);  // The writer stays open, like clusterd.
   const std::string out = dir_.Sub("follow.out");
   Process follower(
       {CliBin(), "--data-dir", data_, "--json", "audit", "--service", "redis", "--follow"}, [&] {
@@ -491,7 +491,7 @@ TEST_F(AuditCliTest, FollowInTableModeStopsOnSigint) {
   ASSERT_TRUE(WaitFor([&] { return Lines(ReadFile(out)).size() >= 2; }, milliseconds(20000)));
   EXPECT_THAT(Lines(ReadFile(out))[0], StartsWith("SEQ "));
   EXPECT_THAT(Lines(ReadFile(out))[1], StartsWith("7 "));
-  OpenPrimary(controller::WallClockMs);
+  OpenPrimary(WallClockMs);
   ASSERT_TRUE(log_->Append(Rec("stop", "api", "m1", controller::kPhaseIntent, "")).ok());
   ASSERT_TRUE(WaitFor([&] { return Lines(ReadFile(out)).size() >= 3; }, milliseconds(10000)));
   EXPECT_THAT(Lines(ReadFile(out))[2], StartsWith("8 "));

@@ -4,10 +4,10 @@
 
 #include <gtest/gtest.h>
 
-#include "controller/audit_log.h"
+#include "audit/audit_log.h"
 #include "controller/revision_pass.h"
-#include "controller/revisions.h"
-#include "controller/store.h"
+#include "store/revisions.h"
+#include "store/store.h"
 #include "tests/harness/temp_dir.h"
 
 namespace clusterctl::controller {

@@ -7,7 +7,7 @@
 
 #include <algorithm>
 
-#include "controller/store.h"
+#include "store/store.h"
 #include "tests/harness/temp_dir.h"
 
 namespace clusterctl::controller {

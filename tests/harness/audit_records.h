@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "controller/audit_log.h"
-#include "controller/store.h"
+#include "audit/audit_log.h"
+#include "store/store.h"
 
 namespace clusterctl::testing {
 

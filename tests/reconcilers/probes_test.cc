@@ -175,7 +175,7 @@ class ProbeTest : public ::testing::Test {
   // Repository-named password files come from here only.
   TempDir secrets_;
   RealProber prober_{nullptr, [] { return kFakeNow; },
-                     desired_state::SecretsPolicy{secrets_.path(), {}}};
+                     SecretsPolicy{secrets_.path(), {}}};
 };
 
 // ---------------------------------------------------------------- http

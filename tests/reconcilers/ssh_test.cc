@@ -314,13 +314,13 @@ TEST_F(SshPoolTest, UsesTheDefaultIdentityFileWhenTheTargetNamesNone) {
 }
 
 // Issue 10 item 1: a key a target names (from the repository) is read from
-// secretsDir only, under the rule of desired-state/secret_file.h.
+// secretsDir only, under the rule of base/secret_file.h.
 TEST_F(SshPoolTest, ReadsATargetsKeyFromSecretsDirOnly) {
   const std::string secrets = tmp_.Sub("secrets");
   std::filesystem::create_directories(secrets + "/machines");
   std::filesystem::copy_file(host_.client_key_path(), secrets + "/machines/key");
   SshOptions options = OptionsFor(host_.known_hosts_path());
-  options.secrets = desired_state::SecretsPolicy{secrets, {}};
+  options.secrets = SecretsPolicy{secrets, {}};
   SshPool pool(options);
   SshTarget t = TargetFor(host_);
   t.identity_file = "machines/key";  // relative to secretsDir

@@ -1,0 +1,49 @@
+// DaemonView: what the HTTP API (api.h) needs from the running controller.
+// clusterd's Daemon implements it; API tests use a fake.
+//
+// Thread-safety: every method may be called from any HTTP worker thread.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "audit/audit_log.h"
+#include "base/status.h"
+
+namespace clusterctl::api {
+
+class DaemonView {
+ public:
+  virtual ~DaemonView() = default;
+
+  // GET /api/v1/status: the document of SPEC.md section 4 (status_view.h).
+  virtual nlohmann::json Status() = 0;
+  // GET /api/v1/alerts: [{id, severity, message, since, ...}]
+  virtual nlohmann::json Alerts() = 0;
+  // GET /api/v1/history?limit=N: past status snapshots, newest first.
+  virtual nlohmann::json History(size_t limit) = 0;
+  // GET /api/v1/revisions: applied and rejected revisions, newest first.
+  virtual nlohmann::json Revisions(size_t limit) = 0;
+  // GET /api/v1/audit?filters: records newest first (or oldest first).
+  virtual Result<std::vector<AuditRecord>> Audit(const AuditFilter& filter) = 0;
+  // GET /metrics: Prometheus text exposition format.
+  virtual std::string Metrics() = 0;
+  // GET /healthz: the daemon's own health (loops alive, store writable).
+  virtual bool Healthy(std::string* detail) = 0;
+
+  // POST /api/v1/sync: fetch the branch and reconcile now.
+  virtual void Sync(const std::string& reason) = 0;
+  // POST /api/v1/restart {service, machine?}: rolling restart, audited with
+  // trigger manual and `actor`.
+  virtual clusterctl::Status Restart(const std::string& service, const std::string& machine,
+                                     const std::string& actor) = 0;
+  // POST /api/v1/suspend, /resume: pause automatic reconciles (observing
+  // and reporting go on).
+  virtual void Suspend(const std::string& actor) = 0;
+  virtual void Resume(const std::string& actor) = 0;
+  virtual bool suspended() = 0;
+};
+
+}  // namespace clusterctl::api
