@@ -29,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/sha256.h"
 #include "base/time_format.h"
 
 namespace clusterctl::api {
@@ -132,20 +133,6 @@ int HttpStatusFor(Code code) {
       return 500;
   }
   return 500;
-}
-
-std::array<unsigned char, SHA256_DIGEST_LENGTH> Sha256(std::string_view s) {
-  std::array<unsigned char, SHA256_DIGEST_LENGTH> out{};
-  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), out.data());
-  return out;
-}
-
-// Compares two secrets in time independent of where they differ and of the
-// length of `given`: both are hashed first, then compared with CRYPTO_memcmp.
-bool SecretEquals(std::string_view given, std::string_view expected) {
-  auto a = Sha256(given);
-  auto b = Sha256(expected);
-  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 int HexValue(char c) {
@@ -1007,7 +994,7 @@ void ApiServer::HandleAudit(Call& call) {
   }
   const Request& req = call.req;
   Response& res = call.res;
-  AuditFilter f;
+  audit::AuditFilter f;
   const int64_t now = options_.now_ms();
   for (const char* name : {"since", "until"}) {
     std::optional<std::string> text = Param(req, name);
@@ -1064,17 +1051,18 @@ void ApiServer::HandleAudit(Call& call) {
 
   // The API's own messages first (they name the parameter), then whatever
   // else the audit log checks.
-  if (!f.trigger.empty() && !Contains(AuditTriggers(), f.trigger)) {
-    ReplyError(
-        res, 400,
-        "trigger: \"" + f.trigger + "\" is not a trigger; use one of " + Join(AuditTriggers()),
-        "trigger");
+  if (!f.trigger.empty() && !Contains(audit::AuditTriggers(), f.trigger)) {
+    ReplyError(res, 400,
+               "trigger: \"" + f.trigger + "\" is not a trigger; use one of " +
+                   Join(audit::AuditTriggers()),
+               "trigger");
     return;
   }
-  if (!f.result.empty() && !Contains(AuditResults(), f.result)) {
-    ReplyError(res, 400,
-               "result: \"" + f.result + "\" is not a result; use one of " + Join(AuditResults()),
-               "result");
+  if (!f.result.empty() && !Contains(audit::AuditResults(), f.result)) {
+    ReplyError(
+        res, 400,
+        "result: \"" + f.result + "\" is not a result; use one of " + Join(audit::AuditResults()),
+        "result");
     return;
   }
   if (!std::all_of(f.revision_prefix.begin(), f.revision_prefix.end(),
@@ -1091,7 +1079,7 @@ void ApiServer::HandleAudit(Call& call) {
                "since");
     return;
   }
-  if (Status s = ValidateFilter(f); !s.ok()) {
+  if (Status s = audit::ValidateFilter(f); !s.ok()) {
     ReplyError(res, 400, s.message());
     return;
   }
@@ -1099,20 +1087,20 @@ void ApiServer::HandleAudit(Call& call) {
   // One record more than asked tells whether there is a next page.
   const size_t page = f.limit;
   f.limit = page + 1;
-  Result<std::vector<AuditRecord>> records = view_->Audit(f);
+  Result<std::vector<audit::AuditRecord>> records = view_->Audit(f);
   if (!records.ok()) {
     ReplyError(res, HttpStatusFor(records.status().code()),
                "audit query failed: " + records.status().message());
     return;
   }
-  std::vector<AuditRecord>& list = *records;
+  std::vector<audit::AuditRecord>& list = *records;
   json next_cursor = nullptr;
   if (list.size() > page) {
     list.resize(page);
     next_cursor = MakeCursor(f.oldest_first, list.back().seq);
   }
   json out = json::array();
-  for (const AuditRecord& r : list) out.push_back(ToJson(r));
+  for (const audit::AuditRecord& r : list) out.push_back(ToJson(r));
   ReplyJson(res, 200, {{"records", std::move(out)}, {"next_cursor", next_cursor}});
 }
 

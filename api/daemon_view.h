@@ -27,7 +27,7 @@ class DaemonView {
   // GET /api/v1/revisions: applied and rejected revisions, newest first.
   virtual nlohmann::json Revisions(size_t limit) = 0;
   // GET /api/v1/audit?filters: records newest first (or oldest first).
-  virtual Result<std::vector<AuditRecord>> Audit(const AuditFilter& filter) = 0;
+  virtual Result<std::vector<audit::AuditRecord>> Audit(const audit::AuditFilter& filter) = 0;
   // GET /metrics: Prometheus text exposition format.
   virtual std::string Metrics() = 0;
   // GET /healthz: the daemon's own health (loops alive, store writable).

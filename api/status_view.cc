@@ -2,8 +2,8 @@
 
 #include <map>
 
-#include "store/observed_json.h"
 #include "base/time_format.h"
+#include "store/observed_json.h"
 
 namespace clusterctl::api {
 

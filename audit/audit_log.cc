@@ -1,7 +1,5 @@
 #include "audit/audit_log.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -10,7 +8,10 @@
 #include <random>
 #include <thread>
 
+#include "base/big_endian.h"
+#include "base/sha256.h"
 #include "base/time_format.h"
+#include "base/utf8.h"
 #include "desired-state/spec_hash.h"
 
 namespace clusterctl::audit {
@@ -35,26 +36,8 @@ const std::string& ZeroHash() {
 
 // ------------------------------------------------------------ key encoding
 
-std::string Be64(uint64_t v) {
-  std::string s(8, '\0');
-  for (int i = 7; i >= 0; --i) {
-    s[i] = static_cast<char>(v & 0xff);
-    v >>= 8;
-  }
-  return s;
-}
-
-uint64_t DecodeBe64(std::string_view s) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < 8 && i < s.size(); ++i) v = v << 8 | static_cast<unsigned char>(s[i]);
-  return v;
-}
-
-// 8 bytes whose byte order is the order of the times, negatives included.
-std::string TimeKey(int64_t t) { return Be64(static_cast<uint64_t>(t) ^ (1ULL << 63)); }
-
-std::string SeqKey(uint64_t seq) { return Be64(seq); }
-std::string OpenKey(uint64_t seq) { return kOpenPrefix + Be64(seq); }
+std::string SeqKey(uint64_t seq) { return BigEndian64(seq); }
+std::string OpenKey(uint64_t seq) { return kOpenPrefix + BigEndian64(seq); }
 
 // Index kinds; their slot in VerifyReport bookkeeping.
 constexpr char kKinds[] = {'t', 's', 'm', 'a', 'p'};
@@ -155,86 +138,14 @@ struct IndexEntry {
 std::vector<IndexEntry> IndexEntries(const AuditRecord& r) {
   std::vector<IndexEntry> out;
   const std::string fields = EncodeFields(r);
-  const std::string ts = TimeKey(r.time) + Be64(r.seq);
+  const std::string ts = TimeKey(r.time) + BigEndian64(r.seq);
   out.push_back({'t', IndexPrefix('t') + ts, fields});
   if (!r.service.empty()) out.push_back({'s', IndexPrefix('s', r.service) + ts, fields});
   if (!r.machine.empty()) out.push_back({'m', IndexPrefix('m', r.machine) + ts, fields});
   out.push_back({'a', IndexPrefix('a', r.action) + ts, fields});
   if (r.intent_seq != 0)
-    out.push_back({'p', IndexPrefix('p') + Be64(r.intent_seq) + Be64(r.seq), ""});
+    out.push_back({'p', IndexPrefix('p') + BigEndian64(r.intent_seq) + BigEndian64(r.seq), ""});
   return out;
-}
-
-// ------------------------------------------------------------------ UTF-8
-
-// Length of the valid UTF-8 sequence at s[i], or 0 when it is not one.
-size_t Utf8SequenceLength(std::string_view s, size_t i) {
-  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = b(i);
-  if (c < 0x80) return 1;
-  size_t n;
-  uint32_t cp;
-  if ((c & 0xe0) == 0xc0) {
-    n = 2;
-    cp = c & 0x1f;
-  } else if ((c & 0xf0) == 0xe0) {
-    n = 3;
-    cp = c & 0x0f;
-  } else if ((c & 0xf8) == 0xf0) {
-    n = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((b(i + k) & 0xc0) != 0x80) return 0;
-    cp = cp << 6 | (b(i + k) & 0x3f);
-  }
-  static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-  return n;
-}
-
-// `s` with every invalid byte replaced by U+FFFD.
-void SanitizeUtf8(std::string* s) {
-  size_t i = 0;
-  while (i < s->size()) {
-    size_t n = Utf8SequenceLength(*s, i);
-    if (n == 0) break;
-    i += n;
-  }
-  if (i == s->size()) return;  // Valid: the usual case.
-  std::string out = s->substr(0, i);
-  while (i < s->size()) {
-    size_t n = Utf8SequenceLength(*s, i);
-    if (n == 0) {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    } else {
-      out.append(*s, i, n);
-      i += n;
-    }
-  }
-  *s = std::move(out);
-}
-
-void AppendUtf8(std::string* out, uint32_t cp) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xc0 | cp >> 6));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xe0 | cp >> 12));
-    out->push_back(static_cast<char>(0x80 | (cp >> 6 & 0x3f)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-  } else {
-    out->push_back(static_cast<char>(0xf0 | cp >> 18));
-    out->push_back(static_cast<char>(0x80 | (cp >> 12 & 0x3f)));
-    out->push_back(static_cast<char>(0x80 | (cp >> 6 & 0x3f)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-  }
 }
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
@@ -501,31 +412,6 @@ Result<AuditRecord> DecodeStored(std::string_view value, CanonicalBytes* canonic
   return parsed;
 }
 
-// Hex SHA-256 of head + tail, with a digest context reused per thread
-// (Verify hashes a million records).
-std::string Sha256Hex(std::string_view head, std::string_view tail) {
-  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  thread_local std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(),
-                                                                      EVP_MD_CTX_free);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (md == nullptr || ctx == nullptr || !EVP_DigestInit_ex(ctx.get(), md, nullptr) ||
-      !EVP_DigestUpdate(ctx.get(), head.data(), head.size()) ||
-      !EVP_DigestUpdate(ctx.get(), tail.data(), tail.size()) ||
-      !EVP_DigestFinal_ex(ctx.get(), digest, &len)) {
-    std::string all(head);
-    all.append(tail);
-    return desired_state::Sha256Hex(all);
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(2 * len, '0');
-  for (unsigned int i = 0; i < len; ++i) {
-    out[2 * i] = kHex[digest[i] >> 4];
-    out[2 * i + 1] = kHex[digest[i] & 15];
-  }
-  return out;
-}
-
 // ------------------------------------------------------------- matching
 
 bool RevisionMatches(std::string_view prefix, std::string_view revision) {
@@ -612,8 +498,8 @@ uint64_t EntryFingerprint(uint64_t seed, char kind, uint64_t name_hash, uint64_t
   return h == 0 ? 1 : h;
 }
 
-Result<std::optional<TrimInfo>> ReadTrim(const Store* store,
-                                         const StoreSnapshot* snapshot = nullptr) {
+Result<std::optional<TrimInfo>> ReadTrim(const store::Store* store,
+                                         const store::StoreSnapshot* snapshot = nullptr) {
   Result<std::optional<std::string>> v = store->Get(kMetaCf, kTrimKey, snapshot);
   if (!v.ok()) return v.status();
   if (!v->has_value()) return std::optional<TrimInfo>();
@@ -632,18 +518,18 @@ Result<std::optional<TrimInfo>> ReadTrim(const Store* store,
 }
 
 // A scan of at most `limit` keys of a whole family.
-ScanRange Whole(bool reverse, size_t limit) {
-  ScanRange r;
+store::ScanRange Whole(bool reverse, size_t limit) {
+  store::ScanRange r;
   r.reverse = reverse;
   r.limit = limit;
   return r;
 }
 
 // The first stored record's seq, 0 when there is none.
-Result<uint64_t> FirstSeq(const Store* store) {
+Result<uint64_t> FirstSeq(const store::Store* store) {
   uint64_t first = 0;
   Status s = store->Scan(kAuditCf, Whole(false, 1), [&](std::string_view k, std::string_view) {
-    first = DecodeBe64(k);
+    first = DecodeBigEndian64(k);
     return false;
   });
   if (!s.ok()) return s;
@@ -778,7 +664,7 @@ std::string CanonicalForm(const AuditRecord& r) {
   return Dump(j);
 }
 
-std::string ComputeHash(const AuditRecord& r) { return desired_state::Sha256Hex(CanonicalForm(r)); }
+std::string ComputeHash(const AuditRecord& r) { return Sha256Hex(CanonicalForm(r)); }
 
 // ---------------------------------------------------------------- filters
 
@@ -818,12 +704,11 @@ bool Matches(const AuditFilter& f, const AuditRecord& r) {
 
 // ---------------------------------------------------------------- AuditLog
 
-AuditLog::AuditLog(Store* store, std::function<int64_t()> now_ms)
-    : store_(store), now_ms_(std::move(now_ms)) {}
+AuditLog::AuditLog(store::Store* store, const Clock& clock) : store_(store), clock_(clock) {}
 
-Result<std::unique_ptr<AuditLog>> AuditLog::Open(Store* store, std::function<int64_t()> now_ms) {
+Result<std::unique_ptr<AuditLog>> AuditLog::Open(store::Store* store, const Clock* clock) {
   if (store == nullptr) return Status::Internal("AuditLog::Open: no store");
-  std::unique_ptr<AuditLog> log(new AuditLog(store, now_ms ? std::move(now_ms) : WallClockMs));
+  std::unique_ptr<AuditLog> log(new AuditLog(store, ClockOr(clock)));
   std::lock_guard<std::mutex> lock(log->mu_);
   CLUSTERCTL_RETURN_IF_ERROR(log->LoadHead());
   return log;
@@ -848,7 +733,7 @@ Result<AuditHead> AuditLog::Head() const {
   uint64_t last_seq = 0;
   Status s =
       store_->Scan(kAuditCf, Whole(true, 1), [&](std::string_view k, std::string_view value) {
-        last_seq = DecodeBe64(k);
+        last_seq = DecodeBigEndian64(k);
         last.assign(value);
         return false;
       });
@@ -935,7 +820,7 @@ Result<std::vector<AuditRecord>> AuditLog::AppendLocked(std::vector<AuditRecord>
     CLUSTERCTL_RETURN_IF_ERROR(LoadHead());
     reload_head_ = false;
   }
-  StoreBatch batch(store_);
+  store::StoreBatch batch(store_);
   uint64_t seq = last_seq_;
   std::string prev = last_hash_;
   int64_t time = last_time_;
@@ -951,12 +836,12 @@ Result<std::vector<AuditRecord>> AuditLog::AppendLocked(std::vector<AuditRecord>
       return Status::Invalid("audit result names intent " + std::to_string(r.intent_seq) +
                              ", which is not an earlier record");
     }
-    time = std::clamp(now_ms_(), kMinTimeMs, kMaxTimeMs);
+    time = std::clamp(clock_.WallMs(), kMinTimeMs, kMaxTimeMs);
     r.time = time;
     r.prev_hash = prev;
     json j = ToJson(r);
     j.erase("hash");
-    r.hash = desired_state::Sha256Hex(Dump(j));
+    r.hash = Sha256Hex(Dump(j));
     j["hash"] = r.hash;
     prev = r.hash;
     const std::string value = Dump(j);
@@ -991,14 +876,14 @@ Result<std::optional<AuditRecord>> AuditLog::Get(uint64_t seq) const {
 Result<std::vector<AuditRecord>> AuditLog::ReadAfter(uint64_t after_seq, size_t limit) const {
   std::vector<AuditRecord> out;
   Status bad;
-  ScanRange range;
+  store::ScanRange range;
   range.begin = SeqKey(after_seq + 1);
   range.limit = limit;
   if (after_seq == UINT64_MAX) return out;
   Status s = store_->Scan(kAuditCf, range, [&](std::string_view k, std::string_view v) {
     Result<AuditRecord> r = DecodeStored(v, nullptr);
     if (!r.ok()) {
-      bad = r.status().Annotate("audit record " + std::to_string(DecodeBe64(k)));
+      bad = r.status().Annotate("audit record " + std::to_string(DecodeBigEndian64(k)));
       return false;
     }
     out.push_back(std::move(r).value());
@@ -1011,11 +896,12 @@ Result<std::vector<AuditRecord>> AuditLog::ReadAfter(uint64_t after_seq, size_t 
 
 Result<std::vector<AuditRecord>> AuditLog::ResultsOf(uint64_t intent_seq) const {
   std::vector<uint64_t> seqs;
-  Status s = store_->Scan(kIndexCf, ScanRange::Prefix(IndexPrefix('p') + Be64(intent_seq)),
-                          [&](std::string_view k, std::string_view) {
-                            if (k.size() == 18) seqs.push_back(DecodeBe64(k.substr(10)));
-                            return true;
-                          });
+  Status s =
+      store_->Scan(kIndexCf, store::ScanRange::Prefix(IndexPrefix('p') + BigEndian64(intent_seq)),
+                   [&](std::string_view k, std::string_view) {
+                     if (k.size() == 18) seqs.push_back(DecodeBigEndian64(k.substr(10)));
+                     return true;
+                   });
   if (!s.ok()) return s;
   std::vector<AuditRecord> out;
   for (uint64_t seq : seqs) {
@@ -1028,7 +914,7 @@ Result<std::vector<AuditRecord>> AuditLog::ResultsOf(uint64_t intent_seq) const 
 
 Result<bool> AuditLog::ActionExists(const std::string& action) const {
   bool found = false;
-  Status s = store_->Scan(kIndexCf, ScanRange::Prefix(IndexPrefix('a', action), false, 1),
+  Status s = store_->Scan(kIndexCf, store::ScanRange::Prefix(IndexPrefix('a', action), false, 1),
                           [&](std::string_view, std::string_view) {
                             found = true;
                             return false;
@@ -1061,7 +947,7 @@ Status AuditLog::QueryEach(const AuditFilter& f,
   } else {
     prefix = IndexPrefix('t');
   }
-  ScanRange range = ScanRange::Prefix(prefix, /*reverse=*/!f.oldest_first);
+  store::ScanRange range = store::ScanRange::Prefix(prefix, /*reverse=*/!f.oldest_first);
   if (f.since_ms) range.begin = prefix + TimeKey(*f.since_ms);
   if (f.until_ms) range.end = prefix + TimeKey(*f.until_ms);
   // Cursors: a position in (time, seq) order, from the cursor's record.
@@ -1070,7 +956,8 @@ Status AuditLog::QueryEach(const AuditFilter& f,
     Result<std::optional<AuditRecord>> c = Get(f.after_seq);
     if (!c.ok()) return c.status();
     if (c->has_value()) {
-      std::string b = prefix + TimeKey((*c)->time) + Be64(f.after_seq) + std::string(1, '\0');
+      std::string b =
+          prefix + TimeKey((*c)->time) + BigEndian64(f.after_seq) + std::string(1, '\0');
       range.begin = std::max(range.begin, b);
     } else {
       seq_above = f.after_seq;
@@ -1080,7 +967,7 @@ Status AuditLog::QueryEach(const AuditFilter& f,
     Result<std::optional<AuditRecord>> c = Get(f.before_seq);
     if (!c.ok()) return c.status();
     if (c->has_value()) {
-      std::string e = prefix + TimeKey((*c)->time) + Be64(f.before_seq);
+      std::string e = prefix + TimeKey((*c)->time) + BigEndian64(f.before_seq);
       range.end = std::min(range.end, e);
     } else {
       seq_below = f.before_seq;
@@ -1092,7 +979,7 @@ Status AuditLog::QueryEach(const AuditFilter& f,
   Status bad;
   Status s = store_->Scan(kIndexCf, range, [&](std::string_view k, std::string_view v) {
     if (k.size() < prefix.size() + 16) return true;
-    const uint64_t seq = DecodeBe64(k.substr(k.size() - 8));
+    const uint64_t seq = DecodeBigEndian64(k.substr(k.size() - 8));
     if (seq <= seq_above || (seq_below != 0 && seq >= seq_below)) return true;
     Fields fields;
     if (DecodeFields(v, &fields) && !FieldsMatch(f, fields)) return true;
@@ -1116,7 +1003,7 @@ Status AuditLog::QueryEach(const AuditFilter& f,
 Result<std::vector<AuditRecord>> AuditLog::UnfinishedIntents() const {
   std::vector<AuditRecord> out;
   Status bad;
-  Status s = store_->Scan(kMetaCf, ScanRange::Prefix(kOpenPrefix),
+  Status s = store_->Scan(kMetaCf, store::ScanRange::Prefix(kOpenPrefix),
                           [&](std::string_view k, std::string_view v) {
                             Result<AuditRecord> r = DecodeStored(v, nullptr);
                             if (!r.ok()) {
@@ -1136,7 +1023,7 @@ Result<std::vector<AuditRecord>> AuditLog::RecordInterrupted(const std::string& 
   Result<std::vector<AuditRecord>> open = UnfinishedIntents();
   if (!open.ok()) return open.status();
   std::vector<AuditRecord> results;
-  const int64_t now = now_ms_();
+  const int64_t now = clock_.WallMs();
   for (const AuditRecord& intent : *open) {
     AuditRecord r;
     r.actor = actor;
@@ -1162,7 +1049,7 @@ Result<VerifyReport> AuditLog::Verify() const {
   // Every read below is of one moment: on a live primary, appends go on
   // while the walk runs, and records, index and head read at different
   // times would disagree (false corruption).
-  const std::unique_ptr<StoreSnapshot> snap = store_->Snapshot();
+  const std::unique_ptr<store::StoreSnapshot> snap = store_->Snapshot();
   Result<std::optional<TrimInfo>> trim = ReadTrim(store_, snap.get());
   if (!trim.ok()) return trim.status();
   rep.trim = *trim;
@@ -1183,7 +1070,7 @@ Result<VerifyReport> AuditLog::Verify() const {
   CLUSTERCTL_RETURN_IF_ERROR(store_->Scan(
       kAuditCf, Whole(/*reverse=*/true, 1),
       [&](std::string_view k, std::string_view) {
-        if (k.size() == 8) newest = std::max(newest, DecodeBe64(k));
+        if (k.size() == 8) newest = std::max(newest, DecodeBigEndian64(k));
         return false;
       },
       snap.get()));
@@ -1219,18 +1106,18 @@ Result<VerifyReport> AuditLog::Verify() const {
   uint64_t index_entries = 0;
   std::thread index_reader([&] {
     index_status = store_->Scan(
-        kIndexCf, ScanRange{},
+        kIndexCf, store::ScanRange{},
         [&](std::string_view k, std::string_view v) {
           ++index_entries;
           // Split the key: <kind>\0[<name>\0]<8 bytes><seq>.
           const int slot = k.size() < 18 || k[1] != '\0' ? -1 : KindSlot(k[0]);
           const bool named = slot == 1 || slot == 2 || slot == 3;
           if (slot < 0 || (named ? k.size() < 19 || k[k.size() - 17] != '\0' : k.size() != 18)) {
-            index_failure.Add(k.size() >= 8 ? DecodeBe64(k.substr(k.size() - 8)) : 0,
+            index_failure.Add(k.size() >= 8 ? DecodeBigEndian64(k.substr(k.size() - 8)) : 0,
                               "malformed index entry");
             return true;
           }
-          const uint64_t seq = DecodeBe64(k.substr(k.size() - 8));
+          const uint64_t seq = DecodeBigEndian64(k.substr(k.size() - 8));
           if (seq < first || seq - first >= slots) {
             index_failure.Add(
                 seq, std::string("index entry without record (") + KindName(k[0]) + " index)");
@@ -1240,8 +1127,9 @@ Result<VerifyReport> AuditLog::Verify() const {
           const uint64_t i = seq - first;
           if (found_mask[i] & (1u << slot)) duplicate_mask[i] |= static_cast<uint8_t>(1u << slot);
           found_mask[i] |= static_cast<uint8_t>(1u << slot);
-          found[i][slot] = fp32(EntryFingerprint(
-              seed, k[0], name_hash, DecodeBe64(k.substr(k.size() - 16)), seq, Hash64(seed, v)));
+          found[i][slot] = fp32(EntryFingerprint(seed, k[0], name_hash,
+                                                 DecodeBigEndian64(k.substr(k.size() - 16)), seq,
+                                                 Hash64(seed, v)));
           return true;
         },
         snap.get());
@@ -1254,14 +1142,14 @@ Result<VerifyReport> AuditLog::Verify() const {
   std::string last_hash;
   const uint64_t empty_hash = Hash64(seed, "");
   Status s = store_->Scan(
-      kAuditCf, ScanRange{},
+      kAuditCf, store::ScanRange{},
       [&](std::string_view k, std::string_view v) {
         if (k.size() != 8) {
           chain.Add(expected_seq, "malformed key in the audit column family (" +
                                       std::to_string(k.size()) + " bytes)");
           return false;
         }
-        const uint64_t seq = DecodeBe64(k);
+        const uint64_t seq = DecodeBigEndian64(k);
         if (seq < expected_seq) {
           chain.Add(seq, "record precedes the first kept record " + std::to_string(first) +
                              " of the trim record");
@@ -1305,7 +1193,7 @@ Result<VerifyReport> AuditLog::Verify() const {
         // The entries IndexEntries() writes for it, as fingerprints.
         std::array<uint32_t, kNumKinds> e{};
         const uint64_t value_hash = Hash64(seed, EncodeFields(*r));
-        const uint64_t time_bits = DecodeBe64(TimeKey(r->time));
+        const uint64_t time_bits = DecodeBigEndian64(TimeKey(r->time));
         e[0] = fp32(EntryFingerprint(seed, 't', 0, time_bits, seq, value_hash));
         if (!r->service.empty()) {
           e[1] = fp32(
@@ -1425,13 +1313,13 @@ Result<uint64_t> AuditLog::Trim(uint64_t before_seq, const std::string& actor) {
   uint64_t removed = 0;
   while (first < before_seq) {
     const uint64_t chunk_end = std::min(before_seq, first + kTrimChunk);
-    StoreBatch batch(store_);
+    store::StoreBatch batch(store_);
     Status bad;
     uint64_t next = first;
     CanonicalBytes canonical;
-    ScanRange range{SeqKey(first), SeqKey(chunk_end + 1)};  // Includes the new first record.
+    store::ScanRange range{SeqKey(first), SeqKey(chunk_end + 1)};  // Includes the new first record.
     Status s = store_->Scan(kAuditCf, range, [&](std::string_view k, std::string_view v) {
-      const uint64_t seq = DecodeBe64(k);
+      const uint64_t seq = DecodeBigEndian64(k);
       Result<AuditRecord> r = DecodeStored(v, &canonical);
       // Trim never hides a broken chain: what it removes must verify.
       std::string why;
@@ -1474,7 +1362,7 @@ Result<uint64_t> AuditLog::Trim(uint64_t before_seq, const std::string& actor) {
     info.first_kept_seq = chunk_end;
     info.first_kept_prev_hash = (*kept)->prev_hash;
     info.trimmed_count += chunk_end - first;
-    info.last_trim_at = now_ms_();
+    info.last_trim_at = clock_.WallMs();
     batch.Put(kMetaCf, kTrimKey,
               json{{"first_kept_seq", info.first_kept_seq},
                    {"first_kept_prev_hash", info.first_kept_prev_hash},

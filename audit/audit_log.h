@@ -59,8 +59,9 @@
 #include <string_view>
 #include <vector>
 
-#include "store/store.h"
+#include "base/clock.h"
 #include "base/status.h"
+#include "store/store.h"
 
 namespace clusterctl::audit {
 
@@ -189,11 +190,10 @@ class AuditLog {
  public:
   // Opens the log in `store` (not owned; must outlive the log) and recovers
   // the newest seq and hash, so seq continues where it stopped, also after
-  // a crash. `now_ms` is the clock for record times. Default: WallClockMs.
+  // a crash. `clock` dates records (WallMs). Default: RealClock().
   // A read-only Store gives a log that can be queried and verified; its
   // writes fail with Code::kPermission.
-  static Result<std::unique_ptr<AuditLog>> Open(Store* store,
-                                                std::function<int64_t()> now_ms = nullptr);
+  static Result<std::unique_ptr<AuditLog>> Open(store::Store* store, const Clock* clock = nullptr);
 
   AuditLog(const AuditLog&) = delete;
   AuditLog& operator=(const AuditLog&) = delete;
@@ -270,13 +270,13 @@ class AuditLog {
   Result<uint64_t> Trim(uint64_t before_seq, const std::string& actor = "retention");
 
  private:
-  AuditLog(Store* store, std::function<int64_t()> now_ms);
+  AuditLog(store::Store* store, const Clock& clock);
   Status LoadHead();
   Status CheckRecord(const AuditRecord& r) const;
   Result<std::vector<AuditRecord>> AppendLocked(std::vector<AuditRecord> records);
 
-  Store* store_;
-  std::function<int64_t()> now_ms_;
+  store::Store* store_;
+  const Clock& clock_;
 
   std::mutex mu_;          // Serialises writes; guards the fields below.
   uint64_t last_seq_ = 0;  // The head as this process knows it.

@@ -60,12 +60,6 @@ bool Digits(std::string_view text, size_t* pos, size_t n, int64_t* out) {
 
 }  // namespace
 
-int64_t WallClockMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::string FormatRfc3339Ms(int64_t ms) {
   if (ms < kMinTimeMs) ms = kMinTimeMs;
   if (ms > kMaxTimeMs) ms = kMaxTimeMs;

@@ -2,9 +2,9 @@
 // Unix epoch (UTC) in memory, RFC 3339 on screen and in JSON, and short
 // relative durations ("15m", "2h", "7d") on the command line.
 //
-// Everything here is a pure function of its arguments except WallClockMs():
-// no function reads the clock unless it is handed `now_ms`, so callers and
-// tests decide what "now" is.
+// Everything here is a pure function of its arguments: no function reads the
+// clock (base/clock.h) unless it is handed `now_ms`, so callers and tests
+// decide what "now" is.
 //
 // Range: times are clamped to the years 0000-9999 that RFC 3339 can spell,
 // [kMinTimeMs, kMaxTimeMs].
@@ -23,9 +23,6 @@ namespace clusterctl {
 // 0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z in ms since the epoch.
 inline constexpr int64_t kMinTimeMs = -62167219200000;
 inline constexpr int64_t kMaxTimeMs = 253402300799999;
-
-// Milliseconds since the epoch from the system clock.
-int64_t WallClockMs();
 
 // "2026-11-22T10:30:45.123Z": UTC, always with milliseconds and "Z".
 // Values outside [kMinTimeMs, kMaxTimeMs] are clamped into it.

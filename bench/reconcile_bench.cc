@@ -89,12 +89,10 @@
 #include <thread>
 #include <vector>
 
+#include "audit/audit_log.h"
 #include "bench/ansible.h"
 #include "bench/bench_util.h"
-#include "audit/audit_log.h"
 #include "controller/reconcile.h"
-#include "store/state_store.h"
-#include "store/store.h"
 #include "desired-state/loader.h"
 #include "reconcilers/driver.h"
 #include "reconcilers/executor.h"
@@ -104,6 +102,8 @@
 #include "reconcilers/shell.h"
 #include "reconcilers/ssh.h"
 #include "reconcilers/target.h"
+#include "store/state_store.h"
+#include "store/store.h"
 #include "tests/harness/paths.h"
 #include "tests/harness/process.h"
 #include "tests/harness/ssh_host.h"
@@ -112,6 +112,8 @@
 namespace {
 
 namespace ctl = clusterctl::controller;
+namespace store = clusterctl::store;
+namespace audit = clusterctl::audit;
 namespace ds = clusterctl::desired_state;
 namespace rc = clusterctl::reconcilers;
 namespace th = clusterctl::testing;
@@ -201,9 +203,9 @@ struct World {
 
   // The state store and audit log of the in-process passes.
   th::TempDir data_dir;
-  std::unique_ptr<ctl::Store> store;
-  std::unique_ptr<ctl::StateStore> state_store;
-  std::unique_ptr<ctl::AuditLog> audit;
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<store::StateStore> state_store;
+  std::unique_ptr<audit::AuditLog> audit;
   // clusterctl apply as a process: its config file and data directory.
   th::TempDir apply_dir;
 
@@ -276,14 +278,14 @@ struct World {
     }
     rtt_ms = Median(rtts);
 
-    auto st = ctl::Store::OpenPrimary(data_dir.path());
+    auto st = store::Store::OpenPrimary(data_dir.path());
     if (!st.ok()) {
       error = "store: " + st.status().ToString();
       return;
     }
     store = std::move(st.value());
-    state_store = std::make_unique<ctl::StateStore>(store.get());
-    auto log = ctl::AuditLog::Open(store.get());
+    state_store = std::make_unique<store::StateStore>(store.get());
+    auto log = audit::AuditLog::Open(store.get());
     if (!log.ok()) {
       error = "audit log: " + log.status().ToString();
       return;

@@ -11,12 +11,13 @@
 #include <set>
 #include <thread>
 
+#include "api/status_view.h"
+#include "base/clock.h"
 #include "cli/commands.h"
 #include "cli/remote.h"
 #include "cli/session.h"
 #include "cli/signals.h"
 #include "controller/revision_pass.h"
-#include "api/status_view.h"
 
 namespace clusterctl::cli {
 namespace {
@@ -60,7 +61,7 @@ json PlanJson(const Plan& plan) {
 class Progress : public reconcilers::StepListener {
  public:
   Progress(size_t total, bool json) : total_(total), json_(json), tty_(isatty(1) && !json) {
-    start_ = std::chrono::steady_clock::now();
+    start_ = SteadyNow();
     if (tty_) spinner_ = std::thread([this] { Spin(); });
   }
   ~Progress() override { Stop(); }
@@ -120,9 +121,7 @@ class Progress : public reconcilers::StepListener {
   }
 
   int64_t ElapsedMs() const {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                 start_)
-        .count();
+    return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyNow() - start_).count();
   }
 
  private:
@@ -212,9 +211,9 @@ int RunRemoteApply(Globals* g, const PlanOptions& opts) {
   auto desired = LoadDesired(*g, "", &s);
   if (!desired) return ReportError(*g, s);
   // Wait (bounded) until the daemon reports the head revision, healthy.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  const auto deadline = SteadyNow() + std::chrono::seconds(120);
   json st;
-  while (std::chrono::steady_clock::now() < deadline) {
+  while (SteadyNow() < deadline) {
     auto got = CallServer(*g, "GET", "/api/v1/status");
     if (got.ok()) {
       st = *got;
@@ -326,7 +325,7 @@ int RunApply(Globals* g, const PlanOptions& opts) {
     rec.actor = actor;
     rec.trigger = po.trigger;
     rec.summary = controller::PassSummary(plan, report);
-    rec.now_ms = reconcilers::WallMs();
+    rec.now_ms = WallClockMs();
     rec.audit_event = new_revision;
     recorded = controller::RecordRevisionPass(&session.revisions(), &session.audit(), rec);
     if (!recorded.ok()) std::cerr << "error: " << recorded.ToString() << "\n";

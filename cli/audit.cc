@@ -13,14 +13,15 @@
 #include <thread>
 
 #include "audit/audit_log.h"
-#include "store/store.h"
+#include "base/clock.h"
 #include "base/time_format.h"
 #include "desired-state/git_source.h"
+#include "store/store.h"
 
 namespace clusterctl::cli {
 namespace ctl = controller;
-using ctl::AuditFilter;
-using ctl::AuditRecord;
+using audit::AuditFilter;
+using audit::AuditRecord;
 using nlohmann::json;
 
 namespace {
@@ -37,16 +38,16 @@ struct AuditFlags {
 
 // The log of g.data_dir, opened read-only.
 struct OpenLog {
-  std::unique_ptr<ctl::Store> store;
-  std::unique_ptr<ctl::AuditLog> log;
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<audit::AuditLog> log;
 };
 
 Result<OpenLog> Open(const Globals& g) {
-  Result<std::unique_ptr<ctl::Store>> store = ctl::Store::OpenReadOnly(g.data_dir);
+  Result<std::unique_ptr<store::Store>> store = store::Store::OpenReadOnly(g.data_dir);
   if (!store.ok()) return store.status().Annotate("opening the audit log");
   OpenLog out;
   out.store = std::move(store).value();
-  Result<std::unique_ptr<ctl::AuditLog>> log = ctl::AuditLog::Open(out.store.get());
+  Result<std::unique_ptr<audit::AuditLog>> log = audit::AuditLog::Open(out.store.get());
   if (!log.ok()) return log.status();
   out.log = std::move(log).value();
   return out;
@@ -68,8 +69,9 @@ Status ParseTime(const std::string& flag, const std::string& text, int64_t now,
 
 // The filter from the flags, every value checked. `limit_default` applies
 // when --limit was not given (0 = no limit).
-Result<AuditFilter> BuildFilter(const AuditFlags& fl, bool limit_given, size_t limit_default) {
-  AuditFilter f;
+Result<audit::AuditFilter> BuildFilter(const AuditFlags& fl, bool limit_given,
+                                       size_t limit_default) {
+  audit::AuditFilter f;
   const int64_t now = WallClockMs();
   CLUSTERCTL_RETURN_IF_ERROR(ParseTime("--since", fl.since, now, &f.since_ms));
   CLUSTERCTL_RETURN_IF_ERROR(ParseTime("--until", fl.until, now, &f.until_ms));
@@ -96,14 +98,14 @@ Result<AuditFilter> BuildFilter(const AuditFlags& fl, bool limit_given, size_t l
   f.actor = fl.actor;
   f.trigger = fl.trigger;
   f.oldest_first = fl.reverse;
-  CLUSTERCTL_RETURN_IF_ERROR(ctl::ValidateFilter(f));
+  CLUSTERCTL_RETURN_IF_ERROR(audit::ValidateFilter(f));
   return f;
 }
 
 // An --action that is neither known nor in the log is most likely a typo.
-Status CheckAction(const ctl::AuditLog& log, const std::string& action) {
+Status CheckAction(const audit::AuditLog& log, const std::string& action) {
   if (action.empty()) return Status::Ok();
-  const auto& known = ctl::AuditKnownActions();
+  const auto& known = audit::AuditKnownActions();
   if (std::find(known.begin(), known.end(), action) != known.end()) return Status::Ok();
   Result<bool> exists = log.ActionExists(action);
   if (!exists.ok()) return exists.status();
@@ -126,19 +128,19 @@ std::string OneLine(const std::string& s) {
   return out;
 }
 
-std::string Target(const AuditRecord& r) {
+std::string Target(const audit::AuditRecord& r) {
   if (r.service.empty() && r.machine.empty()) return "-";
   if (r.machine.empty()) return r.service;
   if (r.service.empty()) return "@" + r.machine;
   return r.service + "@" + r.machine;
 }
 
-std::string ResultText(const AuditRecord& r) {
-  if (r.phase == ctl::kPhaseIntent) return "(intent)";
+std::string ResultText(const audit::AuditRecord& r) {
+  if (r.phase == audit::kPhaseIntent) return "(intent)";
   return r.result.empty() ? "-" : r.result;
 }
 
-std::vector<std::string> Cells(const AuditRecord& r) {
+std::vector<std::string> Cells(const audit::AuditRecord& r) {
   return {std::to_string(r.seq),
           FormatRfc3339Ms(r.time),
           OneLine(r.actor),
@@ -146,7 +148,7 @@ std::vector<std::string> Cells(const AuditRecord& r) {
           r.action,
           OneLine(Target(r)),
           ResultText(r),
-          r.phase == ctl::kPhaseResult ? FormatDurationMs(r.duration_ms) : "-",
+          r.phase == audit::kPhaseResult ? FormatDurationMs(r.duration_ms) : "-",
           r.revision.empty() ? "-" : r.revision.substr(0, 12),
           OneLine(r.detail)};
 }
@@ -156,10 +158,10 @@ std::vector<std::string> Cells(const AuditRecord& r) {
 // (--follow) reuse them and push the line out when they do not fit.
 class Table {
  public:
-  explicit Table(const std::vector<AuditRecord>& first_rows) {
+  explicit Table(const std::vector<audit::AuditRecord>& first_rows) {
     for (size_t i = 0; i < kHeader.size(); ++i) widths_.push_back(kHeader[i].size());
     widths_[1] = 24;  // The time is always 24 characters.
-    for (const AuditRecord& r : first_rows) {
+    for (const audit::AuditRecord& r : first_rows) {
       std::vector<std::string> c = Cells(r);
       for (size_t i = 0; i + 1 < c.size(); ++i) {
         widths_[i] = std::min<size_t>(std::max(widths_[i], c[i].size()), 40);
@@ -167,7 +169,7 @@ class Table {
     }
   }
   void Header(std::ostream& out) const { Line(out, kHeader); }
-  void Row(std::ostream& out, const AuditRecord& r) const { Line(out, Cells(r)); }
+  void Row(std::ostream& out, const audit::AuditRecord& r) const { Line(out, Cells(r)); }
 
  private:
   void Line(std::ostream& out, const std::vector<std::string>& cells) const {
@@ -190,10 +192,10 @@ class Table {
 
 // A note on stderr when retention removed records the query could have
 // shown (retention is never silent).
-void NoteTrim(const ctl::AuditLog& log, const AuditFilter& f, size_t shown) {
-  Result<std::optional<ctl::TrimInfo>> trim = log.Trimmed();
+void NoteTrim(const audit::AuditLog& log, const audit::AuditFilter& f, size_t shown) {
+  Result<std::optional<audit::TrimInfo>> trim = log.Trimmed();
   if (!trim.ok() || !trim->has_value()) return;
-  const ctl::TrimInfo& t = **trim;
+  const audit::TrimInfo& t = **trim;
   const bool reaches_back = !f.since_ms || *f.since_ms <= t.trimmed_through_time;
   const bool complete = f.limit == 0 || shown < f.limit;
   if (!reaches_back || !complete) return;
@@ -232,24 +234,24 @@ class StopSignals {
 
 // Prints records written after `after_seq` that match `f` until SIGINT or
 // SIGTERM (the caller installs StopSignals); polls the primary every 200 ms.
-int Follow(const Globals& g, OpenLog& open, const AuditFilter& f, uint64_t after_seq,
+int Follow(const Globals& g, OpenLog& open, const audit::AuditFilter& f, uint64_t after_seq,
            const Table& table) {
   uint64_t last = after_seq;
   while (!g_stop.load()) {
-    const auto wake = std::chrono::steady_clock::now() + kFollowPoll;
-    while (!g_stop.load() && std::chrono::steady_clock::now() < wake) {
+    const auto wake = SteadyNow() + kFollowPoll;
+    while (!g_stop.load() && SteadyNow() < wake) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     if (g_stop.load()) break;
     Status s = open.store->CatchUp();
     if (!s.ok()) return ReportError(g, s);
-    Result<std::vector<AuditRecord>> fresh = open.log->ReadAfter(last);
+    Result<std::vector<audit::AuditRecord>> fresh = open.log->ReadAfter(last);
     if (!fresh.ok()) return ReportError(g, fresh.status());
-    for (const AuditRecord& r : *fresh) {
+    for (const audit::AuditRecord& r : *fresh) {
       last = r.seq;
-      if (!ctl::Matches(f, r)) continue;
+      if (!audit::Matches(f, r)) continue;
       if (g.json) {
-        std::cout << ctl::ToJsonLine(r) << "\n";
+        std::cout << audit::ToJsonLine(r) << "\n";
       } else {
         table.Row(std::cout, r);
       }
@@ -262,7 +264,7 @@ int Follow(const Globals& g, OpenLog& open, const AuditFilter& f, uint64_t after
 // ------------------------------------------------------------- commands
 
 int RunQuery(const Globals& g, const AuditFlags& fl, bool limit_given) {
-  Result<AuditFilter> f = BuildFilter(fl, limit_given, 50);
+  Result<audit::AuditFilter> f = BuildFilter(fl, limit_given, 50);
   if (!f.ok()) return ReportError(g, f.status());
   // Signals end --follow cleanly from here on, also during the first query.
   std::optional<StopSignals> signals;
@@ -273,18 +275,18 @@ int RunQuery(const Globals& g, const AuditFlags& fl, bool limit_given) {
 
   // With --follow the newest records come first on screen like tail -f:
   // the last N, oldest first, then new ones as they are written.
-  Result<ctl::AuditHead> head = open->log->Head();
+  Result<audit::AuditHead> head = open->log->Head();
   if (!head.ok()) return ReportError(g, head.status());
-  Result<std::vector<AuditRecord>> rows = open->log->Query(*f);
+  Result<std::vector<audit::AuditRecord>> rows = open->log->Query(*f);
   if (!rows.ok()) return ReportError(g, rows.status());
   if (fl.follow && !fl.reverse) std::reverse(rows->begin(), rows->end());
 
   Table table(*rows);
   if (g.json) {
-    for (const AuditRecord& r : *rows) std::cout << ctl::ToJsonLine(r) << "\n";
+    for (const audit::AuditRecord& r : *rows) std::cout << audit::ToJsonLine(r) << "\n";
   } else {
     if (!rows->empty() || fl.follow) table.Header(std::cout);
-    for (const AuditRecord& r : *rows) table.Row(std::cout, r);
+    for (const audit::AuditRecord& r : *rows) table.Row(std::cout, r);
     if (rows->empty() && !fl.follow) std::cerr << "no audit records match\n";
   }
   NoteTrim(*open->log, *f, rows->size());
@@ -296,14 +298,14 @@ int RunQuery(const Globals& g, const AuditFlags& fl, bool limit_given) {
 int RunExport(const Globals& g, const AuditFlags& fl, bool limit_given) {
   AuditFlags oldest_first = fl;
   oldest_first.reverse = true;
-  Result<AuditFilter> f = BuildFilter(oldest_first, limit_given, /*no limit*/ 0);
+  Result<audit::AuditFilter> f = BuildFilter(oldest_first, limit_given, /*no limit*/ 0);
   if (!f.ok()) return ReportError(g, f.status());
   Result<OpenLog> open = Open(g);
   if (!open.ok()) return ReportError(g, open.status());
   if (Status s = CheckAction(*open->log, f->action); !s.ok()) return ReportError(g, s);
   size_t n = 0;
-  Status s = open->log->QueryEach(*f, [&](const AuditRecord& r) {
-    std::cout << ctl::ToJsonLine(r) << "\n";
+  Status s = open->log->QueryEach(*f, [&](const audit::AuditRecord& r) {
+    std::cout << audit::ToJsonLine(r) << "\n";
     ++n;
     return static_cast<bool>(std::cout);
   });
@@ -316,9 +318,9 @@ int RunExport(const Globals& g, const AuditFlags& fl, bool limit_given) {
 int RunVerify(const Globals& g) {
   Result<OpenLog> open = Open(g);
   if (!open.ok()) return ReportError(g, open.status());
-  Result<ctl::VerifyReport> rep = open->log->Verify();
+  Result<audit::VerifyReport> rep = open->log->Verify();
   if (!rep.ok()) return ReportError(g, rep.status());
-  const ctl::VerifyReport& r = *rep;
+  const audit::VerifyReport& r = *rep;
   if (g.json) {
     json out = {{"ok", r.ok},
                 {"records", r.records},
@@ -370,7 +372,7 @@ std::optional<desired_state::Revision> LookUpCommit(const Globals& g, const std:
   return *r;
 }
 
-void PrintRecord(const AuditRecord& r) {
+void PrintRecord(const audit::AuditRecord& r) {
   auto line = [](const char* name, const std::string& value) {
     std::cout << "  " << name << std::string(12 - std::string(name).size(), ' ') << value << "\n";
   };
@@ -384,7 +386,7 @@ void PrintRecord(const AuditRecord& r) {
   line("service", r.service.empty() ? "-" : r.service);
   line("machine", r.machine.empty() ? "-" : r.machine);
   line("result", ResultText(r));
-  if (r.phase == ctl::kPhaseResult) line("duration", FormatDurationMs(r.duration_ms));
+  if (r.phase == audit::kPhaseResult) line("duration", FormatDurationMs(r.duration_ms));
   line("revision", r.revision.empty() ? "-" : r.revision);
   line("detail", r.detail);
   line("prev_hash", r.prev_hash);
@@ -394,12 +396,12 @@ void PrintRecord(const AuditRecord& r) {
 int RunShow(const Globals& g, uint64_t seq) {
   Result<OpenLog> open = Open(g);
   if (!open.ok()) return ReportError(g, open.status());
-  Result<std::optional<AuditRecord>> rec = open->log->Get(seq);
+  Result<std::optional<audit::AuditRecord>> rec = open->log->Get(seq);
   if (!rec.ok()) return ReportError(g, rec.status());
   if (!rec->has_value()) {
     std::string why = "no audit record " + std::to_string(seq);
-    Result<ctl::AuditHead> head = open->log->Head();
-    Result<std::optional<ctl::TrimInfo>> trim = open->log->Trimmed();
+    Result<audit::AuditHead> head = open->log->Head();
+    Result<std::optional<audit::TrimInfo>> trim = open->log->Trimmed();
     if (trim.ok() && trim->has_value() && seq < (*trim)->first_kept_seq) {
       why += " (retention removed records before " + std::to_string((*trim)->first_kept_seq) + ")";
     } else if (head.ok()) {
@@ -407,17 +409,17 @@ int RunShow(const Globals& g, uint64_t seq) {
     }
     return ReportError(g, Status::NotFound(why));
   }
-  const AuditRecord& r = **rec;
+  const audit::AuditRecord& r = **rec;
   // Its pair: the intent of a result, or the result(s) of an intent.
-  std::optional<AuditRecord> intent;
-  std::vector<AuditRecord> results;
+  std::optional<audit::AuditRecord> intent;
+  std::vector<audit::AuditRecord> results;
   if (r.intent_seq != 0) {
-    Result<std::optional<AuditRecord>> i = open->log->Get(r.intent_seq);
+    Result<std::optional<audit::AuditRecord>> i = open->log->Get(r.intent_seq);
     if (!i.ok()) return ReportError(g, i.status());
     intent = std::move(*i);
   }
-  if (r.phase == ctl::kPhaseIntent) {
-    Result<std::vector<AuditRecord>> res = open->log->ResultsOf(r.seq);
+  if (r.phase == audit::kPhaseIntent) {
+    Result<std::vector<audit::AuditRecord>> res = open->log->ResultsOf(r.seq);
     if (!res.ok()) return ReportError(g, res.status());
     results = std::move(*res);
   }
@@ -426,10 +428,10 @@ int RunShow(const Globals& g, uint64_t seq) {
   if (g.json) {
     using ojson = nlohmann::ordered_json;
     ojson out;
-    out["record"] = ojson::parse(ctl::ToJsonLine(r));
-    out["intent"] = intent ? ojson::parse(ctl::ToJsonLine(*intent)) : ojson(nullptr);
+    out["record"] = ojson::parse(audit::ToJsonLine(r));
+    out["intent"] = intent ? ojson::parse(audit::ToJsonLine(*intent)) : ojson(nullptr);
     out["results"] = ojson::array();
-    for (const auto& x : results) out["results"].push_back(ojson::parse(ctl::ToJsonLine(x)));
+    for (const auto& x : results) out["results"].push_back(ojson::parse(audit::ToJsonLine(x)));
     out["commit"] = nullptr;
     if (commit) {
       out["commit"] = {{"sha", commit->commit},
@@ -441,12 +443,12 @@ int RunShow(const Globals& g, uint64_t seq) {
     return kExitOk;
   }
   PrintRecord(r);
-  std::vector<AuditRecord> pair;
+  std::vector<audit::AuditRecord> pair;
   if (intent) pair.push_back(*intent);
   if (r.intent_seq != 0 && !intent) {
     std::cout << "\nintent " << r.intent_seq << " is no longer in the log (trimmed)\n";
   }
-  if (r.phase == ctl::kPhaseIntent && results.empty()) {
+  if (r.phase == audit::kPhaseIntent && results.empty()) {
     std::cout << "\nno result yet: the step has not ended, or the controller stopped during it\n";
   }
   if (!pair.empty() || !results.empty()) {

@@ -9,10 +9,10 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "base/status.h"
 #include "controller/config.h"
 #include "desired-state/git_source.h"
 #include "desired-state/loader.h"
-#include "base/status.h"
 
 namespace clusterctl::cli {
 

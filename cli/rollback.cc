@@ -5,12 +5,13 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "base/clock.h"
 #include "cli/commands.h"
 #include "cli/remote.h"
 #include "controller/quarantine.h"
+#include "reconcilers/observer.h"
 #include "store/revisions.h"
 #include "store/store.h"
-#include "reconcilers/observer.h"
 
 namespace clusterctl::cli {
 namespace {
@@ -33,12 +34,12 @@ int RunRollback(Globals* g, const RollbackOptions& o) {
                                            "(e.g. clusterctl rollback --steps 1)"));
   }
   // The applied history, newest first, one entry per commit.
-  auto store = controller::Store::OpenReadOnly(g->data_dir);
+  auto store = store::Store::OpenReadOnly(g->data_dir);
   if (!store.ok()) return ReportError(*g, store.status());
-  controller::RevisionLog log(store->get());
+  store::RevisionLog log(store->get());
   auto history = log.History(0);
   if (!history.ok()) return ReportError(*g, history.status());
-  std::vector<controller::RevisionRecord> applied;
+  std::vector<store::RevisionRecord> applied;
   for (const auto& r : *history) {
     if (r.result != "ok" && r.result != "partial" && r.result != "failed") continue;
     bool seen = false;
@@ -80,7 +81,7 @@ int RunRollback(Globals* g, const RollbackOptions& o) {
       return ReportError(*g, Status::Invalid(resolved->Short() + " is the revision in force"));
     }
   }
-  const controller::RevisionRecord& target = applied[index];
+  const store::RevisionRecord& target = applied[index];
   controller::Quarantine q;
   q.target_commit = target.commit;
   std::string rolled_back;
@@ -106,7 +107,7 @@ int RunRollback(Globals* g, const RollbackOptions& o) {
                                         EnvOr("GIT_AUTHOR_EMAIL", actor), &push_error);
   if (!commit.ok()) return ReportError(*g, commit.status());
   q.rollback_commit = commit->commit;
-  q.created_ms = reconcilers::WallMs();
+  q.created_ms = WallClockMs();
   if (Status s = controller::WriteQuarantine(g->data_dir, q); !s.ok()) return ReportError(*g, s);
 
   if (g->json) {

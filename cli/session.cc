@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <iostream>
 
+#include "base/paths.h"
+
 namespace clusterctl::cli {
 namespace fs = std::filesystem;
 
@@ -80,18 +82,18 @@ Status Session::RecordManaged(const reconcilers::ClusterObservation& observed,
 }
 
 Status Session::OpenStore(bool read_only_ok) {
-  auto store = controller::Store::OpenPrimary(g_->data_dir);
+  auto store = store::Store::OpenPrimary(g_->data_dir);
   if (!store.ok() && store.status().code() == Code::kConflict && read_only_ok) {
-    store = controller::Store::OpenReadOnly(g_->data_dir);
+    store = store::Store::OpenReadOnly(g_->data_dir);
     read_only_ = true;
   }
   if (!store.ok()) return store.status();
   store_ = std::move(store.value());
-  state_ = std::make_unique<controller::StateStore>(store_.get());
-  auto audit = controller::AuditLog::Open(store_.get());
+  state_ = std::make_unique<store::StateStore>(store_.get());
+  auto audit = audit::AuditLog::Open(store_.get());
   if (!audit.ok()) return audit.status();
   audit_ = std::move(audit.value());
-  revisions_ = std::make_unique<controller::RevisionLog>(store_.get());
+  revisions_ = std::make_unique<store::RevisionLog>(store_.get());
   return Status::Ok();
 }
 
@@ -100,7 +102,7 @@ Status Session::SetUpSsh() {
   reconcilers::SshOptions o;
   o.known_hosts = !c.known_hosts.empty() ? c.known_hosts : g_->data_dir + "/known_hosts";
   if (c.host_key_policy == "accept-new") o.policy = reconcilers::HostKeyPolicy::kAcceptNew;
-  o.default_identity_file = controller::ExpandHome(c.identity_file);
+  o.default_identity_file = ExpandHome(c.identity_file);
   o.secrets = g_->load_options.secrets;
   o.connect_timeout_ms = c.connect_timeout_seconds * 1000;
   o.command_timeout_ms = c.command_timeout_seconds * 1000;

@@ -8,17 +8,17 @@
 #include <optional>
 #include <string>
 
-#include "cli/context.h"
 #include "audit/audit_log.h"
+#include "cli/context.h"
 #include "controller/managed.h"
 #include "controller/reconcile.h"
-#include "store/revisions.h"
-#include "store/state_store.h"
-#include "store/store.h"
 #include "desired-state/loader.h"
 #include "reconcilers/driver.h"
 #include "reconcilers/probes.h"
 #include "reconcilers/ssh.h"
+#include "store/revisions.h"
+#include "store/state_store.h"
+#include "store/store.h"
 
 namespace clusterctl::cli {
 
@@ -40,11 +40,11 @@ class Session {
   // Records what the pass started and stopped (not in a read-only session).
   Status RecordManaged(const reconcilers::ClusterObservation& observed,
                        const reconcilers::Plan& plan, const reconcilers::ExecutionReport& report);
-  std::optional<controller::RevisionRecord> last_applied() const { return last_applied_; }
+  std::optional<store::RevisionRecord> last_applied() const { return last_applied_; }
   controller::ReconcileDeps deps();
-  controller::AuditLog& audit() { return *audit_; }
-  controller::RevisionLog& revisions() { return *revisions_; }
-  controller::StateStore& state() { return *state_; }
+  audit::AuditLog& audit() { return *audit_; }
+  store::RevisionLog& revisions() { return *revisions_; }
+  store::StateStore& state() { return *state_; }
   reconcilers::ServiceDriver& driver() { return *driver_; }
   reconcilers::Prober& prober() { return *prober_; }
   const Globals& globals() const { return *g_; }
@@ -58,11 +58,11 @@ class Session {
   std::optional<desired_state::DesiredState> desired_;
   std::shared_ptr<const desired_state::DesiredState> prune_;
   controller::ManagedInstances managed_;
-  std::optional<controller::RevisionRecord> last_applied_;
-  std::unique_ptr<controller::Store> store_;
-  std::unique_ptr<controller::StateStore> state_;
-  std::unique_ptr<controller::AuditLog> audit_;
-  std::unique_ptr<controller::RevisionLog> revisions_;
+  std::optional<store::RevisionRecord> last_applied_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<store::StateStore> state_;
+  std::unique_ptr<audit::AuditLog> audit_;
+  std::unique_ptr<store::RevisionLog> revisions_;
   std::unique_ptr<reconcilers::SshPool> ssh_;
   std::unique_ptr<reconcilers::ShellDriver> driver_;
   std::unique_ptr<reconcilers::RealProber> prober_;

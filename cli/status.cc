@@ -3,12 +3,13 @@
 #include <cstdio>
 #include <iostream>
 
+#include "api/status_view.h"
+#include "base/clock.h"
 #include "cli/commands.h"
 #include "cli/remote.h"
 #include "cli/session.h"
-#include "store/observed_json.h"
-#include "api/status_view.h"
 #include "reconcilers/observer.h"
+#include "store/observed_json.h"
 
 namespace clusterctl::cli {
 namespace {
@@ -111,13 +112,12 @@ int RunStatus(Globals* g, bool verbose) {
     Session session(g);
     if (Status s = session.Open(""); !s.ok()) return ReportError(*g, s);
     auto obs = controller::ObserveAndRecord(session.deps(), session.desired(), session.previous());
-    st = controller::BuildStatus(session.desired(), session.previous(), obs, reconcilers::WallMs())
-             .json;
+    st = api::BuildStatus(session.desired(), session.previous(), obs, WallClockMs()).json;
   }
   if (g->json) {
     std::cout << st.dump(2) << "\n";
   } else {
-    PrintStatus(st, verbose, reconcilers::WallMs());
+    PrintStatus(st, verbose, WallClockMs());
   }
   return HealthExit(ParseHealth(st.value("overall_status", "unhealthy")));
 }

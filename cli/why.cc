@@ -3,9 +3,10 @@
 #include <iostream>
 #include <set>
 
+#include "api/status_view.h"
+#include "base/clock.h"
 #include "cli/commands.h"
 #include "cli/session.h"
-#include "api/status_view.h"
 
 namespace clusterctl::cli {
 namespace {
@@ -18,7 +19,7 @@ struct Explainer {
   std::map<std::string, const InstanceDiff*> diffs;
   std::map<std::string, const reconcilers::ProbeResult*> probes;
   const std::map<std::string, std::string>& unreachable;
-  controller::StateStore* state;
+  store::StateStore* state;
   int64_t now_ms;
 
   // How long the readiness of `key` has been failing, from the probe history.
@@ -81,7 +82,7 @@ int RunWhy(Globals* g, const std::string& service, const std::string& machine) {
   controller::PassOptions po;
   auto in = controller::MakePlanInput(desired, session.previous(), obs, po);
   reconcilers::Plan plan = reconcilers::MakePlan(in);
-  Explainer ex{desired, {}, {}, obs.unreachable, &session.state(), reconcilers::WallMs()};
+  Explainer ex{desired, {}, {}, obs.unreachable, &session.state(), WallClockMs()};
   for (const auto& d : plan.diffs) ex.diffs[d.Key()] = &d;
   for (const auto& p : obs.readiness) ex.probes[p.Key()] = &p;
 
@@ -138,9 +139,9 @@ int RunWhy(Globals* g, const std::string& service, const std::string& machine) {
 }
 
 int RunHistory(Globals* g, size_t limit) {
-  auto store = controller::Store::OpenReadOnly(g->data_dir);
+  auto store = store::Store::OpenReadOnly(g->data_dir);
   if (!store.ok()) return ReportError(*g, store.status());
-  controller::RevisionLog log(store->get());
+  store::RevisionLog log(store->get());
   auto history = log.History(limit);
   if (!history.ok()) return ReportError(*g, history.status());
   if (g->json) {
@@ -167,10 +168,9 @@ int RunHistory(Globals* g, size_t limit) {
   std::printf("%-24s %-8s %-8s %-9s %-20s %s\n", "APPLIED", "COMMIT", "RESULT", "TRIGGER", "ACTOR",
               "AUTHOR: MESSAGE");
   for (const auto& r : *history) {
-    std::printf("%-24s %-8s %-8s %-9s %-20s %s: %s\n",
-                FormatRfc3339Ms(r.applied_at_ms).c_str(), r.commit.substr(0, 7).c_str(),
-                r.result.c_str(), r.trigger.c_str(), r.actor.c_str(), r.author.c_str(),
-                r.message.c_str());
+    std::printf("%-24s %-8s %-8s %-9s %-20s %s: %s\n", FormatRfc3339Ms(r.applied_at_ms).c_str(),
+                r.commit.substr(0, 7).c_str(), r.result.c_str(), r.trigger.c_str(), r.actor.c_str(),
+                r.author.c_str(), r.message.c_str());
   }
   return kExitOk;
 }

@@ -62,7 +62,7 @@ int Run(const std::string& config_path) {
               << "\n";
     return 1;
   }
-  clusterctl::controller::ApiServer::Options ao;
+  clusterctl::api::ApiServer::Options ao;
   ao.listen = config->listen;
   ao.token = *token;
   ao.webhook_secret = *webhook;
@@ -72,7 +72,7 @@ int Run(const std::string& config_path) {
   ao.request_timeout = std::chrono::seconds(config->api_request_timeout_seconds);
   ao.metrics = (*daemon)->metrics();
   ao.log = [](const std::string& line) { spdlog::info("{}", line); };
-  clusterctl::controller::ApiServer api(daemon->get(), ao);
+  clusterctl::api::ApiServer api(daemon->get(), ao);
   if (Status s = api.Start(); !s.ok()) {
     std::cerr << "clusterd: " << clusterctl::desired_state::RedactUrls(s.message()) << "\n";
     return 1;

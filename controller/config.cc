@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/paths.h"
 #include "desired-state/git_source.h"
 #include "desired-state/schema.h"
 #include "desired-state/yaml_reader.h"
@@ -13,12 +14,6 @@ namespace clusterctl::controller {
 namespace fs = std::filesystem;
 using desired_state::Diagnostics;
 using nlohmann::json;
-
-std::string ExpandHome(const std::string& path) {
-  if (path.rfind("~/", 0) != 0) return path;
-  const char* home = std::getenv("HOME");
-  return std::string(home ? home : "") + path.substr(1);
-}
 
 std::string DefaultDataDir() {
   const char* xdg = std::getenv("XDG_STATE_HOME");

@@ -9,10 +9,10 @@
 #include <optional>
 #include <string>
 
-#include "desired-state/diagnostics.h"
-#include "desired-state/loader.h"
 #include "base/secret_file.h"
 #include "base/status.h"
+#include "desired-state/diagnostics.h"
+#include "desired-state/loader.h"
 
 namespace clusterctl::controller {
 
@@ -67,8 +67,5 @@ SecretsPolicy SecretsPolicyOf(const Config& c, const std::string& data_dir);
 // The options every load of a revision by clusterd or clusterctl uses: the
 // defaults plus SecretsPolicyOf(c, data_dir).
 desired_state::LoadOptions LoadOptionsOf(const Config& c, const std::string& data_dir);
-
-// Expands a leading "~/" with $HOME.
-std::string ExpandHome(const std::string& path);
 
 }  // namespace clusterctl::controller

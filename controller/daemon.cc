@@ -8,10 +8,11 @@
 #include <functional>
 #include <iterator>
 
+#include "api/status_view.h"
+#include "base/paths.h"
 #include "controller/daemon_policy.h"
 #include "controller/quarantine.h"
 #include "controller/revision_pass.h"
-#include "api/status_view.h"
 #include "desired-state/loader.h"
 #include "desired-state/redact_url.h"
 #include "reconcilers/observer.h"
@@ -20,7 +21,6 @@ namespace clusterctl::controller {
 
 using desired_state::DesiredState;
 using nlohmann::json;
-using reconcilers::WallMs;
 
 namespace {
 
@@ -58,8 +58,9 @@ class BeatListener : public reconcilers::StepListener {
 
 }  // namespace
 
-Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
+Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config, const Clock* clock) {
   std::unique_ptr<Daemon> d(new Daemon());
+  d->clock_ = &ClockOr(clock);
   d->config_ = config;
   if (d->config_.data_dir.empty()) d->config_.data_dir = DefaultDataDir();
   d->load_options_ = LoadOptionsOf(d->config_, d->config_.data_dir);
@@ -67,21 +68,21 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
     return clusterctl::Status::Invalid("the config names no repository: set repo.url");
   }
   d->actor_ = "clusterd@" + HostName();
-  (void)DescribeClusterdMetrics(&d->metrics_);
+  (void)api::DescribeClusterdMetrics(&d->metrics_);
   // A clusterctl command may hold the directory for a moment: retry briefly
   // before concluding that another clusterd owns it.
-  auto store = Store::OpenPrimary(d->config_.data_dir);
+  auto store = store::Store::OpenPrimary(d->config_.data_dir);
   for (int i = 0; i < 25 && !store.ok() && store.status().code() == Code::kConflict; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    store = Store::OpenPrimary(d->config_.data_dir);
+    store = store::Store::OpenPrimary(d->config_.data_dir);
   }
   if (!store.ok()) return store.status();
   d->store_ = std::move(store.value());
-  d->state_ = std::make_unique<StateStore>(d->store_.get());
-  auto audit = AuditLog::Open(d->store_.get());
+  d->state_ = std::make_unique<store::StateStore>(d->store_.get(), store::Retention{}, d->clock_);
+  auto audit = audit::AuditLog::Open(d->store_.get(), d->clock_);
   if (!audit.ok()) return audit.status();
   d->audit_ = std::move(audit.value());
-  d->revisions_ = std::make_unique<RevisionLog>(d->store_.get());
+  d->revisions_ = std::make_unique<store::RevisionLog>(d->store_.get());
 
   desired_state::GitSource::Options go;
   go.repo = d->config_.repo_url;
@@ -105,9 +106,10 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
   d->ssh_ = std::make_unique<reconcilers::SshPool>(so);
   reconcilers::ShellDriver::Options driver_options;
   driver_options.command_timeout = std::chrono::seconds(d->config_.command_timeout_seconds);
+  driver_options.clock = d->clock_;
   d->driver_ = std::make_unique<reconcilers::ShellDriver>(d->ssh_.get(), driver_options);
-  d->prober_ =
-      std::make_unique<reconcilers::RealProber>(d->ssh_.get(), nullptr, *d->load_options_.secrets);
+  d->prober_ = std::make_unique<reconcilers::RealProber>(d->ssh_.get(), d->clock_,
+                                                         *d->load_options_.secrets);
   {
     Daemon* self = d.get();
     d->probes_ = std::make_unique<reconcilers::AsyncProber>(
@@ -119,11 +121,13 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
   deps.audit = d->audit_.get();
   deps.driver = d->driver_.get();
   deps.prober = d->prober_.get();
+  deps.clock = d->clock_;
   deps.actor = d->actor_;
   d->reconciler_ = std::make_unique<Reconciler>(deps);
   if (d->config_.watch_enabled) {
     reconcilers::DriftWatch::Options wo;
     wo.interval = std::chrono::milliseconds(d->config_.watch_interval_ms);
+    wo.clock = d->clock_;
     wo.tick_timeout = std::chrono::milliseconds(std::min(5000, so.command_timeout_ms));
     Daemon* self = d.get();
     wo.on_event = [self](const reconcilers::DriftWatch::Event& e) { self->OnWatchEvent(e); };
@@ -204,7 +208,7 @@ void Daemon::SleepOrWake(int64_t ms, bool* flag) {
 
 void Daemon::Beat(const char* loop) {
   std::lock_guard<std::mutex> g(mu_);
-  loops_.Beat(loop, WallMs());
+  loops_.Beat(loop, clock_->WallMs());
 }
 
 void Daemon::PersistMemory(bool sync) {
@@ -251,7 +255,7 @@ clusterctl::Status Daemon::Run() {
   }
   {
     std::lock_guard<std::mutex> g(mu_);
-    const int64_t now = WallMs();
+    const int64_t now = clock_->WallMs();
     loops_.Start("source", now,
                  SourceLoopBoundMs(config_.poll_seconds, config_.fetch_timeout_seconds));
     loops_.Start("reconcile", now,
@@ -350,12 +354,12 @@ bool Daemon::PollSource(bool* fetched_ok) {
     RaiseAlert("revision", "critical",
                "revision " + head->Short() + " rejected with " + std::to_string(n) +
                    " error(s); the last valid revision stays in force: " + FirstLine(errors));
-    RevisionRecord rec;
+    store::RevisionRecord rec;
     rec.commit = head->commit;
     rec.author = head->author;
     rec.message = head->message;
     rec.commit_time = head->time;
-    rec.applied_at_ms = WallMs();
+    rec.applied_at_ms = clock_->WallMs();
     rec.result = "rejected";
     rec.actor = actor_;
     rec.trigger = "revision";
@@ -428,7 +432,7 @@ int64_t Daemon::ReconcileSleepMs() {
   int64_t ms = desired_ ? desired_->cluster.reconcile.interval_seconds * 1000LL : 30000;
   // An instance that is down and waits out its crash-loop backoff is retried
   // when the backoff ends, not an interval later.
-  const int64_t now = WallMs();
+  const int64_t now = clock_->WallMs();
   for (const auto& [key, b] : backoff_) {
     if (b.not_before_ms > now && !running_instances_.count(key)) {
       ms = std::min(ms, b.not_before_ms - now + 10);
@@ -501,7 +505,7 @@ void Daemon::ReconcileOnce() {
   }
   if (!desired || Stopping()) return;
   UpdateWatch();  // Also after a refused revision put the previous one back.
-  const int64_t t0 = WallMs();
+  const int64_t t0 = clock_->WallMs();
   // What to prune: everything started and not desired now, whichever
   // revision started it (not just the one before this).
   std::vector<std::string> unreadable;
@@ -591,7 +595,7 @@ void Daemon::ReconcileOnce() {
     metrics_.Remove("clusterctl_machine_reachable", {{"machine", m}});
   }
 
-  StatusView view = BuildStatus(*desired, prune.get(), obs, WallMs());
+  api::StatusView view = api::BuildStatus(*desired, prune.get(), obs, clock_->WallMs());
   std::map<std::string, int> by_state;
   for (const auto& x : view.diffs) by_state[reconcilers::ObservedStateName(x.observed)]++;
   for (const char* s : {"running", "stopped", "failed", "unknown"}) {
@@ -630,7 +634,7 @@ void Daemon::ReconcileOnce() {
   } else if (!plan.steps.empty()) {
     report = reconciler_->Execute(*desired, prune.get(), plan, obs, po);
     outcome = report.ok() ? "ok" : "failed";
-    const int64_t now = WallMs();
+    const int64_t now = clock_->WallMs();
     std::vector<std::pair<std::string, std::string>> crash_alerts;  // Raised after unlocking.
     std::unique_lock<std::mutex> g(mu_);
     for (const auto& st : plan.steps) {
@@ -694,7 +698,7 @@ void Daemon::ReconcileOnce() {
   }
   // Backoff resets after 10 minutes healthy.
   {
-    const int64_t now = WallMs();
+    const int64_t now = clock_->WallMs();
     std::lock_guard<std::mutex> g(mu_);
     for (auto it = healthy_since_ms_.begin(); it != healthy_since_ms_.end();) {
       if (now - it->second >= kHealthyResetMs && running_instances_.count(it->first)) {
@@ -714,7 +718,7 @@ void Daemon::ReconcileOnce() {
     pass.trigger = po.trigger;
     pass.summary = PassSummary(plan, report);
     pass.note = note;
-    pass.now_ms = WallMs();
+    pass.now_ms = clock_->WallMs();
     clusterctl::Status recorded = RecordRevisionPass(revisions_.get(), audit_.get(), pass);
     std::lock_guard<std::mutex> g(mu_);
     if (recorded.ok()) {
@@ -732,15 +736,15 @@ void Daemon::ReconcileOnce() {
       alerts_["store"] =
           Alert{"critical",
                 "cannot record revision " + desired->revision.Short() + ": " + recorded.message(),
-                WallMs()};
+                clock_->WallMs()};
     }
   }
-  const double seconds = static_cast<double>(WallMs() - t0) / 1000.0;
+  const double seconds = static_cast<double>(clock_->WallMs() - t0) / 1000.0;
   metrics_.Inc("clusterctl_reconcile_total", {{"outcome", outcome}}, 1);
   metrics_.Observe("clusterctl_reconcile_duration_seconds", {{"outcome", outcome}}, seconds);
   metrics_.Set("clusterctl_suspended", {}, suspended_ ? 1 : 0);
   // Status snapshot for /api/v1/status and /api/v1/history.
-  StatusView after = BuildStatus(*desired, prune.get(), obs, WallMs());
+  api::StatusView after = api::BuildStatus(*desired, prune.get(), obs, clock_->WallMs());
   std::lock_guard<std::mutex> g(mu_);
   json alerts = json::array();
   for (const auto& [id, a] : alerts_) alerts.push_back(a.message);
@@ -749,14 +753,14 @@ void Daemon::ReconcileOnce() {
   last_status_ = after.json;
   snapshots_.push_front(after.json);
   if (snapshots_.size() > kMaxSnapshots) snapshots_.pop_back();
-  last_pass_ms_ = WallMs();
+  last_pass_ms_ = clock_->WallMs();
   clusterctl::Status kept =
       AppendSnapshot(store_.get(), last_pass_ms_, after.json, kMaxSnapshots, &snapshot_keys_);
   if (!kept.ok()) spdlog::error("keeping the status snapshot: {}", kept.ToString());
   loops_.SetBound("reconcile",
                   ReconcileLoopBoundMs(desired_.get(), config_.command_timeout_seconds));
-  metrics_.Clear(kMetricRevisionInfo);  // One series: the revision in force.
-  metrics_.Set(kMetricRevisionInfo, {{"revision", desired->revision.Short()}}, 1);
+  metrics_.Clear(api::kMetricRevisionInfo);  // One series: the revision in force.
+  metrics_.Set(api::kMetricRevisionInfo, {{"revision", desired->revision.Short()}}, 1);
 }
 
 // ---------------------------------------------------------------- probes
@@ -770,7 +774,7 @@ void Daemon::RunProbesDue() {
     running = running_instances_;
   }
   if (!desired) return;
-  const int64_t now = WallMs();
+  const int64_t now = clock_->WallMs();
   std::vector<reconcilers::ProbeRequest> due;
   for (const auto& i : desired->instances) {
     if (!running.count(i.Key())) continue;
@@ -857,7 +861,8 @@ void Daemon::RaiseAlert(const std::string& id, const std::string& severity,
   auto it = alerts_.find(id);
   if (it != alerts_.end() && it->second.message == message) return;
   if (it == alerts_.end()) spdlog::warn("alert {}: {}", id, message);
-  alerts_[id] = Alert{severity, message, it != alerts_.end() ? it->second.since_ms : WallMs()};
+  alerts_[id] =
+      Alert{severity, message, it != alerts_.end() ? it->second.since_ms : clock_->WallMs()};
 }
 
 void Daemon::ClearAlert(const std::string& id) {
@@ -869,7 +874,7 @@ void Daemon::AuditEvent(const std::string& action, const std::string& trigger,
                         const std::string& revision, const std::string& result,
                         const std::string& detail, const std::string& machine,
                         const std::string& service) {
-  AuditRecord r;
+  audit::AuditRecord r;
   r.actor = actor_;
   r.trigger = trigger;
   r.revision = revision;
@@ -887,7 +892,7 @@ void Daemon::AuditEvent(const std::string& action, const std::string& trigger,
 
 void Daemon::AuditManual(const std::string& action, const std::string& actor,
                          const std::string& detail) {
-  AuditRecord r;
+  audit::AuditRecord r;
   r.actor = actor;
   r.trigger = "manual";
   r.action = action;
@@ -903,7 +908,7 @@ void Daemon::AuditManual(const std::string& action, const std::string& actor,
 json Daemon::Status() {
   std::lock_guard<std::mutex> g(mu_);
   if (last_status_.is_null()) {
-    return {{"timestamp", FormatRfc3339Ms(WallMs())},
+    return {{"timestamp", FormatRfc3339Ms(clock_->WallMs())},
             {"overall_status", "unhealthy"},
             {"revision", desired_ ? desired_->revision.commit : ""},
             {"machines", json::object()},
@@ -959,7 +964,7 @@ json Daemon::Revisions(size_t limit) {
   return out;
 }
 
-Result<std::vector<AuditRecord>> Daemon::Audit(const AuditFilter& filter) {
+Result<std::vector<audit::AuditRecord>> Daemon::Audit(const audit::AuditFilter& filter) {
   return audit_->Query(filter);
 }
 
@@ -973,7 +978,7 @@ bool Daemon::Healthy(std::string* detail) {
   }
   // A loop that made no progress within its bound: a hung fetch, a wedged
   // pass, a dead thread. The cluster's own health is in /api/v1/status.
-  std::string stalled = loops_.Stalled(WallMs());
+  std::string stalled = loops_.Stalled(clock_->WallMs());
   if (!stalled.empty()) {
     *detail = stalled;
     return false;

@@ -47,17 +47,14 @@
 #include <string>
 #include <thread>
 
+#include "api/daemon_view.h"
+#include "api/metrics.h"
 #include "audit/audit_log.h"
 #include "controller/config.h"
 #include "controller/daemon_memory.h"
 #include "controller/daemon_policy.h"
-#include "api/daemon_view.h"
 #include "controller/managed.h"
-#include "api/metrics.h"
 #include "controller/reconcile.h"
-#include "store/revisions.h"
-#include "store/state_store.h"
-#include "store/store.h"
 #include "desired-state/git_source.h"
 #include "reconcilers/async_prober.h"
 #include "reconcilers/driver.h"
@@ -65,14 +62,19 @@
 #include "reconcilers/probes.h"
 #include "reconcilers/ssh.h"
 #include "reconcilers/watch.h"
+#include "store/revisions.h"
+#include "store/state_store.h"
+#include "store/store.h"
 
 namespace clusterctl::controller {
 
-class Daemon : public DaemonView {
+class Daemon : public api::DaemonView {
  public:
   // Opens the data directory (refused if another process holds it), the
   // repository and the SSH pool. Nothing runs until Run().
-  static Result<std::unique_ptr<Daemon>> Create(const Config& config);
+  // `clock` (not owned; must outlive the daemon) is the daemon's time: loop
+  // heartbeats, backoff, alerts, record stamps. Default: RealClock().
+  static Result<std::unique_ptr<Daemon>> Create(const Config& config, const Clock* clock = nullptr);
   ~Daemon() override;
 
   // Runs every loop and the API until Shutdown(). Returns OK on a clean stop.
@@ -85,7 +87,7 @@ class Daemon : public DaemonView {
   nlohmann::json Alerts() override;
   nlohmann::json History(size_t limit) override;
   nlohmann::json Revisions(size_t limit) override;
-  Result<std::vector<AuditRecord>> Audit(const AuditFilter& filter) override;
+  Result<std::vector<audit::AuditRecord>> Audit(const audit::AuditFilter& filter) override;
   std::string Metrics() override;
   bool Healthy(std::string* detail) override;
   void Sync(const std::string& reason) override;
@@ -96,7 +98,7 @@ class Daemon : public DaemonView {
   bool suspended() override { return suspended_; }
 
   // The daemon's metrics, also fed by the API server's request counters.
-  MetricsRegistry* metrics() { return &metrics_; }
+  api::MetricsRegistry* metrics() { return &metrics_; }
 
  private:
   Daemon() = default;
@@ -139,10 +141,11 @@ class Daemon : public DaemonView {
   Config config_;
   desired_state::LoadOptions load_options_;  // With the secrets rule of config_.
   std::string actor_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<StateStore> state_;
-  std::unique_ptr<AuditLog> audit_;
-  std::unique_ptr<RevisionLog> revisions_;
+  const Clock* clock_ = &RealClock();
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<store::StateStore> state_;
+  std::unique_ptr<audit::AuditLog> audit_;
+  std::unique_ptr<store::RevisionLog> revisions_;
   std::unique_ptr<desired_state::GitSource> source_;
   std::unique_ptr<reconcilers::SshPool> ssh_;
   std::unique_ptr<reconcilers::ShellDriver> driver_;
@@ -152,7 +155,7 @@ class Daemon : public DaemonView {
   // callback uses.
   std::unique_ptr<reconcilers::AsyncProber> probes_;
   std::unique_ptr<Reconciler> reconciler_;
-  MetricsRegistry metrics_;
+  api::MetricsRegistry metrics_;
   std::unique_ptr<reconcilers::DriftWatch> watch_;  // Null when watch.enabled is false.
   std::mutex watch_mu_;                             // Serializes UpdateWatch(); guards watched_.
   std::shared_ptr<const desired_state::DesiredState> watched_;  // Last given to watch_.

@@ -69,25 +69,25 @@ DaemonMemory MemoryFromJson(const json& j, bool* ok) {
   return m;
 }
 
-Status SaveMemory(Store* store, const DaemonMemory& m, bool sync) {
-  StoreBatch batch(store);
+Status SaveMemory(store::Store* store, const DaemonMemory& m, bool sync) {
+  store::StoreBatch batch(store);
   batch.Put(kMeta, kStateKey, MemoryToJson(m).dump());
   return store->Commit(&batch, sync).Annotate("writing the daemon state");
 }
 
-Result<DaemonMemory> LoadMemory(const Store& store) {
+Result<DaemonMemory> LoadMemory(const store::Store& store) {
   auto raw = store.Get(kMeta, kStateKey);
   if (!raw.ok()) return raw.status();
   if (!raw->has_value()) return DaemonMemory{};
   return MemoryFromJson(json::parse(**raw, nullptr, false));
 }
 
-Status AppendSnapshot(Store* store, int64_t time_ms, const json& snapshot, size_t keep,
+Status AppendSnapshot(store::Store* store, int64_t time_ms, const json& snapshot, size_t keep,
                       std::deque<std::string>* keys) {
   std::string key = SnapshotKey(time_ms);
   // Two passes in one millisecond: keep both, in order.
   while (!keys->empty() && key <= keys->back()) key = SnapshotKey(++time_ms);
-  StoreBatch batch(store);
+  store::StoreBatch batch(store);
   batch.Put(kMeta, key, snapshot.dump());
   const size_t drop = keys->size() + 1 > keep ? keys->size() + 1 - keep : 0;
   for (size_t i = 0; i < drop; ++i) batch.Delete(kMeta, (*keys)[i]);
@@ -97,13 +97,13 @@ Status AppendSnapshot(Store* store, int64_t time_ms, const json& snapshot, size_
   return Status::Ok();
 }
 
-Result<std::deque<json>> LoadSnapshots(const Store& store, size_t limit,
+Result<std::deque<json>> LoadSnapshots(const store::Store& store, size_t limit,
                                        std::deque<std::string>* keys) {
   std::deque<json> out;
   keys->clear();
   // Every key (older ones past the bound go with the next append), the
   // newest `limit` documents.
-  Status s = store.Scan(kMeta, ScanRange::Prefix(kSnapshotPrefix, /*reverse=*/true),
+  Status s = store.Scan(kMeta, store::ScanRange::Prefix(kSnapshotPrefix, /*reverse=*/true),
                         [&](std::string_view key, std::string_view value) {
                           keys->push_front(std::string(key));
                           if (out.size() < limit) {

@@ -23,8 +23,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "store/store.h"
 #include "reconcilers/plan.h"
+#include "store/store.h"
 
 namespace clusterctl::controller {
 
@@ -49,17 +49,17 @@ struct DaemonMemory {
 nlohmann::json MemoryToJson(const DaemonMemory& m);
 DaemonMemory MemoryFromJson(const nlohmann::json& j, bool* ok = nullptr);
 
-Status SaveMemory(Store* store, const DaemonMemory& m, bool sync);
+Status SaveMemory(store::Store* store, const DaemonMemory& m, bool sync);
 // An empty memory when none was saved.
-Result<DaemonMemory> LoadMemory(const Store& store);
+Result<DaemonMemory> LoadMemory(const store::Store& store);
 
 // Appends one snapshot taken at `time_ms` and deletes those past the newest
 // `keep`. `keys` is the caller's list of stored snapshot keys, oldest first
 // (from LoadSnapshots), kept up to date here.
-Status AppendSnapshot(Store* store, int64_t time_ms, const nlohmann::json& snapshot, size_t keep,
-                      std::deque<std::string>* keys);
+Status AppendSnapshot(store::Store* store, int64_t time_ms, const nlohmann::json& snapshot,
+                      size_t keep, std::deque<std::string>* keys);
 // The newest `limit` snapshots, newest first, and their keys oldest first.
-Result<std::deque<nlohmann::json>> LoadSnapshots(const Store& store, size_t limit,
+Result<std::deque<nlohmann::json>> LoadSnapshots(const store::Store& store, size_t limit,
                                                  std::deque<std::string>* keys);
 
 }  // namespace clusterctl::controller

@@ -131,7 +131,7 @@ std::shared_ptr<const DesiredState> PruneBasisLoader::Build(const DesiredState& 
   return basis;
 }
 
-Result<ManagedInstances> LoadManaged(const StateStore& state, bool* found) {
+Result<ManagedInstances> LoadManaged(const store::StateStore& state, bool* found) {
   if (found != nullptr) *found = false;
   auto raw = state.GetMeta(kManagedKey);
   if (!raw.ok()) return raw.status();
@@ -147,7 +147,7 @@ Result<ManagedInstances> LoadManaged(const StateStore& state, bool* found) {
   return out;
 }
 
-Status SaveManaged(StateStore* state, const ManagedInstances& managed) {
+Status SaveManaged(store::StateStore* state, const ManagedInstances& managed) {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [key, commit] : managed) j[key] = commit;
   return state->PutMeta(kManagedKey, j.dump());

@@ -27,11 +27,11 @@
 #include <string>
 #include <vector>
 
-#include "store/state_store.h"
 #include "desired-state/model.h"
 #include "reconcilers/executor.h"
 #include "reconcilers/observer.h"
 #include "reconcilers/plan.h"
+#include "store/state_store.h"
 
 namespace clusterctl::controller {
 
@@ -70,8 +70,8 @@ class PruneBasisLoader {
 };
 
 // The record; an empty map when none was written yet (`*found` false).
-Result<ManagedInstances> LoadManaged(const StateStore& state, bool* found = nullptr);
-Status SaveManaged(StateStore* state, const ManagedInstances& managed);
+Result<ManagedInstances> LoadManaged(const store::StateStore& state, bool* found = nullptr);
+Status SaveManaged(store::StateStore* state, const ManagedInstances& managed);
 
 // The first record, for a data directory written before this one existed:
 // every instance of the last applied revision.

@@ -11,6 +11,7 @@ ClusterObservation ObserveAndRecord(const ReconcileDeps& deps, const DesiredStat
                                     const DesiredState* previous, int parallel) {
   reconcilers::ObserveOptions opts;
   opts.max_parallel = parallel;
+  opts.clock = deps.clock;
   ClusterObservation obs =
       reconcilers::ObserveCluster(desired, previous, *deps.driver, deps.prober, opts);
   if (deps.state != nullptr) {
@@ -38,7 +39,7 @@ reconcilers::PlanInput MakePlanInput(const DesiredState& desired, const DesiredS
   in.unreachable = obs.unreachable;
   in.ready = obs.ready;
   in.backoff = options.backoff;
-  in.now_ms = reconcilers::WallMs();
+  in.now_ms = ClockOr(options.clock).WallMs();
   in.only_service = options.only_service;
   in.only_machine = options.only_machine;
   in.force_restart = options.force_restart;
@@ -49,7 +50,9 @@ PassResult Reconciler::RunPass(const DesiredState& desired, const DesiredState* 
                                const PassOptions& options) {
   PassResult r;
   r.observation = ObserveAndRecord(deps_, desired, previous, options.observe_parallel);
-  r.plan = reconcilers::MakePlan(MakePlanInput(desired, previous, r.observation, options));
+  PassOptions with_clock = options;
+  if (with_clock.clock == nullptr) with_clock.clock = deps_.clock;
+  r.plan = reconcilers::MakePlan(MakePlanInput(desired, previous, r.observation, with_clock));
   if (!r.plan.refused.empty() || r.plan.steps.empty() || cancelled_) return r;
   r.report = Execute(desired, previous, r.plan, r.observation, options);
   r.executed = true;
@@ -107,7 +110,7 @@ void Reconciler::UpdateReadiness(const reconcilers::ProbeResult& result) {
   if (live_ != nullptr) live_->UpdateReadiness(result);
 }
 
-AuditStepListener::AuditStepListener(AuditLog* audit, std::string actor, std::string trigger,
+AuditStepListener::AuditStepListener(audit::AuditLog* audit, std::string actor, std::string trigger,
                                      std::string revision, reconcilers::StepListener* next,
                                      std::map<std::string, std::string> step_trigger,
                                      std::map<std::string, std::string> step_actor)
@@ -130,7 +133,7 @@ const std::string& AuditStepListener::ActorOf(const reconcilers::Step& s) const 
 }
 
 Status AuditStepListener::OnStepStart(const reconcilers::Step& step) {
-  AuditRecord r;
+  audit::AuditRecord r;
   r.actor = ActorOf(step);
   r.trigger = TriggerOf(step);
   r.revision = revision_;
@@ -159,7 +162,7 @@ void AuditStepListener::OnStepEnd(const reconcilers::Step& step,
   }
   // Steps skipped before they started have no intent; record them too, so
   // the log says why nothing happened.
-  AuditRecord r;
+  audit::AuditRecord r;
   r.actor = ActorOf(step);
   r.trigger = TriggerOf(step);
   r.revision = revision_;

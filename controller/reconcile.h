@@ -22,26 +22,28 @@
 #include <string>
 
 #include "audit/audit_log.h"
-#include "store/revisions.h"
-#include "store/state_store.h"
 #include "desired-state/model.h"
 #include "reconcilers/executor.h"
 #include "reconcilers/live_view.h"
 #include "reconcilers/observer.h"
 #include "reconcilers/plan.h"
+#include "store/revisions.h"
+#include "store/state_store.h"
 
 namespace clusterctl::controller {
 
 struct ReconcileDeps {
-  StateStore* state = nullptr;  // May be null: observations are not recorded.
-  AuditLog* audit = nullptr;    // Required for anything but dry runs.
+  store::StateStore* state = nullptr;  // May be null: observations are not recorded.
+  audit::AuditLog* audit = nullptr;    // Required for anything but dry runs.
   reconcilers::ServiceDriver* driver = nullptr;
   reconcilers::Prober* prober = nullptr;
-  std::string actor;  // "clusterd@host" or "user@host".
+  const Clock* clock = nullptr;  // Observation stamps, the plan's now. Default: RealClock().
+  std::string actor;             // "clusterd@host" or "user@host".
 };
 
 struct PassOptions {
   std::string trigger = "revision";  // Audit trigger of the steps.
+  const Clock* clock = nullptr;      // The plan's now (WallMs). Default: RealClock().
   std::string actor;                 // Audit actor. Default: ReconcileDeps::actor.
   // Per instance key, overrides of the trigger and actor (a manual restart
   // inside a drift pass is audited as manual, by the user who asked).
@@ -113,15 +115,15 @@ class Reconciler {
 // Thread-safe: the executor calls it from several threads at once.
 class AuditStepListener : public reconcilers::StepListener {
  public:
-  AuditStepListener(AuditLog* audit, std::string actor, std::string trigger, std::string revision,
-                    reconcilers::StepListener* next,
+  AuditStepListener(audit::AuditLog* audit, std::string actor, std::string trigger,
+                    std::string revision, reconcilers::StepListener* next,
                     std::map<std::string, std::string> step_trigger = {},
                     std::map<std::string, std::string> step_actor = {});
   Status OnStepStart(const reconcilers::Step& step) override;
   void OnStepEnd(const reconcilers::Step& step, const reconcilers::StepOutcome& outcome) override;
 
  private:
-  AuditLog* audit_;
+  audit::AuditLog* audit_;
   std::string actor_, trigger_, revision_;
   reconcilers::StepListener* next_;
   std::map<std::string, std::string> step_trigger_, step_actor_;

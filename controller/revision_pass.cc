@@ -32,9 +32,10 @@ std::string PassSummary(const reconcilers::Plan& plan, const reconcilers::Execut
          std::to_string(plan.blocked.size()) + " blocked";
 }
 
-Status RecordRevisionPass(RevisionLog* revisions, AuditLog* audit, const RevisionPassRecord& pass) {
+Status RecordRevisionPass(store::RevisionLog* revisions, audit::AuditLog* audit,
+                          const RevisionPassRecord& pass) {
   const desired_state::Revision& rev = pass.revision;
-  RevisionRecord rec;
+  store::RevisionRecord rec;
   rec.commit = rev.commit;
   rec.author = rev.author;
   rec.message = rev.message;
@@ -48,7 +49,7 @@ Status RecordRevisionPass(RevisionLog* revisions, AuditLog* audit, const Revisio
   if (!recorded.ok()) return recorded.status().Annotate("writing the revision record");
   if (!pass.audit_event) return Status::Ok();
 
-  AuditRecord ar;
+  audit::AuditRecord ar;
   ar.actor = pass.actor;
   ar.trigger = pass.trigger;
   ar.revision = rev.Short();

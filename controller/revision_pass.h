@@ -16,10 +16,10 @@
 #include <string>
 
 #include "audit/audit_log.h"
-#include "store/revisions.h"
 #include "desired-state/model.h"
 #include "reconcilers/executor.h"
 #include "reconcilers/plan.h"
+#include "store/revisions.h"
 
 namespace clusterctl::controller {
 
@@ -45,6 +45,7 @@ struct RevisionPassRecord {
 // audit event. An error names what could not be written; the caller keeps
 // the pass pending and retries (a lost record would change what `history`,
 // rollback and the next start-up consider applied).
-Status RecordRevisionPass(RevisionLog* revisions, AuditLog* audit, const RevisionPassRecord& pass);
+Status RecordRevisionPass(store::RevisionLog* revisions, audit::AuditLog* audit,
+                          const RevisionPassRecord& pass);
 
 }  // namespace clusterctl::controller

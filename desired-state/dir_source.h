@@ -7,8 +7,8 @@
 
 #include <string>
 
-#include "desired-state/git_source.h"
 #include "base/status.h"
+#include "desired-state/git_source.h"
 
 namespace clusterctl::desired_state {
 

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <git2.h>
-#include <openssl/evp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -22,6 +21,8 @@
 #include <system_error>
 #include <utility>
 
+#include "base/clock.h"
+#include "base/sha256.h"
 #include "desired-state/redact_url.h"
 
 namespace clusterctl::desired_state {
@@ -159,26 +160,6 @@ std::string HumanBytes(size_t n) {
 std::string LimitBytes(size_t n) {
   std::string human = HumanBytes(n);
   return std::to_string(n) + " bytes" + (human.empty() ? "" : " (" + human + ")");
-}
-
-std::string Sha256Hex(const std::string& data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr) != 1) {
-    // Fall back to FNV-1a; only the cache directory name depends on it.
-    uint64_t h = 1469598103934665603ULL;
-    for (unsigned char c : data) h = (h ^ c) * 1099511628211ULL;
-    char buf[17];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-    return buf;
-  }
-  static const char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 0xf];
-  }
-  return out;
 }
 
 bool EndsWith(std::string_view s, std::string_view suffix) {
@@ -322,15 +303,13 @@ Status FetchWithDeadline(const std::string& git_dir, const std::string& url, int
     _exit(0);
   }
   close(out[1]);
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::seconds(std::max(timeout_seconds, 1));
+  const auto deadline = SteadyNow() + std::chrono::seconds(std::max(timeout_seconds, 1));
   std::string report;
   Status outcome;
   bool eof = false;
   while (!eof) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          deadline - std::chrono::steady_clock::now())
-                          .count();
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyNow()).count();
     if (left <= 0) {
       outcome = Status::Timeout("fetching " + Quote(url) + " timed out after " +
                                 std::to_string(timeout_seconds) +

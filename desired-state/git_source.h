@@ -19,9 +19,9 @@
 #include <string>
 #include <vector>
 
+#include "base/status.h"
 #include "desired-state/diagnostics.h"
 #include "desired-state/model.h"
-#include "base/status.h"
 
 namespace clusterctl::desired_state {
 

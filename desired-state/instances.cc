@@ -1,27 +1,13 @@
 // Expansion of services into desired (service, machine) instances, and the
 // spec hash: what the running process depends on, canonically serialised.
-#include <openssl/sha.h>
-
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "base/sha256.h"
 #include "desired-state/internal.h"
 #include "desired-state/spec_hash.h"
 
 namespace clusterctl::desired_state {
-
-std::string Sha256Hex(std::string_view data) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * SHA256_DIGEST_LENGTH);
-  for (unsigned char c : digest) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
-  return out;
-}
 
 std::string SpecHash(const Service& s) {
   // nlohmann::json objects keep keys sorted, and std::map is sorted: the dump

@@ -20,10 +20,10 @@
 #include <string>
 #include <vector>
 
+#include "base/secret_file.h"
 #include "desired-state/diagnostics.h"
 #include "desired-state/git_source.h"
 #include "desired-state/model.h"
-#include "base/secret_file.h"
 #include "desired-state/yaml_reader.h"
 
 namespace clusterctl::desired_state {

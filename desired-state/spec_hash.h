@@ -17,9 +17,6 @@ namespace clusterctl::desired_state {
 // Hex SHA-256 of the service's driver block in canonical JSON.
 std::string SpecHash(const Service& service);
 
-// Hex SHA-256 of `data`.
-std::string Sha256Hex(std::string_view data);
-
 // Whether `profile` (nullptr: no active profile) selects `service`.
 bool ProfileSelects(const Profile* profile, const std::string& service);
 

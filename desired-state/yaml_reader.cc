@@ -15,6 +15,8 @@
 #include <streambuf>
 #include <utility>
 
+#include "base/utf8.h"
+
 namespace clusterctl::desired_state {
 namespace {
 
@@ -74,36 +76,6 @@ std::string QuoteForMessage(std::string_view s) {
   if (cut) out += "...";
   out += '"';
   return out;
-}
-
-// Length of the valid UTF-8 sequence at s[i], or 0 if the bytes there are not
-// valid UTF-8 (bad lead byte, missing continuation, overlong form, surrogate
-// or a code point above U+10FFFF).
-size_t Utf8SequenceLength(std::string_view s, size_t i) {
-  auto at = [&](size_t k) -> unsigned { return static_cast<unsigned char>(s[k]); };
-  unsigned b0 = at(i);
-  if (b0 < 0x80) return 1;
-  size_t len;
-  unsigned lo = 0x80, hi = 0xBF;  // Allowed range of the second byte.
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    len = 2;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    len = 3;
-    if (b0 == 0xE0) lo = 0xA0;  // Overlong.
-    if (b0 == 0xED) hi = 0x9F;  // Surrogates.
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    len = 4;
-    if (b0 == 0xF0) lo = 0x90;  // Overlong.
-    if (b0 == 0xF4) hi = 0x8F;  // Above U+10FFFF.
-  } else {
-    return 0;
-  }
-  if (i + len > s.size()) return 0;
-  if (at(i + 1) < lo || at(i + 1) > hi) return 0;
-  for (size_t k = 2; k < len; ++k) {
-    if ((at(i + k) & 0xC0) != 0x80) return 0;
-  }
-  return len;
 }
 
 bool IsForbiddenControl(unsigned char b) {

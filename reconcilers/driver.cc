@@ -53,15 +53,7 @@ std::string Describe(const std::string& out, int stop_timeout_seconds) {
 }  // namespace
 
 ShellDriver::ShellDriver(CommandRunner* runner, Options options)
-    : runner_(runner), options_(std::move(options)) {
-  if (!options_.now_ms) {
-    options_.now_ms = [] {
-      return std::chrono::duration_cast<std::chrono::milliseconds>(
-                 std::chrono::system_clock::now().time_since_epoch())
-          .count();
-    };
-  }
-}
+    : runner_(runner), options_(std::move(options)) {}
 
 Result<MachineObservation> ShellDriver::Observe(
     const desired_state::Machine& machine,
@@ -75,7 +67,7 @@ Result<MachineObservation> ShellDriver::Observe(
     return Status::Internal("observing machine \"" + machine.name + "\": exit " +
                             std::to_string(r->exit_code) + ": " + LastLine(r->err));
   }
-  return ParseObservation(machine, services, r->out, options_.now_ms());
+  return ParseObservation(machine, services, r->out, ClockOr(options_.clock).WallMs());
 }
 
 Result<std::string> ShellDriver::RunAction(const desired_state::Machine& machine,

@@ -19,8 +19,9 @@
 #include <string>
 #include <vector>
 
-#include "desired-state/model.h"
+#include "base/clock.h"
 #include "base/status.h"
+#include "desired-state/model.h"
 #include "reconcilers/observed.h"
 #include "reconcilers/ssh.h"
 #include "reconcilers/target.h"
@@ -53,7 +54,7 @@ class ShellDriver : public ServiceDriver {
   struct Options {
     std::chrono::milliseconds observe_timeout{10000};  // Default: 10 s.
     std::chrono::milliseconds command_timeout{30000};  // Default: 30 s, plus stopTimeoutSeconds.
-    std::function<int64_t()> now_ms;                   // Default: the system clock.
+    const Clock* clock = nullptr;  // Stamps observed_at (WallMs). Default: RealClock().
   };
 
   // `runner` must outlive the driver.

@@ -92,8 +92,8 @@
 #include <string>
 #include <vector>
 
-#include "desired-state/model.h"
 #include "base/status.h"
+#include "desired-state/model.h"
 #include "reconcilers/observed.h"
 
 namespace clusterctl::reconcilers {

@@ -47,8 +47,8 @@
 #include <string>
 #include <vector>
 
-#include "desired-state/model.h"
 #include "base/status.h"
+#include "desired-state/model.h"
 #include "reconcilers/driver.h"
 #include "reconcilers/live_view.h"
 #include "reconcilers/plan.h"

@@ -9,12 +9,6 @@ namespace {
 using desired_state::Machine;
 using desired_state::Service;
 
-int64_t SteadyMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 // "svc@machine" -> {svc, machine}
 std::pair<std::string, std::string> SplitKey(const std::string& key) {
   size_t at = key.rfind('@');
@@ -30,7 +24,6 @@ std::string DescribeState(ObservedState state, const std::string& detail) {
 LiveView::LiveView(const desired_state::DesiredState* desired,
                    const desired_state::DesiredState* previous, Prober* prober, Options options)
     : desired_(desired), previous_(previous), prober_(prober), options_(std::move(options)) {
-  if (!options_.now_ms) options_.now_ms = SteadyMs;
   if (!options_.wait_for) {
     options_.wait_for = [](std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
                            std::chrono::milliseconds timeout) { cv.wait_for(lock, timeout); };
@@ -73,7 +66,7 @@ void LiveView::SetState(const std::string& key, ObservedState state, const std::
     e.has_result = e.ready = false;
     e.probe_detail.clear();
     ++e.generation;
-    e.running_since_ms = e.next_probe_ms = options_.now_ms();
+    e.running_since_ms = e.next_probe_ms = NowMs();
   }
   cv_.notify_all();
 }
@@ -188,7 +181,7 @@ void LiveView::ProbeLocked(const std::string& key, std::unique_lock<std::mutex>&
     e.ready = r.ok;
     e.probe_detail = r.detail;
     ++e.probes;
-    const int64_t now = options_.now_ms();
+    const int64_t now = NowMs();
     e.next_probe_ms = now + ProbeIntervalMs(e, now);
   }
   cv_.notify_all();
@@ -216,7 +209,7 @@ WaitResult LiveView::WaitFor(const std::string& key, bool ready, int64_t deadlin
       result = WaitResult::kCancelled;
       break;
     }
-    const int64_t now = options_.now_ms();
+    const int64_t now = NowMs();
     if (now >= deadline_ms) {
       result = WaitResult::kTimedOut;
       break;

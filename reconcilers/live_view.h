@@ -48,6 +48,7 @@
 #include <mutex>
 #include <string>
 
+#include "base/clock.h"
 #include "desired-state/model.h"
 #include "reconcilers/observed.h"
 #include "reconcilers/observer.h"
@@ -65,7 +66,7 @@ enum class WaitResult {
 class LiveView {
  public:
   struct Options {
-    std::function<int64_t()> now_ms;  // Default: steady clock in ms.
+    const Clock* clock = nullptr;  // The view reads SteadyMs(). Default: RealClock().
     // Blocks on `cv` (`lock` holds the view's mutex) until notified or
     // `timeout` passed, like cv.wait_for (spurious wake-ups are fine). A fake
     // clock advances itself by `timeout` and returns. Default: cv.wait_for.
@@ -118,8 +119,8 @@ class LiveView {
   // Wakes every interruptible wait, now and later, with kCancelled.
   void Cancel();
 
-  // The view's clock (Options::now_ms).
-  int64_t NowMs() const { return options_.now_ms(); }
+  // The view's clock (Options::clock), in steady ms.
+  int64_t NowMs() const { return ClockOr(options_.clock).SteadyMs(); }
 
  private:
   struct Entry {

@@ -1,9 +1,8 @@
 #include "reconcilers/observer.h"
 
-#include <atomic>
-#include <chrono>
 #include <mutex>
-#include <thread>
+
+#include "base/parallel.h"
 
 namespace clusterctl::reconcilers {
 
@@ -11,33 +10,11 @@ using desired_state::DesiredState;
 using desired_state::Machine;
 using desired_state::Service;
 
-int64_t WallMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-namespace {
-
-// Runs fn(i) for i in [0, n) on up to `parallel` threads.
-void ForEachParallel(size_t n, int parallel, const std::function<void(size_t)>& fn) {
-  std::atomic<size_t> next{0};
-  std::vector<std::thread> threads;
-  const size_t workers = std::min<size_t>(n, static_cast<size_t>(std::max(1, parallel)));
-  for (size_t w = 0; w < workers; ++w) {
-    threads.emplace_back([&] {
-      for (size_t i = next++; i < n; i = next++) fn(i);
-    });
-  }
-  for (auto& t : threads) t.join();
-}
-
-}  // namespace
-
 ClusterObservation ObserveCluster(const DesiredState& desired, const DesiredState* previous,
                                   ServiceDriver& driver, Prober* prober,
                                   const ObserveOptions& options) {
-  const auto now = options.now_ms ? options.now_ms : WallMs;
+  const Clock& clock = ClockOr(options.clock);
+  const auto now = [&clock] { return clock.WallMs(); };
   const int64_t t0 = now();
   // Machines and the services to ask each about: desired first, then what
   // only the previous revision had (to be pruned).
@@ -67,7 +44,7 @@ ClusterObservation ObserveCluster(const DesiredState& desired, const DesiredStat
   for (auto& [_, w] : work) items.push_back(&w);
   ClusterObservation out;
   std::mutex mu;
-  ForEachParallel(items.size(), options.max_parallel, [&](size_t i) {
+  ParallelFor(items.size(), options.max_parallel, [&](size_t i) {
     const Work& w = *items[i];
     auto obs = driver.Observe(*w.machine, w.services);
     std::lock_guard<std::mutex> g(mu);

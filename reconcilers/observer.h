@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
 #include "desired-state/model.h"
 #include "reconcilers/driver.h"
 #include "reconcilers/observed.h"
@@ -33,17 +34,14 @@ struct ClusterObservation {
 };
 
 struct ObserveOptions {
-  int max_parallel = 32;            // Machines observed at once. Default: 32.
-  bool probe_readiness = true;      // Default: true.
-  std::function<int64_t()> now_ms;  // Default: wall clock.
+  int max_parallel = 32;         // Machines observed at once. Default: 32.
+  bool probe_readiness = true;   // Default: true.
+  const Clock* clock = nullptr;  // Stamps observations (WallMs). Default: RealClock().
 };
 
 ClusterObservation ObserveCluster(const desired_state::DesiredState& desired,
                                   const desired_state::DesiredState* previous,
                                   ServiceDriver& driver, Prober* prober,
                                   const ObserveOptions& options = {});
-
-// Wall-clock milliseconds since the epoch.
-int64_t WallMs();
 
 }  // namespace clusterctl::reconcilers

@@ -29,13 +29,13 @@
 #include <sstream>
 #include <thread>
 
+#include "base/parallel.h"
 #include "reconcilers/shell.h"
 #include "reconcilers/target.h"
 
 namespace clusterctl::reconcilers {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using desired_state::Machine;
 using desired_state::Probe;
 using desired_state::ProbeKind;
@@ -44,18 +44,12 @@ using std::chrono::milliseconds;
 constexpr size_t kMaxBody = 1u << 20;   // http body kept for body_contains
 constexpr size_t kMaxDetailLine = 200;  // exec: first stderr line
 
-int64_t MsSince(Clock::time_point t) {
-  return std::chrono::duration_cast<milliseconds>(Clock::now() - t).count();
+int64_t MsSince(SteadyTime t) {
+  return std::chrono::duration_cast<milliseconds>(SteadyNow() - t).count();
 }
 
-int64_t MsUntil(Clock::time_point t) {
-  return std::chrono::duration_cast<milliseconds>(t - Clock::now()).count();
-}
-
-int64_t WallClockMs() {
-  return std::chrono::duration_cast<milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+int64_t MsUntil(SteadyTime t) {
+  return std::chrono::duration_cast<milliseconds>(t - SteadyNow()).count();
 }
 
 // The probe's timeout in ms; at least 1 s (the schema's minimum).
@@ -141,8 +135,7 @@ class SigpipeGuard {
 // ends any blocked read or write at once.
 class SocketDeadline {
  public:
-  explicit SocketDeadline(Clock::time_point deadline)
-      : deadline_(deadline), thread_([this] { Run(); }) {}
+  explicit SocketDeadline(SteadyTime deadline) : deadline_(deadline), thread_([this] { Run(); }) {}
   ~SocketDeadline() {
     {
       std::lock_guard<std::mutex> g(mu_);
@@ -171,7 +164,7 @@ class SocketDeadline {
     if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
   }
 
-  const Clock::time_point deadline_;
+  const SteadyTime deadline_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool done_ = false;
@@ -200,8 +193,7 @@ struct Connected {
 // Connects a TCP socket to host:port, trying every address getaddrinfo
 // returns, none past `deadline`. `timeout_ms` only names the bound in the
 // timeout detail.
-Connected TcpConnect(const std::string& host, int port, Clock::time_point deadline,
-                     int64_t timeout_ms) {
+Connected TcpConnect(const std::string& host, int port, SteadyTime deadline, int64_t timeout_ms) {
   if (port < 1 || port > 65535) return {-1, "invalid port " + std::to_string(port)};
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -254,7 +246,7 @@ Connected TcpConnect(const std::string& host, int port, Clock::time_point deadli
   return {-1, last};
 }
 
-Outcome TcpProbe(const Probe& p, const Machine& m, Clock::time_point start) {
+Outcome TcpProbe(const Probe& p, const Machine& m, SteadyTime start) {
   const int64_t timeout = TimeoutMs(p);
   Connected c = TcpConnect(HostOf(p, m), p.port, start + milliseconds(timeout), timeout);
   if (c.fd < 0) return Fail(c.detail);
@@ -266,8 +258,8 @@ Outcome TcpProbe(const Probe& p, const Machine& m, Clock::time_point start) {
 
 // Why a request got no response, in the words of the tcp probe where the
 // connection itself failed.
-std::string HttpFailure(httplib::Error error, const Probe& p, const Machine& m,
-                        Clock::time_point deadline, int64_t timeout) {
+std::string HttpFailure(httplib::Error error, const Probe& p, const Machine& m, SteadyTime deadline,
+                        int64_t timeout) {
   switch (error) {
     case httplib::Error::Connection:
     case httplib::Error::ConnectionTimeout: {
@@ -296,9 +288,9 @@ std::string HttpFailure(httplib::Error error, const Probe& p, const Machine& m,
   }
 }
 
-Outcome HttpProbe(const Probe& p, const Machine& m, Clock::time_point start) {
+Outcome HttpProbe(const Probe& p, const Machine& m, SteadyTime start) {
   const int64_t timeout = TimeoutMs(p);
-  const Clock::time_point deadline = start + milliseconds(timeout);
+  const SteadyTime deadline = start + milliseconds(timeout);
   const std::string host = HostOf(p, m);
   if (p.port < 1 || p.port > 65535) return Fail("invalid port " + std::to_string(p.port));
 
@@ -392,8 +384,8 @@ Outcome HttpProbe(const Probe& p, const Machine& m, Clock::time_point start) {
 // Reads a secret file named by the repository under the secrets rule
 // (base/secret_file.h): its content without trailing line breaks.
 // The error names the file, never its content.
-bool ReadSecret(const SecretsPolicy& secrets, const std::string& path,
-                std::string* secret, std::string* error) {
+bool ReadSecret(const SecretsPolicy& secrets, const std::string& path, std::string* secret,
+                std::string* error) {
   auto content = ReadSecretFile(secrets, path);
   if (!content.ok()) {
     const bool refused = content.status().code() == Code::kInvalid;
@@ -426,7 +418,7 @@ using RedisPtr = std::unique_ptr<redisContext, RedisFree>;
 using ReplyPtr = std::unique_ptr<redisReply, ReplyFree>;
 
 // Why a command got no reply: a timeout, or the context's I/O error.
-std::string RedisIoFailure(const redisContext* c, Clock::time_point deadline, int64_t timeout) {
+std::string RedisIoFailure(const redisContext* c, SteadyTime deadline, int64_t timeout) {
   if (MsUntil(deadline) <= 50) return TimeoutDetail(timeout);  // Also: SocketDeadline fired.
   if (c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == ETIMEDOUT)) {
     return TimeoutDetail(timeout);
@@ -437,7 +429,7 @@ std::string RedisIoFailure(const redisContext* c, Clock::time_point deadline, in
 
 // Runs one command with the time left before `deadline`. `*error` is set
 // (and nullptr returned) when no reply arrived.
-ReplyPtr RedisCall(redisContext* c, Clock::time_point deadline, int64_t timeout, std::string* error,
+ReplyPtr RedisCall(redisContext* c, SteadyTime deadline, int64_t timeout, std::string* error,
                    const char* format, ...) {
   if (MsUntil(deadline) <= 0) {
     *error = TimeoutDetail(timeout);
@@ -465,10 +457,10 @@ std::string ReplyText(const redisReply* r) {
   return "(reply type " + std::to_string(r->type) + ")";
 }
 
-Outcome RedisProbe(const Probe& p, const Machine& m, Clock::time_point start,
+Outcome RedisProbe(const Probe& p, const Machine& m, SteadyTime start,
                    const SecretsPolicy& secrets) {
   const int64_t timeout = TimeoutMs(p);
-  const Clock::time_point deadline = start + milliseconds(timeout);
+  const SteadyTime deadline = start + milliseconds(timeout);
   const std::string host = HostOf(p, m);
   if (p.port < 1 || p.port > 65535) return Fail("invalid port " + std::to_string(p.port));
 
@@ -565,18 +557,15 @@ Outcome ExecProbe(CommandRunner* ssh, const Probe& p, const Machine& m) {
 
 Prober::~Prober() = default;
 
-RealProber::RealProber(CommandRunner* ssh, std::function<int64_t()> now_ms,
-                       SecretsPolicy secrets)
-    : ssh_(ssh),
-      now_ms_(now_ms ? std::move(now_ms) : std::function<int64_t()>(WallClockMs)),
-      secrets_(std::move(secrets)) {}
+RealProber::RealProber(CommandRunner* ssh, const Clock* clock, SecretsPolicy secrets)
+    : ssh_(ssh), clock_(ClockOr(clock)), secrets_(std::move(secrets)) {}
 
 ProbeResult RealProber::Check(const Probe& probe, const Machine& machine) {
   ProbeResult result;
   result.kind = desired_state::ProbeKindName(probe.kind);
-  const Clock::time_point start = Clock::now();
+  const SteadyTime start = SteadyNow();
   try {
-    result.time_ms = now_ms_();
+    result.time_ms = clock_.WallMs();
     SigpipeGuard guard;
     Outcome out;
     switch (probe.kind) {
@@ -622,7 +611,7 @@ ProbeResult RealProber::Run(const desired_state::Service& service, const Machine
     result.ok = true;
     result.detail = std::string("no ") + ProbeRoleName(role) + " probe";
     try {
-      result.time_ms = now_ms_();
+      result.time_ms = clock_.WallMs();
     } catch (...) {
     }
   }
@@ -636,7 +625,6 @@ std::vector<ProbeResult> RunProbes(
     Prober& prober, const std::vector<ProbeRequest>& requests, int max_parallel,
     const std::function<void(size_t, const ProbeResult&)>& on_result) {
   std::vector<ProbeResult> results(requests.size());
-  std::atomic<size_t> next{0};
   std::mutex report_mu;
 
   auto run_one = [&](size_t i) {
@@ -675,22 +663,7 @@ std::vector<ProbeResult> RunProbes(
       }
     }
   };
-  auto worker = [&] {
-    for (size_t i = next++; i < requests.size(); i = next++) run_one(i);
-  };
-
-  const size_t n = std::min<size_t>(std::max(1, max_parallel), requests.size());
-  std::vector<std::thread> threads;
-  threads.reserve(n);
-  for (size_t t = 1; t < n; ++t) {
-    try {
-      threads.emplace_back(worker);
-    } catch (...) {
-      break;  // fewer threads; the calling thread works too
-    }
-  }
-  worker();
-  for (std::thread& t : threads) t.join();
+  ParallelFor(requests.size(), max_parallel, run_one);
   return results;
 }
 

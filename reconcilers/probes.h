@@ -50,8 +50,8 @@
 #include <string>
 #include <vector>
 
-#include "desired-state/model.h"
 #include "base/secret_file.h"
+#include "desired-state/model.h"
 #include "reconcilers/observed.h"
 #include "reconcilers/ssh.h"
 
@@ -73,17 +73,15 @@ class Prober {
 // the controller host, exec over SSH.
 //
 // Thread-safety: safe for concurrent Run/Check calls; it holds no mutable
-// state. `ssh` and `now_ms` must be safe to call from many threads.
+// state. `ssh` and `clock` must be safe to call from many threads.
 class RealProber : public Prober {
  public:
   // `ssh` runs exec probes; it is not owned and must outlive the prober.
   // Default: nullptr = exec probes fail with "exec probe needs an SSH runner,
-  // none is configured". `now_ms` stamps time_ms (ms since the epoch).
-  // Default: the wall clock. `secrets` is where a redis passwordFile may be
-  // read from (base/secret_file.h); a path it refuses fails the
-  // probe before anything is sent. Default: empty dir = every passwordFile is
-  // refused.
-  explicit RealProber(CommandRunner* ssh = nullptr, std::function<int64_t()> now_ms = nullptr,
+  // none is configured". `clock` stamps time_ms (WallMs). Default: RealClock(). `secrets` is where
+  // a redis passwordFile may be read from (base/secret_file.h); a path it refuses fails the probe
+  // before anything is sent. Default: empty dir = every passwordFile is refused.
+  explicit RealProber(CommandRunner* ssh = nullptr, const Clock* clock = nullptr,
                       SecretsPolicy secrets = {});
 
   ProbeResult Run(const desired_state::Service& service, const desired_state::Machine& machine,
@@ -95,7 +93,7 @@ class RealProber : public Prober {
 
  private:
   CommandRunner* const ssh_;
-  const std::function<int64_t()> now_ms_;
+  const Clock& clock_;
   const SecretsPolicy secrets_;
 };
 

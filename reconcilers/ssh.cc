@@ -17,35 +17,25 @@
 #include <filesystem>
 #include <thread>
 
+#include "base/paths.h"
 #include "reconcilers/shell.h"
 #include "reconcilers/shell_framing.h"
 
 namespace clusterctl::reconcilers {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr size_t kMaxOutput = 8u << 20;
 constexpr size_t kMaxScript = 100u << 10;
 constexpr int kPollCapMs = 50;
 
-int64_t MsSince(Clock::time_point t) {
-  return std::chrono::duration_cast<milliseconds>(Clock::now() - t).count();
+int64_t MsSince(SteadyTime t) {
+  return std::chrono::duration_cast<milliseconds>(SteadyNow() - t).count();
 }
 
-int64_t MsUntil(Clock::time_point t) {
-  return std::chrono::duration_cast<milliseconds>(t - Clock::now()).count();
-}
-
-std::string ExpandHome(const std::string& path) {
-  if (path != "~" && path.rfind("~/", 0) != 0) return path;
-  const char* home = std::getenv("HOME");
-  std::string h = home && *home ? home : "";
-  if (h.empty()) {
-    if (passwd* pw = getpwuid(geteuid())) h = pw->pw_dir;
-  }
-  return h + path.substr(1);
+int64_t MsUntil(SteadyTime t) {
+  return std::chrono::duration_cast<milliseconds>(t - SteadyNow()).count();
 }
 
 std::string SshError(ssh_session s) {
@@ -61,7 +51,7 @@ bool Broken(ssh_session s) {
 // Waits until the session's socket is readable (or writable, when libssh has
 // output queued), at most kPollCapMs and never past `deadline`. libssh may
 // hold parsed input that poll() cannot see, so callers loop on the cap.
-void WaitSocket(ssh_session s, Clock::time_point deadline) {
+void WaitSocket(ssh_session s, SteadyTime deadline) {
   const int ms = static_cast<int>(std::clamp<int64_t>(MsUntil(deadline), 0, kPollCapMs));
   const int fd = ssh_get_fd(s);
   if (fd < 0) {
@@ -130,7 +120,7 @@ void OnExitSignal(ssh_session, ssh_channel, const char* signal, int, const char*
 
 std::string RandomHex(size_t n) {
   static thread_local std::mt19937_64 rng(
-      std::random_device{}() ^ static_cast<uint64_t>(Clock::now().time_since_epoch().count()));
+      std::random_device{}() ^ static_cast<uint64_t>(SteadyNow().time_since_epoch().count()));
   static const char* kHex = "0123456789abcdef";
   std::string out;
   for (size_t i = 0; i < n; ++i) out += kHex[rng() & 15];
@@ -195,7 +185,7 @@ struct SshPool::Conn {
   std::mutex mu;
   std::condition_variable cv;  // a shell freed, a command progressed, a connect ended
   ssh_session session = nullptr;
-  Clock::time_point last_used;
+  SteadyTime last_used;
   bool connecting = false;  // a thread is establishing `session`
   bool pumping = false;     // a thread is reading the socket for everyone
   std::vector<std::shared_ptr<Shell>> shells;
@@ -204,7 +194,7 @@ struct SshPool::Conn {
 
   std::mutex backoff_mu;  // guards the backoff state; never held during I/O
   int failures = 0;
-  Clock::time_point retry_after;
+  SteadyTime retry_after;
   Status last_error;
 
   ~Conn() {
@@ -421,8 +411,8 @@ int SshPool::MaxShells(Purpose p) const {
 // the session's socket (without the lock), then pumps every shell. Others
 // wait on the condition variable. REQUIRES: `l` holds conn.mu; returns with
 // it held.
-void SshPool::PumpOrWait(Conn& conn, std::unique_lock<std::mutex>& l, Clock::time_point deadline) {
-  const auto cap = std::min(deadline, Clock::now() + milliseconds(kPollCapMs));
+void SshPool::PumpOrWait(Conn& conn, std::unique_lock<std::mutex>& l, SteadyTime deadline) {
+  const auto cap = std::min(deadline, SteadyNow() + milliseconds(kPollCapMs));
   if (conn.pumping) {
     conn.cv.wait_until(l, cap);
     return;
@@ -449,13 +439,13 @@ void SshPool::PumpOrWait(Conn& conn, std::unique_lock<std::mutex>& l, Clock::tim
 // Makes sure `conn` has a live session. REQUIRES: `l` holds conn.mu.
 // `*fresh` tells whether this call connected.
 Status SshPool::EnsureSession(Conn& conn, std::unique_lock<std::mutex>& l, const SshTarget& target,
-                              Clock::time_point deadline, bool* fresh) {
+                              SteadyTime deadline, bool* fresh) {
   *fresh = false;
   for (;;) {
     if (conn.session != nullptr) {
       bool usable = !Broken(conn.session);
       if (usable && conn.shells.empty() &&
-          Clock::now() - conn.last_used > std::chrono::seconds(options_.keepalive_seconds)) {
+          SteadyNow() - conn.last_used > std::chrono::seconds(options_.keepalive_seconds)) {
         usable = ssh_send_ignore(conn.session, "") == SSH_OK;
       }
       if (usable) return Status::Ok();
@@ -463,7 +453,7 @@ Status SshPool::EnsureSession(Conn& conn, std::unique_lock<std::mutex>& l, const
       conn.DropSession("connection lost (idle session)");
     }
     if (conn.connecting) {
-      if (Clock::now() >= deadline) {
+      if (SteadyNow() >= deadline) {
         return Status::Timeout(conn.where + ": waited for the connection being established; " +
                                "the command was not started");
       }
@@ -478,7 +468,7 @@ Status SshPool::EnsureSession(Conn& conn, std::unique_lock<std::mutex>& l, const
     conn.connecting = false;
     if (st.ok()) {
       conn.session = s;
-      conn.last_used = Clock::now();
+      conn.last_used = SteadyNow();
       conn.timeouts_in_row = 0;
       *fresh = true;
     }
@@ -491,8 +481,7 @@ Status SshPool::EnsureSession(Conn& conn, std::unique_lock<std::mutex>& l, const
 // `l` holds conn.mu (released while waiting for the server).
 Result<std::shared_ptr<SshPool::Shell>> SshPool::OpenShell(Conn& conn,
                                                            std::unique_lock<std::mutex>& l,
-                                                           Purpose purpose,
-                                                           Clock::time_point deadline) {
+                                                           Purpose purpose, SteadyTime deadline) {
   auto sh = std::make_shared<Shell>();
   sh->purpose = purpose;
   sh->busy = true;
@@ -506,7 +495,7 @@ Result<std::shared_ptr<SshPool::Shell>> SshPool::OpenShell(Conn& conn,
   ssh_callbacks_init(&sh->cb);
   ssh_set_channel_callbacks(sh->ch, &sh->cb);
   conn.shells.push_back(sh);  // so a session drop frees its channel
-  const auto start = Clock::now();
+  const auto start = SteadyNow();
   auto fail = [&](Status st) -> Result<std::shared_ptr<Shell>> {
     if (conn.session != nullptr && !sh->dead) conn.KillShell(*sh, st.message());
     return st;
@@ -523,7 +512,7 @@ Result<std::shared_ptr<SshPool::Shell>> SshPool::OpenShell(Conn& conn,
       if (rc != SSH_AGAIN) {
         return Status::Unavailable(std::string("cannot ") + what + ": " + SshError(conn.session));
       }
-      if (Clock::now() >= deadline) {
+      if (SteadyNow() >= deadline) {
         return Status::Timeout(std::string(what) + " timed out after " +
                                std::to_string(MsSince(start)) + " ms");
       }
@@ -543,9 +532,11 @@ Result<std::shared_ptr<SshPool::Shell>> SshPool::OpenShell(Conn& conn,
 
 // A shell of `purpose` for one command: an idle one, a new one while under
 // the purpose's limit, or the first one freed. REQUIRES: `l` holds conn.mu.
-Result<std::shared_ptr<SshPool::Shell>> SshPool::AcquireShell(
-    Conn& conn, std::unique_lock<std::mutex>& l, const SshTarget& target, Purpose purpose,
-    Clock::time_point deadline, Clock::time_point busy_deadline) {
+Result<std::shared_ptr<SshPool::Shell>> SshPool::AcquireShell(Conn& conn,
+                                                              std::unique_lock<std::mutex>& l,
+                                                              const SshTarget& target,
+                                                              Purpose purpose, SteadyTime deadline,
+                                                              SteadyTime busy_deadline) {
   for (int attempt = 0;; ++attempt) {
     bool fresh = false;
     CLUSTERCTL_RETURN_IF_ERROR(EnsureSession(conn, l, target, deadline, &fresh));
@@ -570,7 +561,7 @@ Result<std::shared_ptr<SshPool::Shell>> SshPool::AcquireShell(
       conn.DropSession("stale session");
       continue;
     }
-    if (Clock::now() >= busy_deadline) {
+    if (SteadyNow() >= busy_deadline) {
       return Status::Exhausted("busy: all " + std::to_string(MaxShells(purpose)) + " " +
                                PurposeName(purpose) +
                                " shells on this machine stayed busy; the command was not started");
@@ -599,7 +590,7 @@ Result<CommandResult> SshPool::Run(const SshTarget& target, const Command& cmd,
   std::unique_lock<std::mutex> l(conn->mu);
   // Connecting and opening a shell are bounded by the connect timeout plus
   // the command's own; waiting for a busy shell by the command's timeout.
-  const auto now = Clock::now();
+  const auto now = SteadyNow();
   auto acquired =
       AcquireShell(*conn, l, target, cmd.purpose, now + connect_timeout + timeout, now + timeout);
   if (!acquired.ok()) return acquired.status().Annotate(conn->where);
@@ -615,14 +606,14 @@ Result<CommandResult> SshPool::Run(const SshTarget& target, const Command& cmd,
   sh->synced = true;
   if (send_library) sh->library_hash = lib_hash;
   sh->ended = sh->lost = false;
-  const auto start = Clock::now();
+  const auto start = SteadyNow();
   const auto deadline = start + timeout;
 
   const std::string unknown =
       "; the command may have run or may still be running: its outcome is unknown, "
       "re-observe the machine before retrying";
   while (!sh->Finished()) {
-    if (Clock::now() >= deadline) {
+    if (SteadyNow() >= deadline) {
       // Best effort: stop the shell before its channel goes; the next
       // command opens a new shell. Repeated timeouts rebuild the session
       // (sshd keeps a session slot while a timed-out child lives).
@@ -654,7 +645,7 @@ Result<CommandResult> SshPool::Run(const SshTarget& target, const Command& cmd,
     sh->out.reset();
     sh->err.reset();
     conn->timeouts_in_row = 0;
-    conn->last_used = Clock::now();
+    conn->last_used = SteadyNow();
     conn->cv.notify_all();
     return result;
   }
@@ -669,13 +660,13 @@ Result<CommandResult> SshPool::Run(const SshTarget& target, const Command& cmd,
     return Status::Unavailable(conn->where + ": the remote shell ended while the command was " +
                                "running (" + sh->dead_reason + ")" + unknown);
   }
-  conn->last_used = Clock::now();
+  conn->last_used = SteadyNow();
   return result;
 }
 
 Status SshPool::Connect(Conn& conn, const SshTarget& target, ssh_session* out) {
   if (Status s = conn.BackoffStatus(); !s.ok()) return s;
-  const auto start = Clock::now();
+  const auto start = SteadyNow();
   const auto deadline = start + milliseconds(std::max(1, options_.connect_timeout_ms));
   if (!connect_slots_.try_acquire_until(deadline)) {
     return Status::Unavailable(conn.where + ": " +
@@ -711,7 +702,7 @@ Status SshPool::Connect(Conn& conn, const SshTarget& target, ssh_session* out) {
   const int delay = BackoffMs(failures);
   {
     std::lock_guard<std::mutex> l(conn.backoff_mu);
-    conn.retry_after = Clock::now() + milliseconds(delay);
+    conn.retry_after = SteadyNow() + milliseconds(delay);
     conn.last_error = st;
   }
   spdlog::debug("{}: {} (failure {}, retry in {} ms)", conn.where, st.message(), failures, delay);
@@ -722,7 +713,7 @@ Status SshPool::Connect(Conn& conn, const SshTarget& target, ssh_session* out) {
 // Connects, checks the host key and authenticates. `*out` is the session,
 // also on error (then the caller frees it). Messages carry no "where" prefix.
 Status SshPool::Establish(Conn& conn, const SshTarget& target, ssh_session* out) {
-  const auto start = Clock::now();
+  const auto start = SteadyNow();
   const auto deadline = start + milliseconds(std::max(1, options_.connect_timeout_ms));
   ssh_session s = ssh_new();
   if (s == nullptr) return Status::Internal("ssh_new failed");
@@ -753,7 +744,7 @@ Status SshPool::Establish(Conn& conn, const SshTarget& target, ssh_session* out)
 
   int rc;
   while ((rc = ssh_connect(s)) == SSH_AGAIN) {
-    if (Clock::now() >= deadline) {
+    if (SteadyNow() >= deadline) {
       return Status::Unavailable("connect timed out after " + std::to_string(MsSince(start)) +
                                  " ms");
     }
@@ -823,7 +814,7 @@ Status SshPool::Establish(Conn& conn, const SshTarget& target, ssh_session* out)
   auto pump_auth = [&](auto attempt) -> int {
     int r;
     while ((r = attempt()) == SSH_AUTH_AGAIN) {
-      if (Clock::now() >= deadline) return SSH_AUTH_AGAIN;
+      if (SteadyNow() >= deadline) return SSH_AUTH_AGAIN;
       WaitSocket(s, deadline);
     }
     return r;

@@ -41,6 +41,7 @@
 #include <semaphore>
 #include <string>
 
+#include "base/clock.h"
 #include "base/secret_file.h"
 #include "base/status.h"
 
@@ -232,18 +233,16 @@ class SshPool : public CommandRunner {
  private:
   struct Conn;
   struct Shell;
-  using Clock = std::chrono::steady_clock;
 
   std::shared_ptr<Conn> GetConn(const SshTarget& target);
   Status EnsureSession(Conn& conn, std::unique_lock<std::mutex>& l, const SshTarget& target,
-                       Clock::time_point deadline, bool* fresh);
+                       SteadyTime deadline, bool* fresh);
   Result<std::shared_ptr<Shell>> AcquireShell(Conn& conn, std::unique_lock<std::mutex>& l,
                                               const SshTarget& target, Purpose purpose,
-                                              Clock::time_point deadline,
-                                              Clock::time_point busy_deadline);
+                                              SteadyTime deadline, SteadyTime busy_deadline);
   Result<std::shared_ptr<Shell>> OpenShell(Conn& conn, std::unique_lock<std::mutex>& l,
-                                           Purpose purpose, Clock::time_point deadline);
-  void PumpOrWait(Conn& conn, std::unique_lock<std::mutex>& l, Clock::time_point deadline);
+                                           Purpose purpose, SteadyTime deadline);
+  void PumpOrWait(Conn& conn, std::unique_lock<std::mutex>& l, SteadyTime deadline);
   Status Connect(Conn& conn, const SshTarget& target, ssh_session_struct** out);
   Status Establish(Conn& conn, const SshTarget& target, ssh_session_struct** out);
   int BackoffMs(int failures);

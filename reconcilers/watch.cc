@@ -14,7 +14,6 @@ using desired_state::DesiredState;
 using desired_state::DriverKind;
 using desired_state::Service;
 using std::chrono::milliseconds;
-using SteadyClock = std::chrono::steady_clock;
 
 struct DriftWatch::TickResult {
   Status status;
@@ -37,7 +36,7 @@ DriftWatch::DriftWatch(CommandRunner* runner, Options options)
 
 DriftWatch::~DriftWatch() { Stop(); }
 
-int64_t DriftWatch::Now() const { return options_.now_ms ? options_.now_ms() : WallMs(); }
+int64_t DriftWatch::Now() const { return ClockOr(options_.clock).WallMs(); }
 
 void DriftWatch::SetDesired(std::shared_ptr<const DesiredState> desired) {
   // Machine name -> (machine, its watched services in desired-state order).
@@ -66,7 +65,7 @@ void DriftWatch::SetDesired(std::shared_ptr<const DesiredState> desired) {
     const SshTarget target = TargetFor(*machine);
     if (added) {
       mw.id = ++next_id_;
-      mw.due = SteadyClock::now();
+      mw.due = SteadyNow();
     } else if (!SameTarget(mw.target, target)) {
       mw.need_set = true;
       mw.known.clear();
@@ -113,18 +112,17 @@ int64_t DriftWatch::TicksForTest(const std::string& machine) const {
   return it == machines_.end() ? 0 : it->second.ticks;
 }
 
-std::map<std::string, DriftWatch::MachineWatch>::iterator DriftWatch::NextDue(
-    SteadyClock::time_point* wake) {
+std::map<std::string, DriftWatch::MachineWatch>::iterator DriftWatch::NextDue(SteadyTime* wake) {
   auto best = machines_.end();
   for (auto it = machines_.begin(); it != machines_.end(); ++it) {
     if (it->second.in_flight) continue;
     if (best == machines_.end() || it->second.due < best->second.due) best = it;
   }
   if (best == machines_.end()) {
-    *wake = SteadyClock::now() + milliseconds(1000);
+    *wake = SteadyNow() + milliseconds(1000);
     return best;
   }
-  if (best->second.due > SteadyClock::now()) {
+  if (best->second.due > SteadyNow()) {
     *wake = best->second.due;
     return machines_.end();
   }
@@ -148,7 +146,7 @@ DriftWatch::TickResult DriftWatch::RunTick(const SshTarget& target, const std::s
 void DriftWatch::Worker() {
   std::unique_lock<std::mutex> l(mu_);
   while (!stopping_) {
-    SteadyClock::time_point wake;
+    SteadyTime wake;
     auto it = NextDue(&wake);
     if (it == machines_.end()) {
       cv_.wait_until(l, wake);
@@ -162,7 +160,7 @@ void DriftWatch::Worker() {
     const bool after_set = mw.last_was_set;
     const SshTarget target = mw.target;
     const std::string set_script = mw.set_script;
-    const auto started = SteadyClock::now();
+    const auto started = SteadyNow();
     l.unlock();
 
     TickResult r = RunTick(target, set_script, with_set);
@@ -186,7 +184,7 @@ void DriftWatch::Worker() {
     if (m.generation != generation) {
       // The set changed during the tick: its result is for the old set.
       m.in_flight = false;
-      m.due = SteadyClock::now();
+      m.due = SteadyNow();
       cv_.notify_all();
       continue;
     }
@@ -200,7 +198,7 @@ void DriftWatch::Worker() {
       const int64_t backoff =
           std::min<int64_t>(options_.backoff_max.count(), options_.backoff_initial.count()
                                                               << std::min(m.failures - 1, 20));
-      m.due = SteadyClock::now() + milliseconds(backoff);
+      m.due = SteadyNow() + milliseconds(backoff);
     } else {
       report_back = m.failures > 0;
       m.failures = 0;

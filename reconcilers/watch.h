@@ -44,6 +44,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/clock.h"
 #include "desired-state/model.h"
 #include "reconcilers/observed.h"
 #include "reconcilers/ssh.h"
@@ -92,8 +93,8 @@ class DriftWatch {
     // Called when a machine's ticks start failing (`error` set) and when they
     // work again (`error` OK). Default: none.
     std::function<void(const std::string& machine, const Status& error)> on_machine;
-    // Wall clock for Event::at_ms. Default: the system clock.
-    std::function<int64_t()> now_ms;
+    // Stamps Event::at_ms (WallMs). Default: RealClock().
+    const Clock* clock = nullptr;
   };
 
   // `runner` must outlive the watch.

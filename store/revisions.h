@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "store/store.h"
-#include "desired-state/model.h"
 #include "base/status.h"
+#include "desired-state/model.h"
+#include "store/store.h"
 
 namespace clusterctl::store {
 

@@ -3,6 +3,7 @@
 #include <limits>
 #include <utility>
 
+#include "base/big_endian.h"
 #include "store/observed_json.h"
 
 namespace clusterctl::store {
@@ -20,17 +21,6 @@ constexpr char kFacts[] = "facts";
 constexpr char kProbes[] = "probes";
 constexpr char kMeta[] = "meta";
 constexpr size_t kProbeSuffixSize = 16;  // time (8 bytes) + seq (8 bytes)
-
-void AppendBigEndian(std::string* out, uint64_t v) {
-  for (int shift = 56; shift >= 0; shift -= 8) {
-    out->push_back(static_cast<char>((v >> shift) & 0xff));
-  }
-}
-
-// Big-endian with the sign bit flipped: byte order equals numeric order.
-void AppendTime(std::string* out, int64_t time_ms) {
-  AppendBigEndian(out, static_cast<uint64_t>(time_ms) ^ (uint64_t{1} << 63));
-}
 
 std::string InstanceKey(const std::string& service, const std::string& machine) {
   return service + "@" + machine;
@@ -75,14 +65,8 @@ Result<std::optional<T>> ReadOne(const Store* store, const char* cf, const std::
 
 }  // namespace
 
-int64_t SystemClockMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-StateStore::StateStore(Store* store, Retention retention, ClockMs clock)
-    : store_(store), retention_(retention), clock_(std::move(clock)) {}
+StateStore::StateStore(Store* store, Retention retention, const Clock* clock)
+    : store_(store), retention_(retention), clock_(ClockOr(clock)) {}
 
 StateStore::~StateStore() { Stop(); }
 
@@ -133,7 +117,7 @@ Status StateStore::RecordProbe(const ProbeResult& result) {
     return Status::Invalid("probe result without service or machine (\"" + result.Key() + "\")");
   }
   std::string key = ProbePrefix(result.service, result.machine, result.role);
-  AppendTime(&key, result.time_ms);
+  AppendTimeKey(&key, result.time_ms);
   AppendBigEndian(&key, probe_seq_.fetch_add(1, std::memory_order_relaxed));
   StoreBatch batch(store_);
   batch.Put(kProbes, key, ToJsonString(result));
@@ -206,7 +190,7 @@ Status StateStore::EnforceOnPrefix(const std::string& prefix, int64_t now_ms, si
                          ? std::numeric_limits<int64_t>::min()
                          : now_ms - retention_.max_age_ms;
     age_bound = prefix;
-    AppendTime(&age_bound, cutoff);
+    AppendTimeKey(&age_bound, cutoff);
   }
   // Newest first: the first run that is too old or beyond the count limit
   // ends the range to delete; every run after it goes too.
@@ -263,7 +247,7 @@ void StateStore::CleanupLoop(std::chrono::milliseconds period) {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
     lock.unlock();
-    Result<size_t> r = EnforceRetention(clock_());
+    Result<size_t> r = EnforceRetention(clock_.WallMs());
     lock.lock();
     ++stats_.runs;
     if (r.ok()) stats_.deleted += *r;

@@ -41,9 +41,10 @@
 #include <thread>
 #include <vector>
 
-#include "store/store.h"
+#include "base/clock.h"
 #include "base/status.h"
 #include "reconcilers/observed.h"
+#include "store/store.h"
 
 namespace clusterctl::store {
 
@@ -57,14 +58,11 @@ struct Retention {
   size_t max_per_instance = 1000;
 };
 
-// Milliseconds since the epoch. Default: the system clock.
-using ClockMs = std::function<int64_t()>;
-int64_t SystemClockMs();
-
 class StateStore {
  public:
   // `store` is not owned and must outlive this object.
-  explicit StateStore(Store* store, Retention retention = {}, ClockMs clock = SystemClockMs);
+  // `clock` (WallMs) dates retention. Default: RealClock().
+  explicit StateStore(Store* store, Retention retention = {}, const Clock* clock = nullptr);
   ~StateStore();
   StateStore(const StateStore&) = delete;
   StateStore& operator=(const StateStore&) = delete;
@@ -140,7 +138,7 @@ class StateStore {
 
   Store* const store_;
   const Retention retention_;
-  const ClockMs clock_;
+  const Clock& clock_;
   std::atomic<uint64_t> probe_seq_{0};
 
   std::mutex control_mu_;  // Serialises StartBackgroundCleanup() and Stop().

@@ -24,10 +24,9 @@
 #include <vector>
 
 #include "api/api.h"
-#include "controller/config.h"
 #include "tests/harness/temp_dir.h"
 
-namespace clusterctl::controller {
+namespace clusterctl::api {
 namespace {
 
 using json = nlohmann::json;
@@ -50,8 +49,8 @@ class QuietView : public DaemonView {
   json Alerts() override { return json::array(); }
   json History(size_t) override { return json::array(); }
   json Revisions(size_t) override { return json::array(); }
-  Result<std::vector<AuditRecord>> Audit(const AuditFilter&) override {
-    return std::vector<AuditRecord>{};
+  Result<std::vector<audit::AuditRecord>> Audit(const audit::AuditFilter&) override {
+    return std::vector<audit::AuditRecord>{};
   }
   std::string Metrics() override { return ""; }
   bool Healthy(std::string*) override { return true; }
@@ -458,33 +457,5 @@ TEST_F(ApiLimitsTest, ExpectContinueGetsA100BeforeTheBody) {
   EXPECT_EQ(0u, answer.rfind("HTTP/1.1 200", 0)) << answer;
 }
 
-TEST(ApiConfigTest, LimitsComeFromTheApiBlockWithDefaults) {
-  testing::TempDir dir;
-  testing::WriteFile(dir.Sub("none.yaml"), "listen: 127.0.0.1:7480\n");
-  Result<Config> defaults = LoadConfig(dir.Sub("none.yaml"));
-  ASSERT_TRUE(defaults.ok()) << defaults.status().ToString();
-  ApiServer::Options o;
-  EXPECT_EQ(o.max_connections, defaults->api_max_connections);
-  EXPECT_EQ(o.max_header_bytes, static_cast<size_t>(defaults->api_max_header_bytes));
-  EXPECT_EQ(o.max_headers, defaults->api_max_headers);
-  EXPECT_EQ(o.request_timeout, std::chrono::seconds(defaults->api_request_timeout_seconds));
-
-  testing::WriteFile(dir.Sub("set.yaml"),
-                     "api: {maxConnections: 64, maxHeaderBytes: 4096, maxHeaders: 20, "
-                     "requestTimeoutSeconds: 3}\n");
-  Result<Config> set = LoadConfig(dir.Sub("set.yaml"));
-  ASSERT_TRUE(set.ok()) << set.status().ToString();
-  EXPECT_EQ(64, set->api_max_connections);
-  EXPECT_EQ(4096, set->api_max_header_bytes);
-  EXPECT_EQ(20, set->api_max_headers);
-  EXPECT_EQ(3, set->api_request_timeout_seconds);
-
-  testing::WriteFile(dir.Sub("bad.yaml"), "api: {maxConections: 64}\n");
-  Result<Config> bad = LoadConfig(dir.Sub("bad.yaml"));
-  ASSERT_FALSE(bad.ok());
-  EXPECT_NE(std::string::npos, bad.status().message().find("maxConections"))
-      << bad.status().message();
-}
-
 }  // namespace
-}  // namespace clusterctl::controller
+}  // namespace clusterctl::api

@@ -24,11 +24,11 @@
 #include <thread>
 #include <vector>
 
-#include "audit/audit_log.h"
 #include "api/metrics.h"
+#include "audit/audit_log.h"
 #include "base/time_format.h"
 
-namespace clusterctl::controller {
+namespace clusterctl::api {
 namespace {
 
 using json = nlohmann::json;
@@ -58,7 +58,7 @@ class FakeDaemonView : public DaemonView {
                 {"last_probe", {{"ok", false}, {"latency_ms", 12}, {"detail", "HTTP 500"}}}}}}}}}}},
         {"alerts", json::array({"ollama@jetson not ready"})}};
     for (uint64_t seq = 1; seq <= 25; ++seq) {
-      AuditRecord r;
+      audit::AuditRecord r;
       r.seq = seq;
       r.time = kNow - 100000 + static_cast<int64_t>(seq) * 1000;
       r.actor = "clusterd@cpu-node";
@@ -91,7 +91,7 @@ class FakeDaemonView : public DaemonView {
     Record("Revisions " + std::to_string(limit));
     return json::array({{{"commit", "3f2c1e9"}, {"result", "applied"}}});
   }
-  Result<std::vector<AuditRecord>> Audit(const AuditFilter& f) override {
+  Result<std::vector<audit::AuditRecord>> Audit(const audit::AuditFilter& f) override {
     Record("Audit");
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -99,10 +99,10 @@ class FakeDaemonView : public DaemonView {
     }
     if (!audit_error.ok()) return audit_error;
     // The contract of AuditLog::Query over `records` (seq = time order).
-    std::vector<AuditRecord> out;
-    std::vector<AuditRecord> ordered = records;
+    std::vector<audit::AuditRecord> out;
+    std::vector<audit::AuditRecord> ordered = records;
     if (!f.oldest_first) std::reverse(ordered.begin(), ordered.end());
-    for (const AuditRecord& r : ordered) {
+    for (const audit::AuditRecord& r : ordered) {
       if (f.after_seq != 0 && r.seq <= f.after_seq) continue;
       if (f.before_seq != 0 && r.seq >= f.before_seq) continue;
       if (!Matches(f, r)) continue;
@@ -152,7 +152,7 @@ class FakeDaemonView : public DaemonView {
     }
     return out;
   }
-  AuditFilter filter() {
+  audit::AuditFilter filter() {
     std::lock_guard<std::mutex> lock(mu_);
     return last_filter;
   }
@@ -162,7 +162,7 @@ class FakeDaemonView : public DaemonView {
   }
 
   json status_doc;
-  std::vector<AuditRecord> records;
+  std::vector<audit::AuditRecord> records;
   ::clusterctl::Status audit_error;
   std::string metrics_text = "# TYPE clusterctl_suspended gauge\nclusterctl_suspended 0\n";
   std::atomic<bool> healthy{true};
@@ -175,7 +175,7 @@ class FakeDaemonView : public DaemonView {
 
   std::mutex mu_;
   std::vector<std::string> calls_;
-  AuditFilter last_filter;
+  audit::AuditFilter last_filter;
   std::atomic<bool> suspended_{false};
 };
 
@@ -508,7 +508,7 @@ TEST_F(ApiServerTest, AuditFiltersPassThrough) {
       Get("/api/v1/audit?since=15m&until=now&service=ollama&machine=jetson&action=start&result=ok"
           "&revision=3F2c&actor=clusterd&trigger=drift&limit=7&reverse=true");
   EXPECT_EQ(200, a.status) << a.body;
-  AuditFilter f = view_.filter();
+  audit::AuditFilter f = view_.filter();
   EXPECT_EQ(kNow - 15 * 60 * 1000, f.since_ms.value_or(0));
   EXPECT_EQ(kNow, f.until_ms.value_or(0));
   EXPECT_EQ("ollama", f.service);
@@ -831,4 +831,4 @@ TEST_F(ApiServerTest, ServesIpv6Loopback) {
 }
 
 }  // namespace
-}  // namespace clusterctl::controller
+}  // namespace clusterctl::api

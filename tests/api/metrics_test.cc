@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-namespace clusterctl::controller {
+namespace clusterctl::api {
 namespace {
 
 // ------------------------------------------------------------ the validator
@@ -518,4 +518,4 @@ TEST(MetricsRegistryTest, PromtoolAcceptsTheRender) {
 }
 
 }  // namespace
-}  // namespace clusterctl::controller
+}  // namespace clusterctl::api

@@ -17,13 +17,14 @@
 #include <set>
 #include <thread>
 
-#include "store/store.h"
+#include "base/sha256.h"
 #include "base/time_format.h"
 #include "desired-state/spec_hash.h"
+#include "store/store.h"
 #include "tests/harness/process.h"
 #include "tests/harness/temp_dir.h"
 
-namespace clusterctl::controller {
+namespace clusterctl::audit {
 namespace {
 
 using ::clusterctl::testing::OutputTo;
@@ -73,16 +74,16 @@ class AuditLogTest : public ::testing::Test {
   void Reopen() {
     log_.reset();
     store_.reset();
-    Result<std::unique_ptr<Store>> s = Store::OpenPrimary(dir_.path());
+    Result<std::unique_ptr<store::Store>> s = store::Store::OpenPrimary(dir_.path());
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store_ = std::move(s).value();
-    Result<std::unique_ptr<AuditLog>> l = AuditLog::Open(store_.get(), [this] { return now_; });
+    Result<std::unique_ptr<AuditLog>> l = AuditLog::Open(store_.get(), &clock_);
     ASSERT_TRUE(l.ok()) << l.status().ToString();
     log_ = std::move(l).value();
   }
 
   AuditRecord Append(AuditRecord r, int64_t advance_ms = 1000) {
-    now_ += advance_ms;
+    clock_.Advance(advance_ms);
     Result<AuditRecord> out = log_->Append(std::move(r));
     EXPECT_TRUE(out.ok()) << out.status().ToString();
     return out.ok() ? *out : AuditRecord{};
@@ -117,8 +118,8 @@ class AuditLogTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  int64_t now_ = kT0;
-  std::unique_ptr<Store> store_;
+  FakeClock clock_{kT0};
+  std::unique_ptr<store::Store> store_;
   std::unique_ptr<AuditLog> log_;
 };
 
@@ -153,7 +154,7 @@ TEST_F(AuditLogTest, HashIsSha256OfTheCanonicalFormWithoutHash) {
   nlohmann::json j = ToJson(r);
   j.erase("hash");
   EXPECT_EQ(CanonicalForm(r), j.dump());
-  EXPECT_EQ(r.hash, desired_state::Sha256Hex(j.dump()));
+  EXPECT_EQ(r.hash, Sha256Hex(j.dump()));
   // No spaces but the one in the detail.
   EXPECT_EQ(CanonicalForm(r).find(' '), CanonicalForm(r).find("start tools") + 5);
   EXPECT_THAT(CanonicalForm(r), StartsWith("{\"action\":\"start\",\"actor\":"));  // Keys sorted.
@@ -187,9 +188,10 @@ TEST_F(AuditLogTest, SeqContinuesAfterReopen) {
 TEST(AuditLogChild, WriteFiveRecordsThenDie) {
   const char* dir = std::getenv("CLUSTERCTL_AUDIT_CHILD_DIR");
   if (dir == nullptr) GTEST_SKIP() << "only runs as the child of another test";
-  auto store = Store::OpenPrimary(dir);
+  auto store = store::Store::OpenPrimary(dir);
   ASSERT_TRUE(store.ok());
-  auto log = AuditLog::Open(store->get(), [] { return kT0; });
+  FakeClock clock(kT0);
+  auto log = AuditLog::Open(store->get(), &clock);
   ASSERT_TRUE(log.ok());
   for (int i = 0; i < 5; ++i) ASSERT_TRUE((*log)->Append(Step("start", "api", "m1")).ok());
   raise(SIGKILL);
@@ -338,7 +340,7 @@ TEST_F(AuditLogTest, KeepsAwkwardTextExactlyAndReplacesInvalidUtf8) {
 
 TEST_F(AuditLogTest, ReadOnlyStoreQueriesButRefusesWrites) {
   AppendMany(3);
-  Result<std::unique_ptr<Store>> ro = Store::OpenReadOnly(dir_.path());
+  Result<std::unique_ptr<store::Store>> ro = store::Store::OpenReadOnly(dir_.path());
   ASSERT_TRUE(ro.ok()) << ro.status().ToString();
   Result<std::unique_ptr<AuditLog>> rlog = AuditLog::Open(ro->get());
   ASSERT_TRUE(rlog.ok());
@@ -563,7 +565,7 @@ TEST_F(AuditQueryTest, CursorsPageThroughWithoutGapsOrRepeats) {
 
 TEST_F(AuditLogTest, ListsInTimeOrderAndPagesCleanlyWhenTheClockStepsBack) {
   for (int64_t t : {1000, 2000, 3000, 1500, 4000}) {
-    now_ = kT0 + t;
+    clock_.SetWallMs(kT0 + t);
     ASSERT_TRUE(log_->Append(Step("start", "api", "m1")).ok());
   }
   AuditFilter f;
@@ -646,7 +648,7 @@ TEST_F(AuditLogTest, UnfinishedIntentsAreRecordedAsInterrupted) {
   ASSERT_TRUE(open.ok());
   EXPECT_THAT(Seqs(*open), ElementsAre(a.seq, c.seq));
 
-  now_ += 5000;
+  clock_.Advance(5000);
   Result<std::vector<AuditRecord>> done = log_->RecordInterrupted("clusterd@cpu-node");
   ASSERT_TRUE(done.ok()) << done.status().ToString();
   ASSERT_EQ(done->size(), 2u);
@@ -663,7 +665,7 @@ TEST_F(AuditLogTest, UnfinishedIntentsAreRecordedAsInterrupted) {
     EXPECT_EQ(r.machine, intent.machine);
     EXPECT_EQ(r.revision, intent.revision);
     EXPECT_EQ(r.actor, "clusterd@cpu-node");
-    EXPECT_EQ(r.duration_ms, now_ - intent.time);
+    EXPECT_EQ(r.duration_ms, clock_.WallMs() - intent.time);
     EXPECT_EQ(r.detail,
               "the controller stopped before the step ended; outcome unknown, re-observing");
   }
@@ -826,7 +828,7 @@ TEST_F(AuditLogTest, VerifyNamesTheFirstOfSeveralProblems) {
 
 TEST_F(AuditLogTest, TrimRecordsTheRangeAndVerifyStartsFromTheFirstKeptRecord) {
   std::vector<AuditRecord> recs = AppendMany(30);
-  now_ += 1000;
+  clock_.Advance(1000);
   Result<uint64_t> removed = log_->Trim(11, "ops@admin");
   ASSERT_TRUE(removed.ok()) << removed.status().ToString();
   EXPECT_EQ(*removed, 10u);
@@ -837,7 +839,7 @@ TEST_F(AuditLogTest, TrimRecordsTheRangeAndVerifyStartsFromTheFirstKeptRecord) {
   EXPECT_EQ((*trim)->first_kept_prev_hash, recs[9].hash);
   EXPECT_EQ((*trim)->trimmed_count, 10u);
   EXPECT_EQ((*trim)->trimmed_through_time, recs[9].time);
-  EXPECT_EQ((*trim)->last_trim_at, now_);
+  EXPECT_EQ((*trim)->last_trim_at, clock_.WallMs());
 
   EXPECT_FALSE(log_->Get(10)->has_value());
   EXPECT_TRUE(log_->Get(11)->has_value());
@@ -994,4 +996,4 @@ TEST(AuditJsonTest, FromJsonNamesTheBadField) {
 }
 
 }  // namespace
-}  // namespace clusterctl::controller
+}  // namespace clusterctl::audit

@@ -47,7 +47,7 @@ std::map<std::string, int64_t> Pids(DemoCluster& demo) {
   return pids;
 }
 
-std::vector<controller::AuditRecord> AuditRecords(const DemoCluster& demo) {
+std::vector<audit::AuditRecord> AuditRecords(const DemoCluster& demo) {
   return testing::AuditRecordsOf(demo.data_dir());
 }
 
@@ -207,7 +207,7 @@ TEST_F(ApplyE2eTest, EveryStepIsAuditedAndTheChainVerifies) {
   std::string out;
   ASSERT_EQ(demo_.Cli("apply", &out), 0) << out;
   auto records = AuditRecords(demo_);
-  std::map<uint64_t, const controller::AuditRecord*> intents;
+  std::map<uint64_t, const audit::AuditRecord*> intents;
   size_t results = 0;
   for (const auto& r : records) {
     EXPECT_FALSE(r.actor.empty());

@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "audit/audit_log.h"
-#include "store/store.h"
 #include "base/time_format.h"
+#include "store/store.h"
 #include "tests/harness/paths.h"
 #include "tests/harness/process.h"
 #include "tests/harness/temp_dir.h"
@@ -25,6 +25,8 @@
 namespace clusterctl::cli {
 namespace {
 
+using audit::AuditLog;
+using audit::AuditRecord;
 using ::clusterctl::testing::CliBin;
 using ::clusterctl::testing::OutputTo;
 using ::clusterctl::testing::Process;
@@ -32,10 +34,8 @@ using ::clusterctl::testing::ReadFile;
 using ::clusterctl::testing::RunShell;
 using ::clusterctl::testing::TempDir;
 using ::clusterctl::testing::WaitFor;
-using controller::AuditLog;
-using controller::AuditRecord;
-using controller::Store;
 using std::chrono::milliseconds;
+using store::Store;
 using ::testing::ContainsRegex;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -68,27 +68,29 @@ class AuditCliTest : public ::testing::Test {
   void SetUp() override {
     data_ = dir_.Sub("data");
     const int64_t now = WallClockMs();
-    OpenPrimary([this] { return next_time_; });
+    OpenPrimary(&record_clock_);
     // 1: the revision is applied, 3 hours ago.
     Add(now - 3 * 3600000, Event("revision_applied", "", "", "3f2c1e9", "applied 3f2c1e9"));
     // 2-3: clusterd repairs tools-server 2 hours ago.
-    AuditRecord start = Rec("start", "tools-server", "worker-tools", controller::kPhaseIntent, "");
+    audit::AuditRecord start =
+        Rec("start", "tools-server", "worker-tools", audit::kPhaseIntent, "");
     start.trigger = "drift";
     Add(now - 2 * 3600000, start);
-    AuditRecord started =
-        Rec("start", "tools-server", "worker-tools", controller::kPhaseResult, "ok");
+    audit::AuditRecord started =
+        Rec("start", "tools-server", "worker-tools", audit::kPhaseResult, "ok");
     started.trigger = "drift";
     started.intent_seq = 2;
     started.duration_ms = 812;
     started.detail = "ready after 1 probe";
     Add(now - 2 * 3600000 + 1000, started);
     // 4-5: alice restarts redis an hour ago; it fails.
-    AuditRecord restart = Rec("restart", "redis", "coordinator", controller::kPhaseIntent, "");
+    audit::AuditRecord restart = Rec("restart", "redis", "coordinator", audit::kPhaseIntent, "");
     restart.actor = "alice@laptop";
     restart.trigger = "manual";
     restart.revision = "a1b2c3d";
     Add(now - 3600000, restart);
-    AuditRecord failed = Rec("restart", "redis", "coordinator", controller::kPhaseResult, "failed");
+    audit::AuditRecord failed =
+        Rec("restart", "redis", "coordinator", audit::kPhaseResult, "failed");
     failed.actor = "alice@laptop";
     failed.trigger = "manual";
     failed.revision = "a1b2c3d";
@@ -97,21 +99,22 @@ class AuditCliTest : public ::testing::Test {
     failed.detail = "readiness failing for 40s";
     Add(now - 3600000 + 2000, failed);
     // 6: a probe fails 30 minutes ago.
-    AuditRecord probe = Event("probe_failed", "redis", "coordinator", "a1b2c3d", "PING timed out");
+    audit::AuditRecord probe =
+        Event("probe_failed", "redis", "coordinator", "a1b2c3d", "PING timed out");
     probe.trigger = "drift";
     probe.result = "failed";
     Add(now - 1800000, probe);
     // 7: a stop that never ended, 10 minutes ago.
-    AuditRecord stop = Rec("stop", "old-svc", "worker-tools", controller::kPhaseIntent, "");
+    audit::AuditRecord stop = Rec("stop", "old-svc", "worker-tools", audit::kPhaseIntent, "");
     stop.revision = "a1b2c3d";
     Add(now - 600000, stop);
     ClosePrimary();
   }
 
-  static AuditRecord Rec(const std::string& action, const std::string& service,
-                         const std::string& machine, const std::string& phase,
-                         const std::string& result) {
-    AuditRecord r;
+  static audit::AuditRecord Rec(const std::string& action, const std::string& service,
+                                const std::string& machine, const std::string& phase,
+                                const std::string& result) {
+    audit::AuditRecord r;
     r.actor = "clusterd@cpu-node";
     r.trigger = "revision";
     r.revision = "3f2c1e9";
@@ -123,20 +126,21 @@ class AuditCliTest : public ::testing::Test {
     r.detail = action + " " + service;
     return r;
   }
-  static AuditRecord Event(const std::string& action, const std::string& service,
-                           const std::string& machine, const std::string& revision,
-                           const std::string& detail) {
-    AuditRecord r = Rec(action, service, machine, controller::kPhaseEvent, "");
+  static audit::AuditRecord Event(const std::string& action, const std::string& service,
+                                  const std::string& machine, const std::string& revision,
+                                  const std::string& detail) {
+    audit::AuditRecord r = Rec(action, service, machine, audit::kPhaseEvent, "");
     r.revision = revision;
     r.detail = detail;
     return r;
   }
 
-  void OpenPrimary(std::function<int64_t()> clock) {
-    Result<std::unique_ptr<Store>> s = Store::OpenPrimary(data_);
+  // `clock` dates appended records; null: the real clock.
+  void OpenPrimary(const Clock* clock = nullptr) {
+    Result<std::unique_ptr<store::Store>> s = store::Store::OpenPrimary(data_);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store_ = std::move(s).value();
-    Result<std::unique_ptr<AuditLog>> l = AuditLog::Open(store_.get(), std::move(clock));
+    Result<std::unique_ptr<audit::AuditLog>> l = audit::AuditLog::Open(store_.get(), clock);
     ASSERT_TRUE(l.ok()) << l.status().ToString();
     log_ = std::move(l).value();
   }
@@ -145,9 +149,9 @@ class AuditCliTest : public ::testing::Test {
     store_.reset();
   }
 
-  void Add(int64_t time, const AuditRecord& r) {
-    next_time_ = time;
-    Result<AuditRecord> out = log_->Append(r);
+  void Add(int64_t time, const audit::AuditRecord& r) {
+    record_clock_.SetWallMs(time);
+    Result<audit::AuditRecord> out = log_->Append(r);
     ASSERT_TRUE(out.ok()) << out.status().ToString();
     times_.push_back(time);
   }
@@ -179,7 +183,7 @@ class AuditCliTest : public ::testing::Test {
   }
 
   void Tamper(uint64_t seq, const std::string& from, const std::string& to) {
-    OpenPrimary(WallClockMs);
+    OpenPrimary();
     std::string key(8, '\0');
     for (int i = 7; i >= 0; --i) key[i] = static_cast<char>((seq >> (8 * (7 - i))) & 0xff);
     std::string value;
@@ -194,10 +198,10 @@ class AuditCliTest : public ::testing::Test {
 
   TempDir dir_;
   std::string data_;
-  int64_t next_time_ = 0;
+  FakeClock record_clock_{0};
   std::vector<int64_t> times_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<AuditLog> log_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<audit::AuditLog> log_;
 };
 
 TEST_F(AuditCliTest, PrintsATableNewestFirst) {
@@ -414,7 +418,7 @@ TEST_F(AuditCliTest, ACopiedDataDirectoryWorks) {
 }
 
 TEST_F(AuditCliTest, WorksWhileAWriterHoldsTheDataDirectory) {
-  OpenPrimary(WallClockMs);
+  OpenPrimary();
   CliResult r = Cli("--json audit");
   EXPECT_EQ(r.exit, 0) << r.err;
   EXPECT_EQ(Lines(r.out).size(), 7u);
@@ -422,7 +426,7 @@ TEST_F(AuditCliTest, WorksWhileAWriterHoldsTheDataDirectory) {
 }
 
 TEST_F(AuditCliTest, RetentionIsNeverSilent) {
-  OpenPrimary(WallClockMs);
+  OpenPrimary();
   ASSERT_TRUE(log_->Trim(4, "ops@admin").ok());
   ClosePrimary();
   CliResult r = Cli("audit");
@@ -440,7 +444,7 @@ TEST_F(AuditCliTest, RetentionIsNeverSilent) {
 }
 
 TEST_F(AuditCliTest, FollowPrintsRecordsAnotherProcessAppends) {
-  OpenPrimary(WallClockMs);  // The writer stays open, like clusterd.
+  OpenPrimary();  // The writer stays open, like clusterd.
   const std::string out = dir_.Sub("follow.out");
   Process follower(
       {CliBin(), "--data-dir", data_, "--json", "audit", "--service", "redis", "--follow"}, [&] {
@@ -456,9 +460,9 @@ TEST_F(AuditCliTest, FollowPrintsRecordsAnotherProcessAppends) {
   EXPECT_THAT(initial[0], StartsWith("{\"seq\":4,"));
   EXPECT_THAT(initial[2], StartsWith("{\"seq\":6,"));
 
-  AuditRecord other = Rec("start", "tools-server", "worker-tools", controller::kPhaseIntent, "");
+  audit::AuditRecord other = Rec("start", "tools-server", "worker-tools", audit::kPhaseIntent, "");
   ASSERT_TRUE(log_->Append(other).ok());  // Filtered out.
-  AuditRecord mine = Rec("restart", "redis", "coordinator", controller::kPhaseIntent, "");
+  audit::AuditRecord mine = Rec("restart", "redis", "coordinator", audit::kPhaseIntent, "");
   mine.detail = "appended while following";
   ASSERT_TRUE(log_->Append(mine).ok());
   ASSERT_TRUE(
@@ -491,8 +495,8 @@ TEST_F(AuditCliTest, FollowInTableModeStopsOnSigint) {
   ASSERT_TRUE(WaitFor([&] { return Lines(ReadFile(out)).size() >= 2; }, milliseconds(20000)));
   EXPECT_THAT(Lines(ReadFile(out))[0], StartsWith("SEQ "));
   EXPECT_THAT(Lines(ReadFile(out))[1], StartsWith("7 "));
-  OpenPrimary(WallClockMs);
-  ASSERT_TRUE(log_->Append(Rec("stop", "api", "m1", controller::kPhaseIntent, "")).ok());
+  OpenPrimary();
+  ASSERT_TRUE(log_->Append(Rec("stop", "api", "m1", audit::kPhaseIntent, "")).ok());
   ASSERT_TRUE(WaitFor([&] { return Lines(ReadFile(out)).size() >= 3; }, milliseconds(10000)));
   EXPECT_THAT(Lines(ReadFile(out))[2], StartsWith("8 "));
   follower.Kill(SIGINT);

@@ -84,7 +84,7 @@ class ClusterdTest : public ::testing::Test {
     return WaitFor([&] { return Healthy(); }, limit, milliseconds(300));
   }
 
-  std::vector<controller::AuditRecord> Audit() { return testing::AuditRecordsOf(demo_.data_dir()); }
+  std::vector<audit::AuditRecord> Audit() { return testing::AuditRecordsOf(demo_.data_dir()); }
 
   // Pushes a service whose readiness takes `ready_delay_ms`, and waits until
   // clusterd has audited the intent of its start (the step is in flight).
@@ -245,7 +245,7 @@ TEST_F(ClusterdTest, APartlyAppliedRevisionIsAuditedAsPartial) {
   demo_.repo().Write("services/never.yaml", never);
   Push("one good service, one never ready");
   const std::string head = demo_.repo().Git("rev-parse --short=7 HEAD").substr(0, 7);
-  controller::AuditRecord applied;
+  audit::AuditRecord applied;
   ASSERT_TRUE(WaitFor(
       [&] {
         for (const auto& r : Audit()) {
@@ -377,7 +377,7 @@ TEST_F(ClusterdTest, ACrashLoopingServiceBacksOff) {
   auto trail = [&] {
     std::string out;
     for (const auto& r : Audit()) {
-      if (r.service == "crashy") out += controller::ToJsonLine(r) + "\n";
+      if (r.service == "crashy") out += audit::ToJsonLine(r) + "\n";
     }
     return out;
   };

@@ -34,7 +34,7 @@ void ExpectSame(const DaemonMemory& a, const DaemonMemory& b) {
 TEST(DaemonMemory, SurvivesAReopenOfTheStore) {
   testing::TempDir dir;
   {
-    auto store = Store::OpenPrimary(dir.path());
+    auto store = store::Store::OpenPrimary(dir.path());
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     auto fresh = LoadMemory(**store);
     ASSERT_TRUE(fresh.ok());
@@ -42,7 +42,7 @@ TEST(DaemonMemory, SurvivesAReopenOfTheStore) {
     EXPECT_TRUE(fresh->alerts.empty());
     ASSERT_TRUE(SaveMemory(store->get(), Sample(), /*sync=*/true).ok());
   }
-  auto store = Store::OpenPrimary(dir.path());
+  auto store = store::Store::OpenPrimary(dir.path());
   ASSERT_TRUE(store.ok());
   auto back = LoadMemory(**store);
   ASSERT_TRUE(back.ok());
@@ -64,7 +64,7 @@ TEST(DaemonMemory, AMalformedDocumentGivesAFreshMemory) {
 TEST(DaemonMemory, SnapshotsAreBoundedAndComeBackNewestFirst) {
   testing::TempDir dir;
   {
-    auto store = Store::OpenPrimary(dir.path());
+    auto store = store::Store::OpenPrimary(dir.path());
     ASSERT_TRUE(store.ok());
     std::deque<std::string> keys;
     for (int i = 0; i < 7; ++i) {
@@ -73,7 +73,7 @@ TEST(DaemonMemory, SnapshotsAreBoundedAndComeBackNewestFirst) {
     }
     EXPECT_EQ(keys.size(), 5u);
   }
-  auto store = Store::OpenPrimary(dir.path());
+  auto store = store::Store::OpenPrimary(dir.path());
   ASSERT_TRUE(store.ok());
   std::deque<std::string> keys;
   auto snaps = LoadSnapshots(**store, 3, &keys);

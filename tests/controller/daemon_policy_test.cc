@@ -149,13 +149,13 @@ TEST(ClassifyPass, OkOnlyWhenEveryStepIsOkAndNothingIsBlocked) {
 class RevisionPassTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto store = Store::OpenPrimary(dir_.path());
+    auto store = store::Store::OpenPrimary(dir_.path());
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     store_ = std::move(store.value());
-    auto audit = AuditLog::Open(store_.get());
+    auto audit = audit::AuditLog::Open(store_.get());
     ASSERT_TRUE(audit.ok());
     audit_ = std::move(audit.value());
-    revisions_ = std::make_unique<RevisionLog>(store_.get());
+    revisions_ = std::make_unique<store::RevisionLog>(store_.get());
   }
   RevisionPassRecord Pass(RevisionResult result) {
     RevisionPassRecord p;
@@ -170,9 +170,9 @@ class RevisionPassTest : public ::testing::Test {
     return p;
   }
   testing::TempDir dir_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<AuditLog> audit_;
-  std::unique_ptr<RevisionLog> revisions_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<audit::AuditLog> audit_;
+  std::unique_ptr<store::RevisionLog> revisions_;
 };
 
 // Issue 10 item 9: a partly applied revision kept its revision record but
@@ -184,7 +184,7 @@ TEST_F(RevisionPassTest, APartialPassIsAuditedAsFailedWithAPartialDetail) {
   ASSERT_TRUE(history.ok());
   ASSERT_EQ(history->size(), 1u);
   EXPECT_EQ((*history)[0].result, "partial");
-  AuditFilter f;
+  audit::AuditFilter f;
   f.action = "revision_applied";
   auto records = audit_->Query(f);
   ASSERT_TRUE(records.ok());
@@ -197,9 +197,9 @@ TEST_F(RevisionPassTest, APartialPassIsAuditedAsFailedWithAPartialDetail) {
 // Issue 10 item 15: a record that cannot be written is an error the caller
 // sees (and retries), not a silently dropped line.
 TEST_F(RevisionPassTest, AWriteThatFailsIsReported) {
-  auto ro = Store::OpenReadOnly(dir_.path());
+  auto ro = store::Store::OpenReadOnly(dir_.path());
   ASSERT_TRUE(ro.ok()) << ro.status().ToString();
-  RevisionLog revisions(ro->get());
+  store::RevisionLog revisions(ro->get());
   Status s = RecordRevisionPass(&revisions, audit_.get(), Pass(RevisionResult::kOk));
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("revision record"), std::string::npos) << s.ToString();

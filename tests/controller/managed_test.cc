@@ -129,9 +129,9 @@ TEST(PruneBasisLoader, ReadsEachRevisionOnceAndReturnsNullWhenNothingIsToPrune) 
 TEST(ManagedRecord, RoundTripsThroughTheStoreAndSurvivesAReopen) {
   testing::TempDir dir;
   {
-    auto store = Store::OpenPrimary(dir.path());
+    auto store = store::Store::OpenPrimary(dir.path());
     ASSERT_TRUE(store.ok()) << store.status().ToString();
-    StateStore state(store->get());
+    store::StateStore state(store->get());
     bool found = true;
     auto none = LoadManaged(state, &found);
     ASSERT_TRUE(none.ok());
@@ -139,9 +139,9 @@ TEST(ManagedRecord, RoundTripsThroughTheStoreAndSurvivesAReopen) {
     EXPECT_TRUE(none->empty());
     ASSERT_TRUE(SaveManaged(&state, {{"api@m1", "c2"}, {"old@m9", "c1"}}).ok());
   }
-  auto store = Store::OpenPrimary(dir.path());
+  auto store = store::Store::OpenPrimary(dir.path());
   ASSERT_TRUE(store.ok());
-  StateStore state(store->get());
+  store::StateStore state(store->get());
   bool found = false;
   auto back = LoadManaged(state, &found);
   ASSERT_TRUE(back.ok());

@@ -14,25 +14,25 @@
 namespace clusterctl::testing {
 
 // Every audit record of `data_dir`, oldest first.
-inline std::vector<controller::AuditRecord> AuditRecordsOf(const std::string& data_dir) {
-  auto store = controller::Store::OpenReadOnly(data_dir);
+inline std::vector<audit::AuditRecord> AuditRecordsOf(const std::string& data_dir) {
+  auto store = store::Store::OpenReadOnly(data_dir);
   if (!store.ok()) return {};
-  auto log = controller::AuditLog::Open(store->get());
+  auto log = audit::AuditLog::Open(store->get());
   EXPECT_TRUE(log.ok()) << log.status().ToString();
   if (!log.ok()) return {};
-  controller::AuditFilter f;
+  audit::AuditFilter f;
   f.limit = 0;
   f.oldest_first = true;
   auto records = (*log)->Query(f);
   EXPECT_TRUE(records.ok()) << records.status().ToString();
-  return records.ok() ? *records : std::vector<controller::AuditRecord>{};
+  return records.ok() ? *records : std::vector<audit::AuditRecord>{};
 }
 
 // Whether the audit log of `data_dir` verifies end to end.
 inline bool AuditVerifies(const std::string& data_dir, std::string* reason) {
-  auto store = controller::Store::OpenReadOnly(data_dir);
+  auto store = store::Store::OpenReadOnly(data_dir);
   if (!store.ok()) return false;
-  auto log = controller::AuditLog::Open(store->get());
+  auto log = audit::AuditLog::Open(store->get());
   if (!log.ok()) return false;
   auto report = (*log)->Verify();
   if (!report.ok()) return false;

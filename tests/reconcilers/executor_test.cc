@@ -180,15 +180,15 @@ class FakeClock {
  public:
   LiveView::Options Options() {
     LiveView::Options o;
-    o.now_ms = [this] { return now_.load(); };
+    o.clock = &clock_;
     o.wait_for = [this](std::condition_variable&, std::unique_lock<std::mutex>&, milliseconds d) {
-      now_ += d.count();
+      clock_.Advance(d.count());
     };
     return o;
   }
 
  private:
-  std::atomic<int64_t> now_{1000000};
+  clusterctl::FakeClock clock_;
 };
 
 class RecordingListener : public StepListener {

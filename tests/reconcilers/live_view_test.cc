@@ -81,17 +81,19 @@ class FakeProber : public Prober {
   std::atomic<int> in_flight_{0};
 };
 
-class FakeClock {
+// A FakeClock that waits advance: a wait of d ms moves it by d ms.
+class ViewClock {
  public:
   LiveView::Options Options() {
     LiveView::Options o;
-    o.now_ms = [this] { return now.load(); };
+    o.clock = &fake;
     o.wait_for = [this](std::condition_variable&, std::unique_lock<std::mutex>&, milliseconds d) {
-      now += d.count();
+      fake.Advance(d.count());
     };
     return o;
   }
-  std::atomic<int64_t> now{1000};
+  int64_t now() const { return fake.SteadyMs(); }
+  clusterctl::FakeClock fake{/*wall_ms=*/1767225600000, /*steady_ms=*/1000};
 };
 
 // Real-clock options that report when a waiter is blocked (the view's lock
@@ -161,22 +163,22 @@ TEST(LiveViewTest, TheReadyVerdictWinsOverTheRawProbeResult) {
 TEST(LiveViewTest, AnInstanceNeverSeenIsUnknownAndAWaitForItEndsAtOnce) {
   DesiredState d = Load();
   FakeProber prober([] { return true; });
-  FakeClock clock;
+  ViewClock clock;
   LiveView live(&d, nullptr, &prober, clock.Options());
   ClusterObservation obs;
   obs.instances = {Instance("db", "a", ObservedState::kRunning)};
   obs.unreachable["b"] = "timeout after 10000 ms";
   live.Seed(obs);
   std::string detail;
-  EXPECT_EQ(live.WaitFor("app@b", false, clock.now + 60000, &detail), WaitResult::kUnknown);
+  EXPECT_EQ(live.WaitFor("app@b", false, clock.now() + 60000, &detail), WaitResult::kUnknown);
   EXPECT_EQ(detail, "machine b unreachable: timeout after 10000 ms");
   // On a reachable machine, but absent from the observation.
-  EXPECT_EQ(live.WaitFor("app@a", true, clock.now + 60000, &detail), WaitResult::kUnknown);
+  EXPECT_EQ(live.WaitFor("app@a", true, clock.now() + 60000, &detail), WaitResult::kUnknown);
   EXPECT_EQ(detail, "not observed");
-  EXPECT_EQ(clock.now, 1000);  // Nobody waited.
+  EXPECT_EQ(clock.now(), 1000);  // Nobody waited.
   // The watch reports it: known from now on.
   live.Update("app@b", ObservedState::kRunning, "pid 7");
-  EXPECT_EQ(live.WaitFor("app@b", true, clock.now + 60000, &detail), WaitResult::kHolds);
+  EXPECT_EQ(live.WaitFor("app@b", true, clock.now() + 60000, &detail), WaitResult::kHolds);
   EXPECT_EQ(detail, "running (pid 7)");
 }
 
@@ -184,7 +186,7 @@ TEST(LiveViewTest, StepResultsFeedTheViewAndARestartIsNotReadyUntilProbed) {
   DesiredState d = Load();
   bool ready = true;
   FakeProber prober([&] { return ready; });
-  FakeClock clock;
+  ViewClock clock;
   LiveView live(&d, nullptr, &prober, clock.Options());
   ClusterObservation obs;
   obs.instances = {Instance("db", "a", ObservedState::kRunning),
@@ -199,7 +201,7 @@ TEST(LiveViewTest, StepResultsFeedTheViewAndARestartIsNotReadyUntilProbed) {
   EXPECT_FALSE(live.Holds("db@a", true, &detail));
   EXPECT_EQ(detail, "running, readiness not probed yet");
   int probes = 0;
-  EXPECT_EQ(live.WaitFor("db@a", true, clock.now + 1000, &detail, true, &probes),
+  EXPECT_EQ(live.WaitFor("db@a", true, clock.now() + 1000, &detail, true, &probes),
             WaitResult::kHolds);
   EXPECT_EQ(probes, 1);
   EXPECT_EQ(detail, "connected");
@@ -218,19 +220,19 @@ TEST(LiveViewTest, StepResultsFeedTheViewAndARestartIsNotReadyUntilProbed) {
 
 TEST(LiveViewTest, ReadinessAfter200MsIsNoticedWithinAQuarterOfTheWait) {
   DesiredState d = Load();
-  FakeClock clock;
+  ViewClock clock;
   int64_t ready_at = 0;
-  FakeProber prober([&] { return clock.now >= ready_at; });
+  FakeProber prober([&] { return clock.now() >= ready_at; });
   LiveView live(&d, nullptr, &prober, clock.Options());
   live.Seed({});
   live.RecordStarted("db@a", "started pid 42");
-  const int64_t started = clock.now;
+  const int64_t started = clock.now();
   ready_at = started + 200;
   int probes = 0;
   EXPECT_EQ(live.WaitFor("db@a", true, started + 60000, nullptr, true, &probes),
             WaitResult::kHolds);
   // Probes at 0, 25, 50, 75, 100, 125, 156, 195 and 243 ms.
-  EXPECT_EQ(clock.now - started, 243);
+  EXPECT_EQ(clock.now() - started, 243);
   EXPECT_EQ(probes, 9);
 }
 
@@ -330,14 +332,14 @@ TEST(LiveViewTest, AProbeResultFromAnEarlierLifeIsDropped) {
     view->Update("db@a", ObservedState::kFailed, "exited");
     return true;
   });
-  FakeClock clock;
+  ViewClock clock;
   LiveView live(&d, nullptr, &prober, clock.Options());
   view = &live;
   ClusterObservation obs;
   obs.instances = {Instance("db", "a", ObservedState::kRunning)};
   live.Seed(obs);
   std::string detail;
-  EXPECT_EQ(live.WaitFor("db@a", true, clock.now + 1000, &detail), WaitResult::kTimedOut);
+  EXPECT_EQ(live.WaitFor("db@a", true, clock.now() + 1000, &detail), WaitResult::kTimedOut);
   EXPECT_EQ(detail, "failed (exited)");
   EXPECT_EQ(prober.calls, 1);
 }

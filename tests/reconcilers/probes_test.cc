@@ -174,8 +174,8 @@ class ProbeTest : public ::testing::Test {
 
   // Repository-named password files come from here only.
   TempDir secrets_;
-  RealProber prober_{nullptr, [] { return kFakeNow; },
-                     SecretsPolicy{secrets_.path(), {}}};
+  clusterctl::FakeClock clock_{kFakeNow};
+  RealProber prober_{nullptr, &clock_, SecretsPolicy{secrets_.path(), {}}};
 };
 
 // ---------------------------------------------------------------- http

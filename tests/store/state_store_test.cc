@@ -22,7 +22,7 @@
 #include "tests/harness/process.h"
 #include "tests/harness/temp_dir.h"
 
-namespace clusterctl::controller {
+namespace clusterctl::store {
 namespace {
 
 namespace fs = std::filesystem;
@@ -579,11 +579,11 @@ TEST(StateStoreTest, BackgroundCleanupRunsOnItsPeriodAndStopsPromptly) {
   TempDir tmp;
   auto store = OpenPrimaryOrDie(tmp.Sub("data"));
   ASSERT_NE(store, nullptr);
-  std::atomic<int64_t> now{100'000};
+  FakeClock clock(100'000);
   Retention retention;
   retention.max_per_instance = 5;
   retention.max_age_ms = 60'000;
-  StateStore state(store.get(), retention, [&now] { return now.load(); });
+  StateStore state(store.get(), retention, &clock);
   for (int64_t t = 1; t <= 20; ++t) {
     ASSERT_TRUE(state.RecordProbe(Probe("a", "m1", ProbeRole::kReadiness, 90'000 + t)).ok());
   }
@@ -592,7 +592,7 @@ TEST(StateStoreTest, BackgroundCleanupRunsOnItsPeriodAndStopsPromptly) {
   EXPECT_TRUE(WaitFor([&] { return CountProbes(state, "a", "m1", ProbeRole::kReadiness) == 5; },
                       milliseconds(10'000)));
   // It keeps running: the injected clock moves past the maximum age.
-  now = 1'000'000;
+  clock.SetWallMs(1'000'000);
   EXPECT_TRUE(WaitFor([&] { return CountProbes(state, "a", "m1", ProbeRole::kReadiness) == 0; },
                       milliseconds(10'000)));
   StateStore::CleanupStats stats = state.cleanup_stats();
@@ -796,4 +796,4 @@ TEST(ObservedJsonTest, MalformedOrMistypedJsonIsInvalid) {
 }
 
 }  // namespace
-}  // namespace clusterctl::controller
+}  // namespace clusterctl::store
