@@ -677,7 +677,6 @@ class ApiServer::Connection : public std::enable_shared_from_this<Connection> {
 
 ApiServer::ApiServer(DaemonView* view, Options options)
     : view_(view), options_(std::move(options)) {
-  if (!options_.now_ms) options_.now_ms = WallClockMs;
 }
 
 ApiServer::~ApiServer() { Stop(); }
@@ -995,7 +994,7 @@ void ApiServer::HandleAudit(Call& call) {
   const Request& req = call.req;
   Response& res = call.res;
   audit::AuditFilter f;
-  const int64_t now = options_.now_ms();
+  const int64_t now = ClockOr(options_.clock).WallMs();
   for (const char* name : {"since", "until"}) {
     std::optional<std::string> text = Param(req, name);
     if (!text) continue;

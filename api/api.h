@@ -53,6 +53,7 @@
 
 #include "api/daemon_view.h"
 #include "api/metrics.h"
+#include "base/clock.h"
 #include "base/status.h"
 
 namespace clusterctl::api {
@@ -94,8 +95,8 @@ class ApiServer {
     // within this long; else 408 (nothing sent yet: closed without an
     // answer). Also bounds writing one answer. Default: 10 s.
     std::chrono::milliseconds request_timeout{10000};
-    // The clock for relative audit times (since=15m). Default: WallClockMs.
-    std::function<int64_t()> now_ms;
+    // The clock for relative audit times (since=15m). Default: RealClock().
+    const Clock* clock = nullptr;
     // Where to count requests (clusterctl_api_requests_total{route,code});
     // not owned, may be null. Default: none.
     MetricsRegistry* metrics = nullptr;

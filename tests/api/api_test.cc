@@ -257,7 +257,7 @@ class ApiServerTest : public ::testing::Test {
     o.webhook_secret = kWebhookSecret;
     o.max_body_bytes = 4096;
     o.threads = 4;
-    o.now_ms = [] { return kNow; };
+    o.clock = &clock_;
     o.metrics = &metrics_;
     o.log = [this](const std::string& line) {
       std::lock_guard<std::mutex> lock(log_mu_);
@@ -321,6 +321,7 @@ class ApiServerTest : public ::testing::Test {
 
   FakeDaemonView view_;
   MetricsRegistry metrics_;
+  FakeClock clock_{kNow};
   std::mutex log_mu_;
   std::vector<std::string> log_;
   std::vector<Answer> answers_;
