@@ -676,8 +676,7 @@ class ApiServer::Connection : public std::enable_shared_from_this<Connection> {
 };
 
 ApiServer::ApiServer(DaemonView* view, Options options)
-    : view_(view), options_(std::move(options)) {
-}
+    : view_(view), options_(std::move(options)) {}
 
 ApiServer::~ApiServer() { Stop(); }
 
