@@ -14,14 +14,7 @@ StatusView BuildStatus(const desired_state::DesiredState& desired,
                        const reconcilers::ClusterObservation& obs, int64_t now_ms,
                        const std::vector<std::string>& alerts) {
   StatusView v;
-  reconcilers::PlanInput in;
-  in.desired = &desired;
-  in.previous = previous;
-  in.observed = obs.instances;
-  in.unreachable = obs.unreachable;
-  in.ready = obs.ready;
-  in.now_ms = now_ms;
-  v.diffs = reconcilers::Diff(in);
+  v.diffs = reconcilers::Diff(reconcilers::PlanInputOf(desired, previous, obs, now_ms));
   v.health = reconcilers::AssessHealth(desired, v.diffs, obs.unreachable);
 
   std::map<std::string, const reconcilers::ObservedInstance*> observed;

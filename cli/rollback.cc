@@ -41,7 +41,7 @@ int RunRollback(Globals* g, const RollbackOptions& o) {
   if (!history.ok()) return ReportError(*g, history.status());
   std::vector<store::RevisionRecord> applied;
   for (const auto& r : *history) {
-    if (r.result != "ok" && r.result != "partial" && r.result != "failed") continue;
+    if (!r.Applied()) continue;
     bool seen = false;
     for (const auto& a : applied) seen |= a.commit == r.commit;
     if (!seen) applied.push_back(r);

@@ -32,14 +32,9 @@ ClusterObservation ObserveAndRecord(const ReconcileDeps& deps, const DesiredStat
 
 reconcilers::PlanInput MakePlanInput(const DesiredState& desired, const DesiredState* previous,
                                      const ClusterObservation& obs, const PassOptions& options) {
-  reconcilers::PlanInput in;
-  in.desired = &desired;
-  in.previous = previous;
-  in.observed = obs.instances;
-  in.unreachable = obs.unreachable;
-  in.ready = obs.ready;
+  reconcilers::PlanInput in =
+      reconcilers::PlanInputOf(desired, previous, obs, ClockOr(options.clock).WallMs());
   in.backoff = options.backoff;
-  in.now_ms = ClockOr(options.clock).WallMs();
   in.only_service = options.only_service;
   in.only_machine = options.only_machine;
   in.force_restart = options.force_restart;

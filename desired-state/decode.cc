@@ -1,5 +1,9 @@
 // Decoding of schema-valid JSON documents into model types. Types were checked
-// by the schema and defaults applied, so lookups here cannot fail on type.
+// by the schema and its defaults filled in (Schemas::ApplyDefaults), so lookups
+// here cannot fail on type, and a defaulted field is read with Filled(): the
+// schema is the one place a default is written. tests/desired_state/
+// defaults_test.cc checks that every schema default arrives in the model and
+// that the model's in-code initializers (model.h) agree with the schema.
 #include <string>
 
 #include "desired-state/internal.h"
@@ -29,12 +33,14 @@ std::string Str(const json& obj, const char* key, std::string fallback = "") {
   return obj.contains(key) ? obj[key].get<std::string>() : fallback;
 }
 
-int Int(const json& obj, const char* key, int fallback) {
-  return obj.contains(key) ? obj[key].get<int>() : fallback;
+// A field the schema gives a default, which ApplyDefaults has filled in.
+template <typename T>
+T Filled(const json& obj, const char* key) {
+  return obj.contains(key) ? obj[key].get<T>() : T{};
 }
 
 RunState State(const json& spec) {
-  return Str(spec, "state", "running") == "stopped" ? RunState::kStopped : RunState::kRunning;
+  return Filled<std::string>(spec, "state") == "stopped" ? RunState::kStopped : RunState::kRunning;
 }
 
 // Exactly one of `keys` present in `obj`; reports otherwise.
@@ -71,9 +77,9 @@ std::optional<Probe> DecodeProbe(const YamlDocument& doc, const json& spec, cons
   std::string name = kind;
   if (name == "http") {
     probe.kind = ProbeKind::kHttp;
-    probe.scheme = Str(k, "scheme", "http");
-    probe.path = Str(k, "path", "/");
-    probe.expect_status = Int(k, "expectStatus", 200);
+    probe.scheme = Filled<std::string>(k, "scheme");
+    probe.path = Filled<std::string>(k, "path");
+    probe.expect_status = Filled<int>(k, "expectStatus");
     probe.headers = StringMap(k, "headers");
     probe.body_contains = Str(k, "bodyContains");
   } else if (name == "tcp") {
@@ -86,11 +92,13 @@ std::optional<Probe> DecodeProbe(const YamlDocument& doc, const json& spec, cons
     probe.password_file = Str(k, "passwordFile");
   }
   probe.host = Str(k, "host");
-  probe.port = Int(k, "port", name == "redis" ? 6379 : 0);
-  probe.period_seconds = Int(p, "periodSeconds", probe.period_seconds);
-  probe.timeout_seconds = Int(p, "timeoutSeconds", probe.timeout_seconds);
-  probe.failure_threshold = Int(p, "failureThreshold", probe.failure_threshold);
-  probe.start_timeout_seconds = Int(p, "startTimeoutSeconds", probe.start_timeout_seconds);
+  probe.port = Filled<int>(k, "port");  // Required, but for redis (default 6379).
+  probe.period_seconds = Filled<int>(p, "periodSeconds");
+  probe.timeout_seconds = Filled<int>(p, "timeoutSeconds");
+  probe.failure_threshold = Filled<int>(p, "failureThreshold");
+  if (p.contains("startTimeoutSeconds")) {  // Readiness only.
+    probe.start_timeout_seconds = p["startTimeoutSeconds"].get<int>();
+  }
   return probe;
 }
 
@@ -100,7 +108,7 @@ Service DecodeService(const YamlDocument& doc, const json& spec, Diagnostics* di
   s.machine_selector = StringMap(spec, "machineSelector");
   OneOf(doc, "/spec", spec, {"machines", "machineSelector"}, "Service spec", diags);
   s.state = State(spec);
-  s.critical = spec.value("critical", false);
+  s.critical = Filled<bool>(spec, "critical");
   const char* driver = OneOf(doc, "/spec", spec, {"process", "systemd"}, "Service spec", diags);
   if (driver != nullptr && std::string(driver) == "process") {
     const json& p = spec["process"];
@@ -109,34 +117,35 @@ Service DecodeService(const YamlDocument& doc, const json& spec, Diagnostics* di
     s.process.env = StringMap(p, "env");
     s.process.working_dir = Str(p, "workingDir");
     s.process.user = Str(p, "user");
-    s.process.log_max_bytes = p.value("logMaxBytes", s.process.log_max_bytes);
+    s.process.log_max_bytes = Filled<int64_t>(p, "logMaxBytes");
   } else if (driver != nullptr) {
     s.driver = DriverKind::kSystemd;
     s.systemd.unit = Str(spec["systemd"], "unit");
-    s.systemd.sudo = spec["systemd"].value("sudo", false);
+    s.systemd.sudo = Filled<bool>(spec["systemd"], "sudo");
   }
   if (spec.contains("dependsOn")) {
     for (size_t i = 0; i < spec["dependsOn"].size(); ++i) {
       const json& d = spec["dependsOn"][i];
       Dependency dep;
       dep.service = Str(d, "service");
-      dep.condition = Str(d, "condition", "ready") == "started" ? DependencyCondition::kStarted
-                                                                : DependencyCondition::kReady;
+      dep.condition = Filled<std::string>(d, "condition") == "started"
+                          ? DependencyCondition::kStarted
+                          : DependencyCondition::kReady;
       dep.where = doc.Locate("/spec/dependsOn/" + std::to_string(i));
       s.depends_on.push_back(std::move(dep));
     }
   }
   s.readiness = DecodeProbe(doc, spec, "readiness", diags);
   s.liveness = DecodeProbe(doc, spec, "liveness", diags);
-  s.stop_timeout_seconds = Int(spec, "stopTimeoutSeconds", s.stop_timeout_seconds);
-  s.backoff_seconds = Int(spec["restart"], "backoffSeconds", s.backoff_seconds);
-  s.max_backoff_seconds = Int(spec["restart"], "maxBackoffSeconds", s.max_backoff_seconds);
+  s.stop_timeout_seconds = Filled<int>(spec, "stopTimeoutSeconds");
+  s.backoff_seconds = Filled<int>(spec["restart"], "backoffSeconds");
+  s.max_backoff_seconds = Filled<int>(spec["restart"], "maxBackoffSeconds");
   if (s.max_backoff_seconds < s.backoff_seconds) {
     diags->Add(doc.Locate("/spec/restart/maxBackoffSeconds"),
                "spec.restart.maxBackoffSeconds is smaller than backoffSeconds",
                "make it at least " + std::to_string(s.backoff_seconds));
   }
-  s.max_unavailable = Int(spec["rollout"], "maxUnavailable", s.max_unavailable);
+  s.max_unavailable = Filled<int>(spec["rollout"], "maxUnavailable");
   return s;
 }
 
@@ -164,13 +173,13 @@ void Decode(const YamlDocument& doc, Decoded* out, Diagnostics* diags) {
     if (spec.contains("profile")) c.profile = spec["profile"].get<std::string>();
     c.state = State(spec);
     const json& ssh = spec["defaults"]["ssh"];
-    c.default_ssh.user = Str(ssh, "user", "root");
-    c.default_ssh.port = Int(ssh, "port", 22);
+    c.default_ssh.user = Filled<std::string>(ssh, "user");
+    c.default_ssh.port = Filled<int>(ssh, "port");
     c.default_ssh.identity_file = Str(ssh, "identityFile");
     const json& r = spec["reconcile"];
-    c.reconcile.interval_seconds = Int(r, "intervalSeconds", 30);
-    c.reconcile.max_parallel = Int(r, "maxParallel", 8);
-    c.reconcile.allow_mass_stop = r.value("allowMassStop", false);
+    c.reconcile.interval_seconds = Filled<int>(r, "intervalSeconds");
+    c.reconcile.max_parallel = Filled<int>(r, "maxParallel");
+    c.reconcile.allow_mass_stop = Filled<bool>(r, "allowMassStop");
     c.where = where;
     out->clusters.push_back(std::move(c));
     out->cluster_docs.push_back(&doc);
@@ -179,7 +188,7 @@ void Decode(const YamlDocument& doc, Decoded* out, Diagnostics* diags) {
     m.name = name;
     m.labels = StringMap(meta, "labels");
     m.address = Str(spec, "address");
-    m.state_dir = Str(spec, "stateDir", m.state_dir);
+    m.state_dir = Filled<std::string>(spec, "stateDir");
     m.where = where;
     out->machines.push_back(std::move(m));
     out->machine_docs.push_back(&doc);

@@ -10,6 +10,18 @@ using desired_state::DesiredState;
 using desired_state::Machine;
 using desired_state::Service;
 
+PlanInput PlanInputOf(const DesiredState& desired, const DesiredState* previous,
+                      const ClusterObservation& obs, int64_t now_ms) {
+  PlanInput in;
+  in.desired = &desired;
+  in.previous = previous;
+  in.observed = obs.instances;
+  in.unreachable = obs.unreachable;
+  in.ready = obs.ready;
+  in.now_ms = now_ms;
+  return in;
+}
+
 ClusterObservation ObserveCluster(const DesiredState& desired, const DesiredState* previous,
                                   ServiceDriver& driver, Prober* prober,
                                   const ObserveOptions& options) {

@@ -18,6 +18,7 @@
 #include "desired-state/model.h"
 #include "reconcilers/driver.h"
 #include "reconcilers/observed.h"
+#include "reconcilers/plan.h"
 #include "reconcilers/probes.h"
 
 namespace clusterctl::reconcilers {
@@ -38,6 +39,13 @@ struct ObserveOptions {
   bool probe_readiness = true;   // Default: true.
   const Clock* clock = nullptr;  // Stamps observations (WallMs). Default: RealClock().
 };
+
+// The plan input of an observation: desired and previous state, what was
+// observed, unreachable and ready, at `now_ms`; no backoff and no filters
+// (callers add those). Pure.
+PlanInput PlanInputOf(const desired_state::DesiredState& desired,
+                      const desired_state::DesiredState* previous, const ClusterObservation& obs,
+                      int64_t now_ms);
 
 ClusterObservation ObserveCluster(const desired_state::DesiredState& desired,
                                   const desired_state::DesiredState* previous,

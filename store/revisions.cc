@@ -2,17 +2,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/big_endian.h"
+
 namespace clusterctl::store {
 namespace {
 
 using nlohmann::json;
 constexpr const char* kCf = "revisions";
 
-std::string SeqKey(uint64_t seq) {
-  std::string k(8, '\0');
-  for (int i = 7; i >= 0; --i, seq >>= 8) k[i] = static_cast<char>(seq & 0xff);
-  return k;
-}
+std::string SeqKey(uint64_t seq) { return BigEndian64(seq); }
 
 json ToJson(const RevisionRecord& r) {
   return {{"seq", r.seq},
@@ -42,10 +40,6 @@ RevisionRecord FromJson(const json& j) {
   return r;
 }
 
-bool Acted(const RevisionRecord& r) {
-  return r.result == "ok" || r.result == "failed" || r.result == "partial";
-}
-
 }  // namespace
 
 Result<RevisionRecord> RevisionLog::Record(RevisionRecord record) {
@@ -53,7 +47,7 @@ Result<RevisionRecord> RevisionLog::Record(RevisionRecord record) {
   uint64_t last = 0;
   Status s = store_->Scan(kCf, ScanRange{"", "", /*reverse=*/true, /*limit=*/1},
                           [&](std::string_view key, std::string_view) {
-                            for (unsigned char c : key) last = (last << 8) | c;
+                            last = DecodeBigEndian64(key);
                             return false;
                           });
   if (!s.ok()) return s;
@@ -91,7 +85,7 @@ Result<std::optional<RevisionRecord>> RevisionLog::LastApplied() const {
         json j = json::parse(value, nullptr, false);
         if (j.is_discarded()) return true;
         RevisionRecord r = FromJson(j);
-        if (!Acted(r)) return true;
+        if (!r.Applied()) return true;
         found = r;
         return false;
       });

@@ -29,6 +29,10 @@ struct RevisionRecord {
   std::string actor;    // Who applied it.
   std::string trigger;  // revision | rollback | manual | ...
   std::string detail;   // Errors of a rejected revision, summary of an applied one.
+
+  // Whether a pass acted on the revision (ok, partial or failed): it was in
+  // force afterwards. Rejected revisions and dry runs were not applied.
+  bool Applied() const { return result == "ok" || result == "failed" || result == "partial"; }
 };
 
 class RevisionLog {
