@@ -25,7 +25,6 @@ using nlohmann::json;
 namespace {
 
 constexpr size_t kMaxSnapshots = 500;
-constexpr int64_t kHealthyResetMs = 10 * 60 * 1000;  // Backoff reset after 10 minutes healthy.
 
 std::string HostName() {
   char host[256] = {0};
@@ -155,8 +154,7 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config, const Clock
   if (!memory.ok()) return memory.status().Annotate("reading the daemon state");
   d->suspended_ = memory->suspended;
   d->suspended_by_ = memory->suspended_by;
-  d->backoff_ = memory->backoff;
-  d->healthy_since_ms_ = memory->healthy_since_ms;
+  d->backoff_.Restore(memory->backoff, memory->healthy_since_ms);
   d->alerts_ = memory->alerts;
   d->saved_ = MemoryToJson(*memory).dump();
   auto snapshots = LoadSnapshots(*d->store_, kMaxSnapshots, &d->snapshot_keys_);
@@ -218,8 +216,8 @@ void Daemon::PersistMemory(bool sync) {
     std::lock_guard<std::mutex> g(mu_);
     m.suspended = suspended_;
     m.suspended_by = suspended_by_;
-    m.backoff = backoff_;
-    m.healthy_since_ms = healthy_since_ms_;
+    m.backoff = backoff_.entries();
+    m.healthy_since_ms = backoff_.healthy_since_ms();
     m.alerts = alerts_;
   }
   std::string doc = MemoryToJson(m).dump();
@@ -432,13 +430,8 @@ int64_t Daemon::ReconcileSleepMs() {
   int64_t ms = desired_ ? desired_->cluster.reconcile.interval_seconds * 1000LL : 30000;
   // An instance that is down and waits out its crash-loop backoff is retried
   // when the backoff ends, not an interval later.
-  const int64_t now = clock_->WallMs();
-  for (const auto& [key, b] : backoff_) {
-    if (b.not_before_ms > now && !running_instances_.count(key)) {
-      ms = std::min(ms, b.not_before_ms - now + 10);
-    }
-  }
-  return ms;
+  const int64_t retry = backoff_.NextRetryInMs(clock_->WallMs(), running_instances_, ms);
+  return retry < ms ? retry + 10 : ms;
 }
 
 void Daemon::UpdateWatch() {
@@ -499,7 +492,7 @@ void Daemon::ReconcileOnce() {
     previous = previous_;
     new_revision = revision_pending_;
     note = pending_note_;
-    po.backoff = backoff_;
+    po.backoff = backoff_.entries();
     po.force_restart = force_restart_;
     manual = manual_actor_;
   }
@@ -577,8 +570,7 @@ void Daemon::ReconcileOnce() {
     EraseGoneInstances(&readiness_.map(), live);
     EraseGoneInstances(&liveness_failures_, live);
     EraseGoneInstances(&probe_due_ms_, live);
-    EraseGoneInstances(&backoff_, live);
-    EraseGoneInstances(&healthy_since_ms_, live);
+    backoff_.EraseGone(live);
     EraseGoneInstances(&force_restart_, live);
     EraseGoneInstances(&manual_actor_, live);
     for (auto it = alerts_.begin(); it != alerts_.end();) {
@@ -646,7 +638,7 @@ void Daemon::ReconcileOnce() {
       force_restart_.erase(st.Key());
       manual_actor_.erase(st.Key());
       if (st.action == reconcilers::Action::kStop) {
-        backoff_.erase(st.Key());
+        backoff_.OnStop(st.Key());
         readiness_.Reset(st.Key());
         continue;
       }
@@ -657,28 +649,14 @@ void Daemon::ReconcileOnce() {
         readiness_.Reset(st.Key());
       }
       const auto* s = desired->FindService(st.service);
-      const int base = s ? s->backoff_seconds : 1;
-      const int max = s ? s->max_backoff_seconds : 300;
-      auto& b = backoff_[st.Key()];
-      // A failed step, or a repair of an instance that crashed again, counts
-      // against the instance; the delay doubles up to maxBackoffSeconds.
-      const bool crashed_again = o.result == reconcilers::StepResult::kOk &&
-                                 st.reason.rfind("should run but failed", 0) == 0;
-      if (o.result == reconcilers::StepResult::kFailed || crashed_again) {
-        ++b.failures;
-        int64_t delay = static_cast<int64_t>(base) * 1000 << std::min(b.failures - 1, 20);
-        delay = std::min<int64_t>(delay, static_cast<int64_t>(max) * 1000);
-        b.not_before_ms = now + delay;
-        if (b.failures >= 3) {
-          crash_alerts.push_back({"crashloop/" + st.Key(), st.Key() + " keeps failing (" +
-                                                               std::to_string(b.failures) +
-                                                               " times); next retry in " +
-                                                               std::to_string(delay / 1000) + "s"});
-        }
+      const desired_state::Service defaults;
+      const auto counted =
+          backoff_.OnStart(st, o.result, s ? s->backoff_seconds : defaults.backoff_seconds,
+                           s ? s->max_backoff_seconds : defaults.max_backoff_seconds, now);
+      if (counted && counted->alert) {
+        crash_alerts.push_back({CrashLoopBackoff::AlertId(st.Key()),
+                                CrashLoopBackoff::AlertMessage(st.Key(), *counted)});
       }
-      // A started instance begins a healthy period; 10 minutes of it reset
-      // the backoff (a crash before then counts against it again).
-      if (o.result == reconcilers::StepResult::kOk) healthy_since_ms_[st.Key()] = now;
     }
     // Level-based: look again at once, so the status shows the new state.
     reconcile_requested_ = true;
@@ -698,16 +676,9 @@ void Daemon::ReconcileOnce() {
   }
   // Backoff resets after 10 minutes healthy.
   {
-    const int64_t now = clock_->WallMs();
     std::lock_guard<std::mutex> g(mu_);
-    for (auto it = healthy_since_ms_.begin(); it != healthy_since_ms_.end();) {
-      if (now - it->second >= kHealthyResetMs && running_instances_.count(it->first)) {
-        backoff_.erase(it->first);
-        alerts_.erase("crashloop/" + it->first);
-        it = healthy_since_ms_.erase(it);
-      } else {
-        ++it;
-      }
+    for (const std::string& key : backoff_.ResetHealthy(clock_->WallMs(), running_instances_)) {
+      alerts_.erase(CrashLoopBackoff::AlertId(key));
     }
   }
   if (new_revision && outcome != "refused" && outcome != "suspended") {

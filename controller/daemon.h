@@ -51,6 +51,7 @@
 #include "api/metrics.h"
 #include "audit/audit_log.h"
 #include "controller/config.h"
+#include "controller/crash_backoff.h"
 #include "controller/daemon_memory.h"
 #include "controller/daemon_policy.h"
 #include "controller/managed.h"
@@ -177,8 +178,7 @@ class Daemon : public api::DaemonView {
   std::deque<nlohmann::json> snapshots_;  // Newest first, bounded.
   using Alert = DaemonAlert;
   std::map<std::string, Alert> alerts_;
-  std::map<std::string, reconcilers::Backoff> backoff_;
-  std::map<std::string, int64_t> healthy_since_ms_;  // For the 10-minute backoff reset.
+  CrashLoopBackoff backoff_;
   std::set<std::string> force_restart_;
   std::map<std::string, std::string> manual_actor_;  // Instance -> who asked to restart.
   // Readiness verdicts under readiness.failureThreshold, fed by the probe

@@ -3,8 +3,11 @@
 //
 // The model is produced by desired_state::Load (loader.h) and never changed
 // afterwards; every later stage (diff, plan, execute) reads it. Defaults come
-// from the JSON Schemas in schemas/ and are applied in one place
-// (defaults.cc), so a field here always holds its effective value.
+// from the JSON Schemas in schemas/, the one source of truth: the loader fills
+// them into each document (Schemas::ValidateAndDefault, schema.cc) before
+// decode.cc reads it, so a loaded field always holds its effective value. The
+// initializers below serve values built in code (tests, in-code defaults) and
+// must equal the schema's; tests/desired_state/defaults_test.cc checks it.
 //
 // Thread-safety: plain value types.
 #pragma once

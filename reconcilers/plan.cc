@@ -34,6 +34,30 @@ const char* ActionName(Action a) {
   return "none";
 }
 
+const char* CauseName(Cause c) {
+  switch (c) {
+    case Cause::kNotObserved:
+      return "not-observed";
+    case Cause::kFailed:
+      return "failed";
+    case Cause::kStopped:
+      return "stopped";
+    case Cause::kSpecChanged:
+      return "spec-changed";
+    case Cause::kRestartRequested:
+      return "restart-requested";
+    case Cause::kInSync:
+      return "in-sync";
+    case Cause::kPruned:
+      return "pruned";
+    case Cause::kShouldStop:
+      return "should-stop";
+    case Cause::kInSyncStopped:
+      return "in-sync-stopped";
+  }
+  return "not-observed";
+}
+
 size_t Plan::Count(Action a) const {
   return static_cast<size_t>(
       std::count_if(steps.begin(), steps.end(), [a](const Step& s) { return s.action == a; }));
@@ -84,23 +108,28 @@ std::vector<InstanceDiff> Diff(const PlanInput& in) {
 
     if (x.observed == ObservedState::kUnknown) {
       auto u = in.unreachable.find(x.machine);
+      x.cause = Cause::kNotObserved;
       x.reason = u != in.unreachable.end() ? "machine " + x.machine + " unreachable: " + u->second
                                            : "not observed";
     } else if (x.desired == RunState::kRunning) {
       if (!running) {
         x.action = Action::kStart;
+        x.cause = x.observed == ObservedState::kFailed ? Cause::kFailed : Cause::kStopped;
         x.reason = x.observed == ObservedState::kFailed
                        ? "should run but failed" +
                              (o->second->detail.empty() ? "" : " (" + o->second->detail + ")")
                        : "should run but is stopped";
       } else if (!x.observed_hash.empty() && x.observed_hash != x.desired_hash) {
         x.action = Action::kRestart;
+        x.cause = Cause::kSpecChanged;
         x.reason = "spec changed (" + ShortHash(x.observed_hash) + " -> " +
                    ShortHash(x.desired_hash) + ")";
       } else if (in.force_restart.count(key)) {
         x.action = Action::kRestart;
+        x.cause = Cause::kRestartRequested;
         x.reason = "restart requested";
       } else {
+        x.cause = Cause::kInSync;
         x.reason = x.ready ? "in sync" : "running but not ready";
         // A unit started outside clusterctl has no recorded spec hash: it is
         // adopted as it is, not restarted; the hash is recorded at its next start.
@@ -108,6 +137,7 @@ std::vector<InstanceDiff> Diff(const PlanInput& in) {
       }
     } else if (running) {
       x.action = Action::kStop;
+      x.cause = x.pruned ? Cause::kPruned : Cause::kShouldStop;
       const Service* s = x.service_def;
       if (x.pruned) {
         x.reason = "pruned: removed from the desired state";
@@ -121,6 +151,7 @@ std::vector<InstanceDiff> Diff(const PlanInput& in) {
         x.reason = "should be stopped";
       }
     } else {
+      x.cause = Cause::kInSyncStopped;
       x.reason = "in sync (stopped)";
     }
     // Crash-loop backoff: a start or restart waits for its retry time.
@@ -231,6 +262,7 @@ Plan MakePlan(const PlanInput& in) {
     st.action = Action::kStop;
     st.service = x->service;
     st.machine = x->machine;
+    st.cause = x->cause;
     st.reason = x->reason;
     st.stop_timeout_seconds = x->service_def ? x->service_def->stop_timeout_seconds : 15;
     // After the stops of every service that depends on this one.
@@ -263,6 +295,7 @@ Plan MakePlan(const PlanInput& in) {
     st.service = x->service;
     st.machine = x->machine;
     st.spec_hash = x->desired_hash;
+    st.cause = x->cause;
     st.reason = x->reason;
     st.wait_ready = true;
     if (s != nullptr) {

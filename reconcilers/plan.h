@@ -68,6 +68,22 @@ struct PlanInput {
   std::set<std::string> force_restart;
 };
 
+// Why an instance needs a step, or why it needs none: the typed form of
+// InstanceDiff::reason, for policy (crash-loop backoff counts kFailed starts)
+// that must not depend on the wording of a message.
+enum class Cause {
+  kNotObserved,       // Its machine was not observed (unreachable, or no answer).
+  kFailed,            // Should run; observed failed (it crashed).
+  kStopped,           // Should run; observed stopped.
+  kSpecChanged,       // Runs with another spec hash.
+  kRestartRequested,  // clusterctl restart, a liveness failure.
+  kInSync,            // Runs as desired (ready or not).
+  kPruned,            // Runs; removed from the desired state.
+  kShouldStop,        // Runs; the cluster, the service or the profile says stopped.
+  kInSyncStopped,     // Stopped as desired.
+};
+const char* CauseName(Cause c);  // "not-observed", "failed", "stopped", ...
+
 // One instance, desired against observed.
 struct InstanceDiff {
   std::string service, machine;
@@ -77,6 +93,7 @@ struct InstanceDiff {
   bool ready = false;
   std::string desired_hash, observed_hash;
   Action action = Action::kNone;
+  Cause cause = Cause::kNotObserved;
   std::string reason;  // Why the action, or why none ("in sync", "backoff until ...").
   const desired_state::Service* service_def = nullptr;  // From desired, or previous if pruned.
 
@@ -93,7 +110,8 @@ struct Step {
   int id = 0;
   Action action = Action::kNone;
   std::string service, machine;
-  std::string spec_hash;  // For start/restart.
+  std::string spec_hash;              // For start/restart.
+  Cause cause = Cause::kNotObserved;  // Of the instance's diff.
   std::string reason;
   std::vector<int> after;  // Steps that must have succeeded first.
   // Steps that must have ended first, whatever their result: starts come

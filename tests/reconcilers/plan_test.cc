@@ -371,6 +371,37 @@ TEST(PlanTest, AnInstanceInBackoffWaitsForItsRetryTime) {
   EXPECT_EQ(Steps(MakePlan(in)), std::vector<std::string>{"L0 start ollama@jetson"});
 }
 
+TEST(PlanTest, EveryDiffAndStepCarriesATypedCause) {
+  DesiredState d = LoadExample();
+  PlanInput in;
+  in.desired = &d;
+  in.observed = ObserveAll(d, ObservedState::kRunning);
+  for (const auto& i : d.instances) in.ready[i.Key()] = true;
+  for (auto& o : in.observed) {
+    if (o.service == "ollama") o.state = ObservedState::kFailed, o.detail = "exited";
+    if (o.service == "tools-server") o.state = ObservedState::kStopped;
+  }
+  in.force_restart.insert("redis-server@cpu-coordinator");
+  Plan p = MakePlan(in);
+  std::map<std::string, Cause> causes;
+  for (const auto& x : p.diffs) causes[x.Key()] = x.cause;
+  EXPECT_EQ(Cause::kFailed, causes.at("ollama@jetson"));
+  EXPECT_EQ(Cause::kRestartRequested, causes.at("redis-server@cpu-coordinator"));
+  for (const auto& x : p.diffs) {
+    if (x.service == "tools-server") {
+      EXPECT_EQ(Cause::kStopped, x.cause) << x.Key();
+    }
+    if (x.action == Action::kNone) {
+      EXPECT_EQ(Cause::kInSync, x.cause) << x.Key();
+    }
+  }
+  // A step carries the cause of its instance's diff; the reason text is for
+  // people and may change wording without changing policy.
+  ASSERT_FALSE(p.steps.empty());
+  for (const auto& st : p.steps) EXPECT_EQ(causes.at(st.Key()), st.cause) << st.Key();
+  EXPECT_STREQ("failed", CauseName(Cause::kFailed));
+}
+
 TEST(PlanTest, ServiceAndMachineFiltersRestrictSteps) {
   DesiredState d = LoadExample();
   PlanInput in;
