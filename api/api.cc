@@ -960,7 +960,14 @@ void ApiServer::HandleStatus(Call& call) {
 
 void ApiServer::HandleAlerts(Call& call) {
   if (!call.CheckParams({})) return;
-  ReplyJson(call.res, 200, view_->Alerts());
+  json out = json::array();
+  for (const AlertView& a : view_->Alerts()) {
+    out.push_back({{"id", a.id},
+                   {"severity", a.severity},
+                   {"message", a.message},
+                   {"since", FormatRfc3339Ms(a.since_ms)}});
+  }
+  ReplyJson(call.res, 200, out);
 }
 
 void ApiServer::HandleHistory(Call& call) {
@@ -982,7 +989,19 @@ void ApiServer::HandleRevisions(Call& call) {
     ReplyError(call.res, 400, error, "limit");
     return;
   }
-  ReplyJson(call.res, 200, view_->Revisions(limit));
+  json out = json::array();
+  for (const store::RevisionRecord& r : view_->Revisions(limit)) {
+    out.push_back({{"commit", r.commit},
+                   {"author", r.author},
+                   {"message", r.message},
+                   {"commit_time", r.commit_time},
+                   {"applied_at", FormatRfc3339Ms(r.applied_at_ms)},
+                   {"result", r.result},
+                   {"actor", r.actor},
+                   {"trigger", r.trigger},
+                   {"detail", r.detail}});
+  }
+  ReplyJson(call.res, 200, out);
 }
 
 void ApiServer::HandleAudit(Call& call) {

@@ -1,5 +1,8 @@
 // DaemonView: what the HTTP API (api.h) needs from the running controller.
-// clusterd's Daemon implements it; API tests use a fake.
+// clusterd's Daemon implements it; API tests use a fake. Answers are typed
+// values; the API turns them into JSON (api.cc). The status document and the
+// history snapshots are already JSON documents, built by BuildStatus
+// (status_view.h) in this library.
 //
 // Thread-safety: every method may be called from any HTTP worker thread.
 #pragma once
@@ -11,8 +14,15 @@
 
 #include "audit/audit_log.h"
 #include "base/status.h"
+#include "store/revisions.h"
 
 namespace clusterctl::api {
+
+// An open alert, as GET /api/v1/alerts lists it.
+struct AlertView {
+  std::string id, severity, message;
+  int64_t since_ms = 0;  // When it was first raised.
+};
 
 class DaemonView {
  public:
@@ -20,12 +30,13 @@ class DaemonView {
 
   // GET /api/v1/status: the document of SPEC.md section 4 (status_view.h).
   virtual nlohmann::json Status() = 0;
-  // GET /api/v1/alerts: [{id, severity, message, since, ...}]
-  virtual nlohmann::json Alerts() = 0;
+  // GET /api/v1/alerts: the open alerts, ordered by id.
+  virtual std::vector<AlertView> Alerts() = 0;
   // GET /api/v1/history?limit=N: past status snapshots, newest first.
   virtual nlohmann::json History(size_t limit) = 0;
   // GET /api/v1/revisions: applied and rejected revisions, newest first.
-  virtual nlohmann::json Revisions(size_t limit) = 0;
+  // Empty when the revision log cannot be read.
+  virtual std::vector<store::RevisionRecord> Revisions(size_t limit) = 0;
   // GET /api/v1/audit?filters: records newest first (or oldest first).
   virtual Result<std::vector<audit::AuditRecord>> Audit(const audit::AuditFilter& filter) = 0;
   // GET /metrics: Prometheus text exposition format.

@@ -155,7 +155,7 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config, const Clock
   d->suspended_ = memory->suspended;
   d->suspended_by_ = memory->suspended_by;
   d->backoff_.Restore(memory->backoff, memory->healthy_since_ms);
-  d->alerts_ = memory->alerts;
+  d->alerts_.Restore(memory->alerts);
   d->saved_ = MemoryToJson(*memory).dump();
   auto snapshots = LoadSnapshots(*d->store_, kMaxSnapshots, &d->snapshot_keys_);
   if (snapshots.ok()) d->snapshots_ = std::move(*snapshots);
@@ -218,7 +218,7 @@ void Daemon::PersistMemory(bool sync) {
     m.suspended_by = suspended_by_;
     m.backoff = backoff_.entries();
     m.healthy_since_ms = backoff_.healthy_since_ms();
-    m.alerts = alerts_;
+    m.alerts = alerts_.entries();
   }
   std::string doc = MemoryToJson(m).dump();
   if (doc == saved_) return;
@@ -569,16 +569,14 @@ void Daemon::ReconcileOnce() {
     }
     EraseGoneInstances(&readiness_.map(), live);
     EraseGoneInstances(&liveness_failures_, live);
-    EraseGoneInstances(&probe_due_ms_, live);
+    probe_schedule_.EraseGone(live);
     backoff_.EraseGone(live);
     EraseGoneInstances(&force_restart_, live);
     EraseGoneInstances(&manual_actor_, live);
-    for (auto it = alerts_.begin(); it != alerts_.end();) {
-      const std::string& id = it->first;
-      const bool gone = (id.rfind("crashloop/", 0) == 0 && !live.count(id.substr(10))) ||
-                        (id.rfind("machine/", 0) == 0 && !machines.count(id.substr(8)));
-      it = gone ? alerts_.erase(it) : std::next(it);
-    }
+    alerts_.ClearIf([&](const std::string& id) {
+      return (id.rfind("crashloop/", 0) == 0 && !live.count(id.substr(10))) ||
+             (id.rfind("machine/", 0) == 0 && !machines.count(id.substr(8)));
+    });
     std::set_difference(reported_machines_.begin(), reported_machines_.end(), machines.begin(),
                         machines.end(), std::inserter(gone_machines, gone_machines.end()));
     reported_machines_ = machines;
@@ -678,7 +676,7 @@ void Daemon::ReconcileOnce() {
   {
     std::lock_guard<std::mutex> g(mu_);
     for (const std::string& key : backoff_.ResetHealthy(clock_->WallMs(), running_instances_)) {
-      alerts_.erase(CrashLoopBackoff::AlertId(key));
+      alerts_.Clear(CrashLoopBackoff::AlertId(key));
     }
   }
   if (new_revision && outcome != "refused" && outcome != "suspended") {
@@ -693,7 +691,7 @@ void Daemon::ReconcileOnce() {
     clusterctl::Status recorded = RecordRevisionPass(revisions_.get(), audit_.get(), pass);
     std::lock_guard<std::mutex> g(mu_);
     if (recorded.ok()) {
-      alerts_.erase("store");
+      alerts_.Clear("store");
       // Only the pass that recorded it ends the pending revision; a failed
       // write is retried by the next pass rather than lost.
       if (desired_ == desired) {
@@ -704,10 +702,10 @@ void Daemon::ReconcileOnce() {
     } else {
       spdlog::error("revision {}: {}; retrying on the next pass", desired->revision.Short(),
                     recorded.ToString());
-      alerts_["store"] =
-          Alert{"critical",
-                "cannot record revision " + desired->revision.Short() + ": " + recorded.message(),
-                clock_->WallMs()};
+      alerts_.Raise(
+          "store", "critical",
+          "cannot record revision " + desired->revision.Short() + ": " + recorded.message(),
+          clock_->WallMs());
     }
   }
   const double seconds = static_cast<double>(clock_->WallMs() - t0) / 1000.0;
@@ -717,8 +715,7 @@ void Daemon::ReconcileOnce() {
   // Status snapshot for /api/v1/status and /api/v1/history.
   api::StatusView after = api::BuildStatus(*desired, prune.get(), obs, clock_->WallMs());
   std::lock_guard<std::mutex> g(mu_);
-  json alerts = json::array();
-  for (const auto& [id, a] : alerts_) alerts.push_back(a.message);
+  json alerts = alerts_.Messages();  // An array, [] when none is open.
   after.json["alerts"] = alerts;
   after.json["suspended"] = suspended_.load();
   last_status_ = after.json;
@@ -745,21 +742,10 @@ void Daemon::RunProbesDue() {
     running = running_instances_;
   }
   if (!desired) return;
-  const int64_t now = clock_->WallMs();
   std::vector<reconcilers::ProbeRequest> due;
-  for (const auto& i : desired->instances) {
-    if (!running.count(i.Key())) continue;
-    const auto* s = desired->FindService(i.service);
-    const auto* m = desired->FindMachine(i.machine);
-    for (auto role : {reconcilers::ProbeRole::kReadiness, reconcilers::ProbeRole::kLiveness}) {
-      const auto& probe = role == reconcilers::ProbeRole::kReadiness ? s->readiness : s->liveness;
-      if (!probe) continue;
-      const std::string key = i.Key() + "/" + reconcilers::ProbeRoleName(role);
-      std::lock_guard<std::mutex> g(mu_);
-      if (probe_due_ms_[key] > now) continue;
-      probe_due_ms_[key] = now + probe->period_seconds * 1000LL;
-      due.push_back({s, m, role});
-    }
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    due = probe_schedule_.TakeDue(*desired, running, clock_->SteadyMs());
   }
   // A probe still running from an earlier period is not started again.
   for (const auto& req : due) probes_->Submit(desired, req);
@@ -829,16 +815,14 @@ void Daemon::RaiseAlert(const std::string& id, const std::string& severity,
   // Alerts are logged, persisted and served: no URL credentials in them.
   const std::string message = desired_state::RedactUrls(raw_message);
   std::lock_guard<std::mutex> g(mu_);
-  auto it = alerts_.find(id);
-  if (it != alerts_.end() && it->second.message == message) return;
-  if (it == alerts_.end()) spdlog::warn("alert {}: {}", id, message);
-  alerts_[id] =
-      Alert{severity, message, it != alerts_.end() ? it->second.since_ms : clock_->WallMs()};
+  if (alerts_.Raise(id, severity, message, clock_->WallMs()) == AlertBook::Change::kOpened) {
+    spdlog::warn("alert {}: {}", id, message);
+  }
 }
 
 void Daemon::ClearAlert(const std::string& id) {
   std::lock_guard<std::mutex> g(mu_);
-  alerts_.erase(id);
+  alerts_.Clear(id);
 }
 
 void Daemon::AuditEvent(const std::string& action, const std::string& trigger,
@@ -888,23 +872,15 @@ json Daemon::Status() {
             {"suspended", suspended_.load()}};
   }
   json s = last_status_;
-  json alerts = json::array();
-  for (const auto& [id, a] : alerts_) alerts.push_back(a.message);
+  json alerts = alerts_.Messages();  // An array, [] when none is open.
   s["alerts"] = alerts;
   s["suspended"] = suspended_.load();
   return s;
 }
 
-json Daemon::Alerts() {
+std::vector<api::AlertView> Daemon::Alerts() {
   std::lock_guard<std::mutex> g(mu_);
-  json out = json::array();
-  for (const auto& [id, a] : alerts_) {
-    out.push_back({{"id", id},
-                   {"severity", a.severity},
-                   {"message", a.message},
-                   {"since", FormatRfc3339Ms(a.since_ms)}});
-  }
-  return out;
+  return alerts_.All();
 }
 
 json Daemon::History(size_t limit) {
@@ -917,22 +893,10 @@ json Daemon::History(size_t limit) {
   return out;
 }
 
-json Daemon::Revisions(size_t limit) {
-  json out = json::array();
+std::vector<store::RevisionRecord> Daemon::Revisions(size_t limit) {
   auto h = revisions_->History(limit);
-  if (!h.ok()) return out;
-  for (const auto& r : *h) {
-    out.push_back({{"commit", r.commit},
-                   {"author", r.author},
-                   {"message", r.message},
-                   {"commit_time", r.commit_time},
-                   {"applied_at", FormatRfc3339Ms(r.applied_at_ms)},
-                   {"result", r.result},
-                   {"actor", r.actor},
-                   {"trigger", r.trigger},
-                   {"detail", r.detail}});
-  }
-  return out;
+  if (!h.ok()) return {};
+  return std::move(h).value();
 }
 
 Result<std::vector<audit::AuditRecord>> Daemon::Audit(const audit::AuditFilter& filter) {
@@ -954,8 +918,8 @@ bool Daemon::Healthy(std::string* detail) {
     *detail = stalled;
     return false;
   }
-  if (auto it = alerts_.find("store"); it != alerts_.end()) {
-    *detail = "store: " + it->second.message;
+  if (const DaemonAlert* a = alerts_.Find("store")) {
+    *detail = "store: " + a->message;
     return false;
   }
   *detail = desired_ ? "revision " + desired_->revision.Short() : "no valid revision yet";

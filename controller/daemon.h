@@ -50,11 +50,13 @@
 #include "api/daemon_view.h"
 #include "api/metrics.h"
 #include "audit/audit_log.h"
+#include "controller/alert_book.h"
 #include "controller/config.h"
 #include "controller/crash_backoff.h"
 #include "controller/daemon_memory.h"
 #include "controller/daemon_policy.h"
 #include "controller/managed.h"
+#include "controller/probe_schedule.h"
 #include "controller/reconcile.h"
 #include "desired-state/git_source.h"
 #include "reconcilers/async_prober.h"
@@ -85,9 +87,9 @@ class Daemon : public api::DaemonView {
 
   // DaemonView.
   nlohmann::json Status() override;
-  nlohmann::json Alerts() override;
+  std::vector<api::AlertView> Alerts() override;
   nlohmann::json History(size_t limit) override;
-  nlohmann::json Revisions(size_t limit) override;
+  std::vector<store::RevisionRecord> Revisions(size_t limit) override;
   Result<std::vector<audit::AuditRecord>> Audit(const audit::AuditFilter& filter) override;
   std::string Metrics() override;
   bool Healthy(std::string* detail) override;
@@ -176,8 +178,7 @@ class Daemon : public api::DaemonView {
   std::string pending_note_;       // "history rewritten ..." for the next revision_applied.
   nlohmann::json last_status_;
   std::deque<nlohmann::json> snapshots_;  // Newest first, bounded.
-  using Alert = DaemonAlert;
-  std::map<std::string, Alert> alerts_;
+  AlertBook alerts_;
   CrashLoopBackoff backoff_;
   std::set<std::string> force_restart_;
   std::map<std::string, std::string> manual_actor_;  // Instance -> who asked to restart.
@@ -185,10 +186,10 @@ class Daemon : public api::DaemonView {
   // loop and the observations' probes.
   reconcilers::ReadinessStreaks readiness_;
   std::map<std::string, int> liveness_failures_;
-  std::map<std::string, int64_t> probe_due_ms_;  // key/role -> next run.
-  std::set<std::string> running_instances_;      // From the last observation.
-  std::set<std::string> unreachable_;            // Machines, for transitions.
-  std::set<std::string> reported_machines_;      // With a machine_reachable series.
+  ProbeSchedule probe_schedule_;
+  std::set<std::string> running_instances_;  // From the last observation.
+  std::set<std::string> unreachable_;        // Machines, for transitions.
+  std::set<std::string> reported_machines_;  // With a machine_reachable series.
   int64_t last_pass_ms_ = 0;
   LoopHealth loops_;  // Progress of the source, reconcile and probe loops.
 

@@ -46,9 +46,9 @@ class QuietView : public DaemonView {
     cv_.wait_for(lock, std::chrono::seconds(20), [this] { return !block_status_; });
     return {{"overall_status", "healthy"}};
   }
-  json Alerts() override { return json::array(); }
+  std::vector<AlertView> Alerts() override { return {}; }
   json History(size_t) override { return json::array(); }
-  json Revisions(size_t) override { return json::array(); }
+  std::vector<store::RevisionRecord> Revisions(size_t) override { return {}; }
   Result<std::vector<audit::AuditRecord>> Audit(const audit::AuditFilter&) override {
     return std::vector<audit::AuditRecord>{};
   }

@@ -79,17 +79,27 @@ class FakeDaemonView : public DaemonView {
     Record("Status");
     return status_doc;
   }
-  json Alerts() override {
+  std::vector<AlertView> Alerts() override {
     Record("Alerts");
-    return json::array({{{"id", "a1"}, {"severity", "critical"}, {"message", "x"}}});
+    return {{"a1", "critical", "x", kNow - 60000}};
   }
   json History(size_t limit) override {
     Record("History " + std::to_string(limit));
     return json::array();
   }
-  json Revisions(size_t limit) override {
+  std::vector<store::RevisionRecord> Revisions(size_t limit) override {
     Record("Revisions " + std::to_string(limit));
-    return json::array({{{"commit", "3f2c1e9"}, {"result", "applied"}}});
+    store::RevisionRecord r;
+    r.commit = "3f2c1e9";
+    r.author = "ana";
+    r.message = "add redis";
+    r.commit_time = 1795343400;
+    r.applied_at_ms = kNow - 30000;
+    r.result = "ok";
+    r.actor = "clusterd@cpu-node";
+    r.trigger = "revision";
+    r.detail = "3 ok";
+    return {r};
   }
   Result<std::vector<audit::AuditRecord>> Audit(const audit::AuditFilter& f) override {
     Record("Audit");
@@ -478,10 +488,19 @@ TEST_F(ApiServerTest, StatusDocumentPassesThroughUnchanged) {
   ExpectJson(a);
   EXPECT_EQ(view_.status_doc, a.Json());
   EXPECT_EQ("no-store", a.header("Cache-Control"));
+  // Typed answers of the view, in the JSON of docs/api.md.
   Answer alerts = Get("/api/v1/alerts");
-  EXPECT_EQ(view_.Alerts(), alerts.Json());
+  EXPECT_EQ(json::parse(R"([{"id": "a1", "severity": "critical", "message": "x",
+                             "since": ")" +
+                        FormatRfc3339Ms(kNow - 60000) + R"("}])"),
+            alerts.Json());
   Answer revisions = Get("/api/v1/revisions");
-  EXPECT_EQ(view_.Revisions(1), revisions.Json());
+  EXPECT_EQ(json::parse(R"([{"commit": "3f2c1e9", "author": "ana", "message": "add redis",
+                             "commit_time": 1795343400, "applied_at": ")" +
+                        FormatRfc3339Ms(kNow - 30000) + R"(", "result": "ok",
+                             "actor": "clusterd@cpu-node", "trigger": "revision",
+                             "detail": "3 ok"}])"),
+            revisions.Json());
 }
 
 TEST_F(ApiServerTest, HistoryAndRevisionsLimits) {
