@@ -763,8 +763,7 @@ Status ApiServer::Start() {
 }
 
 void ApiServer::Accept() {
-  Impl& impl = *impl_;
-  impl.acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
+  impl_->acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
     Impl& impl = *impl_;
     if (impl.stopping || ec == asio::error::operation_aborted) return;
     if (ec) {
@@ -801,8 +800,7 @@ void ApiServer::Accept() {
 void ApiServer::Stop() {
   std::lock_guard<std::mutex> lock(stop_mu_);
   if (!impl_) return;
-  Impl& impl = *impl_;
-  asio::post(impl.io, [this] {
+  asio::post(impl_->io, [this] {
     Impl& impl = *impl_;
     impl.stopping = true;
     beast::error_code ignored;
@@ -816,10 +814,11 @@ void ApiServer::Stop() {
   });
   // Requests in flight finish; their answers are posted to the I/O thread,
   // which runs until the last connection has written its answer and closed.
-  impl.health.join();
-  impl.workers.join();
-  impl.work.reset();
-  if (impl.io_thread.joinable()) impl.io_thread.join();
+  Impl& stopped = *impl_;
+  stopped.health.join();
+  stopped.workers.join();
+  stopped.work.reset();
+  if (stopped.io_thread.joinable()) stopped.io_thread.join();
   impl_.reset();
   if (options_.log) options_.log("API stopped");
 }

@@ -60,7 +60,8 @@ json PlanJson(const Plan& plan) {
 // one JSON object per event.
 class Progress : public reconcilers::StepListener {
  public:
-  Progress(size_t total, bool json) : total_(total), json_(json), tty_(isatty(1) && !json) {
+  Progress(size_t total, bool as_json)
+      : total_(total), json_(as_json), tty_(isatty(1) && !as_json) {
     start_ = SteadyNow();
     if (tty_) spinner_ = std::thread([this] { Spin(); });
   }
@@ -238,8 +239,8 @@ int RunRemoteApply(Globals* g, const PlanOptions& opts) {
     std::cout << "clusterd at " << ServerUrl(*g) << " "
               << (ok ? "converged to " : "has not converged to ") << desired->revision.Short()
               << " (" << st.value("overall_status", "unknown") << ")\n";
-    for (const auto& r : st.value("reasons", json::array())) {
-      std::cout << "  - " << r.get<std::string>() << "\n";
+    for (const auto& reason : st.value("reasons", json::array())) {
+      std::cout << "  - " << reason.get<std::string>() << "\n";
     }
   }
   return ok ? kExitOk : kExitError;

@@ -1,11 +1,11 @@
 #include "cli/context.h"
 
-#include <pwd.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <iostream>
 
+#include "base/paths.h"
 #include "desired-state/dir_source.h"
 #include "desired-state/redact_url.h"
 
@@ -65,8 +65,8 @@ int ReportError(const Globals& g, const Status& status) {
 }
 
 std::string CurrentActor() {
-  std::string user = "unknown";
-  if (const passwd* pw = getpwuid(geteuid()); pw != nullptr) user = pw->pw_name;
+  const PasswdEntry me = PasswdEntry::Of(geteuid());
+  const std::string user = me.found ? me.name : "unknown";
   char host[256] = {0};
   gethostname(host, sizeof host - 1);
   return user + "@" + host;

@@ -19,11 +19,11 @@ SignalThread::SignalThread(std::function<void(int)> on_signal) : on_signal_(std:
   const sigset_t set = Watched();
   pthread_sigmask(SIG_BLOCK, &set, &old_mask_);
   thread_ = std::thread([this] {
-    const sigset_t set = Watched();
+    const sigset_t watched = Watched();
     int signals = 0;
     for (;;) {
       int sig = 0;
-      if (sigwait(&set, &sig) != 0) continue;
+      if (sigwait(&watched, &sig) != 0) continue;
       if (done_) return;
       if (++signals > 1) _exit(128 + sig);
       on_signal_(sig);

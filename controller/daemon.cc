@@ -166,11 +166,11 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config, const Clock
   d->managed_ = std::move(*managed);
   if (!found && d->desired_) d->managed_ = SeedManaged(*d->desired_);
   {
-    desired_state::GitSource* source = d->source_.get();
+    desired_state::GitSource* git = d->source_.get();
     const desired_state::LoadOptions options = d->load_options_;
     d->prune_loader_ = std::make_unique<PruneBasisLoader>(
-        [source, options](const std::string& commit) -> Result<DesiredState> {
-          auto snap = source->Read(commit);
+        [git, options](const std::string& commit) -> Result<DesiredState> {
+          auto snap = git->Read(commit);
           if (!snap.ok()) return snap.status();
           auto r = desired_state::Load(*snap, options);
           if (!r.ok()) return clusterctl::Status::Invalid(r.errors.ToString());

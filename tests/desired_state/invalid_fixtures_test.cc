@@ -73,8 +73,8 @@ TEST_P(InvalidFixtureTest, FailsWithTheExpectedErrors) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, InvalidFixtureTest, ::testing::ValuesIn(Cases()),
-                         [](const auto& info) {
-                           std::string n = info.param;
+                         [](const auto& test_info) {
+                           std::string n = test_info.param;
                            std::replace(n.begin(), n.end(), '-', '_');
                            return n;
                          });

@@ -15,6 +15,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "base/paths.h"
+
 namespace clusterctl::testing {
 namespace {
 
@@ -138,8 +140,8 @@ SshHost::~SshHost() {
 }
 
 std::string SshHost::user() const {
-  if (passwd* pw = getpwuid(geteuid())) return pw->pw_name;
-  return "root";
+  const PasswdEntry me = PasswdEntry::Of(geteuid());  // Thread-safe, unlike getpwuid.
+  return me.found ? me.name : "root";
 }
 
 std::string SshHost::known_hosts_line() const {

@@ -191,19 +191,27 @@ class FakeClock {
   clusterctl::FakeClock clock_;
 };
 
+// Thread-safe, as the executor requires of a listener: steps of different
+// instances end on their worker threads while the next ones are announced.
+// Read `events` after Execute() returned.
 class RecordingListener : public StepListener {
  public:
   Status OnStepStart(const Step& s) override {
+    std::lock_guard<std::mutex> lock(mu_);
     events.push_back("intent " + std::string(ActionName(s.action)) + " " + s.Key());
     if (refuse.count(s.Key())) return Status::Exhausted("audit log: no space left on device");
     return Status::Ok();
   }
   void OnStepEnd(const Step& s, const StepOutcome& o) override {
+    std::lock_guard<std::mutex> lock(mu_);
     events.push_back(std::string("result ") + StepResultName(o.result) + " " + s.Key() + ": " +
                      o.detail);
   }
   std::vector<std::string> events;
   std::set<std::string> refuse;
+
+ private:
+  std::mutex mu_;
 };
 
 // Every instance of `d` stopped, except those in `running` (in sync, and
