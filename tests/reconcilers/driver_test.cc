@@ -330,7 +330,15 @@ TEST_F(DriverTest, AStartThatCannotRecordItsPidFailsAndLeavesNothingRunning) {
   for (int attempt = 0; attempt < 3; ++attempt) {
     auto ok = driver_->Start(m, s, "h");
     ASSERT_TRUE(ok.ok()) << ok.status().ToString();
-    const std::vector<pid_t> running = testing::LiveProcessesWithArgument(program);
+    // The pid is recorded before the detached child has exec'd the program:
+    // wait (bounded) for the program itself to show in /proc.
+    std::vector<pid_t> running;
+    testing::WaitFor(
+        [&] {
+          running = testing::LiveProcessesWithArgument(program);
+          return !running.empty();
+        },
+        std::chrono::seconds(5));
     ASSERT_EQ(running.size(), 1u);
     seen.insert(running[0]);
   }
