@@ -106,8 +106,8 @@ class FakeDaemonView : public DaemonView {
     {
       std::lock_guard<std::mutex> lock(mu_);
       last_filter = f;
+      if (!audit_error_.ok()) return audit_error_;
     }
-    if (!audit_error.ok()) return audit_error;
     // The contract of AuditLog::Query over `records` (seq = time order).
     std::vector<audit::AuditRecord> out;
     std::vector<audit::AuditRecord> ordered = records;
@@ -170,10 +170,14 @@ class FakeDaemonView : public DaemonView {
     std::lock_guard<std::mutex> lock(mu_);
     calls_.clear();
   }
+  // Set while the server runs: its threads read it under the same lock.
+  void SetAuditError(::clusterctl::Status s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    audit_error_ = std::move(s);
+  }
 
   json status_doc;
   std::vector<audit::AuditRecord> records;
-  ::clusterctl::Status audit_error;
   std::string metrics_text = "# TYPE clusterctl_suspended gauge\nclusterctl_suspended 0\n";
   std::atomic<bool> healthy{true};
 
@@ -186,6 +190,7 @@ class FakeDaemonView : public DaemonView {
   std::mutex mu_;
   std::vector<std::string> calls_;
   audit::AuditFilter last_filter;
+  ::clusterctl::Status audit_error_;
   std::atomic<bool> suspended_{false};
 };
 
@@ -588,7 +593,7 @@ TEST_F(ApiServerTest, InvalidAuditFiltersAre400NamingTheParameter) {
 }
 
 TEST_F(ApiServerTest, AuditErrorsOfTheViewAreReported) {
-  view_.audit_error = ::clusterctl::Status::Unavailable("store closed");
+  view_.SetAuditError(::clusterctl::Status::Unavailable("store closed"));
   Answer a = Get("/api/v1/audit");
   ExpectError(a, 503);
   EXPECT_NE(std::string::npos, a.body.find("store closed"));

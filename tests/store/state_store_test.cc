@@ -600,9 +600,12 @@ TEST(StateStoreTest, BackgroundCleanupRunsOnItsPeriodAndStopsPromptly) {
   EXPECT_EQ(stats.deleted, 20u);
   EXPECT_TRUE(stats.last_status.ok()) << stats.last_status.ToString();
 
-  // A long period does not delay Stop(): it wakes the thread at once.
-  state.StartBackgroundCleanup(std::chrono::hours(1));
+  // A long period does not delay Stop(): it wakes the thread at once. The
+  // count is read with no thread running, so only the new thread's first
+  // run (at start) can raise it.
+  state.Stop();
   uint64_t runs = state.cleanup_stats().runs;
+  state.StartBackgroundCleanup(std::chrono::hours(1));
   ASSERT_TRUE(WaitFor([&] { return state.cleanup_stats().runs > runs; }, milliseconds(10'000)));
   auto start = std::chrono::steady_clock::now();
   state.Stop();
