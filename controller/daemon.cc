@@ -58,12 +58,18 @@ class BeatListener : public reconcilers::StepListener {
 }  // namespace
 
 Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config, const Clock* clock) {
+  DaemonParts parts;
+  parts.clock = clock;
+  return Create(config, std::move(parts));
+}
+
+Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config, DaemonParts parts) {
   std::unique_ptr<Daemon> d(new Daemon());
-  d->clock_ = &ClockOr(clock);
+  d->clock_ = &ClockOr(parts.clock);
   d->config_ = config;
   if (d->config_.data_dir.empty()) d->config_.data_dir = DefaultDataDir();
   d->load_options_ = LoadOptionsOf(d->config_, d->config_.data_dir);
-  if (d->config_.repo_url.empty()) {
+  if (d->config_.repo_url.empty() && !parts.source) {
     return clusterctl::Status::Invalid("the config names no repository: set repo.url");
   }
   d->actor_ = "clusterd@" + HostName();
@@ -83,15 +89,19 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config, const Clock
   d->audit_ = std::move(audit.value());
   d->revisions_ = std::make_unique<store::RevisionLog>(d->store_.get());
 
-  desired_state::GitSource::Options go;
-  go.repo = d->config_.repo_url;
-  go.branch = d->config_.branch;
-  go.cache_dir = d->config_.data_dir + "/repos";
-  go.fetch_timeout_seconds = d->config_.fetch_timeout_seconds;
-  go.defer_clone = true;  // The source loop clones; start-up never waits on the remote.
-  auto source = desired_state::GitSource::Open(go);
-  if (!source.ok()) return source.status().Annotate("opening the repository");
-  d->source_ = std::move(source.value());
+  if (parts.source) {
+    d->source_ = std::move(parts.source);
+  } else {
+    desired_state::GitSource::Options go;
+    go.repo = d->config_.repo_url;
+    go.branch = d->config_.branch;
+    go.cache_dir = d->config_.data_dir + "/repos";
+    go.fetch_timeout_seconds = d->config_.fetch_timeout_seconds;
+    go.defer_clone = true;  // The source loop clones; start-up never waits on the remote.
+    auto source = desired_state::GitSource::Open(go);
+    if (!source.ok()) return source.status().Annotate("opening the repository");
+    d->source_ = std::move(source.value());
+  }
 
   reconcilers::SshOptions so;
   so.known_hosts = !d->config_.known_hosts.empty() ? d->config_.known_hosts
@@ -102,13 +112,23 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config, const Clock
   so.secrets = d->load_options_.secrets;
   so.connect_timeout_ms = d->config_.connect_timeout_seconds * 1000;
   so.command_timeout_ms = d->config_.command_timeout_seconds * 1000;
-  d->ssh_ = std::make_unique<reconcilers::SshPool>(so);
-  reconcilers::ShellDriver::Options driver_options;
-  driver_options.command_timeout = std::chrono::seconds(d->config_.command_timeout_seconds);
-  driver_options.clock = d->clock_;
-  d->driver_ = std::make_unique<reconcilers::ShellDriver>(d->ssh_.get(), driver_options);
-  d->prober_ = std::make_unique<reconcilers::RealProber>(d->ssh_.get(), d->clock_,
-                                                         *d->load_options_.secrets);
+  if (parts.driver) {
+    d->driver_ = std::move(parts.driver);
+  } else {
+    d->ssh_ = std::make_unique<reconcilers::SshPool>(so);
+    reconcilers::ShellDriver::Options driver_options;
+    driver_options.command_timeout = std::chrono::seconds(d->config_.command_timeout_seconds);
+    driver_options.clock = d->clock_;
+    d->driver_ = std::make_unique<reconcilers::ShellDriver>(d->ssh_.get(), driver_options);
+  }
+  if (parts.prober) {
+    d->prober_ = std::move(parts.prober);
+  } else if (d->ssh_) {
+    d->prober_ = std::make_unique<reconcilers::RealProber>(d->ssh_.get(), d->clock_,
+                                                           *d->load_options_.secrets);
+  } else {
+    return clusterctl::Status::Invalid("a daemon given its driver must be given its prober too");
+  }
   {
     Daemon* self = d.get();
     d->probes_ = std::make_unique<reconcilers::AsyncProber>(
@@ -123,7 +143,7 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config, const Clock
   deps.clock = d->clock_;
   deps.actor = d->actor_;
   d->reconciler_ = std::make_unique<Reconciler>(deps);
-  if (d->config_.watch_enabled) {
+  if (d->config_.watch_enabled && d->ssh_) {
     reconcilers::DriftWatch::Options wo;
     wo.interval = std::chrono::milliseconds(d->config_.watch_interval_ms);
     wo.clock = d->clock_;
@@ -166,7 +186,7 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config, const Clock
   d->managed_ = std::move(*managed);
   if (!found && d->desired_) d->managed_ = SeedManaged(*d->desired_);
   {
-    desired_state::GitSource* git = d->source_.get();
+    desired_state::RevisionSource* git = d->source_.get();
     const desired_state::LoadOptions options = d->load_options_;
     d->prune_loader_ = std::make_unique<PruneBasisLoader>(
         [git, options](const std::string& commit) -> Result<DesiredState> {
@@ -497,7 +517,8 @@ void Daemon::ReconcileOnce() {
     manual = manual_actor_;
   }
   if (!desired || Stopping()) return;
-  UpdateWatch();  // Also after a refused revision put the previous one back.
+  po.clock = clock_;  // The plan's now: backoff not-before times are on this clock.
+  UpdateWatch();      // Also after a refused revision put the previous one back.
   const int64_t t0 = clock_->WallMs();
   // What to prune: everything started and not desired now, whichever
   // revision started it (not just the one before this).
@@ -733,7 +754,7 @@ void Daemon::ReconcileOnce() {
 
 // ---------------------------------------------------------------- probes
 
-void Daemon::RunProbesDue() {
+size_t Daemon::RunProbesDue() {
   std::shared_ptr<const DesiredState> desired;
   std::set<std::string> running;
   {
@@ -741,15 +762,19 @@ void Daemon::RunProbesDue() {
     desired = desired_;
     running = running_instances_;
   }
-  if (!desired) return;
+  if (!desired) return 0;
   std::vector<reconcilers::ProbeRequest> due;
   {
     std::lock_guard<std::mutex> g(mu_);
     due = probe_schedule_.TakeDue(*desired, running, clock_->SteadyMs());
   }
   // A probe still running from an earlier period is not started again.
-  for (const auto& req : due) probes_->Submit(desired, req);
+  size_t submitted = 0;
+  for (const auto& req : due) submitted += probes_->Submit(desired, req) ? 1 : 0;
+  return submitted;
 }
+
+size_t Daemon::ProbesInFlight() const { return probes_->InFlight(); }
 
 void Daemon::OnProbeResult(const reconcilers::ProbeResult& r) {
   (void)state_->RecordProbe(r);

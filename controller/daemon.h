@@ -71,12 +71,25 @@
 
 namespace clusterctl::controller {
 
+// What the daemon acts through. Every part left empty is made from the
+// config: a GitSource on repo.url, a ShellDriver and a RealProber over one
+// SSH pool, and (watch.enabled) the drift watch on that pool. Tests give a
+// fake driver, prober, source and clock; with a driver given there is no
+// SSH pool and no drift watch (the periodic observation stays).
+struct DaemonParts {
+  // The daemon's time: loop heartbeats, backoff, alerts, probe schedules,
+  // record stamps. Not owned; must outlive the daemon. Default: RealClock().
+  const Clock* clock = nullptr;
+  std::unique_ptr<desired_state::RevisionSource> source;
+  std::unique_ptr<reconcilers::ServiceDriver> driver;
+  std::unique_ptr<reconcilers::Prober> prober;
+};
+
 class Daemon : public api::DaemonView {
  public:
   // Opens the data directory (refused if another process holds it), the
   // repository and the SSH pool. Nothing runs until Run().
-  // `clock` (not owned; must outlive the daemon) is the daemon's time: loop
-  // heartbeats, backoff, alerts, record stamps. Default: RealClock().
+  static Result<std::unique_ptr<Daemon>> Create(const Config& config, DaemonParts parts);
   static Result<std::unique_ptr<Daemon>> Create(const Config& config, const Clock* clock = nullptr);
   ~Daemon() override;
 
@@ -103,18 +116,27 @@ class Daemon : public api::DaemonView {
   // The daemon's metrics, also fed by the API server's request counters.
   api::MetricsRegistry* metrics() { return &metrics_; }
 
+  // One turn of each loop. Run() calls them on its schedule; a test drives
+  // them itself with a FakeClock, one deterministic step at a time (not
+  // while Run() runs).
+  //
+  // One fetch + load; returns whether the desired state changed. *fetched:
+  // whether the fetch itself succeeded.
+  bool PollSource(bool* fetched = nullptr);
+  // Observe, diff, plan, execute, record: one reconcile pass.
+  void ReconcileOnce();
+  // Submits the probes that are due to the background probers; their
+  // results arrive on other threads (OnProbeResult). Returns how many.
+  size_t RunProbesDue();
+  // Probes submitted and not finished yet.
+  size_t ProbesInFlight() const;
+
  private:
   Daemon() = default;
 
   void SourceLoop();
   void ReconcileLoop();
   void ProbeLoop();
-
-  // One fetch + load; returns whether the desired state changed. *fetched:
-  // whether the fetch itself succeeded.
-  bool PollSource(bool* fetched = nullptr);
-  void ReconcileOnce();
-  void RunProbesDue();
   // Bookkeeping of one probe result (from an AsyncProber worker).
   void OnProbeResult(const reconcilers::ProbeResult& r);
 
@@ -149,10 +171,10 @@ class Daemon : public api::DaemonView {
   std::unique_ptr<store::StateStore> state_;
   std::unique_ptr<audit::AuditLog> audit_;
   std::unique_ptr<store::RevisionLog> revisions_;
-  std::unique_ptr<desired_state::GitSource> source_;
-  std::unique_ptr<reconcilers::SshPool> ssh_;
-  std::unique_ptr<reconcilers::ShellDriver> driver_;
-  std::unique_ptr<reconcilers::RealProber> prober_;
+  std::unique_ptr<desired_state::RevisionSource> source_;
+  std::unique_ptr<reconcilers::SshPool> ssh_;  // Null when the driver was given.
+  std::unique_ptr<reconcilers::ServiceDriver> driver_;
+  std::unique_ptr<reconcilers::Prober> prober_;
   // Runs the probe loop's probes in the background: a slow probe (a 25 s
   // exec probe) delays only itself. Stopped before the members its
   // callback uses.

@@ -49,7 +49,26 @@ struct Snapshot {
   std::vector<std::string> warnings;  // Submodules and other ignored entries.
 };
 
-class GitSource {
+// Where a controller reads revisions from: the operations clusterd's source
+// loop uses. GitSource is the real one; tests of the daemon give it an
+// in-memory history. Implementations are used from one thread at a time,
+// except Cancel(), which any thread may call.
+class RevisionSource {
+ public:
+  virtual ~RevisionSource() = default;
+  // Brings the source up to date with its remote (a no-op for local ones).
+  virtual Status Fetch() = 0;
+  // Ends a Fetch() in flight and every later one at once (shutdown).
+  virtual void Cancel() = 0;
+  // Resolves a revision: empty = head of the branch.
+  virtual Result<Revision> Resolve(const std::string& rev) = 0;
+  // Every desired-state file of a commit.
+  virtual Result<Snapshot> Read(const std::string& rev) = 0;
+  // Whether `commit` has `ancestor` in its history; NotFound when either is gone.
+  virtual Result<bool> IsDescendant(const std::string& commit, const std::string& ancestor) = 0;
+};
+
+class GitSource : public RevisionSource {
  public:
   struct Options {
     std::string repo;  // A local path (bare or not) or a URL (file://, ssh://, https://).
@@ -65,30 +84,30 @@ class GitSource {
 
   // Opens a local repository, or clones/opens the cache of a remote one.
   static Result<std::unique_ptr<GitSource>> Open(const Options& options);
-  virtual ~GitSource();
+  ~GitSource() override;
 
   // Updates the cached clone from the remote (all branches and tags, forced,
   // so a force-pushed branch is followed), or makes it (defer_clone). A no-op
   // for local repositories. Runs in a child process killed at the deadline
   // or by Cancel(), since libgit2 has no network timeouts of its own.
-  Status Fetch();
+  Status Fetch() override;
 
   // Ends a Fetch() in flight and every later one at once (shutdown). Any thread.
-  void Cancel();
+  void Cancel() override;
 
   // False until a deferred clone has happened.
   bool cloned() const;
 
   // Resolves a revision: empty = head of the branch; otherwise a branch name,
   // a tag, a full or abbreviated SHA, or anything `git rev-parse` accepts.
-  Result<Revision> Resolve(const std::string& rev);
+  Result<Revision> Resolve(const std::string& rev) override;
 
   // Reads every YAML file of a commit (resolved as by Resolve).
-  Result<Snapshot> Read(const std::string& rev);
+  Result<Snapshot> Read(const std::string& rev) override;
 
   // Whether `commit` has `ancestor` in its history. NotFound when either
   // commit no longer exists (history rewritten and garbage collected).
-  Result<bool> IsDescendant(const std::string& commit, const std::string& ancestor);
+  Result<bool> IsDescendant(const std::string& commit, const std::string& ancestor) override;
 
   // Writes a new commit whose tree equals the tree of `target` and whose
   // parent is the branch head, with `message` and the given author (also the

@@ -221,6 +221,9 @@ Plan MakePlan(const PlanInput& in) {
   };
 
   std::vector<const InstanceDiff*> stops, starts;
+  // Instances that cannot come up in this pass because they, or a
+  // dependency of theirs, wait out a crash-loop backoff.
+  std::set<std::string> held_back;
   for (const auto& x : plan.diffs) {
     if (x.observed == ObservedState::kUnknown) {
       if (x.desired == RunState::kRunning || x.pruned) plan.blocked[x.Key()] = x.reason;
@@ -229,6 +232,7 @@ Plan MakePlan(const PlanInput& in) {
     if (x.action == Action::kNone || !selected(x)) continue;
     if (x.action != Action::kStop && in_backoff(x)) {
       plan.blocked[x.Key()] = x.reason;
+      held_back.insert(x.Key());
       continue;
     }
     (x.action == Action::kStop ? stops : starts).push_back(&x);
@@ -289,6 +293,23 @@ Plan MakePlan(const PlanInput& in) {
   std::map<std::string, std::vector<int>> restart_batches_of;
   for (const InstanceDiff* x : starts) {
     const Service* s = x->service_def;
+    // A dependency held back by its backoff cannot become ready in this
+    // pass: waiting for it would hold the pass (and the dependency's own
+    // retry) for the whole start timeout. The dependent is blocked instead
+    // and planned when the backoff ends.
+    const InstanceDiff* waits_for = nullptr;
+    for (size_t k = 0; s != nullptr && k < s->depends_on.size(); ++k) {
+      auto insts = by_service.find(s->depends_on[k].service);
+      if (insts == by_service.end()) continue;
+      for (const InstanceDiff* di : insts->second) {
+        if (di->desired == RunState::kRunning && held_back.count(di->Key())) waits_for = di;
+      }
+    }
+    if (waits_for != nullptr) {
+      plan.blocked[x->Key()] = "waits for " + waits_for->Key() + " (in crash-loop backoff)";
+      held_back.insert(x->Key());
+      continue;
+    }
     Step st;
     st.id = static_cast<int>(plan.steps.size());
     st.action = x->action;

@@ -371,6 +371,42 @@ TEST(PlanTest, AnInstanceInBackoffWaitsForItsRetryTime) {
   EXPECT_EQ(Steps(MakePlan(in)), std::vector<std::string>{"L0 start ollama@jetson"});
 }
 
+TEST(PlanTest, DependentsOfAnInstanceInBackoffAreBlockedNotLeftWaiting) {
+  DesiredState d = LoadExample();
+  PlanInput in;
+  in.desired = &d;
+  in.observed = ObserveAll(d, ObservedState::kStopped);  // A cold start...
+  in.now_ms = 100000;
+  in.backoff["redis-server@cpu-coordinator"] = {2, 102000};  // ...with redis held back.
+  Plan p = MakePlan(in);
+  // Nothing that needs redis, directly or through another service, is
+  // planned: it could only wait out its start timeout in this pass.
+  std::set<std::string> planned;
+  for (const auto& s : p.steps) planned.insert(s.service);
+  EXPECT_FALSE(planned.count("redis-server"));
+  for (const auto& s : p.steps) {
+    const auto* svc = d.FindService(s.service);
+    ASSERT_NE(svc, nullptr);
+    for (const auto& dep : svc->depends_on) {
+      for (const auto& i : d.instances) {
+        if (i.service == dep.service) {
+          EXPECT_FALSE(p.blocked.count(i.Key())) << s.Key();
+        }
+      }
+    }
+  }
+  ASSERT_FALSE(p.blocked.empty());
+  for (const auto& [key, why] : p.blocked) {
+    if (key == "redis-server@cpu-coordinator") continue;
+    EXPECT_NE(why.find("(in crash-loop backoff)"), std::string::npos) << key << ": " << why;
+  }
+  // When the backoff ends, everything is planned, dependencies first.
+  in.now_ms = 102000;
+  Plan later = MakePlan(in);
+  EXPECT_TRUE(later.blocked.empty());
+  EXPECT_EQ(later.steps.size(), p.steps.size() + p.blocked.size());
+}
+
 TEST(PlanTest, EveryDiffAndStepCarriesATypedCause) {
   DesiredState d = LoadExample();
   PlanInput in;

@@ -1,0 +1,589 @@
+// The daemon's loops driven step by step with fakes: an in-memory git
+// history (RevisionSource), an in-memory fleet (ServiceDriver), a prober
+// whose answers the test sets, and a FakeClock. Each test runs in
+// milliseconds and is deterministic: source -> reconcile -> probe -> alert,
+// crash-loop backoff and its 10-minute healthy reset, refused revisions,
+// unreachable machines, suspension, and memory kept across a restart.
+// The same loops against real sshd and real time: clusterd_e2e_test.cc.
+#include "controller/daemon.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tests/harness/process.h"
+#include "tests/harness/temp_dir.h"
+
+namespace clusterctl::controller {
+namespace {
+
+using desired_state::Revision;
+using desired_state::Snapshot;
+using desired_state::SourceFile;
+using reconcilers::ObservedState;
+using testing::TempDir;
+using testing::WaitFor;
+
+constexpr int64_t kSecond = 1000;
+constexpr int64_t kMinute = 60 * kSecond;
+
+// What the fakes share with the test, so it outlives a daemon (a restart
+// gives the new daemon new fakes over the same history and fleet).
+struct World {
+  std::mutex mu;
+  // The source: commits oldest first; the branch head is the last.
+  std::vector<Snapshot> history;
+  std::string fetch_error;  // Fetch() fails with it when set.
+  // The fleet: instance key -> process.
+  struct Proc {
+    ObservedState state = ObservedState::kStopped;
+    int64_t pid = 0;
+    std::string spec_hash;
+    int64_t restarts = 0;
+  };
+  std::map<std::string, Proc> procs;
+  std::set<std::string> unreachable;    // Machines.
+  std::set<std::string> failing_start;  // Instance keys whose start fails.
+  std::vector<std::string> calls;       // "start db@m1", in order.
+  int64_t next_pid = 100;
+  // The prober: instance key/role -> answer; absent = ok.
+  std::set<std::string> liveness_failing;
+
+  std::string Push(const std::string& services, const std::string& message) {
+    std::lock_guard<std::mutex> g(mu);
+    Snapshot s;
+    // A distinct short sha per commit: a000000, a010101, a020202, ...
+    char sha[41];
+    std::snprintf(sha, sizeof sha, "%07zx%033zx", 0xa000000 + history.size() * 0x10101,
+                  history.size());
+    s.revision.commit = sha;
+    s.revision.author = "Alice <alice@example.com>";
+    s.revision.message = message;
+    s.revision.time = 1767225600 + static_cast<int64_t>(history.size());
+    s.files = {{"cluster.yaml",
+                "apiVersion: clusterctl/v1\nkind: Cluster\nmetadata: {name: t}\nspec: {}\n"},
+               {"machines.yaml",
+                "apiVersion: clusterctl/v1\nkind: Machine\nmetadata: {name: m1}\n"
+                "spec: {address: 127.0.0.1}\n---\n"
+                "apiVersion: clusterctl/v1\nkind: Machine\nmetadata: {name: m2}\n"
+                "spec: {address: 127.0.0.2}\n"},
+               {"services.yaml", services}};
+    history.push_back(s);
+    return sha;
+  }
+  void Crash(const std::string& key) {
+    std::lock_guard<std::mutex> g(mu);
+    procs[key].state = ObservedState::kFailed;
+    procs[key].pid = 0;
+  }
+  std::vector<std::string> TakeCalls() {
+    std::lock_guard<std::mutex> g(mu);
+    std::vector<std::string> out;
+    out.swap(calls);
+    return out;
+  }
+  ObservedState StateOf(const std::string& key) {
+    std::lock_guard<std::mutex> g(mu);
+    return procs[key].state;
+  }
+};
+
+class FakeSource : public desired_state::RevisionSource {
+ public:
+  explicit FakeSource(std::shared_ptr<World> w) : w_(std::move(w)) {}
+  Status Fetch() override {
+    std::lock_guard<std::mutex> g(w_->mu);
+    return w_->fetch_error.empty() ? Status::Ok() : Status::Unavailable(w_->fetch_error);
+  }
+  void Cancel() override {}
+  Result<Revision> Resolve(const std::string& rev) override {
+    auto s = Read(rev);
+    if (!s.ok()) return s.status();
+    return s->revision;
+  }
+  Result<Snapshot> Read(const std::string& rev) override {
+    std::lock_guard<std::mutex> g(w_->mu);
+    if (w_->history.empty()) return Status::NotFound("the branch has no commit");
+    if (rev.empty()) return w_->history.back();
+    for (const auto& s : w_->history) {
+      if (s.revision.commit == rev) return s;
+    }
+    return Status::NotFound("no commit " + rev);
+  }
+  Result<bool> IsDescendant(const std::string& commit, const std::string& ancestor) override {
+    std::lock_guard<std::mutex> g(w_->mu);
+    int c = -1, a = -1;
+    for (size_t i = 0; i < w_->history.size(); ++i) {
+      if (w_->history[i].revision.commit == commit) c = static_cast<int>(i);
+      if (w_->history[i].revision.commit == ancestor) a = static_cast<int>(i);
+    }
+    if (c < 0 || a < 0) return Status::NotFound("commit gone");
+    return a <= c;
+  }
+
+ private:
+  std::shared_ptr<World> w_;
+};
+
+class FakeDriver : public reconcilers::ServiceDriver {
+ public:
+  explicit FakeDriver(std::shared_ptr<World> w) : w_(std::move(w)) {}
+  Result<reconcilers::MachineObservation> Observe(
+      const desired_state::Machine& m,
+      const std::vector<const desired_state::Service*>& services) override {
+    std::lock_guard<std::mutex> g(w_->mu);
+    if (w_->unreachable.count(m.name)) {
+      return Status::Unavailable("connecting to " + m.address + ":22: timeout after 5000 ms");
+    }
+    reconcilers::MachineObservation o;
+    o.facts.machine = m.name;
+    o.facts.reachable = true;
+    for (const auto* s : services) {
+      const World::Proc& p = w_->procs[s->name + "@" + m.name];
+      reconcilers::ObservedInstance i;
+      i.service = s->name;
+      i.machine = m.name;
+      i.state = p.state;
+      i.pid = p.pid;
+      i.spec_hash = p.spec_hash;
+      i.restarts = p.restarts;
+      i.detail = p.state == ObservedState::kFailed ? "exited with status 1" : "";
+      o.instances.push_back(i);
+    }
+    return o;
+  }
+  Result<std::string> Start(const desired_state::Machine& m, const desired_state::Service& s,
+                            const std::string& spec_hash) override {
+    return Run("start", s.name + "@" + m.name, spec_hash);
+  }
+  Result<std::string> Stop(const desired_state::Machine& m,
+                           const desired_state::Service& s) override {
+    std::lock_guard<std::mutex> g(w_->mu);
+    const std::string key = s.name + "@" + m.name;
+    w_->calls.push_back("stop " + key);
+    w_->procs[key].state = ObservedState::kStopped;
+    w_->procs[key].pid = 0;
+    return std::string("terminated by SIGTERM");
+  }
+  Result<std::string> Restart(const desired_state::Machine& m, const desired_state::Service& s,
+                              const std::string& spec_hash) override {
+    return Run("restart", s.name + "@" + m.name, spec_hash);
+  }
+
+ private:
+  Result<std::string> Run(const std::string& verb, const std::string& key,
+                          const std::string& spec_hash) {
+    std::lock_guard<std::mutex> g(w_->mu);
+    w_->calls.push_back(verb + " " + key);
+    World::Proc& p = w_->procs[key];
+    if (w_->failing_start.count(key)) {
+      p.state = ObservedState::kFailed;
+      p.pid = 0;
+      return Status::Internal("exit 1: bind: address already in use");
+    }
+    p.state = ObservedState::kRunning;
+    p.pid = w_->next_pid++;
+    p.spec_hash = spec_hash;
+    ++p.restarts;
+    return "started pid " + std::to_string(p.pid);
+  }
+  std::shared_ptr<World> w_;
+};
+
+class FakeProber : public reconcilers::Prober {
+ public:
+  explicit FakeProber(std::shared_ptr<World> w) : w_(std::move(w)) {}
+  reconcilers::ProbeResult Run(const desired_state::Service& s, const desired_state::Machine& m,
+                               reconcilers::ProbeRole role) override {
+    reconcilers::ProbeResult r;
+    r.service = s.name;
+    r.machine = m.name;
+    r.role = role;
+    r.kind = "tcp";
+    std::lock_guard<std::mutex> g(w_->mu);
+    r.ok = !(role == reconcilers::ProbeRole::kLiveness && w_->liveness_failing.count(r.Key()));
+    r.detail = r.ok ? "connected" : "connection refused";
+    return r;
+  }
+
+ private:
+  std::shared_ptr<World> w_;
+};
+
+// db on m1; app on m1 and m2 after db, with a liveness probe.
+const char* kServices = R"(apiVersion: clusterctl/v1
+kind: Service
+metadata: {name: db}
+spec:
+  machines: [m1]
+  process: {command: [/usr/bin/db]}
+  restart: {backoffSeconds: 2, maxBackoffSeconds: 8}
+---
+apiVersion: clusterctl/v1
+kind: Service
+metadata: {name: app}
+spec:
+  machines: [m1, m2]
+  process: {command: [/usr/bin/app]}
+  dependsOn: [{service: db}]
+  liveness: {tcp: {port: 8080}, periodSeconds: 10, failureThreshold: 3}
+)";
+
+// The same without app on m2.
+const char* kServicesAppOnM1 = R"(apiVersion: clusterctl/v1
+kind: Service
+metadata: {name: db}
+spec:
+  machines: [m1]
+  process: {command: [/usr/bin/db]}
+  restart: {backoffSeconds: 2, maxBackoffSeconds: 8}
+---
+apiVersion: clusterctl/v1
+kind: Service
+metadata: {name: app}
+spec:
+  machines: [m1]
+  process: {command: [/usr/bin/app]}
+  dependsOn: [{service: db}]
+)";
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    world_ = std::make_shared<World>();
+    config_.data_dir = dir_.Sub("data");
+    config_.repo_url = "fake://history";
+  }
+
+  void Start() {
+    DaemonParts parts;
+    parts.clock = &clock_;
+    parts.source = std::make_unique<FakeSource>(world_);
+    parts.driver = std::make_unique<FakeDriver>(world_);
+    parts.prober = std::make_unique<FakeProber>(world_);
+    auto d = Daemon::Create(config_, std::move(parts));
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    daemon_ = std::move(d.value());
+  }
+
+  // Fetch, then one reconcile pass.
+  void Pass() {
+    daemon_->PollSource();
+    daemon_->ReconcileOnce();
+  }
+  // Fetch and converge: the pass that acts, then the pass that sees the
+  // result (the reconcile loop runs it at once), as the loops would.
+  void Converge() {
+    Pass();
+    daemon_->ReconcileOnce();
+    world_->TakeCalls();
+  }
+
+  bool HasAlert(const std::string& id) {
+    for (const auto& a : daemon_->Alerts()) {
+      if (a.id == id) return true;
+    }
+    return false;
+  }
+
+  std::vector<audit::AuditRecord> AuditOf(const std::string& action) {
+    audit::AuditFilter f;
+    f.action = action;
+    f.limit = 0;
+    f.oldest_first = true;
+    auto r = daemon_->Audit(f);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : std::vector<audit::AuditRecord>{};
+  }
+
+  // Runs the probes due now and waits (bounded) until their results are in.
+  void ProbeNow() {
+    daemon_->RunProbesDue();
+    ASSERT_TRUE(
+        WaitFor([&] { return daemon_->ProbesInFlight() == 0; }, std::chrono::milliseconds(5000)));
+  }
+
+  TempDir dir_;
+  FakeClock clock_;
+  std::shared_ptr<World> world_;
+  Config config_;
+  std::unique_ptr<Daemon> daemon_;
+};
+
+TEST_F(DaemonTest, ANewRevisionIsConvergedDependenciesFirstAndRecorded) {
+  const std::string sha = world_->Push(kServices, "first");
+  Start();
+  EXPECT_TRUE(daemon_->PollSource());
+  daemon_->ReconcileOnce();
+  std::vector<std::string> calls = world_->TakeCalls();
+  ASSERT_EQ(calls.size(), 3u);
+  EXPECT_EQ(calls[0], "start db@m1");  // Before either app.
+  EXPECT_EQ(std::set<std::string>(calls.begin() + 1, calls.end()),
+            (std::set<std::string>{"start app@m1", "start app@m2"}));
+  auto revisions = daemon_->Revisions(10);
+  ASSERT_EQ(revisions.size(), 1u);
+  EXPECT_EQ(revisions[0].commit, sha);
+  EXPECT_EQ(revisions[0].result, "ok");
+  auto applied = AuditOf("revision_applied");
+  ASSERT_EQ(applied.size(), 1u);
+  EXPECT_EQ(applied[0].trigger, "revision");
+  EXPECT_EQ(AuditOf("start").size(), 6u);  // An intent and a result per start.
+
+  // Converged: the next pass does nothing, and the same head is not reloaded.
+  EXPECT_FALSE(daemon_->PollSource());
+  daemon_->ReconcileOnce();
+  EXPECT_TRUE(world_->TakeCalls().empty());
+  EXPECT_EQ(daemon_->Status()["overall_status"], "healthy");
+}
+
+TEST_F(DaemonTest, ACrashIsRepairedWithTriggerDrift) {
+  world_->Push(kServices, "first");
+  Start();
+  Converge();
+  world_->Crash("app@m2");
+  daemon_->ReconcileOnce();
+  EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"start app@m2"}));
+  EXPECT_EQ(world_->StateOf("app@m2"), ObservedState::kRunning);
+  auto starts = AuditOf("start");
+  ASSERT_FALSE(starts.empty());
+  EXPECT_EQ(starts.back().trigger, "drift");
+  EXPECT_EQ(starts.back().machine, "m2");
+}
+
+TEST_F(DaemonTest, CrashLoopBackoffDoublesAlertsAfterThreeAndResetsAfterTenHealthyMinutes) {
+  world_->Push(kServices, "first");
+  Start();
+  Converge();
+
+  // Crash 1: repaired at once; counts, next start not before +2 s.
+  world_->Crash("db@m1");
+  daemon_->ReconcileOnce();
+  EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"start db@m1"}));
+  // Crash 2 within the backoff: not started until 2 s passed.
+  world_->Crash("db@m1");
+  clock_.Advance(1 * kSecond);
+  daemon_->ReconcileOnce();
+  EXPECT_TRUE(world_->TakeCalls().empty());
+  EXPECT_NE(daemon_->Status()["overall_status"], "healthy");  // db@m1 is down.
+  clock_.Advance(1 * kSecond + 1);
+  daemon_->ReconcileOnce();
+  EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"start db@m1"}));
+  EXPECT_FALSE(HasAlert("crashloop/db@m1"));
+  // Crash 3: the delay doubled to 4 s; the third counted start alerts.
+  world_->Crash("db@m1");
+  clock_.Advance(3 * kSecond);
+  daemon_->ReconcileOnce();
+  EXPECT_TRUE(world_->TakeCalls().empty());
+  clock_.Advance(1 * kSecond + 1);
+  daemon_->ReconcileOnce();
+  EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"start db@m1"}));
+  EXPECT_TRUE(HasAlert("crashloop/db@m1"));
+
+  // Healthy for 9 minutes: still counted, the alert stays.
+  clock_.Advance(9 * kMinute);
+  daemon_->ReconcileOnce();
+  EXPECT_TRUE(HasAlert("crashloop/db@m1"));
+  // Past 10 minutes healthy: forgotten, the alert clears.
+  clock_.Advance(1 * kMinute + 1);
+  daemon_->ReconcileOnce();
+  EXPECT_FALSE(HasAlert("crashloop/db@m1"));
+  // The count starts over: after the next crash and repair, a crash 3 s
+  // later is repaired at once (2 s backoff), where the old count (4) would
+  // have held it for 8 s.
+  world_->Crash("db@m1");
+  daemon_->ReconcileOnce();
+  EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"start db@m1"}));
+  world_->Crash("db@m1");
+  clock_.Advance(3 * kSecond);
+  daemon_->ReconcileOnce();
+  EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"start db@m1"}));
+}
+
+TEST_F(DaemonTest, AFailingStartBacksOffAndHoldsBackItsDependents) {
+  world_->failing_start.insert("db@m1");
+  world_->Push(kServices, "first");
+  Start();
+  Pass();
+  // db failed: app is not started before its dependency runs.
+  EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"start db@m1"}));
+  auto revisions = daemon_->Revisions(10);
+  ASSERT_EQ(revisions.size(), 1u);
+  EXPECT_EQ(revisions[0].result, "failed");
+  daemon_->ReconcileOnce();  // Within the 2 s backoff: nothing.
+  EXPECT_TRUE(world_->TakeCalls().empty());
+  {
+    std::lock_guard<std::mutex> g(world_->mu);
+    world_->failing_start.clear();
+  }
+  clock_.Advance(2 * kSecond + 1);
+  daemon_->ReconcileOnce();
+  auto calls = world_->TakeCalls();
+  ASSERT_FALSE(calls.empty());
+  EXPECT_EQ(calls[0], "start db@m1");
+  // Level-based: the dependents follow in the same or the next pass.
+  daemon_->ReconcileOnce();
+  calls = world_->TakeCalls();
+  EXPECT_EQ(world_->StateOf("app@m1"), ObservedState::kRunning);
+  EXPECT_EQ(world_->StateOf("app@m2"), ObservedState::kRunning);
+}
+
+TEST_F(DaemonTest, AnInvalidRevisionIsRefusedAuditedAndAlertedWhileTheLastValidStaysInForce) {
+  const std::string good = world_->Push(kServices, "first");
+  Start();
+  Converge();
+  const std::string bad =
+      world_->Push(std::string(kServices) +
+                       "---\napiVersion: clusterctl/v1\nkind: Service\n"
+                       "metadata: {name: lb}\nspec: {machines: [m1], process: {command: "
+                       "[/usr/bin/lb]}, dependsOn: [{service: nginx}]}\n",
+                   "add lb");
+  EXPECT_FALSE(daemon_->PollSource());
+  daemon_->ReconcileOnce();
+  EXPECT_TRUE(world_->TakeCalls().empty());
+  EXPECT_TRUE(HasAlert("revision"));
+  auto rejected = AuditOf("revision_rejected");
+  ASSERT_EQ(rejected.size(), 1u);
+  EXPECT_EQ(rejected[0].revision, bad.substr(0, 7));
+  EXPECT_NE(rejected[0].detail.find("nginx"), std::string::npos) << rejected[0].detail;
+  auto revisions = daemon_->Revisions(10);
+  ASSERT_EQ(revisions.size(), 2u);
+  EXPECT_EQ(revisions[0].result, "rejected");  // Newest first.
+  EXPECT_EQ(daemon_->Status()["revision"], good);
+  // The same bad head is not retried; a fixed commit ends the alert.
+  EXPECT_FALSE(daemon_->PollSource());
+  EXPECT_EQ(AuditOf("revision_rejected").size(), 1u);
+  world_->Push(kServicesAppOnM1, "drop app from m2");
+  EXPECT_TRUE(daemon_->PollSource());
+  EXPECT_FALSE(HasAlert("revision"));
+  daemon_->ReconcileOnce();
+  EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"stop app@m2"}));
+}
+
+TEST_F(DaemonTest, AnUnreachableMachineAlertsAndIsAuditedOncePerOutage) {
+  world_->Push(kServices, "first");
+  Start();
+  Converge();
+  {
+    std::lock_guard<std::mutex> g(world_->mu);
+    world_->unreachable.insert("m2");
+  }
+  daemon_->ReconcileOnce();
+  daemon_->ReconcileOnce();
+  EXPECT_TRUE(HasAlert("machine/m2"));
+  auto events = AuditOf("machine_unreachable");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].machine, "m2");
+  EXPECT_NE(events[0].detail.find("timeout"), std::string::npos);
+  EXPECT_TRUE(world_->TakeCalls().empty());  // Nothing is sent blind.
+  {
+    std::lock_guard<std::mutex> g(world_->mu);
+    world_->unreachable.clear();
+  }
+  daemon_->ReconcileOnce();
+  EXPECT_FALSE(HasAlert("machine/m2"));
+}
+
+TEST_F(DaemonTest, LivenessFailuresUpToTheThresholdRestartTheInstance) {
+  world_->Push(kServices, "first");
+  Start();
+  Converge();
+  {
+    std::lock_guard<std::mutex> g(world_->mu);
+    world_->liveness_failing.insert("app@m1");
+  }
+  // failureThreshold 3, periodSeconds 10: three failed periods.
+  for (int i = 0; i < 3; ++i) {
+    if (i > 0) clock_.Advance(10 * kSecond);
+    ProbeNow();
+    EXPECT_EQ(AuditOf("probe_failed").size(), i < 2 ? 0u : 1u) << "after probe " << i;
+  }
+  // Nothing is due again before the period ends.
+  clock_.Advance(9 * kSecond);
+  EXPECT_EQ(daemon_->RunProbesDue(), 0u);
+  daemon_->ReconcileOnce();
+  EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"restart app@m1"}));
+  auto failed = AuditOf("probe_failed");
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed[0].service, "app");
+  EXPECT_EQ(failed[0].machine, "m1");
+  auto restarts = AuditOf("restart");
+  ASSERT_FALSE(restarts.empty());
+  EXPECT_EQ(restarts.back().trigger, "drift");
+}
+
+TEST_F(DaemonTest, SuspendedItActsOnNothingUntilResumed) {
+  world_->Push(kServices, "first");
+  Start();
+  Converge();
+  daemon_->Suspend("alice@laptop");
+  world_->Crash("app@m1");
+  daemon_->ReconcileOnce();
+  EXPECT_TRUE(world_->TakeCalls().empty());
+  EXPECT_TRUE(HasAlert("suspended"));
+  daemon_->Resume("alice@laptop");
+  daemon_->ReconcileOnce();
+  EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"start app@m1"}));
+  auto suspend = AuditOf("suspend");
+  ASSERT_EQ(suspend.size(), 1u);
+  EXPECT_EQ(suspend[0].actor, "alice@laptop");
+}
+
+TEST_F(DaemonTest, SuspensionAlertsAndBackoffSurviveARestart) {
+  world_->Push(kServices, "first");
+  Start();
+  Pass();
+  for (int i = 0; i < 3; ++i) {
+    world_->Crash("db@m1");
+    clock_.Advance(10 * kSecond);
+    daemon_->ReconcileOnce();
+  }
+  ASSERT_TRUE(HasAlert("crashloop/db@m1"));
+  daemon_->Suspend("bob@laptop");
+  daemon_.reset();
+
+  Start();
+  EXPECT_TRUE(daemon_->suspended());
+  EXPECT_TRUE(HasAlert("crashloop/db@m1"));
+  // The revision in force is read back: a pass knows what to run before
+  // any fetch.
+  daemon_->Resume("bob@laptop");
+  world_->TakeCalls();
+  world_->Crash("db@m1");
+  daemon_->ReconcileOnce();  // Within the kept 8 s backoff: nothing.
+  EXPECT_TRUE(world_->TakeCalls().empty());
+  clock_.Advance(8 * kSecond + 1);
+  daemon_->ReconcileOnce();
+  EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"start db@m1"}));
+}
+
+TEST_F(DaemonTest, AFailingFetchAlertsAndKeepsTheRevisionInForce) {
+  const std::string sha = world_->Push(kServices, "first");
+  Start();
+  Pass();
+  {
+    std::lock_guard<std::mutex> g(world_->mu);
+    world_->fetch_error = "connection refused";
+  }
+  bool fetched = true;
+  EXPECT_FALSE(daemon_->PollSource(&fetched));
+  EXPECT_FALSE(fetched);
+  EXPECT_TRUE(HasAlert("source"));
+  EXPECT_EQ(daemon_->Status()["revision"], sha);
+  {
+    std::lock_guard<std::mutex> g(world_->mu);
+    world_->fetch_error.clear();
+  }
+  daemon_->PollSource(&fetched);
+  EXPECT_TRUE(fetched);
+  EXPECT_FALSE(HasAlert("source"));
+}
+
+}  // namespace
+}  // namespace clusterctl::controller
