@@ -34,6 +34,9 @@
 // value of the X-Clusterctl-Actor header ("alice@laptop", as the CLI sends it)
 // when the request carries a valid bearer token.
 //
+// The server (listener, connections, limits) is api.cc; the routes,
+// authentication and endpoint handlers are handlers.cc.
+//
 // Thread-safety: Start() and Stop() from one owning thread; requests are
 // served on Options::threads worker threads, which call the DaemonView
 // concurrently, and /healthz on a thread of its own, so it answers while
@@ -58,7 +61,8 @@
 
 namespace clusterctl::api {
 
-// Boost.Beast stays out of this header: it is heavy (api.cc only).
+// Boost.Beast stays out of this header: it is heavy (api.cc, and the header
+// fields of api/request.h, which defines these two for api.cc and handlers.cc).
 namespace api_detail {
 struct Request;
 struct Response;

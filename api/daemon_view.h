@@ -1,7 +1,7 @@
 // DaemonView: what the HTTP API (api.h) needs from the running controller.
 // clusterd's Daemon implements it; API tests use a fake. Answers are typed
-// values; the API turns them into JSON (api.cc). The status document and the
-// history snapshots are already JSON documents, built by BuildStatus
+// values; the API turns them into JSON (handlers.cc). The status document and
+// the history snapshots are already JSON documents, built by BuildStatus
 // (status_view.h) in this library.
 //
 // Thread-safety: every method may be called from any HTTP worker thread.

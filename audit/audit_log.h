@@ -1,25 +1,16 @@
 // AuditLog: the append-only, hash-chained record of everything clusterctl
 // and clusterd do (SPEC.md section 5), kept in the Store (store/store.h).
 //
-// What it owns, in the shared database:
-//   "audit"        <seq: 8 bytes big-endian> -> the record as compact JSON
-//                  with sorted keys (ToJson(record).dump()), hash included.
-//   "audit_index"  secondary index entries, written in the same batch as
-//                  their record. Every key ends with the record's seq:
-//                    t\0<time><seq>                 every record
-//                    s\0<service>\0<time><seq>      records with a service
-//                    m\0<machine>\0<time><seq>      records with a machine
-//                    a\0<action>\0<time><seq>       every record
-//                    p\0<intent_seq><seq>           results naming their intent
-//                  <time> is 8 bytes big-endian with the sign bit flipped
-//                  (byte order = time order), <seq> and <intent_seq> 8 bytes
-//                  big-endian. The value of a t/s/m/a entry holds the fields
-//                  the filters look at (result, trigger, actor, revision,
-//                  service, machine, action, phase), so a filtered query reads
-//                  index entries only and fetches just the records it returns.
-//   "meta"         keys starting "audit/": "audit/head" (last seq, hash and
-//                  time), "audit/open/<seq>" (an intent with no result yet:
-//                  its record), "audit/trim" (what retention removed).
+// What it owns, in the shared database: the "audit" (the records) and
+// "audit_index" (secondary indexes by time, service, machine and action, and
+// results by intent) column families and the "audit/" keys of "meta" (the
+// head, the open intents, the trim record). Their layout is audit/codec.h.
+//
+// Its parts, one file each: the record, its JSON, canonical form and hash
+// (audit/record.h, included here); filters and their matching
+// (audit/filter.h, included here); the storage format: keys, index entries,
+// stored records (audit/codec.h, internal); AuditLog's append, reads, queries
+// and recovery (audit_log.cc), Verify (verify.cc) and Trim (trim.cc).
 //
 // The chain: each record's `hash` is the hex SHA-256 of its canonical form:
 // ToJson(record) without "hash", keys sorted, dump() with no spaces. That form
@@ -59,102 +50,13 @@
 #include <string_view>
 #include <vector>
 
+#include "audit/filter.h"
+#include "audit/record.h"
 #include "base/clock.h"
 #include "base/status.h"
 #include "store/store.h"
 
 namespace clusterctl::audit {
-
-// Values of AuditRecord::phase.
-inline constexpr const char* kPhaseIntent = "intent";  // Before a step acts.
-inline constexpr const char* kPhaseResult = "result";  // After it ended.
-// Neither: a fact with no step around it (revision_applied,
-// revision_rejected, probe_failed, machine_unreachable, audit_trimmed).
-inline constexpr const char* kPhaseEvent = "event";
-
-// The triggers of SPEC.md section 5: why the step exists.
-const std::vector<std::string>& AuditTriggers();  // revision drift rollback manual recovery
-// The results: ok failed interrupted skipped.
-const std::vector<std::string>& AuditResults();
-// The actions clusterctl writes today: start stop restart revision_applied
-// revision_rejected probe_failed machine_unreachable interrupted rollback
-// suspend resume audit_trimmed. Append() accepts any lower-case identifier;
-// this list is what the CLI offers and accepts without looking into the log.
-const std::vector<std::string>& AuditKnownActions();
-
-// One audit record: exactly the fields of SPEC.md section 5, plus intent_seq.
-struct AuditRecord {
-  uint64_t seq = 0;         // Assigned by Append(): 1, 2, 3, ... never reused.
-  int64_t time = 0;         // ms since the epoch (UTC); assigned by Append().
-  std::string actor;        // "clusterd@cpu-node", "alice@laptop". Required.
-  std::string trigger;      // revision | drift | rollback | manual | recovery. Required.
-  std::string revision;     // Short commit sha of the desired state; may be empty.
-  std::string action;       // start | stop | ... (lower-case identifier). Required.
-  std::string machine;      // May be empty (revision events).
-  std::string service;      // May be empty (machine events).
-  std::string phase;        // intent | result | event. Required.
-  std::string result;       // ok | failed | interrupted | skipped; empty on intents.
-  int64_t duration_ms = 0;  // How long the step took (results); else 0.
-  std::string detail;       // Human text: "ready after 1 probe", the errors, ...
-  std::string prev_hash;    // Assigned by Append().
-  std::string hash;         // Assigned by Append().
-  // On a result: the seq of its intent; 0 otherwise. In JSON only when not 0.
-  uint64_t intent_seq = 0;
-
-  bool operator==(const AuditRecord&) const = default;
-};
-
-// The record as JSON, keys sorted (nlohmann's default): seq, time (RFC 3339
-// UTC with milliseconds), actor, trigger, revision, action, machine, service,
-// phase, result, duration_ms, detail, prev_hash, hash, and intent_seq when it
-// is not 0. Every field is present, empty strings included.
-nlohmann::json ToJson(const AuditRecord& r);
-// One line (no newline) for `clusterctl audit --json`: the same object, keys
-// in the order SPEC.md shows them.
-std::string ToJsonLine(const AuditRecord& r);
-// The inverse of ToJson. Errors: Code::kInvalid naming the missing or
-// mistyped field. Unknown fields are ignored.
-Result<AuditRecord> FromJson(const nlohmann::json& j);
-// The canonical form the hash covers: ToJson without "hash", dump().
-std::string CanonicalForm(const AuditRecord& r);
-// Hex SHA-256 of CanonicalForm(r).
-std::string ComputeHash(const AuditRecord& r);
-
-// What a query selects. Empty strings and unset times do not filter.
-struct AuditFilter {
-  std::optional<int64_t> since_ms;               // time >= since_ms.
-  std::optional<int64_t> until_ms;               // time < until_ms.
-  std::string service, machine, action, result;  // Exact matches.
-  // A prefix of the commit sha (case-insensitive); a full sha given for a
-  // record that stores a short one matches too.
-  std::string revision_prefix;
-  // "alice@laptop" matches exactly; a name without '@' ("alice",
-  // "clusterd") matches that user on any host.
-  std::string actor;
-  std::string trigger;
-  // At most this many records; 0 = all of them. Default: 50.
-  size_t limit = 50;
-  // Oldest first instead of newest first. Default: false.
-  bool oldest_first = false;
-  // Cursors for the next page: the seq of the last record of the previous
-  // page. after_seq: only records listed after record after_seq in oldest-
-  // first order; before_seq: only records listed before record before_seq
-  // (i.e. older ones). While the clock never steps back this is simply
-  // seq > after_seq / seq < before_seq; with a clock that stepped back it
-  // still pages without skipping or repeating a record. When the cursor's
-  // record no longer exists (trimmed) the plain seq comparison is used.
-  // 0 = no cursor. Default: 0.
-  uint64_t after_seq = 0;
-  uint64_t before_seq = 0;
-};
-
-// Checks a filter's values: trigger and result among the known ones,
-// since < until, revision prefix hex. Messages name the field as the CLI
-// flag and the HTTP parameter do ("--trigger / trigger: ..."), with an
-// example. Does not check actions (see AuditLog::ActionExists).
-Status ValidateFilter(const AuditFilter& f);
-// Whether `r` passes every filter of `f` (the cursors and limit aside).
-bool Matches(const AuditFilter& f, const AuditRecord& r);
 
 // What retention removed (the "audit/trim" meta record).
 struct TrimInfo {
