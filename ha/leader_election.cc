@@ -6,6 +6,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
@@ -18,7 +19,8 @@
 namespace clusterctl::ha {
 namespace {
 
-// KEYS[1] lease, KEYS[2] fence; ARGV[1] id, ARGV[2] name, ARGV[3] lease ms.
+// KEYS[1] lease, KEYS[2] fence; ARGV[1] id, ARGV[2] name, ARGV[3] lease ms,
+// ARGV[4] the token floor (the fence counter is raised to it before INCR).
 // Returns {1, value} when this id holds the lease now, else {0, holder's value}.
 constexpr char kAcquireScript[] = R"lua(
 local v = redis.call('GET', KEYS[1])
@@ -29,6 +31,9 @@ if v then
     return {1, v}
   end
   return {0, v}
+end
+if tonumber(ARGV[4]) > (tonumber(redis.call('GET', KEYS[2])) or 0) then
+  redis.call('SET', KEYS[2], ARGV[4])
 end
 local token = redis.call('INCR', KEYS[2])
 v = ARGV[1] .. '|' .. token .. '|' .. ARGV[2]
@@ -266,9 +271,14 @@ Status LeaderElector::Renew(const std::string& held, int64_t sent_ms, bool* lost
 }
 
 Status LeaderElector::Acquire(int64_t sent_ms) {
+  int64_t token_floor = 0;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    token_floor = token_floor_;
+  }
   auto reply =
       Call({"EVAL", kAcquireScript, "2", options_.key, options_.key + ":fence", options_.replica_id,
-            options_.replica_name, std::to_string(options_.lease_ms)});
+            options_.replica_name, std::to_string(options_.lease_ms), std::to_string(token_floor)});
   if (!reply.ok()) return reply.status();
   const redisReply* r = (*reply)->r;
   std::optional<LeaderInfo> holder;
@@ -283,6 +293,7 @@ Status LeaderElector::Acquire(int64_t sent_ms) {
   }
   std::lock_guard<std::mutex> l(mu_);
   leader_ = holder;
+  token_floor_ = std::max(token_floor_, holder->token);
   if (r->element[0]->integer == 1 && holder->replica_id == options_.replica_id) {
     Hold(OwnerValue(*holder), holder->token, sent_ms);
   }
@@ -304,6 +315,11 @@ Status LeaderElector::Tick() {
   std::lock_guard<std::mutex> l(mu_);
   last_status_ = s;
   return s;
+}
+
+void LeaderElector::RaiseTokenFloor(int64_t token) {
+  std::lock_guard<std::mutex> l(mu_);
+  token_floor_ = std::max(token_floor_, token);
 }
 
 bool LeaderElector::MayAct(int64_t* token) const {
@@ -333,6 +349,7 @@ Result<std::optional<LeaderInfo>> LeaderElector::Leader() {
   if ((*reply)->r->type == REDIS_REPLY_STRING) holder = ParseOwnerValue((*reply)->text());
   std::lock_guard<std::mutex> l(mu_);
   leader_ = holder;
+  if (holder) token_floor_ = std::max(token_floor_, holder->token);
   return holder;
 }
 

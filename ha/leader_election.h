@@ -19,6 +19,13 @@
 // So a replica never extends or deletes a lease it does not hold, and a
 // leader whose key expired and was taken learns it on its next renew.
 //
+// Tokens after a Redis restart: a Redis without persistence forgets the fence
+// counter. Each elector remembers the highest token it has seen (its own and
+// every holder it was told of) and the acquire script first raises the
+// counter to that floor, so a surviving replica never gets a token below one
+// it knew. A restarted replica can seed the floor from its own records with
+// RaiseTokenFloor(); a Redis with appendonly persistence needs none of this.
+//
 // The safety rule (MayAct): a lease acquired or renewed by a request SENT at
 // T (this elector's clock, SteadyMs(), read before the round trip) is valid
 // until T + lease - safety_margin by this replica's own clock. MayAct() is
@@ -147,6 +154,9 @@ class LeaderElector {
   LeaseState state() const;
   Role role() const { return MayAct() ? Role::kLeader : Role::kFollower; }
 
+  // The next token this elector acquires is above `token` (see above).
+  void RaiseTokenFloor(int64_t token);
+
   // Who holds the lease now (GET), nullopt when nobody does.
   Result<std::optional<LeaderInfo>> Leader();
 
@@ -188,6 +198,7 @@ class LeaderElector {
   int64_t token_ = 0;
   int64_t valid_until_ms_ = 0;
   std::optional<LeaderInfo> leader_;
+  int64_t token_floor_ = 0;  // The highest token seen.
   Status last_status_;
 
   std::mutex lifecycle_mu_;  // Serialises Start() and Stop(); guards thread_.

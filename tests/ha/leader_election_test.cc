@@ -337,6 +337,35 @@ TEST_F(LeaderElectionTest, RedisDownAtStartThenUp) {
   EXPECT_GT(TokenOf(*a), 0);
 }
 
+TEST_F(LeaderElectionTest, TokensStayAboveTheFloorAfterRedisForgetsTheCounter) {
+  RedisServerOptions fixed;
+  fixed.port = PickFreePort();
+  auto redis = std::make_unique<RedisServer>(fixed);
+  auto a = Make(Fast(fixed.port, "a"));
+  auto b = Make(Fast(fixed.port, "b"));
+  ASSERT_TRUE(a && b);
+  int64_t seen = 0;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(a->Tick().ok());
+    seen = TokenOf(*a);
+    ASSERT_TRUE(a->Release().ok());
+  }
+  ASSERT_EQ(3, seen);
+
+  // A redis without persistence restarts with no fence counter.
+  redis.reset();
+  redis = std::make_unique<RedisServer>(fixed);
+  ASSERT_TRUE(WaitFor([&] { return a->Tick().ok() && a->MayAct(); }, milliseconds(3000)));
+  const int64_t after = TokenOf(*a);
+  EXPECT_GT(after, seen) << "a remembered token " << seen;
+  ASSERT_TRUE(a->Release().ok());
+
+  // A replica that knows a higher token from its own records seeds the floor.
+  b->RaiseTokenFloor(100);
+  ASSERT_TRUE(b->Tick().ok());
+  EXPECT_EQ(101, TokenOf(*b));
+}
+
 TEST_F(TwoReplicasTest, TheThreadKeepsTheLeaseAndStopsPromptly) {
   a_->Start();
   a_->Start();  // no second thread
