@@ -256,4 +256,12 @@ Result<std::string> ReadSecretFile(const SecretsPolicy& policy, const std::strin
   return content;
 }
 
+std::string Redact(std::string text, const std::string& secret) {
+  if (secret.empty()) return text;
+  for (size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 3)) {
+    text.replace(at, secret.size(), "***");
+  }
+  return text;
+}
+
 }  // namespace clusterctl

@@ -60,4 +60,9 @@ Result<std::string> ResolveSecretFile(const SecretsPolicy& policy, const std::st
 Result<std::string> ReadSecretFile(const SecretsPolicy& policy, const std::string& written,
                                    size_t max_bytes = 64 * 1024);
 
+// `text` with every occurrence of `secret` replaced by "***", for messages
+// that may quote a secret (a server echoing a password). An empty secret
+// changes nothing.
+std::string Redact(std::string text, const std::string& secret);
+
 }  // namespace clusterctl

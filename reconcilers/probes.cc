@@ -399,15 +399,6 @@ bool ReadSecret(const SecretsPolicy& secrets, const std::string& path, std::stri
   return true;
 }
 
-// `text` with every occurrence of `secret` replaced by "***".
-std::string Redact(std::string text, const std::string& secret) {
-  if (secret.empty()) return text;
-  for (size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 3)) {
-    text.replace(at, secret.size(), "***");
-  }
-  return text;
-}
-
 struct RedisFree {
   void operator()(redisContext* c) const { redisFree(c); }
 };

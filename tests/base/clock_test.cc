@@ -44,8 +44,8 @@ TEST(ClockTest, TheSystemClockIsNowAndItsSteadyClockNeverGoesBack) {
 }
 
 // Every production folder; tests and benchmarks may time themselves.
-const char* const kProductionDirs[] = {"base", "desired-state", "reconcilers", "store",   "audit",
-                                       "api",  "controller",    "cli",         "clusterd"};
+const char* const kProductionDirs[] = {"base", "desired-state", "reconcilers", "store",    "audit",
+                                       "api",  "controller",    "cli",         "clusterd", "ha"};
 
 std::vector<std::string> ClockReads(const std::string& root) {
   // A call of now() on any std::chrono clock (or an alias of one), time(),

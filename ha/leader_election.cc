@@ -1,0 +1,407 @@
+#include "ha/leader_election.h"
+
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <utility>
+
+#include "base/secret_file.h"
+
+namespace clusterctl::ha {
+namespace {
+
+// KEYS[1] lease, KEYS[2] fence; ARGV[1] id, ARGV[2] name, ARGV[3] lease ms,
+// ARGV[4] the token floor (the fence counter is raised to it before INCR).
+// Returns {1, value} when this id holds the lease now, else {0, holder's value}.
+constexpr char kAcquireScript[] = R"lua(
+local v = redis.call('GET', KEYS[1])
+if v then
+  local mine = ARGV[1] .. '|'
+  if string.sub(v, 1, #mine) == mine then
+    redis.call('PEXPIRE', KEYS[1], ARGV[3])
+    return {1, v}
+  end
+  return {0, v}
+end
+if tonumber(ARGV[4]) > (tonumber(redis.call('GET', KEYS[2])) or 0) then
+  redis.call('SET', KEYS[2], ARGV[4])
+end
+local token = redis.call('INCR', KEYS[2])
+v = ARGV[1] .. '|' .. token .. '|' .. ARGV[2]
+redis.call('SET', KEYS[1], v, 'PX', ARGV[3])
+return {1, v}
+)lua";
+
+// KEYS[1] lease; ARGV[1] our value, ARGV[2] lease ms. 1 when renewed.
+constexpr char kRenewScript[] = R"lua(
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+)lua";
+
+// KEYS[1] lease; ARGV[1] our value. 1 when deleted.
+constexpr char kReleaseScript[] = R"lua(
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+)lua";
+
+timeval ToTimeval(int64_t ms) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(ms / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((ms % 1000) * 1000);
+  return tv;
+}
+
+int64_t MsUntil(SteadyTime deadline) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyNow()).count();
+}
+
+std::string RandomHex128() {
+  std::random_device rd;
+  std::string hex;
+  for (int i = 0; i < 4; ++i) {
+    char part[9];
+    std::snprintf(part, sizeof part, "%08x", static_cast<unsigned>(rd()));
+    hex += part;
+  }
+  return hex;
+}
+
+std::string DefaultName() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  return std::string(host[0] ? host : "localhost") + ":" + std::to_string(getpid());
+}
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool IsDigits(const std::string& s) {
+  if (s.empty() || s.size() > 18) return false;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+// One hiredis reply, freed with it.
+struct LeaderElector::Reply {
+  explicit Reply(redisReply* reply) : r(reply) {}
+  ~Reply() { freeReplyObject(r); }
+  Reply(const Reply&) = delete;
+  Reply& operator=(const Reply&) = delete;
+  std::string text() const { return r->str ? std::string(r->str, r->len) : std::string(); }
+  redisReply* r;
+};
+
+Status ValidateLeaderElectionOptions(const LeaderElectionOptions& o) {
+  auto bad = [](const std::string& m) { return Status::Invalid("leader election: " + m); };
+  if (o.host.empty()) return bad("redis host is empty");
+  if (o.port < 1 || o.port > 65535) return bad("redis port " + std::to_string(o.port));
+  if (o.key.empty()) return bad("lease key is empty");
+  if (o.replica_id.find('|') != std::string::npos) return bad("replica id contains '|'");
+  if (o.lease_ms <= 0 || o.renew_interval_ms <= 0 || o.retry_interval_ms <= 0 ||
+      o.timeout_ms <= 0 || o.safety_margin_ms < 0) {
+    return bad("durations must be positive (the safety margin may be 0)");
+  }
+  if (o.safety_margin_ms >= o.lease_ms) {
+    return bad("safety margin " + std::to_string(o.safety_margin_ms) +
+               " ms is not below the lease " + std::to_string(o.lease_ms) + " ms");
+  }
+  if (o.renew_interval_ms >= o.lease_ms - o.safety_margin_ms) {
+    return bad("renew interval " + std::to_string(o.renew_interval_ms) +
+               " ms is not below lease - safety margin (" +
+               std::to_string(o.lease_ms - o.safety_margin_ms) + " ms)");
+  }
+  return Status::Ok();
+}
+
+const char* RoleName(Role role) { return role == Role::kLeader ? "leader" : "follower"; }
+
+std::string OwnerValue(const LeaderInfo& info) {
+  return info.replica_id + "|" + std::to_string(info.token) + "|" + info.replica_name;
+}
+
+std::optional<LeaderInfo> ParseOwnerValue(const std::string& value) {
+  const size_t a = value.find('|');
+  if (a == std::string::npos) return std::nullopt;
+  const size_t b = value.find('|', a + 1);
+  if (b == std::string::npos) return std::nullopt;
+  const std::string token = value.substr(a + 1, b - a - 1);
+  if (!IsDigits(token)) return std::nullopt;
+  return LeaderInfo{value.substr(0, a), value.substr(b + 1), std::stoll(token)};
+}
+
+Result<std::unique_ptr<LeaderElector>> LeaderElector::Create(LeaderElectionOptions options) {
+  if (options.replica_id.empty()) options.replica_id = RandomHex128();
+  if (options.replica_name.empty()) options.replica_name = DefaultName();
+  CLUSTERCTL_RETURN_IF_ERROR(ValidateLeaderElectionOptions(options));
+  return std::unique_ptr<LeaderElector>(new LeaderElector(std::move(options)));
+}
+
+LeaderElector::LeaderElector(LeaderElectionOptions options)
+    : options_(std::move(options)), clock_(ClockOr(options_.clock)) {}
+
+LeaderElector::~LeaderElector() {
+  Stop();
+  std::lock_guard<std::mutex> io(io_mu_);
+  Disconnect();
+}
+
+// ---------------------------------------------------------------- Redis I/O
+
+void LeaderElector::Disconnect() {
+  if (context_ != nullptr) redisFree(context_);
+  context_ = nullptr;
+}
+
+// The context's error as a Status (a timeout when the deadline has passed or
+// the socket timed out), and the connection dropped.
+Status LeaderElector::Failure(const std::string& what, SteadyTime deadline) {
+  const int saved = errno;
+  std::string why = context_ != nullptr ? Lower(context_->errstr) : "cannot allocate a context";
+  const bool timed_out = MsUntil(deadline) <= 0 || saved == EAGAIN || saved == EWOULDBLOCK ||
+                         saved == ETIMEDOUT || why.find("timed out") != std::string::npos ||
+                         why.find("temporarily unavailable") != std::string::npos;
+  if (context_ != nullptr && context_->err == REDIS_ERR_EOF) why = "connection closed by redis";
+  Disconnect();
+  const std::string where = "redis " + options_.host + ":" + std::to_string(options_.port) + ": ";
+  if (timed_out) {
+    return Status::Timeout(where + what + ": no answer within " +
+                           std::to_string(options_.timeout_ms) + " ms");
+  }
+  return Status::Unavailable(Redact(where + what + ": " + why, options_.password));
+}
+
+Status LeaderElector::Connect(SteadyTime deadline) {
+  errno = 0;
+  context_ =
+      redisConnectWithTimeout(options_.host.c_str(), options_.port, ToTimeval(MsUntil(deadline)));
+  if (context_ == nullptr || context_->err) return Failure("connect", deadline);
+  if (options_.password.empty()) return Status::Ok();
+  const int64_t left = MsUntil(deadline);
+  if (left <= 0) return Failure("AUTH", deadline);
+  redisSetTimeout(context_, ToTimeval(left));
+  errno = 0;
+  const char* argv[] = {"AUTH", options_.password.c_str()};
+  const size_t lens[] = {4, options_.password.size()};
+  void* raw = redisCommandArgv(context_, 2, argv, lens);
+  if (raw == nullptr) return Failure("AUTH", deadline);
+  Reply reply(static_cast<redisReply*>(raw));
+  if (reply.r->type == REDIS_REPLY_ERROR) {
+    const std::string text = reply.text();
+    Disconnect();
+    return Status::Permission(Redact("redis " + options_.host + ":" +
+                                         std::to_string(options_.port) +
+                                         " refused the password: " + text,
+                                     options_.password));
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<LeaderElector::Reply>> LeaderElector::Call(
+    const std::vector<std::string>& args) {
+  const SteadyTime deadline = SteadyNow() + std::chrono::milliseconds(options_.timeout_ms);
+  if (context_ == nullptr) CLUSTERCTL_RETURN_IF_ERROR(Connect(deadline));
+  const int64_t left = MsUntil(deadline);
+  if (left <= 0) return Failure(args[0], deadline);
+  redisSetTimeout(context_, ToTimeval(left));
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  for (const std::string& a : args) {
+    argv.push_back(a.c_str());
+    lens.push_back(a.size());
+  }
+  errno = 0;
+  void* raw = redisCommandArgv(context_, static_cast<int>(args.size()), argv.data(), lens.data());
+  if (raw == nullptr) return Failure(args[0], deadline);
+  auto reply = std::make_unique<Reply>(static_cast<redisReply*>(raw));
+  if (reply->r->type == REDIS_REPLY_ERROR) {
+    const std::string text = Redact(reply->text(), options_.password);
+    const std::string where = "redis " + options_.host + ":" + std::to_string(options_.port) +
+                              ": " + args[0] + ": " + text;
+    if (text.rfind("NOAUTH", 0) == 0 || text.rfind("WRONGPASS", 0) == 0) {
+      Disconnect();
+      return Status::Permission(where);
+    }
+    return Status::Internal(where);
+  }
+  return reply;
+}
+
+// ---------------------------------------------------------------- the lease
+
+void LeaderElector::Hold(const std::string& value, int64_t token, int64_t sent_ms) {
+  held_value_ = value;
+  token_ = token;
+  valid_until_ms_ = sent_ms + options_.lease_ms - options_.safety_margin_ms;
+}
+
+Status LeaderElector::Renew(const std::string& held, int64_t sent_ms, bool* lost) {
+  auto reply =
+      Call({"EVAL", kRenewScript, "1", options_.key, held, std::to_string(options_.lease_ms)});
+  if (!reply.ok()) return reply.status();
+  const redisReply* r = (*reply)->r;
+  std::lock_guard<std::mutex> l(mu_);
+  if (held_value_ != held) return Status::Ok();  // Released meanwhile.
+  if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+    Hold(held, token_, sent_ms);
+    return Status::Ok();
+  }
+  held_value_.clear();
+  valid_until_ms_ = 0;
+  *lost = true;
+  return Status::Ok();
+}
+
+Status LeaderElector::Acquire(int64_t sent_ms) {
+  int64_t token_floor = 0;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    token_floor = token_floor_;
+  }
+  auto reply =
+      Call({"EVAL", kAcquireScript, "2", options_.key, options_.key + ":fence", options_.replica_id,
+            options_.replica_name, std::to_string(options_.lease_ms), std::to_string(token_floor)});
+  if (!reply.ok()) return reply.status();
+  const redisReply* r = (*reply)->r;
+  std::optional<LeaderInfo> holder;
+  if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+      r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_STRING) {
+    holder = ParseOwnerValue(std::string(r->element[1]->str, r->element[1]->len));
+  }
+  if (!holder) {
+    return Status::Internal("redis " + options_.host + ":" + std::to_string(options_.port) +
+                            ": unexpected reply to the acquire script (is " + options_.key +
+                            " written by something else?)");
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  leader_ = holder;
+  token_floor_ = std::max(token_floor_, holder->token);
+  if (r->element[0]->integer == 1 && holder->replica_id == options_.replica_id) {
+    Hold(OwnerValue(*holder), holder->token, sent_ms);
+  }
+  return Status::Ok();
+}
+
+Status LeaderElector::Tick() {
+  std::lock_guard<std::mutex> io(io_mu_);
+  std::string held;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    held = held_value_;
+  }
+  Status s;
+  bool lost = held.empty();
+  // The send time of each request: the lease it gets runs from no earlier.
+  if (!held.empty()) s = Renew(held, clock_.SteadyMs(), &lost);
+  if (s.ok() && lost) s = Acquire(clock_.SteadyMs());
+  std::lock_guard<std::mutex> l(mu_);
+  last_status_ = s;
+  return s;
+}
+
+void LeaderElector::RaiseTokenFloor(int64_t token) {
+  std::lock_guard<std::mutex> l(mu_);
+  token_floor_ = std::max(token_floor_, token);
+}
+
+bool LeaderElector::MayAct(int64_t* token) const {
+  std::lock_guard<std::mutex> l(mu_);
+  const bool may = !held_value_.empty() && clock_.SteadyMs() < valid_until_ms_;
+  if (may && token != nullptr) *token = token_;
+  return may;
+}
+
+LeaseState LeaderElector::state() const {
+  std::lock_guard<std::mutex> l(mu_);
+  LeaseState s;
+  const bool may = !held_value_.empty() && clock_.SteadyMs() < valid_until_ms_;
+  s.role = may ? Role::kLeader : Role::kFollower;
+  s.token = token_;
+  s.valid_until_ms = held_value_.empty() ? 0 : valid_until_ms_;
+  s.leader = leader_;
+  s.last_status = last_status_;
+  return s;
+}
+
+Result<std::optional<LeaderInfo>> LeaderElector::Leader() {
+  std::lock_guard<std::mutex> io(io_mu_);
+  auto reply = Call({"GET", options_.key});
+  if (!reply.ok()) return reply.status();
+  std::optional<LeaderInfo> holder;
+  if ((*reply)->r->type == REDIS_REPLY_STRING) holder = ParseOwnerValue((*reply)->text());
+  std::lock_guard<std::mutex> l(mu_);
+  leader_ = holder;
+  if (holder) token_floor_ = std::max(token_floor_, holder->token);
+  return holder;
+}
+
+Status LeaderElector::Release() {
+  std::string held;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    held.swap(held_value_);  // Stop acting first.
+    valid_until_ms_ = 0;
+  }
+  if (held.empty()) return Status::Ok();
+  std::lock_guard<std::mutex> io(io_mu_);
+  auto reply = Call({"EVAL", kReleaseScript, "1", options_.key, held});
+  return reply.status();
+}
+
+// ---------------------------------------------------------------- the thread
+
+void LeaderElector::Start() {
+  std::lock_guard<std::mutex> life(lifecycle_mu_);
+  if (thread_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> l(run_mu_);
+    stopping_ = false;
+  }
+  thread_ = std::thread([this] { Run(); });
+}
+
+void LeaderElector::Stop() {
+  std::lock_guard<std::mutex> life(lifecycle_mu_);
+  if (!thread_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> l(run_mu_);
+    stopping_ = true;
+  }
+  run_cv_.notify_all();
+  thread_.join();
+}
+
+void LeaderElector::Run() {
+  // A write to a connection Redis closed raises SIGPIPE on this thread:
+  // blocked, it stays pending here instead of ending the process.
+  sigset_t pipe;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+  for (;;) {
+    const bool renewing = Tick().ok() && MayAct();
+    const int64_t wait = renewing ? options_.renew_interval_ms : options_.retry_interval_ms;
+    std::unique_lock<std::mutex> l(run_mu_);
+    if (run_cv_.wait_for(l, std::chrono::milliseconds(wait), [this] { return stopping_; })) return;
+  }
+}
+
+}  // namespace clusterctl::ha
