@@ -99,21 +99,22 @@ Status AuditLog::CheckRecord(const AuditRecord& r) const {
     return Status::Invalid("audit record trigger \"" + r.trigger + "\" is not one of " +
                            Join(AuditTriggers()));
   }
-  if (r.phase != kPhaseIntent && r.phase != kPhaseResult && r.phase != kPhaseEvent) {
+  if (r.phase != Name(Phase::kIntent) && r.phase != Name(Phase::kResult) &&
+      r.phase != Name(Phase::kEvent)) {
     return Status::Invalid("audit record phase \"" + r.phase +
                            "\" is not one of intent, result, event");
   }
-  if (r.phase == kPhaseIntent && !r.result.empty()) {
+  if (r.phase == Name(Phase::kIntent) && !r.result.empty()) {
     return Status::Invalid("an audit intent has no result (got \"" + r.result + "\")");
   }
-  if (r.phase == kPhaseResult && r.result.empty()) {
+  if (r.phase == Name(Phase::kResult) && r.result.empty()) {
     return Status::Invalid("an audit result record needs a result (ok, failed, ...)");
   }
   if (!r.result.empty() && !Contains(AuditResults(), r.result)) {
     return Status::Invalid("audit record result \"" + r.result + "\" is not one of " +
                            Join(AuditResults()));
   }
-  if (r.intent_seq != 0 && r.phase != kPhaseResult) {
+  if (r.intent_seq != 0 && r.phase != Name(Phase::kResult)) {
     return Status::Invalid("only a result record names an intent (intent_seq)");
   }
   for (const std::string* name : {&r.service, &r.machine}) {
@@ -176,7 +177,7 @@ Result<std::vector<AuditRecord>> AuditLog::AppendLocked(std::vector<AuditRecord>
     const std::string value = Dump(j);
     batch.Put(kAuditCf, SeqKey(r.seq), value);
     for (const IndexEntry& e : IndexEntries(r)) batch.Put(kIndexCf, e.key, e.value);
-    if (r.phase == kPhaseIntent) batch.Put(kMetaCf, OpenKey(r.seq), value);
+    if (r.phase == Name(Phase::kIntent)) batch.Put(kMetaCf, OpenKey(r.seq), value);
     if (r.intent_seq != 0) batch.Delete(kMetaCf, OpenKey(r.intent_seq));
   }
   batch.Put(kMetaCf, kHeadKey, json{{"seq", seq}, {"hash", prev}, {"time", time}}.dump());
@@ -356,13 +357,13 @@ Result<std::vector<AuditRecord>> AuditLog::RecordInterrupted(const std::string& 
   for (const AuditRecord& intent : *open) {
     AuditRecord r;
     r.actor = actor;
-    r.trigger = "recovery";
+    r.trigger = Name(Trigger::kRecovery);
     r.revision = intent.revision;
     r.action = intent.action;
     r.machine = intent.machine;
     r.service = intent.service;
-    r.phase = kPhaseResult;
-    r.result = "interrupted";
+    r.phase = Name(Phase::kResult);
+    r.result = Name(Outcome::kInterrupted);
     r.duration_ms = std::max<int64_t>(0, now - intent.time);
     r.detail = kInterruptedDetail;
     r.intent_seq = intent.seq;

@@ -3,6 +3,7 @@
 #include "audit/record.h"
 
 #include <cstdint>
+#include <iterator>
 
 #include "audit/codec.h"
 #include "base/sha256.h"
@@ -11,14 +12,34 @@
 namespace clusterctl::audit {
 using nlohmann::json;
 
+namespace {
+
+constexpr const char* kTriggerNames[] = {"revision", "drift", "rollback", "manual", "recovery"};
+constexpr const char* kPhaseNames[] = {"intent", "result", "event"};
+constexpr const char* kOutcomeNames[] = {"ok", "failed", "interrupted", "skipped"};
+
+}  // namespace
+
+const char* Name(Trigger t) { return kTriggerNames[static_cast<size_t>(t)]; }
+const char* Name(Phase p) { return kPhaseNames[static_cast<size_t>(p)]; }
+const char* Name(Outcome o) { return kOutcomeNames[static_cast<size_t>(o)]; }
+
+std::optional<Trigger> ParseTrigger(const std::string& name) {
+  for (size_t i = 0; i < std::size(kTriggerNames); ++i) {
+    if (name == kTriggerNames[i]) return static_cast<Trigger>(i);
+  }
+  return std::nullopt;
+}
+
 const std::vector<std::string>& AuditTriggers() {
   static const auto* v =
-      new std::vector<std::string>{"revision", "drift", "rollback", "manual", "recovery"};
+      new std::vector<std::string>(std::begin(kTriggerNames), std::end(kTriggerNames));
   return *v;
 }
 
 const std::vector<std::string>& AuditResults() {
-  static const auto* v = new std::vector<std::string>{"ok", "failed", "interrupted", "skipped"};
+  static const auto* v =
+      new std::vector<std::string>(std::begin(kOutcomeNames), std::end(kOutcomeNames));
   return *v;
 }
 

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,16 +17,27 @@
 
 namespace clusterctl::audit {
 
-// Values of AuditRecord::phase.
-inline constexpr const char* kPhaseIntent = "intent";  // Before a step acts.
-inline constexpr const char* kPhaseResult = "result";  // After it ended.
-// Neither: a fact with no step around it (revision_applied,
-// revision_rejected, probe_failed, machine_unreachable, audit_trimmed).
-inline constexpr const char* kPhaseEvent = "event";
+// The vocabulary of a record. Code that writes records uses these enums;
+// Name() is the one table of their spellings in the log, the API and the CLI.
+//
+// Why the step exists (SPEC.md section 5).
+enum class Trigger { kRevision, kDrift, kRollback, kManual, kRecovery };
+// kIntent: before a step acts. kResult: after it ended. kEvent: a fact with
+// no step around it (revision_applied, revision_rejected, probe_failed,
+// machine_unreachable, audit_trimmed, suspend, resume).
+enum class Phase { kIntent, kResult, kEvent };
+// How a step or event ended; intents have none.
+enum class Outcome { kOk, kFailed, kInterrupted, kSkipped };
 
-// The triggers of SPEC.md section 5: why the step exists.
-const std::vector<std::string>& AuditTriggers();  // revision drift rollback manual recovery
-// The results: ok failed interrupted skipped.
+const char* Name(Trigger t);  // "revision" "drift" "rollback" "manual" "recovery"
+const char* Name(Phase p);    // "intent" "result" "event"
+const char* Name(Outcome o);  // "ok" "failed" "interrupted" "skipped"
+// The inverse of Name(Trigger); nullopt for anything else.
+std::optional<Trigger> ParseTrigger(const std::string& name);
+
+// Every Name(Trigger) in enum order: what filters accept.
+const std::vector<std::string>& AuditTriggers();
+// Every Name(Outcome) in enum order.
 const std::vector<std::string>& AuditResults();
 // The actions clusterctl writes today: start stop restart revision_applied
 // revision_rejected probe_failed machine_unreachable interrupted rollback

@@ -126,10 +126,10 @@ Result<uint64_t> AuditLog::Trim(uint64_t before_seq, const std::string& actor) {
 
   AuditRecord event;
   event.actor = actor;
-  event.trigger = "manual";
+  event.trigger = Name(Trigger::kManual);
   event.action = "audit_trimmed";
-  event.phase = kPhaseEvent;
-  event.result = "ok";
+  event.phase = Name(Phase::kEvent);
+  event.result = Name(Outcome::kOk);
   event.detail = "retention removed records " + std::to_string(from) + ".." +
                  std::to_string(before_seq - 1) + " (" + std::to_string(removed) + " records, " +
                  FormatRfc3339Ms(first_time) + " to " + FormatRfc3339Ms(info.trimmed_through_time) +

@@ -91,10 +91,10 @@ audit::AuditRecord Generate(int i) {
   r.service = Name("svc-", i % kServices);
   r.machine = Name("m", i % kMachines);
   if (i % 2 == 0) {
-    r.phase = audit::kPhaseIntent;
+    r.phase = audit::Name(audit::Phase::kIntent);
     r.detail = "not running; desired running";
   } else {
-    r.phase = audit::kPhaseResult;
+    r.phase = audit::Name(audit::Phase::kResult);
     r.result = i % 40 == 1 ? "failed" : "ok";
     r.duration_ms = 800 + i % 300;
     r.detail = r.result == "ok" ? "ready after 1 probe" : "readiness not reached in 60s: HTTP 503";

@@ -734,7 +734,7 @@ std::string ChainLevels(const rc::Plan& plan, const rc::ExecutionReport& rep, in
 
 // One clusterd-style pass over `sc` (observe, record, plan, execute, audit);
 // checks that it ran `steps` start steps, all ok. *ms: the pass's wall time.
-std::string TimedPass(World& w, const Scenario& sc, const std::string& trigger, size_t steps,
+std::string TimedPass(World& w, const Scenario& sc, audit::Trigger trigger, size_t steps,
                       double* ms, std::string* breakdown) {
   ctl::Reconciler reconciler(PassDeps(w));
   ctl::PassOptions po;
@@ -768,7 +768,8 @@ std::string EnsureConverged(World& w, Scenario& sc) {
   if (w.running == sc.name && w.AllReady(sc.desired, &why)) return "";
   w.Teardown();
   double ms = 0;
-  std::string e = TimedPass(w, sc, "revision", sc.desired.instances.size(), &ms, nullptr);
+  std::string e =
+      TimedPass(w, sc, audit::Trigger::kRevision, sc.desired.instances.size(), &ms, nullptr);
   if (!e.empty()) return "converging " + sc.name + ": " + e;
   if (!w.AllReady(sc.desired, &why)) return sc.name + " not ready after converging: " + why;
   w.running = sc.name;
@@ -781,7 +782,8 @@ void ChainConverge(benchmark::State& state, Scenario World::*which, const std::s
   std::string breakdown;
   Repeat(state, name, {3, 5, 120000}, [&](double* ms) {
     w.Teardown();
-    std::string e = TimedPass(w, sc, "revision", sc.desired.instances.size(), ms, &breakdown);
+    std::string e =
+        TimedPass(w, sc, audit::Trigger::kRevision, sc.desired.instances.size(), ms, &breakdown);
     if (!e.empty()) return e;
     std::string why;
     if (!w.AllReady(sc.desired, &why)) return "not ready after the pass: " + why;
@@ -850,7 +852,7 @@ void BM_ChainRepair(benchmark::State& state) {
   Repeat(state, name, {3, 5, 90000}, [&](double* ms) {
     if (std::string e = EnsureConverged(w, w.chain); !e.empty()) return e;
     if (std::string e = w.KillEverywhere(victim); !e.empty()) return e;
-    return TimedPass(w, w.chain, "drift", kMachines, ms, &breakdown);
+    return TimedPass(w, w.chain, audit::Trigger::kDrift, kMachines, ms, &breakdown);
   });
   Notes()[name] = "last run: " + breakdown;
 }

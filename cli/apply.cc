@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -164,7 +165,8 @@ struct PlanOptions {
   bool dry_run = false;
   std::string service, machine;
   std::set<std::string> force_restart;
-  std::string trigger;  // Empty: revision or drift, decided from the last applied revision.
+  // Unset: revision or drift, decided from the last applied revision.
+  std::optional<audit::Trigger> trigger;
 };
 
 // diff: exit 0 in sync, 2 changes pending, 1 error.
@@ -274,7 +276,9 @@ int RunApply(Globals* g, const PlanOptions& opts) {
   const bool new_revision =
       !session.last_applied() || session.last_applied()->commit != desired.revision.commit;
   controller::PassOptions po;
-  po.trigger = !opts.trigger.empty() ? opts.trigger : new_revision ? "revision" : "drift";
+  po.trigger = opts.trigger   ? *opts.trigger
+               : new_revision ? audit::Trigger::kRevision
+                              : audit::Trigger::kDrift;
   po.dry_run = opts.dry_run;
   po.only_service = opts.service;
   po.only_machine = opts.machine;
@@ -363,7 +367,7 @@ void AddFilters(CLI::App* sub, PlanOptions* o) {
 
 }  // namespace
 
-int ApplyRevision(Globals* g, const std::string& rev, const std::string& trigger) {
+int ApplyRevision(Globals* g, const std::string& rev, audit::Trigger trigger) {
   PlanOptions o;
   o.rev = rev;
   o.trigger = trigger;
@@ -417,7 +421,7 @@ CommandFn SetupRestart(CLI::App* sub, Globals* g) {
     PlanOptions o;
     o.service = *service;
     o.machine = *machine;
-    o.trigger = "manual";
+    o.trigger = audit::Trigger::kManual;
     Status s;
     auto desired = LoadDesired(*g, "", &s);
     if (!desired) return ReportError(*g, s);

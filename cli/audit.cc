@@ -136,7 +136,7 @@ std::string Target(const audit::AuditRecord& r) {
 }
 
 std::string ResultText(const audit::AuditRecord& r) {
-  if (r.phase == audit::kPhaseIntent) return "(intent)";
+  if (r.phase == audit::Name(audit::Phase::kIntent)) return "(intent)";
   return r.result.empty() ? "-" : r.result;
 }
 
@@ -148,7 +148,7 @@ std::vector<std::string> Cells(const audit::AuditRecord& r) {
           r.action,
           OneLine(Target(r)),
           ResultText(r),
-          r.phase == audit::kPhaseResult ? FormatDurationMs(r.duration_ms) : "-",
+          r.phase == audit::Name(audit::Phase::kResult) ? FormatDurationMs(r.duration_ms) : "-",
           r.revision.empty() ? "-" : r.revision.substr(0, 12),
           OneLine(r.detail)};
 }
@@ -386,7 +386,8 @@ void PrintRecord(const audit::AuditRecord& r) {
   line("service", r.service.empty() ? "-" : r.service);
   line("machine", r.machine.empty() ? "-" : r.machine);
   line("result", ResultText(r));
-  if (r.phase == audit::kPhaseResult) line("duration", FormatDurationMs(r.duration_ms));
+  if (r.phase == audit::Name(audit::Phase::kResult))
+    line("duration", FormatDurationMs(r.duration_ms));
   line("revision", r.revision.empty() ? "-" : r.revision);
   line("detail", r.detail);
   line("prev_hash", r.prev_hash);
@@ -418,7 +419,7 @@ int RunShow(const Globals& g, uint64_t seq) {
     if (!i.ok()) return ReportError(g, i.status());
     intent = std::move(*i);
   }
-  if (r.phase == audit::kPhaseIntent) {
+  if (r.phase == audit::Name(audit::Phase::kIntent)) {
     Result<std::vector<audit::AuditRecord>> res = open->log->ResultsOf(r.seq);
     if (!res.ok()) return ReportError(g, res.status());
     results = std::move(*res);
@@ -448,7 +449,7 @@ int RunShow(const Globals& g, uint64_t seq) {
   if (r.intent_seq != 0 && !intent) {
     std::cout << "\nintent " << r.intent_seq << " is no longer in the log (trimmed)\n";
   }
-  if (r.phase == audit::kPhaseIntent && results.empty()) {
+  if (r.phase == audit::Name(audit::Phase::kIntent) && results.empty()) {
     std::cout << "\nno result yet: the step has not ended, or the controller stopped during it\n";
   }
   if (!pair.empty() || !results.empty()) {

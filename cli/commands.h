@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "audit/record.h"
 #include "cli/context.h"
 
 namespace clusterctl::cli {
@@ -36,7 +37,7 @@ CommandFn SetupSuspend(CLI::App* sub, Globals* g);
 CommandFn SetupRollback(CLI::App* sub, Globals* g);
 
 // Applies revision `rev` locally (as clusterctl apply --rev) with `trigger`.
-int ApplyRevision(Globals* g, const std::string& rev, const std::string& trigger);
+int ApplyRevision(Globals* g, const std::string& rev, audit::Trigger trigger);
 CommandFn SetupResume(CLI::App* sub, Globals* g);
 
 }  // namespace clusterctl::cli

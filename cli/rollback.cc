@@ -135,7 +135,7 @@ int RunRollback(Globals* g, const RollbackOptions& o) {
     if (!g->json) std::cout << "clusterd at " << ServerUrl(*g) << " applies it now\n";
     return kExitOk;
   }
-  return ApplyRevision(g, commit->commit, "rollback");
+  return ApplyRevision(g, commit->commit, audit::Trigger::kRollback);
 }
 
 }  // namespace

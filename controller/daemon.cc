@@ -367,7 +367,8 @@ bool Daemon::PollSource(bool* fetched_ok) {
     const size_t n = r.errors.Sorted().size();
     spdlog::error("revision {} rejected ({} errors); {} stays in force:\n{}", head->Short(), n,
                   current.empty() ? "nothing" : current.substr(0, 7), errors);
-    AuditEvent("revision_rejected", "revision", head->Short(), "failed",
+    AuditEvent("revision_rejected", audit::Trigger::kRevision, head->Short(),
+               audit::Outcome::kFailed,
                head->author + ": " + FirstLine(head->message) + "\n" + errors);
     RaiseAlert("revision", "critical",
                "revision " + head->Short() + " rejected with " + std::to_string(n) +
@@ -380,7 +381,7 @@ bool Daemon::PollSource(bool* fetched_ok) {
     rec.applied_at_ms = clock_->WallMs();
     rec.result = "rejected";
     rec.actor = actor_;
-    rec.trigger = "revision";
+    rec.trigger = audit::Name(audit::Trigger::kRevision);
     rec.detail = errors;
     (void)revisions_->Record(rec);
     std::lock_guard<std::mutex> g(mu_);
@@ -555,8 +556,8 @@ void Daemon::ReconcileOnce() {
       was = unreachable_.count(f.machine) > 0;
     }
     if (!was) {
-      AuditEvent("machine_unreachable", "drift", desired->revision.Short(), "failed", f.error,
-                 f.machine);
+      AuditEvent("machine_unreachable", audit::Trigger::kDrift, desired->revision.Short(),
+                 audit::Outcome::kFailed, f.error, f.machine);
     }
   }
   std::set<std::string> running;
@@ -613,11 +614,13 @@ void Daemon::ReconcileOnce() {
     metrics_.Set("clusterctl_instances", {{"state", s}}, by_state[s]);
   }
   const bool rollback = RollbackTarget(desired->revision.message).has_value();
-  po.trigger = !new_revision ? "drift" : rollback ? "rollback" : "revision";
+  po.trigger = !new_revision ? audit::Trigger::kDrift
+               : rollback    ? audit::Trigger::kRollback
+                             : audit::Trigger::kRevision;
   BeatListener beat([this] { Beat("reconcile"); });
   po.progress = &beat;
   for (const auto& [key, who] : manual) {
-    po.step_trigger[key] = "manual";
+    po.step_trigger[key] = audit::Trigger::kManual;
     po.step_actor[key] = who;
   }
   reconcilers::Plan plan = reconcilers::MakePlan(MakePlanInput(*desired, prune.get(), obs, po));
@@ -627,7 +630,8 @@ void Daemon::ReconcileOnce() {
   if (!plan.refused.empty()) {
     // A mass stop is refused like an invalid revision: the previous desired
     // state goes back in force.
-    AuditEvent("revision_rejected", "revision", desired->revision.Short(), "failed", plan.refused);
+    AuditEvent("revision_rejected", audit::Trigger::kRevision, desired->revision.Short(),
+               audit::Outcome::kFailed, plan.refused);
     RaiseAlert("revision", "critical",
                "revision " + desired->revision.Short() + " refused: " + plan.refused);
     std::lock_guard<std::mutex> g(mu_);
@@ -815,7 +819,7 @@ void Daemon::OnProbeResult(const reconcilers::ProbeResult& r) {
   }
   if (restart_after > 0) {
     AuditEvent(
-        "probe_failed", "drift", revision, "failed",
+        "probe_failed", audit::Trigger::kDrift, revision, audit::Outcome::kFailed,
         "liveness failed " + std::to_string(restart_after) + " times: " + r.detail + "; restarting",
         r.machine, r.service);
   }
@@ -850,17 +854,17 @@ void Daemon::ClearAlert(const std::string& id) {
   alerts_.Clear(id);
 }
 
-void Daemon::AuditEvent(const std::string& action, const std::string& trigger,
-                        const std::string& revision, const std::string& result,
+void Daemon::AuditEvent(const std::string& action, audit::Trigger trigger,
+                        const std::string& revision, audit::Outcome result,
                         const std::string& detail, const std::string& machine,
                         const std::string& service) {
   audit::AuditRecord r;
   r.actor = actor_;
-  r.trigger = trigger;
+  r.trigger = audit::Name(trigger);
   r.revision = revision;
   r.action = action;
-  r.phase = "event";
-  r.result = result;
+  r.phase = audit::Name(audit::Phase::kEvent);
+  r.result = audit::Name(result);
   // Audit records are kept forever: no URL credentials in them.
   const std::string redacted = desired_state::RedactUrls(detail);
   r.detail = redacted.size() > 16000 ? redacted.substr(0, 16000) + "..." : redacted;
@@ -874,10 +878,10 @@ void Daemon::AuditManual(const std::string& action, const std::string& actor,
                          const std::string& detail) {
   audit::AuditRecord r;
   r.actor = actor;
-  r.trigger = "manual";
+  r.trigger = audit::Name(audit::Trigger::kManual);
   r.action = action;
-  r.phase = "event";
-  r.result = "ok";
+  r.phase = audit::Name(audit::Phase::kEvent);
+  r.result = audit::Name(audit::Outcome::kOk);
   r.detail = detail;
   auto w = audit_->Append(r);
   if (!w.ok()) spdlog::error("writing audit event {}: {}", action, w.status().ToString());

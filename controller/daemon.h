@@ -142,9 +142,9 @@ class Daemon : public api::DaemonView {
 
   void RaiseAlert(const std::string& id, const std::string& severity, const std::string& message);
   void ClearAlert(const std::string& id);
-  void AuditEvent(const std::string& action, const std::string& trigger,
-                  const std::string& revision, const std::string& result, const std::string& detail,
-                  const std::string& machine = "", const std::string& service = "");
+  void AuditEvent(const std::string& action, audit::Trigger trigger, const std::string& revision,
+                  audit::Outcome result, const std::string& detail, const std::string& machine = "",
+                  const std::string& service = "");
   // An event by a user (suspend, resume), audited with trigger manual.
   void AuditManual(const std::string& action, const std::string& actor, const std::string& detail);
   void WakeReconcile();

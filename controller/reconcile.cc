@@ -4,6 +4,24 @@
 
 namespace clusterctl::controller {
 
+namespace {
+
+audit::Outcome OutcomeOf(reconcilers::StepResult r) {
+  switch (r) {
+    case reconcilers::StepResult::kOk:
+      return audit::Outcome::kOk;
+    case reconcilers::StepResult::kFailed:
+      return audit::Outcome::kFailed;
+    case reconcilers::StepResult::kSkipped:
+      return audit::Outcome::kSkipped;
+    case reconcilers::StepResult::kInterrupted:
+      return audit::Outcome::kInterrupted;
+  }
+  return audit::Outcome::kFailed;
+}
+
+}  // namespace
+
 using desired_state::DesiredState;
 using reconcilers::ClusterObservation;
 
@@ -105,19 +123,20 @@ void Reconciler::UpdateReadiness(const reconcilers::ProbeResult& result) {
   if (live_ != nullptr) live_->UpdateReadiness(result);
 }
 
-AuditStepListener::AuditStepListener(audit::AuditLog* audit, std::string actor, std::string trigger,
-                                     std::string revision, reconcilers::StepListener* next,
-                                     std::map<std::string, std::string> step_trigger,
+AuditStepListener::AuditStepListener(audit::AuditLog* audit, std::string actor,
+                                     audit::Trigger trigger, std::string revision,
+                                     reconcilers::StepListener* next,
+                                     std::map<std::string, audit::Trigger> step_trigger,
                                      std::map<std::string, std::string> step_actor)
     : audit_(audit),
       actor_(std::move(actor)),
-      trigger_(std::move(trigger)),
+      trigger_(trigger),
       revision_(std::move(revision)),
       next_(next),
       step_trigger_(std::move(step_trigger)),
       step_actor_(std::move(step_actor)) {}
 
-const std::string& AuditStepListener::TriggerOf(const reconcilers::Step& s) const {
+audit::Trigger AuditStepListener::TriggerOf(const reconcilers::Step& s) const {
   auto it = step_trigger_.find(s.Key());
   return it != step_trigger_.end() ? it->second : trigger_;
 }
@@ -130,12 +149,12 @@ const std::string& AuditStepListener::ActorOf(const reconcilers::Step& s) const 
 Status AuditStepListener::OnStepStart(const reconcilers::Step& step) {
   audit::AuditRecord r;
   r.actor = ActorOf(step);
-  r.trigger = TriggerOf(step);
+  r.trigger = audit::Name(TriggerOf(step));
   r.revision = revision_;
   r.action = reconcilers::ActionName(step.action);
   r.machine = step.machine;
   r.service = step.service;
-  r.phase = "intent";
+  r.phase = audit::Name(audit::Phase::kIntent);
   r.detail = step.reason;
   auto written = audit_->Append(r);
   if (!written.ok()) return written.status().Annotate("writing the audit intent");
@@ -159,13 +178,13 @@ void AuditStepListener::OnStepEnd(const reconcilers::Step& step,
   // the log says why nothing happened.
   audit::AuditRecord r;
   r.actor = ActorOf(step);
-  r.trigger = TriggerOf(step);
+  r.trigger = audit::Name(TriggerOf(step));
   r.revision = revision_;
   r.action = reconcilers::ActionName(step.action);
   r.machine = step.machine;
   r.service = step.service;
-  r.phase = "result";
-  r.result = reconcilers::StepResultName(outcome.result);
+  r.phase = audit::Name(audit::Phase::kResult);
+  r.result = audit::Name(OutcomeOf(outcome.result));
   r.duration_ms = outcome.duration_ms();
   r.detail = outcome.detail;
   r.intent_seq = intent_seq;

@@ -42,12 +42,13 @@ struct ReconcileDeps {
 };
 
 struct PassOptions {
-  std::string trigger = "revision";  // Audit trigger of the steps.
-  const Clock* clock = nullptr;      // The plan's now (WallMs). Default: RealClock().
-  std::string actor;                 // Audit actor. Default: ReconcileDeps::actor.
+  audit::Trigger trigger = audit::Trigger::kRevision;  // Audit trigger of the steps.
+  const Clock* clock = nullptr;  // The plan's now (WallMs). Default: RealClock().
+  std::string actor;             // Audit actor. Default: ReconcileDeps::actor.
   // Per instance key, overrides of the trigger and actor (a manual restart
   // inside a drift pass is audited as manual, by the user who asked).
-  std::map<std::string, std::string> step_trigger, step_actor;
+  std::map<std::string, audit::Trigger> step_trigger;
+  std::map<std::string, std::string> step_actor;
   bool dry_run = false;
   std::string only_service, only_machine;
   std::set<std::string> force_restart;
@@ -115,23 +116,26 @@ class Reconciler {
 // Thread-safe: the executor calls it from several threads at once.
 class AuditStepListener : public reconcilers::StepListener {
  public:
-  AuditStepListener(audit::AuditLog* audit, std::string actor, std::string trigger,
+  AuditStepListener(audit::AuditLog* audit, std::string actor, audit::Trigger trigger,
                     std::string revision, reconcilers::StepListener* next,
-                    std::map<std::string, std::string> step_trigger = {},
+                    std::map<std::string, audit::Trigger> step_trigger = {},
                     std::map<std::string, std::string> step_actor = {});
   Status OnStepStart(const reconcilers::Step& step) override;
   void OnStepEnd(const reconcilers::Step& step, const reconcilers::StepOutcome& outcome) override;
 
  private:
   audit::AuditLog* audit_;
-  std::string actor_, trigger_, revision_;
+  std::string actor_;
+  audit::Trigger trigger_;
+  std::string revision_;
   reconcilers::StepListener* next_;
-  std::map<std::string, std::string> step_trigger_, step_actor_;
+  std::map<std::string, audit::Trigger> step_trigger_;
+  std::map<std::string, std::string> step_actor_;
   std::mutex mu_;                       // Guards intent_seq_ (not held while appending).
   std::map<int, uint64_t> intent_seq_;  // Step id -> intent record.
 
   // The trigger/actor of one step, with the per-instance overrides.
-  const std::string& TriggerOf(const reconcilers::Step& s) const;
+  audit::Trigger TriggerOf(const reconcilers::Step& s) const;
   const std::string& ActorOf(const reconcilers::Step& s) const;
 };
 

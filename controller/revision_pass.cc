@@ -43,7 +43,7 @@ Status RecordRevisionPass(store::RevisionLog* revisions, audit::AuditLog* audit,
   rec.applied_at_ms = pass.now_ms;
   rec.result = RevisionResultName(pass.result);
   rec.actor = pass.actor;
-  rec.trigger = pass.trigger;
+  rec.trigger = audit::Name(pass.trigger);
   rec.detail = pass.summary + (pass.note.empty() ? "" : "; " + pass.note);
   auto recorded = revisions->Record(rec);
   if (!recorded.ok()) return recorded.status().Annotate("writing the revision record");
@@ -51,11 +51,12 @@ Status RecordRevisionPass(store::RevisionLog* revisions, audit::AuditLog* audit,
 
   audit::AuditRecord ar;
   ar.actor = pass.actor;
-  ar.trigger = pass.trigger;
+  ar.trigger = audit::Name(pass.trigger);
   ar.revision = rev.Short();
   ar.action = "revision_applied";
-  ar.phase = "event";
-  ar.result = pass.result == RevisionResult::kOk ? "ok" : "failed";
+  ar.phase = audit::Name(audit::Phase::kEvent);
+  ar.result = audit::Name(pass.result == RevisionResult::kOk ? audit::Outcome::kOk
+                                                             : audit::Outcome::kFailed);
   const std::string first_line = rev.message.substr(0, rev.message.find('\n'));
   ar.detail = std::string(pass.result == RevisionResult::kPartial ? "partial: " : "") + rev.author +
               ": " + first_line + " (" + pass.summary + ")" +

@@ -34,7 +34,8 @@ std::string PassSummary(const reconcilers::Plan& plan, const reconcilers::Execut
 struct RevisionPassRecord {
   desired_state::Revision revision;
   RevisionResult result = RevisionResult::kOk;
-  std::string actor, trigger;
+  std::string actor;
+  audit::Trigger trigger = audit::Trigger::kRevision;
   std::string summary;  // PassSummary().
   std::string note;     // E.g. "history rewritten: ...". Optional.
   int64_t now_ms = 0;

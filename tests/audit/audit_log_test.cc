@@ -47,7 +47,7 @@ std::string Be64(uint64_t v) {
 std::string TimeBytes(int64_t t) { return Be64(static_cast<uint64_t>(t) ^ (1ULL << 63)); }
 
 AuditRecord Step(const std::string& action, const std::string& service, const std::string& machine,
-                 const std::string& phase = kPhaseIntent, const std::string& result = "") {
+                 const std::string& phase = Name(Phase::kIntent), const std::string& result = "") {
   AuditRecord r;
   r.actor = "clusterd@cpu-node";
   r.trigger = "revision";
@@ -291,16 +291,16 @@ TEST_F(AuditLogTest, RejectsInvalidRecordsWithoutUsingASeq) {
       {[](AuditRecord* r) { r->trigger = "whim"; }, "trigger \"whim\" is not one of"},
       {[](AuditRecord* r) { r->phase = "maybe"; }, "phase \"maybe\""},
       {[](AuditRecord* r) { r->result = "ok"; }, "an audit intent has no result"},
-      {[](AuditRecord* r) { r->phase = kPhaseResult; }, "needs a result"},
+      {[](AuditRecord* r) { r->phase = Name(Phase::kResult); }, "needs a result"},
       {[](AuditRecord* r) {
-         r->phase = kPhaseResult;
+         r->phase = Name(Phase::kResult);
          r->result = "great";
        },
        "result \"great\""},
       {[](AuditRecord* r) { r->intent_seq = 1; }, "only a result record names an intent"},
       {[](AuditRecord* r) { r->service = std::string("a\0b", 3); }, "NUL"},
       {[](AuditRecord* r) {
-         r->phase = kPhaseResult;
+         r->phase = Name(Phase::kResult);
          r->result = "ok";
          r->intent_seq = 7;
        },
@@ -384,8 +384,8 @@ class AuditQueryTest : public AuditLogTest {
       r.service = services[i % 4];
       r.machine = machines[i % 3];
       r.action = actions[(i / 2) % 4];
-      r.phase = i % 2 ? kPhaseResult : kPhaseIntent;
-      if (r.phase == kPhaseResult) r.result = results[(i / 3) % 4];
+      r.phase = i % 2 ? Name(Phase::kResult) : Name(Phase::kIntent);
+      if (r.phase == Name(Phase::kResult)) r.result = results[(i / 3) % 4];
       r.trigger = AuditTriggers()[i % 5];
       r.actor = actors[(i / 5) % 4];
       r.revision = revisions[(i / 7) % 3];
@@ -637,11 +637,11 @@ TEST_F(AuditLogTest, UnfinishedIntentsAreRecordedAsInterrupted) {
   AuditRecord a = Append(Step("start", "redis", "m1"));
   AuditRecord b = Append(Step("start", "api", "m2"));
   AuditRecord c = Append(Step("stop", "old", "m3"));
-  AuditRecord b_done = Step("start", "api", "m2", kPhaseResult, "ok");
+  AuditRecord b_done = Step("start", "api", "m2", Name(Phase::kResult), "ok");
   b_done.intent_seq = b.seq;
   b_done.duration_ms = 812;
   Append(b_done);
-  Append(Step("revision_applied", "", "", kPhaseEvent));
+  Append(Step("revision_applied", "", "", Name(Phase::kEvent)));
 
   Reopen();  // The controller "crashed" and starts again.
   Result<std::vector<AuditRecord>> open = log_->UnfinishedIntents();
@@ -656,7 +656,7 @@ TEST_F(AuditLogTest, UnfinishedIntentsAreRecordedAsInterrupted) {
     const AuditRecord& intent = i == 0 ? a : c;
     const AuditRecord& r = (*done)[i];
     EXPECT_EQ(r.seq, 6 + i);
-    EXPECT_EQ(r.phase, kPhaseResult);
+    EXPECT_EQ(r.phase, Name(Phase::kResult));
     EXPECT_EQ(r.result, "interrupted");
     EXPECT_EQ(r.trigger, "recovery");
     EXPECT_EQ(r.intent_seq, intent.seq);
@@ -847,7 +847,7 @@ TEST_F(AuditLogTest, TrimRecordsTheRangeAndVerifyStartsFromTheFirstKeptRecord) {
   Result<std::optional<AuditRecord>> event = log_->Get(31);
   ASSERT_TRUE(event.ok() && event->has_value());
   EXPECT_EQ((*event)->action, "audit_trimmed");
-  EXPECT_EQ((*event)->phase, kPhaseEvent);
+  EXPECT_EQ((*event)->phase, Name(Phase::kEvent));
   EXPECT_EQ((*event)->actor, "ops@admin");
   EXPECT_THAT((*event)->detail, HasSubstr("removed records 1..10 (10 records"));
   // No index entry of a removed record is left: queries see 11.. only.

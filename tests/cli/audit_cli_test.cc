@@ -73,24 +73,25 @@ class AuditCliTest : public ::testing::Test {
     Add(now - 3 * 3600000, Event("revision_applied", "", "", "3f2c1e9", "applied 3f2c1e9"));
     // 2-3: clusterd repairs tools-server 2 hours ago.
     audit::AuditRecord start =
-        Rec("start", "tools-server", "worker-tools", audit::kPhaseIntent, "");
+        Rec("start", "tools-server", "worker-tools", audit::Name(audit::Phase::kIntent), "");
     start.trigger = "drift";
     Add(now - 2 * 3600000, start);
     audit::AuditRecord started =
-        Rec("start", "tools-server", "worker-tools", audit::kPhaseResult, "ok");
+        Rec("start", "tools-server", "worker-tools", audit::Name(audit::Phase::kResult), "ok");
     started.trigger = "drift";
     started.intent_seq = 2;
     started.duration_ms = 812;
     started.detail = "ready after 1 probe";
     Add(now - 2 * 3600000 + 1000, started);
     // 4-5: alice restarts redis an hour ago; it fails.
-    audit::AuditRecord restart = Rec("restart", "redis", "coordinator", audit::kPhaseIntent, "");
+    audit::AuditRecord restart =
+        Rec("restart", "redis", "coordinator", audit::Name(audit::Phase::kIntent), "");
     restart.actor = "alice@laptop";
     restart.trigger = "manual";
     restart.revision = "a1b2c3d";
     Add(now - 3600000, restart);
     audit::AuditRecord failed =
-        Rec("restart", "redis", "coordinator", audit::kPhaseResult, "failed");
+        Rec("restart", "redis", "coordinator", audit::Name(audit::Phase::kResult), "failed");
     failed.actor = "alice@laptop";
     failed.trigger = "manual";
     failed.revision = "a1b2c3d";
@@ -105,7 +106,8 @@ class AuditCliTest : public ::testing::Test {
     probe.result = "failed";
     Add(now - 1800000, probe);
     // 7: a stop that never ended, 10 minutes ago.
-    audit::AuditRecord stop = Rec("stop", "old-svc", "worker-tools", audit::kPhaseIntent, "");
+    audit::AuditRecord stop =
+        Rec("stop", "old-svc", "worker-tools", audit::Name(audit::Phase::kIntent), "");
     stop.revision = "a1b2c3d";
     Add(now - 600000, stop);
     ClosePrimary();
@@ -129,7 +131,7 @@ class AuditCliTest : public ::testing::Test {
   static audit::AuditRecord Event(const std::string& action, const std::string& service,
                                   const std::string& machine, const std::string& revision,
                                   const std::string& detail) {
-    audit::AuditRecord r = Rec(action, service, machine, audit::kPhaseEvent, "");
+    audit::AuditRecord r = Rec(action, service, machine, audit::Name(audit::Phase::kEvent), "");
     r.revision = revision;
     r.detail = detail;
     return r;
@@ -460,9 +462,11 @@ TEST_F(AuditCliTest, FollowPrintsRecordsAnotherProcessAppends) {
   EXPECT_THAT(initial[0], StartsWith("{\"seq\":4,"));
   EXPECT_THAT(initial[2], StartsWith("{\"seq\":6,"));
 
-  audit::AuditRecord other = Rec("start", "tools-server", "worker-tools", audit::kPhaseIntent, "");
+  audit::AuditRecord other =
+      Rec("start", "tools-server", "worker-tools", audit::Name(audit::Phase::kIntent), "");
   ASSERT_TRUE(log_->Append(other).ok());  // Filtered out.
-  audit::AuditRecord mine = Rec("restart", "redis", "coordinator", audit::kPhaseIntent, "");
+  audit::AuditRecord mine =
+      Rec("restart", "redis", "coordinator", audit::Name(audit::Phase::kIntent), "");
   mine.detail = "appended while following";
   ASSERT_TRUE(log_->Append(mine).ok());
   ASSERT_TRUE(
@@ -496,7 +500,7 @@ TEST_F(AuditCliTest, FollowInTableModeStopsOnSigint) {
   EXPECT_THAT(Lines(ReadFile(out))[0], StartsWith("SEQ "));
   EXPECT_THAT(Lines(ReadFile(out))[1], StartsWith("7 "));
   OpenPrimary();
-  ASSERT_TRUE(log_->Append(Rec("stop", "api", "m1", audit::kPhaseIntent, "")).ok());
+  ASSERT_TRUE(log_->Append(Rec("stop", "api", "m1", audit::Name(audit::Phase::kIntent), "")).ok());
   ASSERT_TRUE(WaitFor([&] { return Lines(ReadFile(out)).size() >= 3; }, milliseconds(10000)));
   EXPECT_THAT(Lines(ReadFile(out))[2], StartsWith("8 "));
   follower.Kill(SIGINT);

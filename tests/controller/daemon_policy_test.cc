@@ -164,7 +164,7 @@ class RevisionPassTest : public ::testing::Test {
     p.revision.message = "add a service\n\nbody";
     p.result = result;
     p.actor = "clusterd@test";
-    p.trigger = "revision";
+    p.trigger = audit::Trigger::kRevision;
     p.summary = "1 ok, 1 failed, 0 skipped, 0 interrupted, 0 blocked";
     p.now_ms = 1000;
     return p;
