@@ -3,7 +3,7 @@
 # warnings as errors (every test), an address+undefined sanitizer build (every
 # test), and a ThreadSanitizer build of the multi-threaded suites (executor,
 # live view, async prober, drift watch, SSH pool, state store, audit log, API,
-# and clusterd end to end).
+# the daemon on fakes, leader election, and clusterd end to end).
 #
 #   scripts/test.sh            install dependencies (apt-get), build, test
 #   SKIP_SANITIZE=1 scripts/test.sh   only the normal build
@@ -43,7 +43,8 @@ fi
 # with TSan too, so the end-to-end daemon test checks its loops.
 TSAN_TESTS=(reconcilers_executor_test reconcilers_live_view_test reconcilers_async_prober_test
   reconcilers_watch_test reconcilers_ssh_test store_state_store_test audit_audit_log_test
-  api_api_test api_api_limits_test controller_clusterd_e2e_test)
+  api_api_test api_api_limits_test controller_daemon_test ha_leader_election_test
+  controller_clusterd_e2e_test)
 if [ -z "${SKIP_SANITIZE:-}" ] && [ -z "${SKIP_TSAN:-}" ]; then
   echo "== build with ThreadSanitizer (the multi-threaded suites)"
   cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLUSTERCTL_WERROR=ON \
