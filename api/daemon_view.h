@@ -55,6 +55,10 @@ class DaemonView {
   virtual void Suspend(const std::string& actor) = 0;
   virtual void Resume(const std::string& actor) = 0;
   virtual bool suspended() = 0;
+  // Why this clusterd refuses the write endpoints (sync, restart, suspend,
+  // resume) now: it is a follower among replicas, and the message names the
+  // leader. Empty: it accepts them (always, without replicas).
+  virtual std::string WriteRefusal() { return ""; }
 };
 
 }  // namespace clusterctl::api

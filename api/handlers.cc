@@ -345,6 +345,15 @@ void ApiServer::Dispatch(const Request& req, Response& res) {
     call.actor = actor;
   }
 
+  if (std::string_view(route->method) == "POST") {
+    // Replicas: only the leader changes anything.
+    const std::string refusal = view_->WriteRefusal();
+    if (!refusal.empty()) {
+      ReplyError(res, 409, refusal);
+      return;
+    }
+  }
+
   try {
     (this->*(route->handler))(call);
   } catch (...) {

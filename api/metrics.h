@@ -134,6 +134,8 @@ inline constexpr const char* kMetricMachineReachable = "clusterctl_machine_reach
 inline constexpr const char* kMetricRevisionInfo = "clusterctl_revision_info";
 inline constexpr const char* kMetricSuspended = "clusterctl_suspended";
 inline constexpr const char* kMetricApiRequests = "clusterctl_api_requests_total";
+// Replicas only (config redis): 1 on the replica that holds the leader lease.
+inline constexpr const char* kMetricLeader = "clusterd_leader";
 
 // Describes every family above with its help text and buckets, and sets
 // clusterctl_suspended to 0. Call once on a new registry.

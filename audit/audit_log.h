@@ -16,7 +16,9 @@
 // ToJson(record) without "hash", keys sorted, dump() with no spaces. That form
 // includes `prev_hash`, the hash of the record before it; the first record's
 // prev_hash is 64 zeros. Changing, removing, reordering or inserting a record
-// breaks the chain at that record, which Verify() reports.
+// breaks the chain at that record, which Verify() reports. Verify() also
+// reports an action (intent or result) whose fencing_token is below one
+// written before it: a step sent by a leader that had been deposed.
 //
 // Durability: Append() commits the record, its index entries and the head in
 // ONE batch with sync=true (fsync of the WAL), so an intent is on disk before

@@ -181,6 +181,13 @@ class FlatParser {
           return 4;
         }
         break;
+      case 'f':
+        if (key == "fencing_token") {
+          if (is_string || negative) return -1;
+          r->fencing_token = unum;
+          return 16;
+        }
+        break;
       case 'h':
         if (key == "hash") return text(&r->hash, 5);
         break;
@@ -190,6 +197,9 @@ class FlatParser {
           r->intent_seq = unum;
           return 15;
         }
+        break;
+      case 'l':
+        if (key == "leader") return text(&r->leader, 17);
         break;
       case 'm':
         if (key == "machine") return text(&r->machine, 6);

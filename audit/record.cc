@@ -16,7 +16,7 @@ namespace {
 
 constexpr const char* kTriggerNames[] = {"revision", "drift", "rollback", "manual", "recovery"};
 constexpr const char* kPhaseNames[] = {"intent", "result", "event"};
-constexpr const char* kOutcomeNames[] = {"ok", "failed", "interrupted", "skipped"};
+constexpr const char* kOutcomeNames[] = {"ok", "failed", "interrupted", "skipped", "fenced"};
 
 }  // namespace
 
@@ -76,6 +76,8 @@ json ToJson(const AuditRecord& r) {
   j["prev_hash"] = r.prev_hash;
   j["hash"] = r.hash;
   if (r.intent_seq != 0) j["intent_seq"] = r.intent_seq;
+  if (!r.leader.empty()) j["leader"] = r.leader;
+  if (r.fencing_token != 0) j["fencing_token"] = r.fencing_token;
   return j;
 }
 
@@ -94,6 +96,8 @@ std::string ToJsonLine(const AuditRecord& r) {
   j["duration_ms"] = r.duration_ms;
   j["detail"] = r.detail;
   if (r.intent_seq != 0) j["intent_seq"] = r.intent_seq;
+  if (!r.leader.empty()) j["leader"] = r.leader;
+  if (r.fencing_token != 0) j["fencing_token"] = r.fencing_token;
   j["prev_hash"] = r.prev_hash;
   j["hash"] = r.hash;
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
@@ -147,6 +151,8 @@ Result<AuditRecord> FromJson(const json& j) {
   CLUSTERCTL_RETURN_IF_ERROR(str("prev_hash", &r.prev_hash));
   CLUSTERCTL_RETURN_IF_ERROR(str("hash", &r.hash));
   CLUSTERCTL_RETURN_IF_ERROR(uint("intent_seq", &r.intent_seq, false));
+  CLUSTERCTL_RETURN_IF_ERROR(uint("fencing_token", &r.fencing_token, false));
+  if (j.contains("leader")) CLUSTERCTL_RETURN_IF_ERROR(str("leader", &r.leader));
   return r;
 }
 

@@ -27,11 +27,13 @@ enum class Trigger { kRevision, kDrift, kRollback, kManual, kRecovery };
 // machine_unreachable, audit_trimmed, suspend, resume).
 enum class Phase { kIntent, kResult, kEvent };
 // How a step or event ended; intents have none.
-enum class Outcome { kOk, kFailed, kInterrupted, kSkipped };
+// kFenced: a step this replica did not send because its leader lease had
+// ended (clusterd replicas, ha/leader_election.h).
+enum class Outcome { kOk, kFailed, kInterrupted, kSkipped, kFenced };
 
 const char* Name(Trigger t);  // "revision" "drift" "rollback" "manual" "recovery"
 const char* Name(Phase p);    // "intent" "result" "event"
-const char* Name(Outcome o);  // "ok" "failed" "interrupted" "skipped"
+const char* Name(Outcome o);  // "ok" "failed" "interrupted" "skipped" "fenced"
 // The inverse of Name(Trigger); nullopt for anything else.
 std::optional<Trigger> ParseTrigger(const std::string& name);
 
@@ -64,6 +66,12 @@ struct AuditRecord {
   std::string hash;         // Assigned by Append().
   // On a result: the seq of its intent; 0 otherwise. In JSON only when not 0.
   uint64_t intent_seq = 0;
+  // Written by the leader of clusterd replicas (ha/leader_election.h): its
+  // replica id and the fencing token of its lease. Empty / 0 for a single
+  // controller and for clusterctl; in JSON only when set, so records
+  // without them hash as before.
+  std::string leader;
+  uint64_t fencing_token = 0;
 
   bool operator==(const AuditRecord&) const = default;
 };

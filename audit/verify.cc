@@ -175,6 +175,10 @@ Result<VerifyReport> AuditLog::Verify() const {
   });
 
   Failure chain;
+  // Fencing: the actions of leaders (intents and results with a token) never
+  // go back to a lower token along the chain; one that does was sent by a
+  // deposed leader.
+  uint64_t max_token = 0, max_token_seq = 0;
   std::string expected_prev = *trim ? (*trim)->first_kept_prev_hash : ZeroHash();
   uint64_t expected_seq = first;
   CanonicalBytes canonical;
@@ -228,6 +232,16 @@ Result<VerifyReport> AuditLog::Verify() const {
           chain.Add(seq, "record stored under seq " + std::to_string(seq) + " says seq " +
                              std::to_string(r->seq));
           return false;
+        }
+        if (r->fencing_token != 0 && r->phase != Name(Phase::kEvent)) {
+          if (r->fencing_token < max_token) {
+            chain.Add(seq, "fencing token " + std::to_string(r->fencing_token) +
+                               " is below token " + std::to_string(max_token) + " of record " +
+                               std::to_string(max_token_seq) + ": an action of a deposed leader");
+            return false;
+          }
+          max_token = r->fencing_token;
+          max_token_seq = seq;
         }
         // The entries IndexEntries() writes for it, as fingerprints.
         std::array<uint32_t, kNumKinds> e{};

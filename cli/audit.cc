@@ -491,7 +491,7 @@ void AddFilterFlags(CLI::App* app, AuditFlags* f) {
                   "Only this action: start, stop, restart, revision_applied, revision_rejected, "
                   "probe_failed, machine_unreachable, interrupted, ...")
       ->type_name("ACTION");
-  app->add_option("--result", f->result, "Only this result: ok, failed, interrupted, skipped")
+  app->add_option("--result", f->result, "Only this result: ok, failed, interrupted, skipped, fenced")
       ->type_name("RESULT");
   app->add_option("--revision", f->revision, "Only records of this commit (a sha prefix)")
       ->type_name("SHA");

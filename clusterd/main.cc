@@ -18,17 +18,6 @@ namespace {
 using clusterctl::Result;
 using clusterctl::Status;
 
-// The first line of a secret file, without its newline; never logged.
-Result<std::string> ReadSecret(const std::string& path, const char* what) {
-  if (path.empty()) return std::string();
-  std::ifstream in(path);
-  if (!in) return Status::NotFound(std::string("cannot read ") + what + " file " + path);
-  std::string line;
-  std::getline(in, line);
-  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-  return line;
-}
-
 int Run(const std::string& config_path) {
   auto config = clusterctl::controller::LoadConfig(config_path);
   if (!config.ok()) {
@@ -36,8 +25,9 @@ int Run(const std::string& config_path) {
               << "\n";
     return 1;
   }
-  auto token = ReadSecret(config->token_file, "token");
-  auto webhook = ReadSecret(config->webhook_secret_file, "webhook secret");
+  auto token = clusterctl::controller::ReadControllerSecret(config->token_file, "token");
+  auto webhook =
+      clusterctl::controller::ReadControllerSecret(config->webhook_secret_file, "webhook secret");
   for (const auto* r : {&token, &webhook}) {
     if (!r->ok()) {
       std::cerr << "clusterd: " << clusterctl::desired_state::RedactUrls(r->status().message())

@@ -120,8 +120,32 @@ Result<Config> LoadConfig(const std::string& path) {
     c.redis_host = v["redis"].value("host", "127.0.0.1");
     c.redis_port = v["redis"].value("port", 6379);
     c.redis_password_file = abs(v["redis"].value("passwordFile", ""));
+    c.redis_key = v["redis"].value("key", c.redis_key);
+    c.redis_lease_ms = v["redis"].value("leaseSeconds", 15) * 1000;
+    c.redis_renew_ms = v["redis"].value("renewSeconds", 5) * 1000;
+    c.redis_retry_ms = v["redis"].value("retrySeconds", 2) * 1000;
+    c.redis_margin_ms = v["redis"].value("marginSeconds", 2) * 1000;
+    c.replica_name = v["redis"].value("replicaName", "");
+    if (c.redis_margin_ms >= c.redis_lease_ms ||
+        c.redis_renew_ms >= c.redis_lease_ms - c.redis_margin_ms) {
+      return Status::Invalid(path + ": redis: renewSeconds (" +
+                             std::to_string(c.redis_renew_ms / 1000) +
+                             ") must be below leaseSeconds - marginSeconds (" +
+                             std::to_string((c.redis_lease_ms - c.redis_margin_ms) / 1000) +
+                             "), or a leader would lose its lease between renewals");
+    }
   }
   return c;
+}
+
+Result<std::string> ReadControllerSecret(const std::string& path, const char* what) {
+  if (path.empty()) return std::string();
+  std::ifstream in(path);
+  if (!in) return Status::NotFound(std::string("cannot read ") + what + " file " + path);
+  std::string line;
+  std::getline(in, line);
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+  return line;
 }
 
 }  // namespace clusterctl::controller

@@ -42,9 +42,17 @@ struct Config {
   int command_timeout_seconds = 30;
   bool watch_enabled = true;    // Default: true (the drift watch runs).
   int watch_interval_ms = 200;  // Default: 200.
+  // redis: leader election between clusterd replicas (ha/leader_election.h).
+  // Unset host: no election; this clusterd acts alone, as always.
   std::optional<std::string> redis_host;
   int redis_port = 6379;
   std::string redis_password_file;
+  std::string redis_key = "clusterctl:leader";  // Default: clusterctl:leader.
+  int redis_lease_ms = 15000;                   // leaseSeconds. Default: 15 s.
+  int redis_renew_ms = 5000;                    // renewSeconds. Default: 5 s.
+  int redis_retry_ms = 2000;                    // retrySeconds. Default: 2 s.
+  int redis_margin_ms = 2000;                   // marginSeconds. Default: 2 s.
+  std::string replica_name;                     // Default: <hostname>:<pid>.
 };
 
 // Reads and checks a config file. Relative paths in it are made absolute
@@ -54,6 +62,11 @@ Result<Config> LoadConfig(const std::string& path);
 // The first config file of the lookup order that exists, or "" when none.
 // `explicit_path` (from --config) wins and must exist.
 Result<std::string> FindConfig(const std::string& explicit_path);
+
+// A secret of the controller's own (tokenFile, webhookSecretFile,
+// redis.passwordFile): the first line of `path`, without its newline. An
+// empty path is an empty secret. The content is never logged.
+Result<std::string> ReadControllerSecret(const std::string& path, const char* what);
 
 // Data directory default: $XDG_STATE_HOME/clusterctl, else ~/.local/state/clusterctl.
 std::string DefaultDataDir();

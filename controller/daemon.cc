@@ -55,6 +55,35 @@ class BeatListener : public reconcilers::StepListener {
   std::function<void()> beat_;
 };
 
+// The leader lease as the reconciler's gate.
+class ElectorGate : public ActGate {
+ public:
+  explicit ElectorGate(const ha::LeaderElector* elector) : elector_(elector) {}
+  bool MayAct(uint64_t* token) const override {
+    int64_t t = 0;
+    const bool may = elector_->MayAct(&t);
+    if (token != nullptr) *token = static_cast<uint64_t>(t);
+    return may;
+  }
+  std::string replica() const override { return elector_->replica_name(); }
+
+ private:
+  const ha::LeaderElector* elector_;
+};
+
+// The highest fencing token among the newest records of `log`: a restarted
+// replica's tokens start above the ones it wrote before.
+uint64_t MaxRecentToken(const audit::AuditLog& log) {
+  audit::AuditFilter f;
+  f.limit = 1000;
+  auto records = log.Query(f);
+  uint64_t max = 0;
+  if (records.ok()) {
+    for (const auto& r : *records) max = std::max(max, r.fencing_token);
+  }
+  return max;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config, const Clock* clock) {
@@ -135,6 +164,33 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config, DaemonParts
         d->prober_.get(), 16,
         [self](const reconcilers::ProbeResult& r) { self->OnProbeResult(r); });
   }
+  if (parts.elector) {
+    d->elector_ = std::move(parts.elector);
+  } else if (d->config_.redis_host) {
+    ha::LeaderElectionOptions eo;
+    eo.host = *d->config_.redis_host;
+    eo.port = d->config_.redis_port;
+    auto password = ReadControllerSecret(d->config_.redis_password_file, "redis password");
+    if (!password.ok()) return password.status().Annotate("redis.passwordFile");
+    eo.password = *password;
+    eo.key = d->config_.redis_key;
+    eo.replica_name = d->config_.replica_name;
+    eo.lease_ms = d->config_.redis_lease_ms;
+    eo.renew_interval_ms = d->config_.redis_renew_ms;
+    eo.retry_interval_ms = d->config_.redis_retry_ms;
+    eo.safety_margin_ms = d->config_.redis_margin_ms;
+    eo.clock = d->clock_;
+    auto elector = ha::LeaderElector::Create(eo);
+    if (!elector.ok()) return elector.status().Annotate("config redis");
+    d->elector_ = std::move(elector.value());
+    d->elector_ticked_by_run_ = true;
+  }
+  if (d->elector_) {
+    d->elector_->RaiseTokenFloor(static_cast<int64_t>(MaxRecentToken(*d->audit_)));
+    d->gate_ = std::make_unique<ElectorGate>(d->elector_.get());
+    (void)d->metrics_.Describe(api::kMetricLeader, api::MetricType::kGauge,
+                               "1 on the clusterd replica that holds the leader lease, else 0.");
+  }
   ReconcileDeps deps;
   deps.state = d->state_.get();
   deps.audit = d->audit_.get();
@@ -142,6 +198,7 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config, DaemonParts
   deps.prober = d->prober_.get();
   deps.clock = d->clock_;
   deps.actor = d->actor_;
+  deps.gate = d->gate_.get();
   d->reconciler_ = std::make_unique<Reconciler>(deps);
   if (d->config_.watch_enabled && d->ssh_) {
     reconcilers::DriftWatch::Options wo;
@@ -202,6 +259,7 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config, DaemonParts
 
 Daemon::~Daemon() {
   Shutdown();
+  if (elector_) elector_->Stop();
   if (watch_) watch_->Stop();    // Its callbacks use this object.
   if (probes_) probes_->Stop();  // So do these.
 }
@@ -285,6 +343,11 @@ clusterctl::Status Daemon::Run() {
   // signals are handled.
   UpdateWatch();
   if (watch_) watch_->Start();
+  if (elector_ && elector_ticked_by_run_) {
+    spdlog::info("leader election through redis {}:{} as replica {}", *config_.redis_host,
+                 config_.redis_port, elector_->replica_name());
+    elector_->Start();
+  }
   state_->StartBackgroundCleanup(std::chrono::minutes(5));
   std::thread source([this] { SourceLoop(); });
   std::thread reconcile([this] { ReconcileLoop(); });
@@ -294,6 +357,13 @@ clusterctl::Status Daemon::Run() {
   probes.join();
   probes_->Stop();
   if (watch_) watch_->Stop();
+  if (elector_ && elector_ticked_by_run_) {
+    // Nothing acts any more: hand the lease over now instead of letting
+    // the other replicas wait for it to expire.
+    elector_->Stop();
+    clusterctl::Status released = elector_->Release();
+    if (!released.ok()) spdlog::warn("releasing the leader lease: {}", released.ToString());
+  }
   state_->Stop();
   PersistMemory(/*sync=*/true);
   clusterctl::Status flushed = store_->Flush();
@@ -452,7 +522,11 @@ int64_t Daemon::ReconcileSleepMs() {
   // An instance that is down and waits out its crash-loop backoff is retried
   // when the backoff ends, not an interval later.
   const int64_t retry = backoff_.NextRetryInMs(clock_->WallMs(), running_instances_, ms);
-  return retry < ms ? retry + 10 : ms;
+  ms = retry < ms ? retry + 10 : ms;
+  // A follower looks again every retry interval: when it becomes the
+  // leader, it acts within that.
+  if (elector_ && !elector_->MayAct()) ms = std::min<int64_t>(ms, config_.redis_retry_ms);
+  return ms;
 }
 
 void Daemon::UpdateWatch() {
@@ -644,11 +718,16 @@ void Daemon::ReconcileOnce() {
     outcome = "refused";
   } else if (suspended_) {
     outcome = plan.steps.empty() ? "noop" : "suspended";
+  } else if (!Leading()) {
+    outcome = plan.steps.empty() ? "noop" : "follower";  // The leader acts.
   } else if (plan.steps.empty() && !plan.blocked.empty()) {
     outcome = "blocked";  // Something to do, nothing possible now (unreachable, backoff).
   } else if (!plan.steps.empty()) {
     report = reconciler_->Execute(*desired, prune.get(), plan, obs, po);
     outcome = report.ok() ? "ok" : "failed";
+    // The lease ended during the pass: its unsent steps failed as fenced,
+    // which says nothing about the services (no crash-loop count).
+    const bool deposed = !Leading();
     const int64_t now = clock_->WallMs();
     std::vector<std::pair<std::string, std::string>> crash_alerts;  // Raised after unlocking.
     std::unique_lock<std::mutex> g(mu_);
@@ -658,6 +737,7 @@ void Daemon::ReconcileOnce() {
                    {{"action", reconcilers::ActionName(st.action)},
                     {"result", reconcilers::StepResultName(o.result)}},
                    1);
+      if (deposed && o.result == reconcilers::StepResult::kFailed) continue;
       force_restart_.erase(st.Key());
       manual_actor_.erase(st.Key());
       if (st.action == reconcilers::Action::kStop) {
@@ -686,7 +766,7 @@ void Daemon::ReconcileOnce() {
     g.unlock();
     for (const auto& [id, message] : crash_alerts) RaiseAlert(id, "warning", message);
   }
-  if (outcome != "refused") {
+  if (outcome != "refused" && outcome != "follower") {
     ManagedInstances next = NextManaged(managed_, *desired, obs, plan, report);
     if (next != managed_) {
       clusterctl::Status saved = SaveManaged(state_.get(), next);
@@ -704,7 +784,8 @@ void Daemon::ReconcileOnce() {
       alerts_.Clear(CrashLoopBackoff::AlertId(key));
     }
   }
-  if (new_revision && outcome != "refused" && outcome != "suspended") {
+  if (new_revision && outcome != "refused" && outcome != "suspended" && outcome != "follower" &&
+      Leading()) {
     RevisionPassRecord pass;
     pass.revision = desired->revision;
     pass.result = ClassifyPass(plan, report);
@@ -870,6 +951,11 @@ void Daemon::AuditEvent(const std::string& action, audit::Trigger trigger,
   r.detail = redacted.size() > 16000 ? redacted.substr(0, 16000) + "..." : redacted;
   r.machine = machine;
   r.service = service;
+  uint64_t token = 0;
+  if (gate_ && gate_->MayAct(&token)) {
+    r.leader = gate_->replica();
+    r.fencing_token = token;
+  }
   auto w = audit_->Append(r);
   if (!w.ok()) spdlog::error("writing audit event {}: {}", action, w.status().ToString());
 }
@@ -892,19 +978,46 @@ void Daemon::AuditManual(const std::string& action, const std::string& actor,
 json Daemon::Status() {
   std::lock_guard<std::mutex> g(mu_);
   if (last_status_.is_null()) {
-    return {{"timestamp", FormatRfc3339Ms(clock_->WallMs())},
-            {"overall_status", "unhealthy"},
-            {"revision", desired_ ? desired_->revision.commit : ""},
-            {"machines", json::object()},
-            {"services", json::object()},
-            {"alerts", json::array({"no observation yet"})},
-            {"suspended", suspended_.load()}};
+    json s = {{"timestamp", FormatRfc3339Ms(clock_->WallMs())},
+              {"overall_status", "unhealthy"},
+              {"revision", desired_ ? desired_->revision.commit : ""},
+              {"machines", json::object()},
+              {"services", json::object()},
+              {"alerts", json::array({"no observation yet"})},
+              {"suspended", suspended_.load()}};
+    AddReplica(&s);
+    return s;
   }
   json s = last_status_;
   json alerts = alerts_.Messages();  // An array, [] when none is open.
   s["alerts"] = alerts;
   s["suspended"] = suspended_.load();
+  AddReplica(&s);
   return s;
+}
+
+void Daemon::AddReplica(json* status) const {
+  if (!elector_) return;
+  const ha::LeaseState lease = elector_->state();
+  (*status)["role"] = ha::RoleName(lease.role);
+  (*status)["replica"] = elector_->replica_name();
+  (*status)["leader"] = lease.role == ha::Role::kLeader ? json(elector_->replica_name())
+                        : lease.leader                  ? json(lease.leader->replica_name)
+                                                        : json(nullptr);
+  (*status)["fencing_token"] = lease.token;
+}
+
+bool Daemon::Leading() const { return !elector_ || elector_->MayAct(); }
+
+std::string Daemon::WriteRefusal() {
+  if (Leading()) return "";
+  const ha::LeaseState lease = elector_->state();
+  if (lease.leader && lease.leader->replica_id != elector_->replica_id()) {
+    return "this clusterd (" + elector_->replica_name() + ") is a follower; the leader is " +
+           lease.leader->replica_name + ": send the request to it";
+  }
+  return "this clusterd (" + elector_->replica_name() +
+         ") is a follower and no leader is known (is Redis reachable?); retry in a few seconds";
 }
 
 std::vector<api::AlertView> Daemon::Alerts() {
@@ -932,7 +1045,12 @@ Result<std::vector<audit::AuditRecord>> Daemon::Audit(const audit::AuditFilter& 
   return audit_->Query(filter);
 }
 
-std::string Daemon::Metrics() { return metrics_.Render(); }
+std::string Daemon::Metrics() {
+  if (elector_) {
+    metrics_.Set(api::kMetricLeader, {{"replica", elector_->replica_name()}}, Leading() ? 1 : 0);
+  }
+  return metrics_.Render();
+}
 
 bool Daemon::Healthy(std::string* detail) {
   std::lock_guard<std::mutex> g(mu_);

@@ -29,6 +29,13 @@
 //                   failures past the threshold restart the instance.
 //   API             api/api.h over this object (DaemonView).
 //
+// Replicas (config `redis`): each replica runs every loop; only the one that
+// holds the leader lease (ha/leader_election.h) executes plans, and every
+// step is checked against the lease just before it is sent. Followers
+// observe, probe, record and serve the read API; they refuse writes
+// (WriteRefusal) naming the leader, and re-check every retry interval so a
+// new leader acts within lease + retry.
+//
 // Shutdown (SIGTERM): the driver command in flight completes, waits are cut
 // short (a start whose readiness wait is cut is audited interrupted),
 // nothing new starts, the store is flushed, Run() returns. After a SIGKILL the next start records
@@ -59,6 +66,7 @@
 #include "controller/probe_schedule.h"
 #include "controller/reconcile.h"
 #include "desired-state/git_source.h"
+#include "ha/leader_election.h"
 #include "reconcilers/async_prober.h"
 #include "reconcilers/driver.h"
 #include "reconcilers/failure_streak.h"
@@ -83,6 +91,11 @@ struct DaemonParts {
   std::unique_ptr<desired_state::RevisionSource> source;
   std::unique_ptr<reconcilers::ServiceDriver> driver;
   std::unique_ptr<reconcilers::Prober> prober;
+  // Leader election between replicas. Default: made from the config's
+  // `redis` block and ticked by its own thread while Run() runs; none
+  // without one (this clusterd acts alone). Given by a test, it is ticked
+  // by the test.
+  std::unique_ptr<ha::LeaderElector> elector;
 };
 
 class Daemon : public api::DaemonView {
@@ -112,6 +125,11 @@ class Daemon : public api::DaemonView {
   void Suspend(const std::string& actor) override;
   void Resume(const std::string& actor) override;
   bool suspended() override { return suspended_; }
+  std::string WriteRefusal() override;
+
+  // With leader election: whether this replica holds the lease now (by its
+  // own clock). Always true without one.
+  bool Leading() const;
 
   // The daemon's metrics, also fed by the API server's request counters.
   api::MetricsRegistry* metrics() { return &metrics_; }
@@ -158,6 +176,9 @@ class Daemon : public api::DaemonView {
   // when the crash-loop backoff of an instance that is down ends sooner.
   int64_t ReconcileSleepMs();
   bool Stopping() const { return stopping_; }
+  // With leader election: role, replica, leader and fencing_token in a
+  // status document.
+  void AddReplica(nlohmann::json* status) const;
   // Marks progress of a loop for /healthz.
   void Beat(const char* loop);
   // Sleeps until `ms` passed, Shutdown(), or `flag` is set (then clears it).
@@ -175,6 +196,11 @@ class Daemon : public api::DaemonView {
   std::unique_ptr<reconcilers::SshPool> ssh_;  // Null when the driver was given.
   std::unique_ptr<reconcilers::ServiceDriver> driver_;
   std::unique_ptr<reconcilers::Prober> prober_;
+  // Leader election (null: none, this clusterd acts alone) and the gate the
+  // reconciler asks before each step.
+  std::unique_ptr<ha::LeaderElector> elector_;
+  bool elector_ticked_by_run_ = false;
+  std::unique_ptr<ActGate> gate_;
   // Runs the probe loop's probes in the background: a slow probe (a 25 s
   // exec probe) delays only itself. Stopped before the members its
   // callback uses.

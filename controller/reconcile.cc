@@ -97,7 +97,7 @@ reconcilers::ExecutionReport Reconciler::Execute(const DesiredState& desired,
   } else {
     AuditStepListener audit(deps_.audit, options.actor.empty() ? deps_.actor : options.actor,
                             options.trigger, desired.revision.Short(), options.progress,
-                            options.step_trigger, options.step_actor);
+                            options.step_trigger, options.step_actor, deps_.gate);
     report = exec->Execute(plan, &audit);
   }
   std::lock_guard<std::mutex> g(mu_);
@@ -127,14 +127,25 @@ AuditStepListener::AuditStepListener(audit::AuditLog* audit, std::string actor,
                                      audit::Trigger trigger, std::string revision,
                                      reconcilers::StepListener* next,
                                      std::map<std::string, audit::Trigger> step_trigger,
-                                     std::map<std::string, std::string> step_actor)
+                                     std::map<std::string, std::string> step_actor,
+                                     const ActGate* gate)
     : audit_(audit),
       actor_(std::move(actor)),
       trigger_(trigger),
       revision_(std::move(revision)),
       next_(next),
       step_trigger_(std::move(step_trigger)),
-      step_actor_(std::move(step_actor)) {}
+      step_actor_(std::move(step_actor)),
+      gate_(gate) {}
+
+Status AuditStepListener::CheckGate(const reconcilers::Step& step, uint64_t* token) {
+  if (gate_ == nullptr || gate_->MayAct(token)) return Status::Ok();
+  const std::string why = "fenced: replica " + gate_->replica() +
+                          " no longer holds the leader lease; the step was not sent";
+  std::lock_guard<std::mutex> g(mu_);
+  fenced_[step.id] = why;
+  return Status::Conflict(why);
+}
 
 audit::Trigger AuditStepListener::TriggerOf(const reconcilers::Step& s) const {
   auto it = step_trigger_.find(s.Key());
@@ -147,7 +158,13 @@ const std::string& AuditStepListener::ActorOf(const reconcilers::Step& s) const 
 }
 
 Status AuditStepListener::OnStepStart(const reconcilers::Step& step) {
+  uint64_t token = 0;
+  CLUSTERCTL_RETURN_IF_ERROR(CheckGate(step, &token));
   audit::AuditRecord r;
+  if (gate_ != nullptr) {
+    r.leader = gate_->replica();
+    r.fencing_token = token;
+  }
   r.actor = ActorOf(step);
   r.trigger = audit::Name(TriggerOf(step));
   r.revision = revision_;
@@ -161,18 +178,26 @@ Status AuditStepListener::OnStepStart(const reconcilers::Step& step) {
   {
     std::lock_guard<std::mutex> g(mu_);
     intent_seq_[step.id] = written->seq;
+    token_[step.id] = token;
   }
+  // Again just before the step is sent: writing the intent took a moment.
+  CLUSTERCTL_RETURN_IF_ERROR(CheckGate(step, &token));
   if (next_ != nullptr) return next_->OnStepStart(step);
   return Status::Ok();
 }
 
 void AuditStepListener::OnStepEnd(const reconcilers::Step& step,
                                   const reconcilers::StepOutcome& outcome) {
-  uint64_t intent_seq = 0;
+  uint64_t intent_seq = 0, token = 0;
+  std::string fenced;
   {
     std::lock_guard<std::mutex> g(mu_);
     auto it = intent_seq_.find(step.id);
     if (it != intent_seq_.end()) intent_seq = it->second;
+    auto t = token_.find(step.id);
+    if (t != token_.end()) token = t->second;
+    auto f = fenced_.find(step.id);
+    if (f != fenced_.end()) fenced = f->second;
   }
   // Steps skipped before they started have no intent; record them too, so
   // the log says why nothing happened.
@@ -184,10 +209,14 @@ void AuditStepListener::OnStepEnd(const reconcilers::Step& step,
   r.machine = step.machine;
   r.service = step.service;
   r.phase = audit::Name(audit::Phase::kResult);
-  r.result = audit::Name(OutcomeOf(outcome.result));
+  r.result = audit::Name(fenced.empty() ? OutcomeOf(outcome.result) : audit::Outcome::kFenced);
   r.duration_ms = outcome.duration_ms();
-  r.detail = outcome.detail;
+  r.detail = fenced.empty() ? outcome.detail : fenced;
   r.intent_seq = intent_seq;
+  if (gate_ != nullptr) {
+    r.leader = gate_->replica();
+    r.fencing_token = fenced.empty() ? token : 0;  // A step not sent is no action.
+  }
   auto written = audit_->Append(r);
   if (!written.ok()) {
     spdlog::error("writing the audit result of {}: {}", step.Key(), written.status().ToString());

@@ -32,13 +32,26 @@
 
 namespace clusterctl::controller {
 
+// The right of a clusterd replica to act (leader election, ha/): asked
+// just before each step is sent. Without one (a single controller,
+// clusterctl) every step may be sent.
+class ActGate {
+ public:
+  virtual ~ActGate() = default;
+  // True when this replica may act now; *token: its fencing token then.
+  virtual bool MayAct(uint64_t* token) const = 0;
+  // This replica's id, written to the audit records of its actions.
+  virtual std::string replica() const = 0;
+};
+
 struct ReconcileDeps {
   store::StateStore* state = nullptr;  // May be null: observations are not recorded.
   audit::AuditLog* audit = nullptr;    // Required for anything but dry runs.
   reconcilers::ServiceDriver* driver = nullptr;
   reconcilers::Prober* prober = nullptr;
-  const Clock* clock = nullptr;  // Observation stamps, the plan's now. Default: RealClock().
-  std::string actor;             // "clusterd@host" or "user@host".
+  const Clock* clock = nullptr;   // Observation stamps, the plan's now. Default: RealClock().
+  std::string actor;              // "clusterd@host" or "user@host".
+  const ActGate* gate = nullptr;  // Null: every step may be sent.
 };
 
 struct PassOptions {
@@ -113,13 +126,19 @@ class Reconciler {
 };
 
 // The audit trail of a pass: an intent before each step, a result after.
+// With a gate (clusterd replicas), a step is sent only while the gate says
+// this replica may act, checked before its intent is written and again just
+// before it is sent; a step that may not be sent is not run and is audited
+// with result `fenced`. The intent and result of a step that was sent carry
+// the leader's replica id and fencing token.
 // Thread-safe: the executor calls it from several threads at once.
 class AuditStepListener : public reconcilers::StepListener {
  public:
   AuditStepListener(audit::AuditLog* audit, std::string actor, audit::Trigger trigger,
                     std::string revision, reconcilers::StepListener* next,
                     std::map<std::string, audit::Trigger> step_trigger = {},
-                    std::map<std::string, std::string> step_actor = {});
+                    std::map<std::string, std::string> step_actor = {},
+                    const ActGate* gate = nullptr);
   Status OnStepStart(const reconcilers::Step& step) override;
   void OnStepEnd(const reconcilers::Step& step, const reconcilers::StepOutcome& outcome) override;
 
@@ -131,8 +150,14 @@ class AuditStepListener : public reconcilers::StepListener {
   reconcilers::StepListener* next_;
   std::map<std::string, audit::Trigger> step_trigger_;
   std::map<std::string, std::string> step_actor_;
-  std::mutex mu_;                       // Guards intent_seq_ (not held while appending).
+  const ActGate* gate_;
+  std::mutex mu_;                       // Guards the maps below (not held while appending).
   std::map<int, uint64_t> intent_seq_;  // Step id -> intent record.
+  std::map<int, uint64_t> token_;       // Step id -> the fencing token it was sent under.
+  std::map<int, std::string> fenced_;   // Step id -> why it was not sent.
+
+  // Asks the gate; records why not for OnStepEnd. OK without a gate.
+  Status CheckGate(const reconcilers::Step& step, uint64_t* token);
 
   // The trigger/actor of one step, with the per-instance overrides.
   audit::Trigger TriggerOf(const reconcilers::Step& s) const;

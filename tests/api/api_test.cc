@@ -175,6 +175,14 @@ class FakeDaemonView : public DaemonView {
     std::lock_guard<std::mutex> lock(mu_);
     audit_error_ = std::move(s);
   }
+  std::string WriteRefusal() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return refusal_;
+  }
+  void SetWriteRefusal(std::string why) {
+    std::lock_guard<std::mutex> lock(mu_);
+    refusal_ = std::move(why);
+  }
 
   json status_doc;
   std::vector<audit::AuditRecord> records;
@@ -191,6 +199,7 @@ class FakeDaemonView : public DaemonView {
   std::vector<std::string> calls_;
   audit::AuditFilter last_filter;
   ::clusterctl::Status audit_error_;
+  std::string refusal_;
   std::atomic<bool> suspended_{false};
 };
 
@@ -590,6 +599,23 @@ TEST_F(ApiServerTest, InvalidAuditFiltersAre400NamingTheParameter) {
     EXPECT_NE(std::string::npos, a.Json()["error"].get<std::string>().find(parameter)) << a.body;
   }
   EXPECT_EQ(std::vector<std::string>{}, view_.calls());
+}
+
+TEST_F(ApiServerTest, AFollowerRefusesEveryWriteNamingTheLeaderAndStillServesReads) {
+  view_.SetWriteRefusal("this clusterd (node-b) is a follower; the leader is node-a");
+  for (const char* path : {"/api/v1/sync", "/api/v1/suspend", "/api/v1/resume"}) {
+    Answer a = Post(path);
+    ExpectError(a, 409);
+    EXPECT_NE(std::string::npos, a.body.find("the leader is node-a")) << path;
+  }
+  Answer r = Post("/api/v1/restart", R"({"service": "api"})");
+  ExpectError(r, 409);
+  EXPECT_TRUE(view_.mutations().empty());
+  EXPECT_EQ(200, Get("/api/v1/status").status);
+  EXPECT_EQ(200, Get("/api/v1/audit").status);
+  view_.SetWriteRefusal("");
+  EXPECT_EQ(200, Post("/api/v1/sync").status);
+  EXPECT_EQ(1u, view_.mutations().size());
 }
 
 TEST_F(ApiServerTest, AuditErrorsOfTheViewAreReported) {

@@ -972,6 +972,53 @@ TEST(AuditJsonTest, HasExactlyTheSpecFields) {
   EXPECT_EQ(*back, r);
 }
 
+TEST_F(AuditLogTest, LeaderAndFencingTokenAreStoredHashedAndReadBack) {
+  AuditRecord plain = Append(Step("start", "api", "m1"));
+  AuditRecord r = Step("start", "api", "m2");
+  r.leader = "node-a";
+  r.fencing_token = 7;
+  AuditRecord led = Append(r);
+  // Only set fields are written: a record without them hashes as before.
+  EXPECT_FALSE(ToJson(plain).contains("leader"));
+  EXPECT_FALSE(ToJson(plain).contains("fencing_token"));
+  EXPECT_EQ(ToJson(led)["leader"], "node-a");
+  EXPECT_EQ(ToJson(led)["fencing_token"], 7);
+  EXPECT_THAT(CanonicalForm(led), HasSubstr("\"fencing_token\":7"));
+  Result<std::optional<AuditRecord>> stored = log_->Get(led.seq);  // The stored form's decoder.
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_EQ(**stored, led);
+  Result<AuditRecord> back = FromJson(nlohmann::json::parse(ToJsonLine(led)));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, led);
+  VerifyReport rep = MustVerify();
+  EXPECT_TRUE(rep.ok) << rep.reason;
+}
+
+TEST_F(AuditLogTest, VerifyReportsAnActionWithATokenBelowAnEarlierOne) {
+  auto led = [](const std::string& phase, uint64_t token, const std::string& result = "") {
+    AuditRecord r = Step("start", "api", "m1", phase, result);
+    r.leader = "node-a";
+    r.fencing_token = token;
+    return r;
+  };
+  Append(led(Name(Phase::kIntent), 3));
+  Append(led(Name(Phase::kResult), 3, "ok"));
+  Append(led(Name(Phase::kIntent), 5));
+  VerifyReport fine = MustVerify();
+  EXPECT_TRUE(fine.ok) << fine.reason;
+  // An event may carry an older token (it is no action); an action may not.
+  AuditRecord event = Step("probe_failed", "api", "m1", Name(Phase::kEvent), "failed");
+  event.fencing_token = 4;
+  Append(event);
+  EXPECT_TRUE(MustVerify().ok);
+  AuditRecord stale = Append(led(Name(Phase::kIntent), 4));
+  VerifyReport rep = MustVerify();
+  EXPECT_FALSE(rep.ok);
+  EXPECT_EQ(rep.first_bad_seq, stale.seq);
+  EXPECT_THAT(rep.reason, HasSubstr("fencing token 4 is below token 5 of record 3"));
+  EXPECT_THAT(rep.reason, HasSubstr("deposed leader"));
+}
+
 TEST(AuditJsonTest, IntentsCarryAnEmptyResult) {
   AuditRecord r;
   r.phase = "intent";

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "tests/harness/process.h"
+#include "tests/harness/redis_server.h"
 #include "tests/harness/temp_dir.h"
 
 namespace clusterctl::controller {
@@ -52,6 +54,8 @@ struct World {
   std::set<std::string> unreachable;    // Machines.
   std::set<std::string> failing_start;  // Instance keys whose start fails.
   std::vector<std::string> calls;       // "start db@m1", in order.
+  // Runs inside every start and restart with the instance key, unlocked.
+  std::function<void(const std::string&)> on_start;
   int64_t next_pid = 100;
   // The prober: instance key/role -> answer; absent = ok.
   std::set<std::string> liveness_failing;
@@ -180,6 +184,12 @@ class FakeDriver : public reconcilers::ServiceDriver {
  private:
   Result<std::string> Run(const std::string& verb, const std::string& key,
                           const std::string& spec_hash) {
+    std::function<void(const std::string&)> hook;
+    {
+      std::lock_guard<std::mutex> g(w_->mu);
+      hook = w_->on_start;
+    }
+    if (hook) hook(key);
     std::lock_guard<std::mutex> g(w_->mu);
     w_->calls.push_back(verb + " " + key);
     World::Proc& p = w_->procs[key];
@@ -262,15 +272,19 @@ class DaemonTest : public ::testing::Test {
     config_.repo_url = "fake://history";
   }
 
-  void Start() {
+  void Start() { daemon_ = Make(config_, nullptr); }
+
+  // A daemon over the shared world; with `elector`, one of several replicas.
+  std::unique_ptr<Daemon> Make(const Config& config, std::unique_ptr<ha::LeaderElector> elector) {
     DaemonParts parts;
     parts.clock = &clock_;
     parts.source = std::make_unique<FakeSource>(world_);
     parts.driver = std::make_unique<FakeDriver>(world_);
     parts.prober = std::make_unique<FakeProber>(world_);
-    auto d = Daemon::Create(config_, std::move(parts));
-    ASSERT_TRUE(d.ok()) << d.status().ToString();
-    daemon_ = std::move(d.value());
+    parts.elector = std::move(elector);
+    auto d = Daemon::Create(config, std::move(parts));
+    EXPECT_TRUE(d.ok()) << d.status().ToString();
+    return d.ok() ? std::move(d.value()) : nullptr;
   }
 
   // Fetch, then one reconcile pass.
@@ -286,19 +300,23 @@ class DaemonTest : public ::testing::Test {
     world_->TakeCalls();
   }
 
-  bool HasAlert(const std::string& id) {
-    for (const auto& a : daemon_->Alerts()) {
+  bool HasAlert(const std::string& id) { return HasAlert(daemon_.get(), id); }
+  static bool HasAlert(Daemon* d, const std::string& id) {
+    for (const auto& a : d->Alerts()) {
       if (a.id == id) return true;
     }
     return false;
   }
 
   std::vector<audit::AuditRecord> AuditOf(const std::string& action) {
+    return AuditOf(daemon_.get(), action);
+  }
+  static std::vector<audit::AuditRecord> AuditOf(Daemon* d, const std::string& action) {
     audit::AuditFilter f;
     f.action = action;
     f.limit = 0;
     f.oldest_first = true;
-    auto r = daemon_->Audit(f);
+    auto r = d->Audit(f);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? *r : std::vector<audit::AuditRecord>{};
   }
@@ -583,6 +601,173 @@ TEST_F(DaemonTest, AFailingFetchAlertsAndKeepsTheRevisionInForce) {
   daemon_->PollSource(&fetched);
   EXPECT_TRUE(fetched);
   EXPECT_FALSE(HasAlert("source"));
+}
+
+// ------------------------------------------------------------- replicas
+
+// Two replicas over the same fleet and history, electing a leader through a
+// real redis-server; the lease is judged on the shared FakeClock and the
+// electors are ticked by the test.
+class ReplicasTest : public DaemonTest {
+ protected:
+  static constexpr int64_t kLeaseMs = 15000, kMarginMs = 2000;
+
+  void SetUp() override {
+    DaemonTest::SetUp();
+    redis_ = std::make_unique<testing::RedisServer>();
+    world_->Push(kServices, "first");
+  }
+
+  // Replica `name` with its own data directory.
+  std::unique_ptr<Daemon> Replica(const std::string& name, ha::LeaderElector** elector) {
+    ha::LeaderElectionOptions o;
+    o.host = redis_->host();
+    o.port = redis_->port();
+    o.replica_name = name;
+    o.lease_ms = kLeaseMs;
+    o.renew_interval_ms = 5000;
+    o.safety_margin_ms = kMarginMs;
+    o.clock = &clock_;
+    auto e = ha::LeaderElector::Create(o);
+    EXPECT_TRUE(e.ok()) << e.status().ToString();
+    *elector = e->get();
+    Config c = config_;
+    c.data_dir = dir_.Sub("data-" + name);
+    return Make(c, std::move(e.value()));
+  }
+
+  static void Converge(Daemon* d) {
+    d->PollSource();
+    d->ReconcileOnce();
+    d->ReconcileOnce();
+  }
+
+  std::unique_ptr<testing::RedisServer> redis_;
+};
+
+TEST_F(ReplicasTest, OnlyTheLeaderActsAndTheFollowerNamesIt) {
+  ha::LeaderElector *ea = nullptr, *eb = nullptr;
+  auto a = Replica("node-a", &ea);
+  auto b = Replica("node-b", &eb);
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(ea->Tick().ok());
+  ASSERT_TRUE(eb->Tick().ok());
+  ASSERT_TRUE(a->Leading());
+  ASSERT_FALSE(b->Leading());
+
+  Converge(b.get());  // The follower observes and plans, and sends nothing.
+  EXPECT_TRUE(world_->TakeCalls().empty());
+  EXPECT_TRUE(b->Revisions(10).empty());  // The leader records the revision.
+  Converge(a.get());
+  EXPECT_EQ(world_->TakeCalls().size(), 3u);
+
+  nlohmann::json status = b->Status();
+  EXPECT_EQ(status["role"], "follower");
+  EXPECT_EQ(status["replica"], "node-b");
+  EXPECT_EQ(status["leader"], "node-a");
+  EXPECT_EQ(a->Status()["role"], "leader");
+  EXPECT_NE(b->WriteRefusal().find("the leader is node-a"), std::string::npos) << b->WriteRefusal();
+  EXPECT_EQ(a->WriteRefusal(), "");
+  EXPECT_NE(a->Metrics().find("clusterd_leader{replica=\"node-a\"} 1"), std::string::npos);
+  EXPECT_NE(b->Metrics().find("clusterd_leader{replica=\"node-b\"} 0"), std::string::npos);
+
+  // Drift is repaired by the leader only.
+  world_->Crash("app@m2");
+  b->ReconcileOnce();
+  EXPECT_TRUE(world_->TakeCalls().empty());
+  a->ReconcileOnce();
+  EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"start app@m2"}));
+
+  // The leader's records of actions carry its name and token.
+  const int64_t token = ea->state().token;
+  ASSERT_GT(token, 0);
+  auto starts = AuditOf(a.get(), "start");
+  ASSERT_EQ(starts.size(), 8u);  // Four starts, intent and result each.
+  for (const auto& r : starts) {
+    EXPECT_EQ(r.leader, "node-a");
+    EXPECT_EQ(r.fencing_token, static_cast<uint64_t>(token));
+  }
+  EXPECT_TRUE(AuditOf(b.get(), "start").empty());
+}
+
+TEST_F(ReplicasTest, ALeaderPastItsLeaseByItsOwnClockSendsNothingEvenWithoutRedis) {
+  ha::LeaderElector* ea = nullptr;
+  auto a = Replica("node-a", &ea);
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(ea->Tick().ok());
+  Converge(a.get());
+  world_->TakeCalls();
+  redis_->Stop();  // No renewal from now on.
+  EXPECT_FALSE(ea->Tick().ok());
+  clock_.Advance(kLeaseMs - kMarginMs - 1);
+  EXPECT_TRUE(a->Leading());
+  clock_.Advance(1);
+  EXPECT_FALSE(a->Leading());
+  world_->Crash("db@m1");
+  a->ReconcileOnce();
+  EXPECT_TRUE(world_->TakeCalls().empty());
+  EXPECT_EQ(a->Status()["role"], "follower");
+}
+
+TEST_F(ReplicasTest, AStepIsFencedWhenTheLeaseEndsInThePassAndNothingMoreIsSent) {
+  ha::LeaderElector* ea = nullptr;
+  auto a = Replica("node-a", &ea);
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(ea->Tick().ok());
+  // The lease runs out (by the replica's clock) while db@m1 starts: app,
+  // which waits for db, must not be sent.
+  world_->on_start = [&](const std::string& key) {
+    if (key == "db@m1") clock_.Advance(kLeaseMs);
+  };
+  a->PollSource();
+  a->ReconcileOnce();
+  EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"start db@m1"}));
+  auto starts = AuditOf(a.get(), "start");
+  int fenced = 0;
+  for (const auto& r : starts) {
+    if (r.result != "fenced") continue;
+    ++fenced;
+    EXPECT_EQ(r.service, "app");
+    EXPECT_EQ(r.fencing_token, 0u);  // Not an action.
+    EXPECT_NE(r.detail.find("no longer holds the leader lease"), std::string::npos) << r.detail;
+  }
+  EXPECT_EQ(fenced, 2);
+  // The fenced steps do not count as crashes, and the pass is not recorded
+  // as applied by a replica that lost the lease during it.
+  EXPECT_FALSE(HasAlert(a.get(), "crashloop/app@m1"));
+  EXPECT_TRUE(a->Revisions(10).empty());
+}
+
+TEST_F(ReplicasTest, AfterAFailoverTheNewLeaderActsWithAHigherToken) {
+  ha::LeaderElector *ea = nullptr, *eb = nullptr;
+  auto a = Replica("node-a", &ea);
+  auto b = Replica("node-b", &eb);
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(ea->Tick().ok());
+  ASSERT_TRUE(eb->Tick().ok());
+  Converge(a.get());
+  Converge(b.get());
+  world_->TakeCalls();
+  const int64_t old_token = ea->state().token;
+  ASSERT_TRUE(ea->Release().ok());  // node-a shuts down.
+  ASSERT_TRUE(eb->Tick().ok());
+  ASSERT_TRUE(b->Leading());
+  EXPECT_GT(eb->state().token, old_token);
+  EXPECT_FALSE(a->Leading());
+
+  world_->Crash("app@m1");
+  a->ReconcileOnce();
+  EXPECT_TRUE(world_->TakeCalls().empty());
+  b->ReconcileOnce();
+  EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"start app@m1"}));
+  auto starts = AuditOf(b.get(), "start");
+  ASSERT_FALSE(starts.empty());
+  EXPECT_EQ(starts.back().fencing_token, static_cast<uint64_t>(eb->state().token));
+  EXPECT_EQ(starts.back().leader, "node-b");
+  // The revision pending on the old follower is recorded by it as leader.
+  auto revisions = b->Revisions(10);
+  ASSERT_EQ(revisions.size(), 1u);
+  EXPECT_EQ(revisions[0].result, "ok");
 }
 
 }  // namespace
