@@ -1,0 +1,183 @@
+// End to end: two built clusterd replicas over the same five sshd hosts and
+// git origin, electing a leader through a real redis-server. Exactly one
+// acts; the follower refuses writes naming it; after a kill -9 of the leader
+// the other takes over within lease + retry and repairs a service killed
+// meanwhile, with a higher fencing token. Judged from each replica's API and
+// from the audit logs in their data directories.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "tests/harness/audit_records.h"
+#include "tests/harness/demo_cluster.h"
+#include "tests/harness/paths.h"
+#include "tests/harness/process.h"
+#include "tests/harness/redis_server.h"
+#include "tests/harness/temp_dir.h"
+
+namespace clusterctl {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing::WaitFor;
+
+struct Replica {
+  std::string name, data_dir, listen, config;
+  std::unique_ptr<testing::Process> process;
+};
+
+class ReplicasTest : public ::testing::Test {
+ protected:
+  // lease 3 s, renew 1 s, retry 1 s, margin 1 s: a failover within 4 s.
+  void Start(Replica* r, const std::string& name) {
+    r->name = name;
+    r->data_dir = demo_.dir() + "/data-" + name;
+    r->listen = "127.0.0.1:" + std::to_string(testing::PickFreePort());
+    r->config = demo_.dir() + "/" + name + ".yaml";
+    std::string text = testing::ReadFile(demo_.config_path());
+    auto replace_line = [&](const std::string& key, const std::string& value) {
+      const size_t at = text.find("\n" + key + ": ");
+      ASSERT_NE(at, std::string::npos) << key;
+      const size_t end = text.find('\n', at + 1);
+      text.replace(at + 1, end - at - 1, key + ": " + value);
+    };
+    replace_line("dataDir", r->data_dir);
+    replace_line("listen", r->listen);
+    text += "secretsDir: " + demo_.data_dir() + "/secrets\n";
+    text += "redis: {host: 127.0.0.1, port: " + std::to_string(redis_.port()) +
+            ", leaseSeconds: 3, renewSeconds: 1, retrySeconds: 1, marginSeconds: 1, "
+            "replicaName: " +
+            name + "}\n";
+    testing::WriteFile(r->config, text);
+    r->process = std::make_unique<testing::Process>(
+        std::vector<std::string>{testing::ClusterdBin(), "--config", r->config},
+        testing::OutputTo(demo_.dir() + "/" + name + ".log"));
+  }
+
+  std::string Log(const Replica& r) const {
+    return testing::ReadFile(demo_.dir() + "/" + r.name + ".log");
+  }
+
+  std::string Token() const {
+    std::string t = testing::ReadFile(demo_.token_file());
+    while (!t.empty() && t.back() == '\n') t.pop_back();
+    return t;
+  }
+
+  json Status(const Replica& r) {
+    httplib::Client c("http://" + r.listen);
+    c.set_connection_timeout(1, 0);
+    c.set_read_timeout(5, 0);
+    auto res = c.Get("/api/v1/status", {{"Authorization", "Bearer " + Token()}});
+    if (!res || res->status != 200) return json();
+    return json::parse(res->body, nullptr, false);
+  }
+
+  // The status answer of a request to POST `path` on `r`, and its body.
+  int Post(const Replica& r, const std::string& path, std::string* body) {
+    httplib::Client c("http://" + r.listen);
+    c.set_connection_timeout(1, 0);
+    auto res =
+        c.Post(path.c_str(), {{"Authorization", "Bearer " + Token()}}, "{}", "application/json");
+    if (body != nullptr && res) *body = res->body;
+    return res ? res->status : -1;
+  }
+
+  static std::string Role(const json& status) {
+    return status.is_object() ? status.value("role", "") : "";
+  }
+
+  static json Instance(const json& status, const std::string& svc, const std::string& m) {
+    if (!status.is_object() || !status.contains("services") || !status["services"].contains(svc)) {
+      return json::object();
+    }
+    const json& instances = status["services"][svc]["instances"];
+    return instances.contains(m) ? instances[m] : json::object();
+  }
+
+  // The greatest fencing token among the actions in `data_dir`'s audit log;
+  // *actions: how many actions there are.
+  static uint64_t MaxToken(const std::string& data_dir, size_t* actions,
+                           const std::string& leader) {
+    uint64_t max = 0;
+    *actions = 0;
+    for (const auto& r : testing::AuditRecordsOf(data_dir)) {
+      if (r.phase == "event" || r.fencing_token == 0) continue;
+      ++*actions;
+      EXPECT_EQ(r.leader, leader) << r.action << " " << r.service << "@" << r.machine;
+      max = std::max(max, r.fencing_token);
+    }
+    return max;
+  }
+
+  testing::DemoCluster demo_;
+  testing::RedisServer redis_;
+  Replica a_, b_;
+};
+
+TEST_F(ReplicasTest, OneLeaderActsTheFollowerRefusesWritesAndTakesOverAfterKill9) {
+  Start(&a_, "node-a");
+  Start(&b_, "node-b");
+  Replica *leader = nullptr, *follower = nullptr;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const std::string ra = Role(Status(a_)), rb = Role(Status(b_));
+        if (ra == "leader" && rb == "follower") leader = &a_, follower = &b_;
+        if (rb == "leader" && ra == "follower") leader = &b_, follower = &a_;
+        return leader != nullptr;
+      },
+      seconds(60), milliseconds(200)))
+      << Log(a_) << Log(b_);
+  ASSERT_TRUE(WaitFor([&] { return Status(*leader).value("overall_status", "") == "healthy"; },
+                      seconds(90), milliseconds(300)))
+      << Log(*leader);
+  EXPECT_EQ(Status(*follower)["leader"], leader->name);
+
+  // Only the leader acted, every action under its name and token.
+  size_t leader_actions = 0, follower_actions = 0;
+  const uint64_t first_token = MaxToken(leader->data_dir, &leader_actions, leader->name);
+  MaxToken(follower->data_dir, &follower_actions, follower->name);
+  EXPECT_GT(first_token, 0u);
+  EXPECT_GT(leader_actions, 0u);
+  EXPECT_EQ(follower_actions, 0u);
+
+  std::string body;
+  EXPECT_EQ(409, Post(*follower, "/api/v1/sync", &body));
+  EXPECT_NE(body.find("the leader is " + leader->name), std::string::npos) << body;
+  EXPECT_EQ(200, Post(*leader, "/api/v1/sync", nullptr));
+
+  // kill -9 of the leader, then a service dies: the follower takes over and
+  // repairs it.
+  const int64_t pid = Instance(Status(*leader), "tools-server", "worker-tools")["pid"];
+  ASSERT_GT(pid, 0);
+  leader->process->Kill(SIGKILL);
+  ASSERT_EQ(kill(static_cast<pid_t>(pid), SIGKILL), 0);
+  ASSERT_TRUE(
+      WaitFor([&] { return Role(Status(*follower)) == "leader"; }, seconds(30), milliseconds(200)))
+      << Log(*follower);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        json i = Instance(Status(*follower), "tools-server", "worker-tools");
+        return i.value("pid", int64_t{0}) != pid && i.value("ready", false);
+      },
+      seconds(60), milliseconds(300)))
+      << Log(*follower);
+  size_t new_actions = 0;
+  const uint64_t new_token = MaxToken(follower->data_dir, &new_actions, follower->name);
+  EXPECT_GT(new_actions, 0u);
+  EXPECT_GT(new_token, first_token);
+  std::string verify;
+  EXPECT_EQ(
+      0, testing::RunShell(testing::CliBin() + " --config '" + follower->config + "' audit verify",
+                           &verify))
+      << verify;
+}
+
+}  // namespace
+}  // namespace clusterctl
