@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "base/clock.h"
 #include "tests/harness/audit_records.h"
 #include "tests/harness/demo_cluster.h"
 #include "tests/harness/paths.h"
@@ -50,7 +51,7 @@ class ReplicasTest : public ::testing::Test {
     replace_line("dataDir", r->data_dir);
     replace_line("listen", r->listen);
     text += "secretsDir: " + demo_.data_dir() + "/secrets\n";
-    text += "redis: {host: 127.0.0.1, port: " + std::to_string(redis_.port()) +
+    text += "redis: {host: 127.0.0.1, port: " + std::to_string(redis_->port()) +
             ", leaseSeconds: 3, renewSeconds: 1, retrySeconds: 1, marginSeconds: 1, "
             "replicaName: " +
             name + "}\n";
@@ -116,9 +117,36 @@ class ReplicasTest : public ::testing::Test {
     return max;
   }
 
+  // The replica that says it leads while every other says it follows;
+  // null while that is not so.
+  Replica* SoleLeader(const std::vector<Replica*>& replicas) {
+    Replica* leader = nullptr;
+    for (Replica* r : replicas) {
+      const std::string role = Role(Status(*r));
+      if (role == "leader") {
+        if (leader != nullptr) return nullptr;
+        leader = r;
+      } else if (role != "follower") {
+        return nullptr;
+      }
+    }
+    return leader;
+  }
+
+  // Actions (intents) `data_dir`'s log wrote at or after `since_ms`.
+  static size_t IntentsSince(const std::string& data_dir, int64_t since_ms) {
+    size_t n = 0;
+    for (const auto& r : testing::AuditRecordsOf(data_dir)) {
+      if (r.phase == "intent" && r.time >= since_ms) ++n;
+    }
+    return n;
+  }
+
+  static int64_t NowMs() { return WallClockMs(); }
+
   testing::DemoCluster demo_;
-  testing::RedisServer redis_;
-  Replica a_, b_;
+  std::unique_ptr<testing::RedisServer> redis_ = std::make_unique<testing::RedisServer>();
+  Replica a_, b_, c_;
 };
 
 TEST_F(ReplicasTest, OneLeaderActsTheFollowerRefusesWritesAndTakesOverAfterKill9) {
@@ -177,6 +205,119 @@ TEST_F(ReplicasTest, OneLeaderActsTheFollowerRefusesWritesAndTakesOverAfterKill9
       0, testing::RunShell(testing::CliBin() + " --config '" + follower->config + "' audit verify",
                            &verify))
       << verify;
+}
+
+// Three replicas, exactly one leader. The leader is frozen (SIGSTOP) past
+// its lease: another takes over and repairs a killed service; woken
+// (SIGCONT), the old leader sends nothing and steps down.
+TEST_F(ReplicasTest, AFrozenLeaderSendsNothingAfterWakingAndStepsDown) {
+  Start(&a_, "node-a");
+  Start(&b_, "node-b");
+  Start(&c_, "node-c");
+  const std::vector<Replica*> all = {&a_, &b_, &c_};
+  Replica* leader = nullptr;
+  ASSERT_TRUE(WaitFor([&] { return (leader = SoleLeader(all)) != nullptr; }, seconds(60),
+                      milliseconds(200)))
+      << Log(a_) << Log(b_) << Log(c_);
+  ASSERT_TRUE(WaitFor([&] { return Status(*leader).value("overall_status", "") == "healthy"; },
+                      seconds(90), milliseconds(300)))
+      << Log(*leader);
+  const int64_t pid = Instance(Status(*leader), "tools-server", "worker-tools")["pid"];
+  ASSERT_GT(pid, 0);
+
+  leader->process->Kill(SIGSTOP);
+  const int64_t frozen_at = NowMs();
+  std::vector<Replica*> others;
+  for (Replica* r : all) {
+    if (r != leader) others.push_back(r);
+  }
+  Replica* next = nullptr;
+  ASSERT_TRUE(WaitFor([&] { return (next = SoleLeader(others)) != nullptr; }, seconds(30),
+                      milliseconds(200)));
+  ASSERT_EQ(kill(static_cast<pid_t>(pid), SIGKILL), 0);
+  int64_t repaired = 0;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        json i = Instance(Status(*next), "tools-server", "worker-tools");
+        repaired = i.value("pid", int64_t{0});
+        return repaired != pid && repaired > 0 && i.value("ready", false);
+      },
+      seconds(60), milliseconds(300)))
+      << Log(*next);
+
+  leader->process->Kill(SIGCONT);
+  ASSERT_TRUE(
+      WaitFor([&] { return Role(Status(*leader)) == "follower"; }, seconds(30), milliseconds(200)))
+      << Log(*leader);
+  // Its reconcile loop ran at least once since it woke (a follower looks
+  // every retrySeconds): it planned the repair already made, and sent
+  // nothing.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        json st = Status(*leader);
+        return st.is_object() && st.value("timestamp", "") != "" &&
+               Instance(st, "tools-server", "worker-tools").value("pid", int64_t{0}) == repaired;
+      },
+      seconds(30), milliseconds(200)));
+  EXPECT_EQ(IntentsSince(leader->data_dir, frozen_at), 0u);
+  EXPECT_EQ(Instance(Status(*next), "tools-server", "worker-tools").value("pid", int64_t{0}),
+            repaired);
+  EXPECT_EQ(SoleLeader(all), next);
+}
+
+// Redis goes away: the leader stops acting when its lease ends by its own
+// clock and nobody repairs anything; Redis back, one leader resumes.
+TEST_F(ReplicasTest, WithoutRedisNobodyActsAndALeaderResumesWhenItReturns) {
+  Start(&a_, "node-a");
+  Start(&b_, "node-b");
+  Replica* leader = nullptr;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return (leader = SoleLeader({&a_, &b_})) != nullptr;
+      },
+      seconds(60), milliseconds(200)))
+      << Log(a_) << Log(b_);
+  ASSERT_TRUE(WaitFor([&] { return Status(*leader).value("overall_status", "") == "healthy"; },
+                      seconds(90), milliseconds(300)))
+      << Log(*leader);
+  const int port = redis_->port();
+  redis_->Stop();
+  // Lease 3 s, margin 1 s: no leader 2 s after the last renewal.
+  ASSERT_TRUE(
+      WaitFor([&] { return Role(Status(a_)) == "follower" && Role(Status(b_)) == "follower"; },
+              seconds(10), milliseconds(100)));
+  const int64_t down_at = NowMs();
+  const int64_t pid = Instance(Status(*leader), "tools-server", "worker-tools")["pid"];
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(kill(static_cast<pid_t>(pid), SIGKILL), 0);
+  // Both replicas see it stopped, and neither starts it: a window of a few
+  // reconcile passes (every retrySeconds on a follower) with no action.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Instance(Status(a_), "tools-server", "worker-tools").value("state", "") !=
+                   "running" &&
+               Instance(Status(b_), "tools-server", "worker-tools").value("state", "") != "running";
+      },
+      seconds(30), milliseconds(200)));
+  EXPECT_FALSE(WaitFor(
+      [&] { return IntentsSince(a_.data_dir, down_at) + IntentsSince(b_.data_dir, down_at) > 0; },
+      seconds(4), milliseconds(200)));
+
+  testing::RedisServerOptions again;
+  again.port = port;
+  redis_ = std::make_unique<testing::RedisServer>(again);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return (leader = SoleLeader({&a_, &b_})) != nullptr;
+      },
+      seconds(30), milliseconds(200)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        json i = Instance(Status(*leader), "tools-server", "worker-tools");
+        return i.value("pid", int64_t{0}) != pid && i.value("ready", false);
+      },
+      seconds(60), milliseconds(300)))
+      << Log(*leader);
 }
 
 }  // namespace
