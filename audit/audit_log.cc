@@ -139,7 +139,13 @@ Result<std::vector<AuditRecord>> AuditLog::AppendBatch(std::vector<AuditRecord> 
   return AppendLocked(std::move(records));
 }
 
-Result<std::vector<AuditRecord>> AuditLog::AppendLocked(std::vector<AuditRecord> records) {
+Result<std::vector<AuditRecord>> AuditLog::AppendCopies(std::vector<AuditRecord> records) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return AppendLocked(std::move(records), /*track_open=*/false);
+}
+
+Result<std::vector<AuditRecord>> AuditLog::AppendLocked(std::vector<AuditRecord> records,
+                                                        bool track_open) {
   if (store_->read_only()) {
     return Status::Permission("the audit log in " + store_->data_dir() +
                               " is open read-only; records are written by the process that owns "
@@ -177,7 +183,7 @@ Result<std::vector<AuditRecord>> AuditLog::AppendLocked(std::vector<AuditRecord>
     const std::string value = Dump(j);
     batch.Put(kAuditCf, SeqKey(r.seq), value);
     for (const IndexEntry& e : IndexEntries(r)) batch.Put(kIndexCf, e.key, e.value);
-    if (r.phase == Name(Phase::kIntent)) batch.Put(kMetaCf, OpenKey(r.seq), value);
+    if (track_open && r.phase == Name(Phase::kIntent)) batch.Put(kMetaCf, OpenKey(r.seq), value);
     if (r.intent_seq != 0) batch.Delete(kMetaCf, OpenKey(r.intent_seq));
   }
   batch.Put(kMetaCf, kHeadKey, json{{"seq", seq}, {"hash", prev}, {"time", time}}.dump());

@@ -117,6 +117,11 @@ class AuditLog {
   // Records are chained in the order given; a result may name an intent
   // of the same batch.
   Result<std::vector<AuditRecord>> AppendBatch(std::vector<AuditRecord> records);
+  // Copies of another replica's records (the leader's journal, which a
+  // follower keeps): appended like AppendBatch, but their intents are not
+  // this process's unfinished steps, so RecordInterrupted() never closes
+  // them; the follower closes them itself when it takes over.
+  Result<std::vector<AuditRecord>> AppendCopies(std::vector<AuditRecord> records);
 
   // Records matching `f`, newest first (oldest first with f.oldest_first),
   // at most f.limit. Reads the index of the most selective filter given
@@ -177,7 +182,8 @@ class AuditLog {
   AuditLog(store::Store* store, const Clock& clock);
   Status LoadHead();
   Status CheckRecord(const AuditRecord& r) const;
-  Result<std::vector<AuditRecord>> AppendLocked(std::vector<AuditRecord> records);
+  Result<std::vector<AuditRecord>> AppendLocked(std::vector<AuditRecord> records,
+                                                bool track_open = true);
 
   store::Store* store_;
   const Clock& clock_;

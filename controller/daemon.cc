@@ -11,6 +11,7 @@
 #include "api/status_view.h"
 #include "base/paths.h"
 #include "controller/daemon_policy.h"
+#include "controller/journal.h"
 #include "controller/quarantine.h"
 #include "controller/revision_pass.h"
 #include "desired-state/loader.h"
@@ -58,7 +59,7 @@ class BeatListener : public reconcilers::StepListener {
 // The leader lease as the reconciler's gate.
 class ElectorGate : public ActGate {
  public:
-  explicit ElectorGate(const ha::LeaderElector* elector) : elector_(elector) {}
+  explicit ElectorGate(ha::LeaderElector* elector) : elector_(elector) {}
   bool MayAct(uint64_t* token) const override {
     int64_t t = 0;
     const bool may = elector_->MayAct(&t);
@@ -66,9 +67,12 @@ class ElectorGate : public ActGate {
     return may;
   }
   std::string replica() const override { return elector_->replica_name(); }
+  clusterctl::Status Journal(const audit::AuditRecord& record) override {
+    return elector_->Publish(audit::ToJsonLine(record)).status();
+  }
 
  private:
-  const ha::LeaderElector* elector_;
+  ha::LeaderElector* elector_;
 };
 
 // The highest fencing token among the newest records of `log`: a restarted
@@ -186,6 +190,9 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config, DaemonParts
     d->elector_ticked_by_run_ = true;
   }
   if (d->elector_) {
+    auto journal = LoadJournalState(*d->store_);
+    if (!journal.ok()) return journal.status();
+    d->journal_ = std::move(*journal);
     d->elector_->RaiseTokenFloor(static_cast<int64_t>(MaxRecentToken(*d->audit_)));
     d->gate_ = std::make_unique<ElectorGate>(d->elector_.get());
     (void)d->metrics_.Describe(api::kMetricLeader, api::MetricType::kGauge,
@@ -575,7 +582,37 @@ void Daemon::OnWatchEvent(const reconcilers::DriftWatch::Event& e) {
   }
 }
 
+void Daemon::FollowOrTakeOver() {
+  if (!elector_) return;
+  const bool leading = Leading();
+  if (leading && took_over_) return;
+  if (!leading) took_over_ = false;
+  auto copied = FollowJournal(elector_.get(), audit_.get(), store_.get(), &journal_,
+                              elector_->replica_name());
+  if (!copied.ok()) {
+    spdlog::warn("{}", copied.status().ToString());
+    return;  // A leader that has not caught up does not act yet.
+  }
+  if (*copied > 0) spdlog::debug("copied {} record(s) of the leader's journal", *copied);
+  if (!leading) return;
+  auto closed = CloseOrphans(audit_.get(), store_.get(), &journal_, actor_);
+  if (!closed.ok()) {
+    spdlog::warn("{}", closed.status().ToString());
+    return;
+  }
+  if (*closed > 0) {
+    spdlog::warn(
+        "took over: {} step(s) of the previous leader have no result; recorded as "
+        "interrupted and re-observed",
+        *closed);
+  }
+  spdlog::info("replica {} leads with fencing token {}", elector_->replica_name(),
+               elector_->state().token);
+  took_over_ = true;
+}
+
 void Daemon::ReconcileOnce() {
+  FollowOrTakeOver();
   std::shared_ptr<const DesiredState> desired, previous;
   PassOptions po;
   bool new_revision;
@@ -718,7 +755,7 @@ void Daemon::ReconcileOnce() {
     outcome = "refused";
   } else if (suspended_) {
     outcome = plan.steps.empty() ? "noop" : "suspended";
-  } else if (!Leading()) {
+  } else if (!Acting()) {
     outcome = plan.steps.empty() ? "noop" : "follower";  // The leader acts.
   } else if (plan.steps.empty() && !plan.blocked.empty()) {
     outcome = "blocked";  // Something to do, nothing possible now (unreachable, backoff).
@@ -727,7 +764,7 @@ void Daemon::ReconcileOnce() {
     outcome = report.ok() ? "ok" : "failed";
     // The lease ended during the pass: its unsent steps failed as fenced,
     // which says nothing about the services (no crash-loop count).
-    const bool deposed = !Leading();
+    const bool deposed = !Acting();
     const int64_t now = clock_->WallMs();
     std::vector<std::pair<std::string, std::string>> crash_alerts;  // Raised after unlocking.
     std::unique_lock<std::mutex> g(mu_);
@@ -785,7 +822,7 @@ void Daemon::ReconcileOnce() {
     }
   }
   if (new_revision && outcome != "refused" && outcome != "suspended" && outcome != "follower" &&
-      Leading()) {
+      Acting()) {
     RevisionPassRecord pass;
     pass.revision = desired->revision;
     pass.result = ClassifyPass(plan, report);
@@ -952,12 +989,17 @@ void Daemon::AuditEvent(const std::string& action, audit::Trigger trigger,
   r.machine = machine;
   r.service = service;
   uint64_t token = 0;
-  if (gate_ && gate_->MayAct(&token)) {
+  const bool leading = gate_ && gate_->MayAct(&token);
+  if (leading) {
     r.leader = gate_->replica();
     r.fencing_token = token;
   }
   auto w = audit_->Append(r);
-  if (!w.ok()) spdlog::error("writing audit event {}: {}", action, w.status().ToString());
+  if (!w.ok()) {
+    spdlog::error("writing audit event {}: {}", action, w.status().ToString());
+  } else if (leading) {
+    (void)gate_->Journal(*w);  // Best effort: an event is no action.
+  }
 }
 
 void Daemon::AuditManual(const std::string& action, const std::string& actor,
@@ -1008,6 +1050,8 @@ void Daemon::AddReplica(json* status) const {
 }
 
 bool Daemon::Leading() const { return !elector_ || elector_->MayAct(); }
+
+bool Daemon::Acting() const { return !elector_ || (took_over_ && elector_->MayAct()); }
 
 std::string Daemon::WriteRefusal() {
   if (Leading()) return "";

@@ -62,6 +62,7 @@
 #include "controller/crash_backoff.h"
 #include "controller/daemon_memory.h"
 #include "controller/daemon_policy.h"
+#include "controller/journal.h"
 #include "controller/managed.h"
 #include "controller/probe_schedule.h"
 #include "controller/reconcile.h"
@@ -130,6 +131,9 @@ class Daemon : public api::DaemonView {
   // With leader election: whether this replica holds the lease now (by its
   // own clock). Always true without one.
   bool Leading() const;
+  // Leading, and caught up with the previous leader's journal: only then
+  // are plans executed.
+  bool Acting() const;
 
   // The daemon's metrics, also fed by the API server's request counters.
   api::MetricsRegistry* metrics() { return &metrics_; }
@@ -176,6 +180,9 @@ class Daemon : public api::DaemonView {
   // when the crash-loop backoff of an instance that is down ends sooner.
   int64_t ReconcileSleepMs();
   bool Stopping() const { return stopping_; }
+  // Replicas: a follower copies the leader's journal; a new leader catches
+  // up with it and closes the steps the old one left open before acting.
+  void FollowOrTakeOver();
   // With leader election: role, replica, leader and fencing_token in a
   // status document.
   void AddReplica(nlohmann::json* status) const;
@@ -201,6 +208,10 @@ class Daemon : public api::DaemonView {
   std::unique_ptr<ha::LeaderElector> elector_;
   bool elector_ticked_by_run_ = false;
   std::unique_ptr<ActGate> gate_;
+  // The leader's journal as this replica copied it (reconcile loop only),
+  // and whether it caught up since it became the leader.
+  JournalState journal_;
+  bool took_over_ = false;
   // Runs the probe loop's probes in the background: a slow probe (a 25 s
   // exec probe) delays only itself. Stopped before the members its
   // callback uses.

@@ -127,8 +127,7 @@ AuditStepListener::AuditStepListener(audit::AuditLog* audit, std::string actor,
                                      audit::Trigger trigger, std::string revision,
                                      reconcilers::StepListener* next,
                                      std::map<std::string, audit::Trigger> step_trigger,
-                                     std::map<std::string, std::string> step_actor,
-                                     const ActGate* gate)
+                                     std::map<std::string, std::string> step_actor, ActGate* gate)
     : audit_(audit),
       actor_(std::move(actor)),
       trigger_(trigger),
@@ -180,6 +179,16 @@ Status AuditStepListener::OnStepStart(const reconcilers::Step& step) {
     intent_seq_[step.id] = written->seq;
     token_[step.id] = token;
   }
+  if (gate_ != nullptr) {
+    Status journaled = gate_->Journal(*written);
+    if (!journaled.ok()) {
+      const std::string why = "fenced: the intent could not be journaled to the other replicas (" +
+                              journaled.message() + "); the step was not sent";
+      std::lock_guard<std::mutex> g(mu_);
+      fenced_[step.id] = why;
+      return Status::Conflict(why);
+    }
+  }
   // Again just before the step is sent: writing the intent took a moment.
   CLUSTERCTL_RETURN_IF_ERROR(CheckGate(step, &token));
   if (next_ != nullptr) return next_->OnStepStart(step);
@@ -220,6 +229,11 @@ void AuditStepListener::OnStepEnd(const reconcilers::Step& step,
   auto written = audit_->Append(r);
   if (!written.ok()) {
     spdlog::error("writing the audit result of {}: {}", step.Key(), written.status().ToString());
+  } else if (gate_ != nullptr && fenced.empty()) {
+    // Best effort: a follower that misses it closes the intent itself.
+    Status journaled = gate_->Journal(*written);
+    if (!journaled.ok())
+      spdlog::warn("journaling the result of {}: {}", step.Key(), journaled.ToString());
   }
   if (next_ != nullptr) next_->OnStepEnd(step, outcome);
 }

@@ -42,6 +42,10 @@ class ActGate {
   virtual bool MayAct(uint64_t* token) const = 0;
   // This replica's id, written to the audit records of its actions.
   virtual std::string replica() const = 0;
+  // Hands a record this replica wrote to the others (the leader's journal,
+  // controller/journal.h). A step whose intent cannot be journaled is not
+  // sent.
+  virtual Status Journal(const audit::AuditRecord& record) = 0;
 };
 
 struct ReconcileDeps {
@@ -49,9 +53,9 @@ struct ReconcileDeps {
   audit::AuditLog* audit = nullptr;    // Required for anything but dry runs.
   reconcilers::ServiceDriver* driver = nullptr;
   reconcilers::Prober* prober = nullptr;
-  const Clock* clock = nullptr;   // Observation stamps, the plan's now. Default: RealClock().
-  std::string actor;              // "clusterd@host" or "user@host".
-  const ActGate* gate = nullptr;  // Null: every step may be sent.
+  const Clock* clock = nullptr;  // Observation stamps, the plan's now. Default: RealClock().
+  std::string actor;             // "clusterd@host" or "user@host".
+  ActGate* gate = nullptr;       // Null: every step may be sent.
 };
 
 struct PassOptions {
@@ -130,15 +134,16 @@ class Reconciler {
 // this replica may act, checked before its intent is written and again just
 // before it is sent; a step that may not be sent is not run and is audited
 // with result `fenced`. The intent and result of a step that was sent carry
-// the leader's replica id and fencing token.
+// the leader's replica id and fencing token, and both are journaled to the
+// other replicas; a step whose intent cannot be journaled is not sent
+// (fenced).
 // Thread-safe: the executor calls it from several threads at once.
 class AuditStepListener : public reconcilers::StepListener {
  public:
   AuditStepListener(audit::AuditLog* audit, std::string actor, audit::Trigger trigger,
                     std::string revision, reconcilers::StepListener* next,
                     std::map<std::string, audit::Trigger> step_trigger = {},
-                    std::map<std::string, std::string> step_actor = {},
-                    const ActGate* gate = nullptr);
+                    std::map<std::string, std::string> step_actor = {}, ActGate* gate = nullptr);
   Status OnStepStart(const reconcilers::Step& step) override;
   void OnStepEnd(const reconcilers::Step& step, const reconcilers::StepOutcome& outcome) override;
 
@@ -150,7 +155,7 @@ class AuditStepListener : public reconcilers::StepListener {
   reconcilers::StepListener* next_;
   std::map<std::string, audit::Trigger> step_trigger_;
   std::map<std::string, std::string> step_actor_;
-  const ActGate* gate_;
+  ActGate* gate_;
   std::mutex mu_;                       // Guards the maps below (not held while appending).
   std::map<int, uint64_t> intent_seq_;  // Step id -> intent record.
   std::map<int, uint64_t> token_;       // Step id -> the fencing token it was sent under.

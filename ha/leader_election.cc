@@ -49,6 +49,15 @@ end
 return 0
 )lua";
 
+// KEYS[1] lease, KEYS[2] journal; ARGV[1] our value, ARGV[2] the payload,
+// ARGV[3] the cap. The entry id, or an error when the lease is not ours.
+constexpr char kPublishScript[] = R"lua(
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('FENCED the lease is not held by this replica')
+end
+return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'r', ARGV[2])
+)lua";
+
 // KEYS[1] lease; ARGV[1] our value. 1 when deleted.
 constexpr char kReleaseScript[] = R"lua(
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -364,6 +373,56 @@ Status LeaderElector::Release() {
   std::lock_guard<std::mutex> io(io_mu_);
   auto reply = Call({"EVAL", kReleaseScript, "1", options_.key, held});
   return reply.status();
+}
+
+// --------------------------------------------------------------- journal
+
+Result<std::string> LeaderElector::Publish(const std::string& payload) {
+  std::string held;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!held_value_.empty() && clock_.SteadyMs() < valid_until_ms_) held = held_value_;
+  }
+  if (held.empty()) return Status::Conflict("this replica does not hold the leader lease");
+  std::lock_guard<std::mutex> io(io_mu_);
+  auto reply = Call({"EVAL", kPublishScript, "2", options_.key, options_.key + ":journal", held,
+                     payload, "100000"});
+  if (!reply.ok()) {
+    if (reply.status().message().find("FENCED") != std::string::npos) {
+      return Status::Conflict("the leader lease is no longer held by this replica");
+    }
+    return reply.status();
+  }
+  if ((*reply)->r->type != REDIS_REPLY_STRING) return Status::Internal("XADD: unexpected reply");
+  return (*reply)->text();
+}
+
+Result<std::vector<LeaderElector::JournalEntry>> LeaderElector::ReadJournal(
+    const std::string& after_id, size_t count) {
+  std::lock_guard<std::mutex> io(io_mu_);
+  auto reply = Call({"XRANGE", options_.key + ":journal", after_id == "0" ? "-" : "(" + after_id,
+                     "+", "COUNT", std::to_string(count)});
+  if (!reply.ok()) return reply.status();
+  const redisReply* r = (*reply)->r;
+  if (r->type != REDIS_REPLY_ARRAY) return Status::Internal("XRANGE: unexpected reply");
+  std::vector<JournalEntry> out;
+  for (size_t i = 0; i < r->elements; ++i) {
+    const redisReply* e = r->element[i];
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+        e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_ARRAY) {
+      return Status::Internal("XRANGE: unexpected entry");
+    }
+    JournalEntry je;
+    je.id.assign(e->element[0]->str, e->element[0]->len);
+    const redisReply* fields = e->element[1];
+    for (size_t f = 0; f + 1 < fields->elements; f += 2) {
+      if (fields->element[f + 1]->type == REDIS_REPLY_STRING) {
+        je.payload.assign(fields->element[f + 1]->str, fields->element[f + 1]->len);
+      }
+    }
+    out.push_back(std::move(je));
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- the thread

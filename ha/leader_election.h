@@ -160,6 +160,21 @@ class LeaderElector {
   // Who holds the lease now (GET), nullopt when nobody does.
   Result<std::optional<LeaderInfo>> Leader();
 
+  // The leader's journal, a Redis stream "<key>:journal" (capped at about
+  // 100,000 entries) that the followers copy (controller/daemon.h):
+  // Publish appends `payload` only while the lease key still holds this
+  // replica's value and MayAct() is true, in one script, so a deposed
+  // leader cannot append. Returns the entry id; kConflict when the lease is
+  // not held, kUnavailable/kTimeout when Redis does not answer.
+  Result<std::string> Publish(const std::string& payload);
+  struct JournalEntry {
+    std::string id;  // Redis stream id, "<ms>-<n>".
+    std::string payload;
+  };
+  // At most `count` entries after `after_id` ("0": from the first), oldest
+  // first.
+  Result<std::vector<JournalEntry>> ReadJournal(const std::string& after_id, size_t count);
+
   // Gives the lease up: this replica stops acting at once, then the key is
   // deleted if it is still ours. OK when nothing was held.
   Status Release();

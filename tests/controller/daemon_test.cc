@@ -687,7 +687,64 @@ TEST_F(ReplicasTest, OnlyTheLeaderActsAndTheFollowerNamesIt) {
     EXPECT_EQ(r.leader, "node-a");
     EXPECT_EQ(r.fencing_token, static_cast<uint64_t>(token));
   }
-  EXPECT_TRUE(AuditOf(b.get(), "start").empty());
+  // The follower acted on nothing; its log holds copies of the leader's
+  // actions (the leader's journal), under the leader's name and token.
+  b->ReconcileOnce();  // A follower copies the journal on every pass.
+  auto copies = AuditOf(b.get(), "start");
+  ASSERT_EQ(copies.size(), starts.size());
+  for (size_t i = 0; i < copies.size(); ++i) {
+    EXPECT_EQ(copies[i].leader, "node-a");
+    EXPECT_EQ(copies[i].fencing_token, starts[i].fencing_token);
+    EXPECT_EQ(copies[i].phase, starts[i].phase);
+    EXPECT_EQ(copies[i].result, starts[i].result);
+    EXPECT_EQ(copies[i].machine, starts[i].machine);
+    EXPECT_EQ(copies[i].detail.rfind("[journal of node-a #" + std::to_string(starts[i].seq), 0), 0u)
+        << copies[i].detail;
+    if (copies[i].phase == "result") {
+      EXPECT_NE(copies[i].intent_seq, 0u);  // Linked to the copy of its intent.
+    }
+  }
+}
+
+// The leader is deposed in the middle of a step: its intent reached the
+// journal, its result could not. The follower that takes over records the
+// step interrupted before it acts.
+TEST_F(ReplicasTest, ANewLeaderClosesTheStepTheOldOneLeftOpen) {
+  ha::LeaderElector *ea = nullptr, *eb = nullptr;
+  auto a = Replica("node-a", &ea);
+  auto b = Replica("node-b", &eb);
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(ea->Tick().ok());
+  ASSERT_TRUE(eb->Tick().ok());
+  Converge(a.get());
+  Converge(b.get());
+  world_->TakeCalls();
+  world_->on_start = [&](const std::string&) { (void)ea->Release(); };  // Deposed mid-step.
+  world_->Crash("app@m1");
+  a->ReconcileOnce();
+  EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"start app@m1"}));
+  world_->on_start = nullptr;
+
+  ASSERT_TRUE(eb->Tick().ok());
+  ASSERT_TRUE(b->Leading());
+  b->ReconcileOnce();
+  auto starts = AuditOf(b.get(), "start");
+  ASSERT_GE(starts.size(), 2u);
+  const audit::AuditRecord& closed = starts.back();
+  EXPECT_EQ(closed.phase, "result");
+  EXPECT_EQ(closed.result, "interrupted");
+  EXPECT_EQ(closed.trigger, "recovery");
+  EXPECT_EQ(closed.machine, "m1");
+  ASSERT_NE(closed.intent_seq, 0u);
+  const auto intent = std::find_if(starts.begin(), starts.end(), [&](const audit::AuditRecord& r) {
+    return r.seq == closed.intent_seq;
+  });
+  ASSERT_NE(intent, starts.end());
+  EXPECT_EQ(intent->leader, "node-a");
+  EXPECT_EQ(intent->phase, "intent");
+  // The new leader re-observed: app@m1 runs (the old leader's start did
+  // happen), so nothing is started twice.
+  EXPECT_TRUE(world_->TakeCalls().empty());
 }
 
 TEST_F(ReplicasTest, ALeaderPastItsLeaseByItsOwnClockSendsNothingEvenWithoutRedis) {

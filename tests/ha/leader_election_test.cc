@@ -148,6 +148,47 @@ TEST_F(LeaderElectionTest, InvalidOptionsAreRefused) {
   EXPECT_EQ(Code::kInvalid, LeaderElector::Create(o).status().code());
 }
 
+TEST_F(TwoReplicasTest, OnlyTheHolderPublishesToTheJournalAndReadersSeeItInOrder) {
+  ASSERT_TRUE(a_->Tick().ok());
+  ASSERT_TRUE(b_->Tick().ok());
+  auto first = a_->Publish("one");
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_TRUE(a_->Publish("two").ok());
+  EXPECT_EQ(Code::kConflict, b_->Publish("from a follower").status().code());
+
+  auto all = b_->ReadJournal("0", 10);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].id, *first);
+  EXPECT_EQ((*all)[0].payload, "one");
+  EXPECT_EQ((*all)[1].payload, "two");
+  auto after = b_->ReadJournal(*first, 10);
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_EQ((*after)[0].payload, "two");
+  auto none = b_->ReadJournal((*all)[1].id, 10);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+TEST_F(LeaderElectionTest, ALeaderWhoseKeyWasTakenCannotPublishWhateverItsClockSays) {
+  RedisServer redis;
+  FakeClock frozen;  // a's own clock never moves: by it, its lease never ends.
+  auto a = Make(Fast(redis.port(), "a", &frozen));
+  auto b = Make(Fast(redis.port(), "b"));
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(a->Tick().ok());
+  ASSERT_TRUE(a->MayAct());
+  // The key expires in Redis (300 ms) and b takes it.
+  ASSERT_TRUE(WaitFor([&] { return b->Tick().ok() && b->MayAct(); }, milliseconds(5000)));
+  EXPECT_TRUE(a->MayAct());  // Its clock is wrong; Redis refuses it anyway.
+  auto refused = a->Publish("stale");
+  EXPECT_EQ(Code::kConflict, refused.status().code()) << refused.status().ToString();
+  auto entries = b->ReadJournal("0", 10);
+  ASSERT_TRUE(entries.ok());
+  EXPECT_TRUE(entries->empty());
+}
+
 TEST_F(TwoReplicasTest, TokensStrictlyIncreaseAcrossAcquisitions) {
   ASSERT_TRUE(a_->Tick().ok());
   const int64_t t1 = TokenOf(*a_);
