@@ -18,6 +18,7 @@
 #include "tests/harness/demo_cluster.h"
 #include "tests/harness/paths.h"
 #include "tests/harness/process.h"
+#include "tests/harness/tcp_proxy.h"
 #include "tests/harness/temp_dir.h"
 
 namespace clusterctl {
@@ -26,96 +27,8 @@ namespace {
 using nlohmann::json;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+using testing::TcpProxy;
 using testing::WaitFor;
-
-// A TCP proxy on 127.0.0.1 to `target_port`. Silent: new connections are
-// accepted and held, never answered (a hung remote).
-class TcpProxy {
- public:
-  explicit TcpProxy(int target_port) : target_port_(target_port) {
-    listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a = Loopback(0);
-    socklen_t len = sizeof a;
-    EXPECT_EQ(bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    EXPECT_EQ(listen(listen_fd_, 64), 0);
-    EXPECT_EQ(getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len), 0);
-    port_ = ntohs(a.sin_port);
-    thread_ = std::thread([this] { Run(); });
-  }
-  ~TcpProxy() {
-    stop_ = true;
-    thread_.join();
-    for (const auto& [a, b] : pairs_) {
-      close(a);
-      if (b >= 0) close(b);
-    }
-    close(listen_fd_);
-  }
-  int port() const { return port_; }
-  void set_silent(bool silent) { silent_ = silent; }
-
- private:
-  static sockaddr_in Loopback(int port) {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return a;
-  }
-
-  void Run() {
-    while (!stop_) {
-      std::vector<pollfd> fds = {{listen_fd_, POLLIN, 0}};
-      for (const auto& [a, b] : pairs_) {
-        fds.push_back({a, POLLIN, 0});
-        fds.push_back({b, static_cast<short>(b >= 0 ? POLLIN : 0), 0});
-      }
-      if (poll(fds.data(), fds.size(), 100) <= 0) continue;
-      std::vector<size_t> closed;
-      for (size_t i = 0; i < pairs_.size(); ++i) {
-        auto [a, b] = pairs_[i];
-        if (b < 0) continue;  // Held silently.
-        bool done = false;
-        for (auto [from, to, revents] :
-             {std::tuple{a, b, fds[1 + 2 * i].revents}, std::tuple{b, a, fds[2 + 2 * i].revents}}) {
-          if ((revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
-          char buf[16384];
-          const ssize_t n = read(from, buf, sizeof buf);
-          if (n <= 0 || write(to, buf, static_cast<size_t>(n)) != n) done = true;
-        }
-        if (done) closed.push_back(i);
-      }
-      for (auto it = closed.rbegin(); it != closed.rend(); ++it) {
-        close(pairs_[*it].first);
-        close(pairs_[*it].second);
-        pairs_.erase(pairs_.begin() + static_cast<long>(*it));
-      }
-      if ((fds[0].revents & POLLIN) != 0) {
-        const int c = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-        if (c < 0) continue;
-        int up = -1;
-        if (!silent_) {
-          up = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-          sockaddr_in t = Loopback(target_port_);
-          if (connect(up, reinterpret_cast<sockaddr*>(&t), sizeof t) != 0) {
-            close(up);
-            close(c);
-            continue;
-          }
-        }
-        pairs_.emplace_back(c, up);
-      }
-    }
-  }
-
-  int target_port_;
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::atomic<bool> silent_{false};
-  std::vector<std::pair<int, int>> pairs_;  // Client, upstream (-1: held silently).
-  std::thread thread_;
-};
 
 class ClusterdSourceTest : public ::testing::Test {
  protected:

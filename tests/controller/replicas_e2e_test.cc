@@ -18,6 +18,7 @@
 #include "tests/harness/paths.h"
 #include "tests/harness/process.h"
 #include "tests/harness/redis_server.h"
+#include "tests/harness/tcp_proxy.h"
 #include "tests/harness/temp_dir.h"
 
 namespace clusterctl {
@@ -36,7 +37,8 @@ struct Replica {
 class ReplicasTest : public ::testing::Test {
  protected:
   // lease 3 s, renew 1 s, retry 1 s, margin 1 s: a failover within 4 s.
-  void Start(Replica* r, const std::string& name) {
+  // `redis_port`: where this replica finds Redis (0: the real one).
+  void Start(Replica* r, const std::string& name, int redis_port = 0) {
     r->name = name;
     r->data_dir = demo_.dir() + "/data-" + name;
     r->listen = "127.0.0.1:" + std::to_string(testing::PickFreePort());
@@ -51,7 +53,8 @@ class ReplicasTest : public ::testing::Test {
     replace_line("dataDir", r->data_dir);
     replace_line("listen", r->listen);
     text += "secretsDir: " + demo_.data_dir() + "/secrets\n";
-    text += "redis: {host: 127.0.0.1, port: " + std::to_string(redis_->port()) +
+    text += "redis: {host: 127.0.0.1, port: " +
+            std::to_string(redis_port != 0 ? redis_port : redis_->port()) +
             ", leaseSeconds: 3, renewSeconds: 1, retrySeconds: 1, marginSeconds: 1, "
             "replicaName: " +
             name + "}\n";
@@ -332,6 +335,57 @@ TEST_F(ReplicasTest, WithoutRedisNobodyActsAndALeaderResumesWhenItReturns) {
       },
       seconds(60), milliseconds(300)))
       << Log(*leader);
+}
+
+// The leader is cut off from Redis (a partition: its connections go silent,
+// no RST): it stops acting when its lease ends by its own clock, the other
+// replica takes over and repairs, and after healing the old leader follows.
+TEST_F(ReplicasTest, ALeaderPartitionedFromRedisStopsActingAndTheOtherTakesOver) {
+  testing::TcpProxy proxy(redis_->port());
+  Start(&a_, "node-a", proxy.port());
+  Replica* leader = nullptr;
+  ASSERT_TRUE(WaitFor([&] { return (leader = SoleLeader({&a_})) != nullptr; }, seconds(60),
+                      milliseconds(200)))
+      << Log(a_);
+  ASSERT_TRUE(WaitFor([&] { return Status(a_).value("overall_status", "") == "healthy"; },
+                      seconds(90), milliseconds(300)))
+      << Log(a_);
+  Start(&b_, "node-b");
+  ASSERT_TRUE(
+      WaitFor([&] { return Role(Status(b_)) == "follower"; }, seconds(60), milliseconds(200)))
+      << Log(b_);
+
+  proxy.set_partitioned(true);
+  const int64_t cut_at = NowMs();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return SoleLeader({&a_, &b_}) == &b_;
+      },
+      seconds(30), milliseconds(200)))
+      << Log(a_) << Log(b_);
+  const int64_t pid = Instance(Status(b_), "tools-server", "worker-tools")["pid"];
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(kill(static_cast<pid_t>(pid), SIGKILL), 0);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        json i = Instance(Status(b_), "tools-server", "worker-tools");
+        return i.value("pid", int64_t{0}) != pid && i.value("ready", false);
+      },
+      seconds(60), milliseconds(300)))
+      << Log(b_);
+  EXPECT_EQ(Role(Status(a_)), "follower");
+  EXPECT_EQ(IntentsSince(a_, cut_at), 0u);  // a saw the kill too, and sent nothing.
+
+  proxy.set_partitioned(false);
+  size_t copies = 0;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        MaxToken(a_.data_dir, &copies, "node-b");
+        return copies > 0;
+      },
+      seconds(30), milliseconds(200)))
+      << Log(a_);
+  EXPECT_EQ(SoleLeader({&a_, &b_}), &b_);
 }
 
 }  // namespace
