@@ -8,9 +8,12 @@
 #include <httplib.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "base/clock.h"
 #include "tests/harness/audit_records.h"
@@ -37,7 +40,8 @@ struct Replica {
 class ReplicasTest : public ::testing::Test {
  protected:
   // lease 3 s, renew 1 s, retry 1 s, margin 1 s: a failover within 4 s.
-  // `redis_port`: where this replica finds Redis (0: the real one).
+  // `redis_port`: where this replica finds Redis (0: the real one). A
+  // replica started again keeps its data directory and config.
   void Start(Replica* r, const std::string& name, int redis_port = 0) {
     r->name = name;
     r->data_dir = demo_.dir() + "/data-" + name;
@@ -386,6 +390,87 @@ TEST_F(ReplicasTest, ALeaderPartitionedFromRedisStopsActingAndTheOtherTakesOver)
       seconds(30), milliseconds(200)))
       << Log(a_);
   EXPECT_EQ(SoleLeader({&a_, &b_}), &b_);
+}
+
+// 100 failovers (kill -9 of the leader, which is started again as a
+// follower), each with a service killed for the new leader to repair.
+// Never two leaders acting at once: in the merged own actions of both
+// replicas, ordered by time, the fencing token never goes back. Long (about
+// 10 minutes): run with CLUSTERCTL_LONG_TESTS=1; figures in
+// docs/benchmarks.md.
+TEST_F(ReplicasTest, HundredFailoversNeverHaveTwoLeadersActing) {
+  if (std::getenv("CLUSTERCTL_LONG_TESTS") == nullptr) {
+    GTEST_SKIP() << "long loop: set CLUSTERCTL_LONG_TESTS=1";
+  }
+  const char* n_env = std::getenv("CLUSTERCTL_FAILOVERS");
+  const int rounds = n_env != nullptr ? std::max(1, std::atoi(n_env)) : 100;
+  Start(&a_, "node-a");
+  Start(&b_, "node-b");
+  Replica* leader = nullptr;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return (leader = SoleLeader({&a_, &b_})) != nullptr;
+      },
+      seconds(60), milliseconds(100)));
+  ASSERT_TRUE(WaitFor([&] { return Status(*leader).value("overall_status", "") == "healthy"; },
+                      seconds(90), milliseconds(300)));
+  std::vector<int64_t> failover_ms, repair_ms;
+  for (int round = 0; round < rounds; ++round) {
+    Replica* next = leader == &a_ ? &b_ : &a_;
+    const int64_t pid = Instance(Status(*leader), "tools-server", "worker-tools")["pid"];
+    ASSERT_GT(pid, 0) << "round " << round;
+    const int64_t t0 = NowMs();
+    leader->process->Kill(SIGKILL);
+    (void)leader->process->WaitForExit(seconds(10));
+    ASSERT_EQ(kill(static_cast<pid_t>(pid), SIGKILL), 0);
+    ASSERT_TRUE(
+        WaitFor([&] { return Role(Status(*next)) == "leader"; }, seconds(30), milliseconds(50)))
+        << "round " << round << "\n"
+        << Log(*next);
+    failover_ms.push_back(NowMs() - t0);
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          json i = Instance(Status(*next), "tools-server", "worker-tools");
+          return i.value("pid", int64_t{0}) != pid && i.value("ready", false);
+        },
+        seconds(60), milliseconds(100)))
+        << "round " << round << "\n"
+        << Log(*next);
+    repair_ms.push_back(NowMs() - t0);
+    Start(leader, leader->name);  // Back as a follower.
+    ASSERT_TRUE(WaitFor([&] { return Role(Status(*leader)) == "follower"; }, seconds(60),
+                        milliseconds(100)))
+        << "round " << round;
+    leader = next;
+  }
+  // Merged own actions of both replicas, in time order: tokens never go back.
+  std::vector<audit::AuditRecord> actions;
+  for (const Replica* r : {&a_, &b_}) {
+    for (auto& rec : testing::AuditRecordsOf(r->data_dir)) {
+      if (rec.phase != "event" && rec.fencing_token != 0 && rec.leader == r->name) {
+        actions.push_back(std::move(rec));
+      }
+    }
+  }
+  std::stable_sort(
+      actions.begin(), actions.end(),
+      [](const audit::AuditRecord& x, const audit::AuditRecord& y) { return x.time < y.time; });
+  for (size_t i = 1; i < actions.size(); ++i) {
+    EXPECT_LE(actions[i - 1].fencing_token, actions[i].fencing_token)
+        << actions[i - 1].leader << " token " << actions[i - 1].fencing_token << " at "
+        << actions[i - 1].time << " before " << actions[i].leader << " token "
+        << actions[i].fencing_token << " at " << actions[i].time;
+  }
+  EXPECT_GE(actions.size(), static_cast<size_t>(2 * rounds));
+  std::sort(failover_ms.begin(), failover_ms.end());
+  std::sort(repair_ms.begin(), repair_ms.end());
+  std::printf(
+      "failovers: %d; leader after kill -9: median %lld ms, max %lld ms; repaired: "
+      "median %lld ms, max %lld ms (lease 3 s, retry 1 s, margin 1 s)\n",
+      rounds, static_cast<long long>(failover_ms[failover_ms.size() / 2]),
+      static_cast<long long>(failover_ms.back()),
+      static_cast<long long>(repair_ms[repair_ms.size() / 2]),
+      static_cast<long long>(repair_ms.back()));
 }
 
 }  // namespace
