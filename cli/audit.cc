@@ -389,6 +389,11 @@ void PrintRecord(const audit::AuditRecord& r) {
   if (r.phase == audit::Name(audit::Phase::kResult))
     line("duration", FormatDurationMs(r.duration_ms));
   line("revision", r.revision.empty() ? "-" : r.revision);
+  if (!r.leader.empty()) {
+    line("leader", r.leader + (r.fencing_token != 0
+                                   ? " (fencing token " + std::to_string(r.fencing_token) + ")"
+                                   : ""));
+  }
   line("detail", r.detail);
   line("prev_hash", r.prev_hash);
   line("hash", r.hash);
@@ -491,7 +496,8 @@ void AddFilterFlags(CLI::App* app, AuditFlags* f) {
                   "Only this action: start, stop, restart, revision_applied, revision_rejected, "
                   "probe_failed, machine_unreachable, interrupted, ...")
       ->type_name("ACTION");
-  app->add_option("--result", f->result, "Only this result: ok, failed, interrupted, skipped, fenced")
+  app->add_option("--result", f->result,
+                  "Only this result: ok, failed, interrupted, skipped, fenced")
       ->type_name("RESULT");
   app->add_option("--revision", f->revision, "Only records of this commit (a sha prefix)")
       ->type_name("SHA");

@@ -389,6 +389,32 @@ TEST_F(AuditCliTest, ShowPrintsTheRecordWithItsIntentResultPair) {
   EXPECT_THAT(r.err, HasSubstr("no audit record 99 (the log holds records up to 7)"));
 }
 
+TEST_F(AuditCliTest, ShowNamesTheLeaderAndTokenOfAReplicasActionAndFencedIsAResult) {
+  OpenPrimary(&record_clock_);
+  audit::AuditRecord fenced =
+      Rec("start", "api", "worker-tools", audit::Name(audit::Phase::kResult), "fenced");
+  fenced.leader = "ctl-a";
+  Add(WallClockMs(), fenced);
+  audit::AuditRecord led =
+      Rec("start", "api", "worker-tools", audit::Name(audit::Phase::kIntent), "");
+  led.leader = "ctl-b";
+  led.fencing_token = 7;
+  Add(WallClockMs() + 1000, led);
+  ClosePrimary();
+  CliResult r = Cli("audit show 9");
+  ASSERT_EQ(r.exit, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("  leader      ctl-b (fencing token 7)\n"));
+  r = Cli("audit show 8");
+  ASSERT_EQ(r.exit, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("  leader      ctl-a\n"));
+  r = Cli("audit show 3");
+  EXPECT_THAT(r.out, Not(HasSubstr("leader")));  // A single controller's record.
+  r = Cli("audit --result fenced --json");
+  ASSERT_EQ(r.exit, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\"result\":\"fenced\""));
+  EXPECT_THAT(r.out, HasSubstr("\"leader\":\"ctl-a\""));
+}
+
 TEST_F(AuditCliTest, ExportPrintsEveryMatchOldestFirst) {
   CliResult r = Cli("audit export");
   ASSERT_EQ(r.exit, 0) << r.err;
