@@ -477,7 +477,7 @@ TEST_F(ReplicasTest, HundredFailoversNeverHaveTwoLeadersActing) {
   std::sort(failover_ms.begin(), failover_ms.end());
   std::sort(repair_ms.begin(), repair_ms.end());
   std::printf(
-      "failovers: %d; leader after kill -9: median %lld ms, max %lld ms; repaired: "
+      "failovers: %d; leader after kill -9: median %lld ms, max %lld ms; restarted: "
       "median %lld ms, max %lld ms (lease 3 s, retry 1 s, margin 1 s)\n",
       rounds, static_cast<long long>(failover_ms[failover_ms.size() / 2]),
       static_cast<long long>(failover_ms.back()),
