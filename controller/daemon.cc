@@ -831,6 +831,7 @@ void Daemon::ReconcileOnce() {
     pass.summary = PassSummary(plan, report);
     pass.note = note;
     pass.now_ms = clock_->WallMs();
+    pass.gate = gate_.get();
     clusterctl::Status recorded = RecordRevisionPass(revisions_.get(), audit_.get(), pass);
     std::lock_guard<std::mutex> g(mu_);
     if (recorded.ok()) {
@@ -988,18 +989,8 @@ void Daemon::AuditEvent(const std::string& action, audit::Trigger trigger,
   r.detail = redacted.size() > 16000 ? redacted.substr(0, 16000) + "..." : redacted;
   r.machine = machine;
   r.service = service;
-  uint64_t token = 0;
-  const bool leading = gate_ && gate_->MayAct(&token);
-  if (leading) {
-    r.leader = gate_->replica();
-    r.fencing_token = token;
-  }
-  auto w = audit_->Append(r);
-  if (!w.ok()) {
-    spdlog::error("writing audit event {}: {}", action, w.status().ToString());
-  } else if (leading) {
-    (void)gate_->Journal(*w);  // Best effort: an event is no action.
-  }
+  auto w = AppendRecord(audit_.get(), gate_.get(), std::move(r));
+  if (!w.ok()) spdlog::error("writing audit event {}: {}", action, w.status().ToString());
 }
 
 void Daemon::AuditManual(const std::string& action, const std::string& actor,
@@ -1011,7 +1002,7 @@ void Daemon::AuditManual(const std::string& action, const std::string& actor,
   r.phase = audit::Name(audit::Phase::kEvent);
   r.result = audit::Name(audit::Outcome::kOk);
   r.detail = detail;
-  auto w = audit_->Append(r);
+  auto w = AppendRecord(audit_.get(), gate_.get(), std::move(r));
   if (!w.ok()) spdlog::error("writing audit event {}: {}", action, w.status().ToString());
 }
 

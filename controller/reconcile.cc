@@ -123,6 +123,22 @@ void Reconciler::UpdateReadiness(const reconcilers::ProbeResult& result) {
   if (live_ != nullptr) live_->UpdateReadiness(result);
 }
 
+Result<audit::AuditRecord> AppendRecord(audit::AuditLog* log, ActGate* gate,
+                                        audit::AuditRecord record) {
+  uint64_t token = 0;
+  const bool leading = gate != nullptr && gate->MayAct(&token);
+  if (leading) {
+    record.leader = gate->replica();
+    record.fencing_token = token;
+  }
+  auto written = log->Append(std::move(record));
+  if (written.ok() && leading) {
+    Status journaled = gate->Journal(*written);  // An event is no action: best effort.
+    if (!journaled.ok()) spdlog::warn("journaling {}: {}", written->action, journaled.ToString());
+  }
+  return written;
+}
+
 AuditStepListener::AuditStepListener(audit::AuditLog* audit, std::string actor,
                                      audit::Trigger trigger, std::string revision,
                                      reconcilers::StepListener* next,

@@ -48,6 +48,12 @@ class ActGate {
   virtual Status Journal(const audit::AuditRecord& record) = 0;
 };
 
+// Appends an event or other record this process writes outside a step:
+// with a gate that says this replica leads, the record carries `leader` and
+// `fencing_token` and is journaled to the other replicas (best effort).
+Result<audit::AuditRecord> AppendRecord(audit::AuditLog* log, ActGate* gate,
+                                        audit::AuditRecord record);
+
 struct ReconcileDeps {
   store::StateStore* state = nullptr;  // May be null: observations are not recorded.
   audit::AuditLog* audit = nullptr;    // Required for anything but dry runs.

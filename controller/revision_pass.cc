@@ -61,7 +61,7 @@ Status RecordRevisionPass(store::RevisionLog* revisions, audit::AuditLog* audit,
   ar.detail = std::string(pass.result == RevisionResult::kPartial ? "partial: " : "") + rev.author +
               ": " + first_line + " (" + pass.summary + ")" +
               (pass.note.empty() ? "" : " (" + pass.note + ")");
-  auto written = audit->Append(ar);
+  auto written = AppendRecord(audit, pass.gate, ar);
   if (!written.ok()) return written.status().Annotate("writing the revision_applied audit event");
   return Status::Ok();
 }

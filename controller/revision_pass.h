@@ -16,6 +16,7 @@
 #include <string>
 
 #include "audit/audit_log.h"
+#include "controller/reconcile.h"
 #include "desired-state/model.h"
 #include "reconcilers/executor.h"
 #include "reconcilers/plan.h"
@@ -40,6 +41,7 @@ struct RevisionPassRecord {
   std::string note;     // E.g. "history rewritten: ...". Optional.
   int64_t now_ms = 0;
   bool audit_event = true;  // Also write revision_applied (a new revision).
+  ActGate* gate = nullptr;  // clusterd replicas: the event as the leader's (AppendRecord).
 };
 
 // Writes the revision record (sync) and, when asked, the revision_applied

@@ -687,9 +687,22 @@ TEST_F(ReplicasTest, OnlyTheLeaderActsAndTheFollowerNamesIt) {
     EXPECT_EQ(r.leader, "node-a");
     EXPECT_EQ(r.fencing_token, static_cast<uint64_t>(token));
   }
+  // Every record the leader writes carries its name and token: the
+  // revision it applied, a user's suspension.
+  a->Suspend("alice@laptop");
+  a->Resume("alice@laptop");
+  for (const char* action : {"revision_applied", "suspend", "resume"}) {
+    auto events = AuditOf(a.get(), action);
+    ASSERT_EQ(events.size(), 1u) << action;
+    EXPECT_EQ(events[0].leader, "node-a") << action;
+    EXPECT_EQ(events[0].fencing_token, static_cast<uint64_t>(token)) << action;
+  }
   // The follower acted on nothing; its log holds copies of the leader's
-  // actions (the leader's journal), under the leader's name and token.
+  // records (the leader's journal), under the leader's name and token.
   b->ReconcileOnce();  // A follower copies the journal on every pass.
+  for (const char* action : {"revision_applied", "suspend", "resume"}) {
+    EXPECT_EQ(AuditOf(b.get(), action).size(), 1u) << action;  // The copies.
+  }
   auto copies = AuditOf(b.get(), "start");
   ASSERT_EQ(copies.size(), starts.size());
   for (size_t i = 0; i < copies.size(); ++i) {
