@@ -34,7 +34,7 @@ TEST(AvailabilityBookTest, AlwaysUpIsOne) {
   EXPECT_EQ(-1, f.mttr_ms);
   EXPECT_EQ(-1, f.last_ttr_ms);
   EXPECT_FALSE(f.down_now);
-  // Two entries: one span and no episode, however many observations.
+  // One entry, a span, however many observations.
   EXPECT_EQ(1u, book.EntriesForTest("api@m1"));
 }
 
