@@ -118,6 +118,29 @@ void OnExitSignal(ssh_session, ssh_channel, const char* signal, int, const char*
   static_cast<ChannelEnd*>(userdata)->exit_signal = signal ? signal : "?";
 }
 
+// The exit code a shell's end tells: its exit status, or 128 + the signal
+// that ended it; nullopt when the server said neither (-1: an unknown signal).
+std::optional<int> ExitCodeOf(const ChannelEnd& end) {
+  if (end.exit_status >= 0) return end.exit_status;
+  if (end.exit_signal.empty()) return std::nullopt;
+  const int sig = SignalNumber(end.exit_signal);
+  return sig > 0 ? 128 + sig : -1;
+}
+
+// Whether a script (with its library) can be sent: no NUL, at most kMaxScript.
+Status CheckScript(const std::string& machine, const std::string& script,
+                   const std::string& library) {
+  if (script.find('\0') != std::string::npos || library.find('\0') != std::string::npos) {
+    return Status::Invalid("ssh " + machine + ": the script contains a NUL byte");
+  }
+  if (script.size() + library.size() > kMaxScript) {
+    return Status::Invalid("ssh " + machine + ": the script is " +
+                           std::to_string(script.size() + library.size()) +
+                           " bytes; the limit is " + std::to_string(kMaxScript));
+  }
+  return Status::Ok();
+}
+
 std::string RandomHex(size_t n) {
   static thread_local std::mt19937_64 rng(
       std::random_device{}() ^ static_cast<uint64_t>(SteadyNow().time_since_epoch().count()));
@@ -586,14 +609,7 @@ Result<CommandResult> SshPool::Run(const SshTarget& target, const Command& cmd,
   if (cmd.purpose == Purpose::kStream) {
     return Status::Invalid("ssh " + target.machine + ": a streamed command goes through Stream");
   }
-  if (script.find('\0') != std::string::npos || cmd.library.find('\0') != std::string::npos) {
-    return Status::Invalid("ssh " + target.machine + ": the script contains a NUL byte");
-  }
-  if (script.size() + cmd.library.size() > kMaxScript) {
-    return Status::Invalid("ssh " + target.machine + ": the script is " +
-                           std::to_string(script.size() + cmd.library.size()) +
-                           " bytes; the limit is " + std::to_string(kMaxScript));
-  }
+  CLUSTERCTL_RETURN_IF_ERROR(CheckScript(target.machine, script, cmd.library));
   if (timeout.count() <= 0) timeout = milliseconds(options_.command_timeout_ms);
   const milliseconds connect_timeout(std::max(1, options_.connect_timeout_ms));
 
@@ -664,15 +680,12 @@ Result<CommandResult> SshPool::Run(const SshTarget& target, const Command& cmd,
   }
   // The shell ended during the command: like `sh -c`, its exit status or
   // signal is the command's.
-  if (sh->end.exit_status >= 0) {
-    result.exit_code = sh->end.exit_status;
-  } else if (!sh->end.exit_signal.empty()) {
-    const int sig = SignalNumber(sh->end.exit_signal);
-    result.exit_code = sig > 0 ? 128 + sig : -1;
-  } else {
+  const std::optional<int> code = ExitCodeOf(sh->end);
+  if (!code) {
     return Status::Unavailable(conn->where + ": the remote shell ended while the command was " +
                                "running (" + sh->dead_reason + ")" + unknown);
   }
+  result.exit_code = *code;
   conn->last_used = SteadyNow();
   return result;
 }
@@ -700,14 +713,7 @@ bool SkipToMarker(const std::string& marker, std::string* pending, bool* seen) {
 
 Result<int> SshPool::Stream(const SshTarget& target, const std::string& script,
                             const StreamSink& sink, const std::function<bool()>& cancelled) {
-  if (script.find('\0') != std::string::npos) {
-    return Status::Invalid("ssh " + target.machine + ": the script contains a NUL byte");
-  }
-  if (script.size() > kMaxScript) {
-    return Status::Invalid("ssh " + target.machine + ": the script is " +
-                           std::to_string(script.size()) + " bytes; the limit is " +
-                           std::to_string(kMaxScript));
-  }
+  CLUSTERCTL_RETURN_IF_ERROR(CheckScript(target.machine, script, ""));
   const milliseconds connect_timeout(std::max(1, options_.connect_timeout_ms));
   std::shared_ptr<Conn> conn = GetConn(target);
   if (Status s = conn->BackoffStatus(); !s.ok()) return s;
@@ -776,11 +782,7 @@ Result<int> SshPool::Stream(const SshTarget& target, const std::string& script,
   if (sh->lost) {
     return Status::Unavailable(conn->where + ": connection lost (" + sh->dead_reason + ")");
   }
-  if (sh->end.exit_status >= 0) return sh->end.exit_status;
-  if (!sh->end.exit_signal.empty()) {
-    const int sig = SignalNumber(sh->end.exit_signal);
-    return sig > 0 ? 128 + sig : -1;
-  }
+  if (const std::optional<int> code = ExitCodeOf(sh->end)) return *code;
   return Status::Unavailable(conn->where + ": the remote command ended without an exit status (" +
                              sh->dead_reason + ")");
 }
