@@ -81,4 +81,33 @@ void AppendUtf8(std::string* out, uint32_t cp) {
   }
 }
 
+std::string EscapeForTerminal(std::string_view s) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    const size_t n = Utf8SequenceLength(s, i);
+    if (n == 0 || (n == 1 && ((c < 0x20 && c != '\t') || c == 0x7f))) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+      ++i;
+      continue;
+    }
+    // U+0080..U+009F are C2 80..C2 9F.
+    const unsigned char c1 = n == 2 ? static_cast<unsigned char>(s[i + 1]) : 0;
+    if (c == 0xc2 && c1 <= 0x9f) {
+      out += "\\u00";
+      out += kHex[c1 >> 4];
+      out += kHex[c1 & 15];
+    } else {
+      out.append(s, i, n);
+    }
+    i += n;
+  }
+  return out;
+}
+
 }  // namespace clusterctl

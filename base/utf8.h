@@ -26,4 +26,13 @@ void SanitizeUtf8(std::string* s);
 // Appends code point `cp` (<= U+10FFFF) encoded as UTF-8.
 void AppendUtf8(std::string* out, uint32_t cp);
 
+// Untrusted text (a service's log line) made safe to write to a terminal:
+// every control character but tab becomes a visible escape, so no escape
+// sequence, carriage return or backspace reaches the terminal raw. C0
+// controls and DEL become "\x1b", "\x0d", "\x7f"; C1 controls (U+0080 to
+// U+009F, which some terminals obey) "\u009b"; a byte that starts no
+// well-formed UTF-8 sequence "\xff". Everything else, backslashes
+// included, is kept as it is: printable text reads as the service wrote it.
+std::string EscapeForTerminal(std::string_view s);
+
 }  // namespace clusterctl

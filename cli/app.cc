@@ -32,6 +32,8 @@ const std::vector<Command>& AllCommands() {
       {"restart", "Rolling restart of a service without a desired-state change.", SetupRestart},
       {"why", "Explain an instance: desired vs observed, the planned step, what blocks it.",
        SetupWhy},
+      {"logs", "Print or follow a service's log from its machines (-f, --since, --lines).",
+       SetupLogs},
       {"history", "Revisions applied: commit, author, time, result.", SetupHistory},
       {"rollback", "Undo a change through git: a new commit restoring an earlier revision.",
        SetupRollback},

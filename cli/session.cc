@@ -97,13 +97,13 @@ Status Session::OpenStore(bool read_only_ok) {
   return Status::Ok();
 }
 
-Status Session::SetUpSsh() {
-  const controller::Config& c = g_->config;
+reconcilers::SshOptions SshOptionsOf(const Globals& g) {
+  const controller::Config& c = g.config;
   reconcilers::SshOptions o;
-  o.known_hosts = !c.known_hosts.empty() ? c.known_hosts : g_->data_dir + "/known_hosts";
+  o.known_hosts = !c.known_hosts.empty() ? c.known_hosts : g.data_dir + "/known_hosts";
   if (c.host_key_policy == "accept-new") o.policy = reconcilers::HostKeyPolicy::kAcceptNew;
   o.default_identity_file = ExpandHome(c.identity_file);
-  o.secrets = g_->load_options.secrets;
+  o.secrets = g.load_options.secrets;
   o.connect_timeout_ms = c.connect_timeout_seconds * 1000;
   o.command_timeout_ms = c.command_timeout_seconds * 1000;
   std::error_code ec;
@@ -112,7 +112,12 @@ Status Session::SetUpSsh() {
               << " does not exist; every machine will be refused (host_key_unknown). Add the "
                  "machines' keys or set ssh.hostKeyPolicy: accept-new in the config.\n";
   }
-  ssh_ = std::make_unique<reconcilers::SshPool>(o);
+  return o;
+}
+
+Status Session::SetUpSsh() {
+  const controller::Config& c = g_->config;
+  ssh_ = std::make_unique<reconcilers::SshPool>(SshOptionsOf(*g_));
   reconcilers::ShellDriver::Options driver_options;
   driver_options.command_timeout = std::chrono::seconds(c.command_timeout_seconds);
   driver_ = std::make_unique<reconcilers::ShellDriver>(ssh_.get(), driver_options);

@@ -68,6 +68,13 @@ class Session {
   std::unique_ptr<reconcilers::RealProber> prober_;
 };
 
+// The SSH options of every command that touches machines, from the config:
+// known_hosts (default <data_dir>/known_hosts), the host key policy
+// (strict unless the config says accept-new), the identity file, the
+// secrets rule and the timeouts. Warns on stderr when a strict policy has
+// no known_hosts file to check against.
+reconcilers::SshOptions SshOptionsOf(const Globals& g);
+
 // Loads the desired state of `rev`, printing every error; nullopt if invalid.
 std::optional<desired_state::DesiredState> LoadDesired(const Globals& g, const std::string& rev,
                                                        Status* status);

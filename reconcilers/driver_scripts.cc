@@ -431,6 +431,41 @@ std::string StopScript(const Machine& m, const Service& s) {
   return "_cc_stop_proc " + dir + " " + StopArgs(s) + "\n";
 }
 
+Result<std::string> LogScript(const Machine& m, const Service& s, const LogRequest& request) {
+  if (request.lines < -1) return Status::Invalid("the number of lines must be 0 or more");
+  const bool since = request.since_ago_s.has_value() || request.since_epoch_s.has_value();
+  if (s.driver == DriverKind::kSystemd) {
+    std::vector<std::string> argv = {"journalctl", "--unit=" + s.systemd.unit, "--no-pager", "-o",
+                                     "cat"};
+    argv.push_back("--lines=" +
+                   (request.lines < 0 ? std::string("all") : std::to_string(request.lines)));
+    if (request.since_ago_s)
+      argv.push_back("--since=-" + std::to_string(*request.since_ago_s) + "s");
+    if (request.since_epoch_s) argv.push_back("--since=@" + std::to_string(*request.since_epoch_s));
+    if (request.follow) argv.push_back("--follow");
+    return "exec " + SudoPrefix(s) + ShellJoin(argv) + " </dev/null\n";
+  }
+  if (since) {
+    return Status::Invalid("--since needs timestamps, and the log of a process-driver service (" +
+                           ServiceStateDir(m, s.name) +
+                           "/log) holds its output as written, without them; use --lines (or a "
+                           "service that prints its own timestamps, or the systemd driver)");
+  }
+  const std::string dir = ServiceStateDir(m, s.name);
+  const std::string log = ShellQuote(dir + "/log"), old = ShellQuote(dir + "/log.1");
+  const std::string n = request.lines < 0 ? "+1" : std::to_string(request.lines);
+  std::ostringstream o;
+  o << "[ -f " << log << " ] || { echo \"no log at \"" << log
+    << "\": the service has not been started here by clusterctl\" >&2; exit 3; }\n";
+  if (request.lines > 0) {
+    // Lines the log lacks come from the end of the rotated log.1.
+    o << "_cc_n=$(wc -l <" << log << ") && [ \"$_cc_n\" -lt " << request.lines << " ] && [ -f "
+      << old << " ] && tail -n $((" << request.lines << " - _cc_n)) -- " << old << "\n";
+  }
+  o << "exec tail -n " << n << (request.follow ? " -F" : "") << " -- " << log << " </dev/null\n";
+  return o.str();
+}
+
 std::string RestartScript(const Machine& m, const Service& s, const std::string& spec_hash) {
   // A stop that fails (a process survived SIGKILL) starts nothing.
   std::string stop = StopScript(m, s);

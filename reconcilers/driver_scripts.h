@@ -89,6 +89,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -119,6 +120,36 @@ std::string RestartScript(const desired_state::Machine& m, const desired_state::
 // A call of ShellLibrary(); forks nothing for process-driver services.
 std::string ObserveScript(const desired_state::Machine& m,
                           const std::vector<const desired_state::Service*>& services);
+
+// What `clusterctl logs` asks of a service's log on one machine.
+struct LogRequest {
+  // Lines of the log's end to print first; -1 = every line (systemd, with
+  // `since`). Default: 100.
+  int64_t lines = 100;
+  // Keep printing lines as they are written, until the command is ended
+  // (SIGTERM, which SshPool::Stream sends when cancelled). Default: false.
+  bool follow = false;
+  // Only entries written since then (systemd only: the process driver's log
+  // has no timestamps). `since_ago_s` is relative to the machine's clock
+  // ("journalctl --since=-600s"); `since_epoch_s` an absolute time
+  // ("--since=@1764800000"). Default: unset = no bound.
+  std::optional<int64_t> since_ago_s, since_epoch_s;
+};
+
+// The script that prints the service's log on machine `m`, for
+// SshPool::Stream (a plain `sh` script; it execs its last command, so the
+// SIGTERM of a cancelled stream reaches it).
+//   process  <stateDir>/<service>/log with `tail -n N` (-F to follow: the
+//            drift watch empties the file when it rotates it into log.1, and
+//            tail then reads on from the start). When the log has fewer than N
+//            lines, the rest come from the end of log.1. No log file: exit 3
+//            with "no log at ...".
+//   systemd  [sudo -n] journalctl --unit=UNIT --no-pager -o cat -n N
+//            [--since=...] [-f]. `sudo -n` when the service has systemd.sudo.
+// Every value (state directory, service, unit) is quoted with ShellQuote.
+// Errors: kInvalid for `since` on a process-driver service, or lines < -1.
+Result<std::string> LogScript(const desired_state::Machine& m, const desired_state::Service& s,
+                              const LogRequest& request);
 
 // The shell functions every call above uses, sent once per persistent shell.
 // Functions other code may call (each documented in the library text):

@@ -118,6 +118,29 @@ void OnExitSignal(ssh_session, ssh_channel, const char* signal, int, const char*
   static_cast<ChannelEnd*>(userdata)->exit_signal = signal ? signal : "?";
 }
 
+// The exit code a shell's end tells: its exit status, or 128 + the signal
+// that ended it; nullopt when the server said neither (-1: an unknown signal).
+std::optional<int> ExitCodeOf(const ChannelEnd& end) {
+  if (end.exit_status >= 0) return end.exit_status;
+  if (end.exit_signal.empty()) return std::nullopt;
+  const int sig = SignalNumber(end.exit_signal);
+  return sig > 0 ? 128 + sig : -1;
+}
+
+// Whether a script (with its library) can be sent: no NUL, at most kMaxScript.
+Status CheckScript(const std::string& machine, const std::string& script,
+                   const std::string& library) {
+  if (script.find('\0') != std::string::npos || library.find('\0') != std::string::npos) {
+    return Status::Invalid("ssh " + machine + ": the script contains a NUL byte");
+  }
+  if (script.size() + library.size() > kMaxScript) {
+    return Status::Invalid("ssh " + machine + ": the script is " +
+                           std::to_string(script.size() + library.size()) +
+                           " bytes; the limit is " + std::to_string(kMaxScript));
+  }
+  return Status::Ok();
+}
+
 std::string RandomHex(size_t n) {
   static thread_local std::mt19937_64 rng(
       std::random_device{}() ^ static_cast<uint64_t>(SteadyNow().time_since_epoch().count()));
@@ -141,6 +164,8 @@ const char* PurposeName(Purpose p) {
       return "probe";
     case Purpose::kWatch:
       return "watch";
+    case Purpose::kStream:
+      return "stream";
   }
   return "action";
 }
@@ -171,6 +196,9 @@ struct SshPool::Shell {
   std::unique_ptr<StreamParser> out, err;
   bool ended = false;  // the shell ended before the markers came
   bool lost = false;   // the session broke
+  // A streamed command (Purpose::kStream): its output as it arrived, not
+  // yet taken by SshPool::Stream; [0] stdout, [1] stderr.
+  std::string streamed[2];
 
   bool Finished() const { return (out && out->done() && err->done()) || ended || lost || dead; }
 };
@@ -295,7 +323,11 @@ bool SshPool::Conn::PumpLocked() {
           break;
         }
         progress = true;
-        if (sh->busy && sh->out) (is_stderr ? sh->err : sh->out)->Feed(std::string_view(buf, n));
+        if (sh->purpose == Purpose::kStream) {
+          sh->streamed[is_stderr].append(buf, static_cast<size_t>(n));
+        } else if (sh->busy && sh->out) {
+          (is_stderr ? sh->err : sh->out)->Feed(std::string_view(buf, n));
+        }
       }
       if (sh->dead) break;
     }
@@ -402,6 +434,7 @@ int SshPool::MaxShells(Purpose p) const {
       return std::max(1, options_.max_probe_shells);
     case Purpose::kObserve:
     case Purpose::kWatch:
+    case Purpose::kStream:
       return 1;
   }
   return 1;
@@ -545,7 +578,7 @@ Result<std::shared_ptr<SshPool::Shell>> SshPool::AcquireShell(Conn& conn,
     if (conn.session == nullptr) continue;
     int count = 0;
     for (auto& sh : conn.shells) {
-      if (sh->purpose != purpose || sh->dead) continue;
+      if (sh->purpose != purpose || sh->dead || purpose == Purpose::kStream) continue;
       ++count;
       if (!sh->busy) {
         sh->busy = true;
@@ -573,14 +606,10 @@ Result<std::shared_ptr<SshPool::Shell>> SshPool::AcquireShell(Conn& conn,
 Result<CommandResult> SshPool::Run(const SshTarget& target, const Command& cmd,
                                    std::chrono::milliseconds timeout) {
   const std::string& script = cmd.script;
-  if (script.find('\0') != std::string::npos || cmd.library.find('\0') != std::string::npos) {
-    return Status::Invalid("ssh " + target.machine + ": the script contains a NUL byte");
+  if (cmd.purpose == Purpose::kStream) {
+    return Status::Invalid("ssh " + target.machine + ": a streamed command goes through Stream");
   }
-  if (script.size() + cmd.library.size() > kMaxScript) {
-    return Status::Invalid("ssh " + target.machine + ": the script is " +
-                           std::to_string(script.size() + cmd.library.size()) +
-                           " bytes; the limit is " + std::to_string(kMaxScript));
-  }
+  CLUSTERCTL_RETURN_IF_ERROR(CheckScript(target.machine, script, cmd.library));
   if (timeout.count() <= 0) timeout = milliseconds(options_.command_timeout_ms);
   const milliseconds connect_timeout(std::max(1, options_.connect_timeout_ms));
 
@@ -651,17 +680,111 @@ Result<CommandResult> SshPool::Run(const SshTarget& target, const Command& cmd,
   }
   // The shell ended during the command: like `sh -c`, its exit status or
   // signal is the command's.
-  if (sh->end.exit_status >= 0) {
-    result.exit_code = sh->end.exit_status;
-  } else if (!sh->end.exit_signal.empty()) {
-    const int sig = SignalNumber(sh->end.exit_signal);
-    result.exit_code = sig > 0 ? 128 + sig : -1;
-  } else {
+  const std::optional<int> code = ExitCodeOf(sh->end);
+  if (!code) {
     return Status::Unavailable(conn->where + ": the remote shell ended while the command was " +
                                "running (" + sh->dead_reason + ")" + unknown);
   }
+  result.exit_code = *code;
   conn->last_used = SteadyNow();
   return result;
+}
+
+namespace {
+
+// Drops what a login shell printed before the stream's script began: the
+// bytes up to and including the start marker line. Returns whether the
+// marker has been seen; until then nothing is delivered (a marker split
+// between two reads waits in `pending`).
+bool SkipToMarker(const std::string& marker, std::string* pending, bool* seen) {
+  if (*seen) return true;
+  const size_t at = pending->find(marker);
+  if (at == std::string::npos) {
+    // Keep only what could still be the start of the marker.
+    if (pending->size() > marker.size()) pending->erase(0, pending->size() - marker.size());
+    return false;
+  }
+  pending->erase(0, at + marker.size());
+  *seen = true;
+  return true;
+}
+
+}  // namespace
+
+Result<int> SshPool::Stream(const SshTarget& target, const std::string& script,
+                            const StreamSink& sink, const std::function<bool()>& cancelled) {
+  CLUSTERCTL_RETURN_IF_ERROR(CheckScript(target.machine, script, ""));
+  const milliseconds connect_timeout(std::max(1, options_.connect_timeout_ms));
+  std::shared_ptr<Conn> conn = GetConn(target);
+  if (Status s = conn->BackoffStatus(); !s.ok()) return s;
+
+  std::unique_lock<std::mutex> l(conn->mu);
+  std::shared_ptr<Shell> sh;
+  for (int attempt = 0; !sh; ++attempt) {
+    const auto deadline = SteadyNow() + connect_timeout;
+    bool fresh = false;
+    CLUSTERCTL_RETURN_IF_ERROR(EnsureSession(*conn, l, target, deadline, &fresh));
+    auto opened = OpenShell(*conn, l, Purpose::kStream, deadline);
+    if (opened.ok()) {
+      sh = std::move(*opened);
+    } else if (fresh || attempt > 0 || conn->session == nullptr) {
+      return opened.status().Annotate(conn->where);
+    } else {
+      // A reused session that cannot open a channel is stale (as in
+      // AcquireShell): nothing was sent, reconnect once.
+      conn->DropSession("stale session");
+    }
+  }
+  // The marker is printed in two parts, so the script's own text never
+  // matches it; it ends what the login shell printed (rc files).
+  const std::string token = RandomHex(24);
+  const std::string marker = token + "\n";
+  sh->pending = "printf '%s%s\\n' '" + token.substr(0, 8) + "' '" + token.substr(8) +
+                "'; printf '%s%s\\n' '" + token.substr(0, 8) + "' '" + token.substr(8) + "' >&2\n" +
+                script + "\n";
+  std::string pending[2];
+  bool seen[2] = {false, false};
+  bool eof_sent = false;
+  for (;;) {
+    if (!eof_sent && sh->pending.empty() && sh->ch != nullptr && !sh->dead) {
+      // The whole script is written: end its stdin, so the shell exits
+      // after its last command.
+      ssh_channel_send_eof(sh->ch);
+      eof_sent = true;
+    }
+    bool delivered = false;
+    for (int i = 0; i < 2; ++i) {
+      if (sh->streamed[i].empty()) continue;
+      pending[i] += sh->streamed[i];
+      sh->streamed[i].clear();
+      if (!SkipToMarker(marker, &pending[i], &seen[i]) || pending[i].empty()) continue;
+      std::string data;
+      data.swap(pending[i]);
+      l.unlock();
+      sink(data, i == 1);
+      l.lock();
+      delivered = true;
+    }
+    if (delivered) continue;
+    if (sh->dead || sh->ended || sh->lost) break;
+    if (cancelled()) {
+      if (sh->ch != nullptr) {
+        ssh_channel_request_send_signal(sh->ch, "TERM");
+        ssh_blocking_flush(conn->session, 200);
+      }
+      conn->KillShell(*sh, "cancelled");
+      conn->last_used = SteadyNow();
+      return 128 + 15;
+    }
+    PumpOrWait(*conn, l, SteadyNow() + milliseconds(kPollCapMs));
+  }
+  conn->last_used = SteadyNow();
+  if (sh->lost) {
+    return Status::Unavailable(conn->where + ": connection lost (" + sh->dead_reason + ")");
+  }
+  if (const std::optional<int> code = ExitCodeOf(sh->end)) return *code;
+  return Status::Unavailable(conn->where + ": the remote command ended without an exit status (" +
+                             sh->dead_reason + ")");
 }
 
 Status SshPool::Connect(Conn& conn, const SshTarget& target, ssh_session* out) {

@@ -33,6 +33,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -40,6 +41,7 @@
 #include <random>
 #include <semaphore>
 #include <string>
+#include <string_view>
 
 #include "base/clock.h"
 #include "base/secret_file.h"
@@ -125,8 +127,15 @@ enum class Purpose {
   kAction,   // start, stop, restart (up to SshOptions::max_action_shells)
   kProbe,    // exec probes (up to SshOptions::max_probe_shells)
   kWatch,    // the drift watch tick (one shell)
+  kStream,   // a streamed command (SshPool::Stream): a channel of its own per
+             // call, closed when the command ends; not reused
 };
-const char* PurposeName(Purpose p);  // "observe", "action", "probe", "watch"
+// "observe", "action", "probe", "watch", "stream"
+const char* PurposeName(Purpose p);
+
+// Receives the output of a streamed command as it arrives, in pieces that
+// need not end at a line break. `is_stderr` tells the stream apart.
+using StreamSink = std::function<void(std::string_view data, bool is_stderr)>;
 
 // One command for a machine's shell.
 //
@@ -217,6 +226,20 @@ class SshPool : public CommandRunner {
 
   Result<CommandResult> Run(const SshTarget& target, const Command& command,
                             std::chrono::milliseconds timeout) override;
+
+  // Runs `script` (POSIX sh, untrusted: it may `exec` or `exit`) on a
+  // channel of its own on the machine's session, for a command whose output
+  // is read while it runs (clusterctl logs -f: `tail -F`, `journalctl -f`).
+  // Its stdout and stderr go to `sink` as they arrive, from the calling
+  // thread, with no lock held; whatever the login shell prints before the
+  // script starts is skipped. Stdin is empty. There is no timeout: it
+  // returns when the script ends (its exit code, as Run reports it) or when
+  // `cancelled()` returns true (checked at least every 50 ms; the command
+  // gets SIGTERM and its channel is closed: then the result is 128 + 15).
+  // Errors as Run (connect, host key, a lost connection: kUnavailable).
+  // Host keys are checked exactly as for Run: the same session is used.
+  Result<int> Stream(const SshTarget& target, const std::string& script, const StreamSink& sink,
+                     const std::function<bool()>& cancelled);
 
   // Forgets the sessions and backoff state of `machine`; a command in flight
   // on it finishes first, then its session is freed. The next Run connects

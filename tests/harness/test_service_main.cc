@@ -32,6 +32,11 @@
 //                        bytes of log"
 //   --log-rate N         at most N bytes per second for --log-bytes
 //                        (default 0: as fast as it can)
+//   --echo-file PATH     every 50 ms: when PATH exists, writes its bytes to
+//                        stdout as they are (no newline added) and removes
+//                        it; a test prints a line through the service by
+//                        renaming a file to PATH (relative: to the working
+//                        directory)
 //
 // Endpoints: GET /health (200 "ok" once ready, 503 before), GET / (200),
 // anything else 404. At start it logs one line to stdout:
@@ -79,6 +84,7 @@ struct Flags {
   std::string write_file;
   long log_bytes = 0;
   long log_rate = 0;
+  std::string echo_file;
 };
 
 [[noreturn]] void Usage(const std::string& problem) {
@@ -115,6 +121,8 @@ Flags ParseFlags(int argc, char** argv) {
       f.ignore_sigterm = true;
     } else if (a == "--hang") {
       f.hang = true;
+    } else if (a == "--echo-file") {
+      f.echo_file = value();
     } else if (a == "--fail-file") {
       f.fail_file = value();
     } else if (a == "--trickle") {
@@ -289,6 +297,18 @@ int Listen(const Flags& f) {
   return fd;
 }
 
+// --echo-file: prints and removes PATH when it exists.
+void EchoFile(const std::string& path) {
+  FILE* in = std::fopen(path.c_str(), "rb");
+  if (in == nullptr) return;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, in)) > 0) std::fwrite(buf, 1, n, stdout);
+  std::fclose(in);
+  std::fflush(stdout);
+  std::remove(path.c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -336,6 +356,7 @@ int main(int argc, char** argv) {
   std::vector<int> hung;  // connections held open, never answered (--hang)
 
   for (;;) {
+    if (!f.echo_file.empty()) EchoFile(f.echo_file);
     if (g_stop) {
       std::printf("clusterctl-test-service: stopping on signal\n");
       std::fflush(stdout);
