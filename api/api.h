@@ -4,7 +4,10 @@
 //   GET  /healthz              no auth; 200 {"status":"ok"} or 503
 //   GET  /metrics              no auth; Prometheus text format 0.0.4
 //   GET  /api/v1/status        bearer token
-//   GET  /api/v1/alerts        bearer token
+//   GET  /api/v1/alerts        bearer token; ?state=firing|resolved|all&since=
+//   POST /api/v1/alerts/{id}/ack {"for": "1h", "note": "..."}; id or dedup key
+//   GET  /api/v1/health        overall state, counts, critical services down
+//   GET  /api/v1/stats         clusterd's own figures, availability per service
 //   GET  /api/v1/history       ?limit=N (default 20, at most 1000)
 //   GET  /api/v1/revisions     ?limit=N (default 20, at most 1000)
 //   GET  /api/v1/audit         ?since&until&service&machine&action&result&
@@ -155,6 +158,9 @@ class ApiServer {
   void HandleMetrics(Call& call);
   void HandleStatus(Call& call);
   void HandleAlerts(Call& call);
+  void HandleAck(Call& call);
+  void HandleHealth(Call& call);
+  void HandleStats(Call& call);
   void HandleHistory(Call& call);
   void HandleRevisions(Call& call);
   void HandleAudit(Call& call);

@@ -12,16 +12,49 @@
 #include <string>
 #include <vector>
 
+#include "alerts/alert_book.h"
 #include "audit/audit_log.h"
 #include "base/status.h"
 #include "store/revisions.h"
 
 namespace clusterctl::api {
 
-// An open alert, as GET /api/v1/alerts lists it.
-struct AlertView {
-  std::string id, severity, message;
-  int64_t since_ms = 0;  // When it was first raised.
+// GET /api/v1/alerts?state=&since=: which alerts.
+struct AlertQuery {
+  enum class State { kFiring, kResolved, kAll };
+  State state = State::kFiring;
+  int64_t since_ms = 0;  // Seen (or resolved) at or after it; 0: any time.
+};
+
+// GET /api/v1/stats: clusterd's own figures and the cluster's availability.
+struct AvailabilityWindow {
+  std::string name;          // "1h", "24h", "7d"
+  double availability = -1;  // -1: nothing observed in the window.
+  int64_t observed_ms = 0, down_ms = 0;
+  int restarts = 0, failures = 0;
+  int64_t mttd_ms = -1, mttr_ms = -1;  // -1: no episode to average.
+};
+struct ServiceAvailability {
+  std::string service;
+  bool critical = false, down_now = false;
+  std::vector<AvailabilityWindow> windows;
+};
+struct SinkView {
+  std::string name, type, last_error;
+  int64_t queued = 0, sent = 0, failed_attempts = 0, dropped = 0, suppressed = 0;
+  int64_t last_success_ms = 0;
+};
+struct StatsView {
+  int64_t now_ms = 0, started_ms = 0;
+  double cpu_seconds = 0;
+  int64_t rss_bytes = 0, open_fds = 0, threads = 0;
+  int64_t data_dir_bytes = -1;  // -1: could not be measured.
+  // Reconcile passes: how many since start, and the durations of the recent ones.
+  int64_t passes = 0, last_pass_ms = 0;
+  int64_t pass_p50_ms = 0, pass_p95_ms = 0, pass_max_ms = 0;
+  int64_t probes_in_flight = 0, alerts_firing = 0;
+  std::vector<SinkView> sinks;
+  std::vector<ServiceAvailability> services;
 };
 
 class DaemonView {
@@ -30,8 +63,18 @@ class DaemonView {
 
   // GET /api/v1/status: the document of SPEC.md section 4 (status_view.h).
   virtual nlohmann::json Status() = 0;
-  // GET /api/v1/alerts: the open alerts, ordered by id.
-  virtual std::vector<AlertView> Alerts() = 0;
+  // GET /api/v1/alerts: firing alerts ordered by key; with history
+  // (resolved, all) newest first.
+  virtual std::vector<alerts::Alert> Alerts(const AlertQuery& query) = 0;
+  // POST /api/v1/alerts/{id}/ack: acknowledge a firing alert (id or dedup
+  // key) for `for_ms`, audited with `actor`.
+  virtual Result<alerts::Alert> AckAlert(const std::string& ref, const std::string& actor,
+                                         int64_t for_ms, const std::string& note) {
+    (void)ref, (void)actor, (void)for_ms, (void)note;
+    return clusterctl::Status(Code::kNotFound, "alerts cannot be acknowledged here");
+  }
+  // GET /api/v1/stats.
+  virtual StatsView Stats() { return {}; }
   // GET /api/v1/history?limit=N: past status snapshots, newest first.
   virtual nlohmann::json History(size_t limit) = 0;
   // GET /api/v1/revisions: applied and rejected revisions, newest first.

@@ -4,8 +4,6 @@
 // server that reads requests and writes answers is api.cc; the Request and
 // Response they exchange are api/request.h.
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/sha.h>
 
 #include <algorithm>
@@ -18,9 +16,11 @@
 #include <vector>
 
 #include "api/api.h"
+#include "api/monitoring_view.h"
 #include "api/request.h"
 #include "base/sha256.h"
 #include "base/time_format.h"
+#include "base/utf8.h"
 
 namespace clusterctl::api {
 
@@ -75,14 +75,7 @@ bool ValidWebhookSignature(std::string_view signature_header, std::string_view b
     if (hi < 0 || lo < 0) return false;
     given[i] = static_cast<unsigned char>(hi * 16 + lo);
   }
-  std::array<unsigned char, EVP_MAX_MD_SIZE> mac{};
-  unsigned int mac_len = 0;
-  if (HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-           reinterpret_cast<const unsigned char*>(body.data()), body.size(), mac.data(),
-           &mac_len) == nullptr ||
-      mac_len != SHA256_DIGEST_LENGTH) {
-    return false;
-  }
+  const Sha256Digest mac = HmacSha256(secret, body);
   return CRYPTO_memcmp(mac.data(), given.data(), given.size()) == 0;
 }
 
@@ -178,6 +171,21 @@ std::string Join(const std::vector<std::string>& v) {
 
 }  // namespace
 
+// Whether `path` is the route's path; a "{id}" in it matches one or more
+// characters (a dedup key's slashes too), returned in *param.
+bool PathMatches(std::string_view pattern, std::string_view path, std::string* param) {
+  const size_t hole = pattern.find("{id}");
+  if (hole == std::string_view::npos) return pattern == path;
+  const std::string_view head = pattern.substr(0, hole), tail = pattern.substr(hole + 4);
+  if (path.size() <= head.size() + tail.size() || path.substr(0, head.size()) != head ||
+      path.substr(path.size() - tail.size()) != tail) {
+    return false;
+  }
+  if (param != nullptr)
+    *param = std::string(path.substr(head.size(), path.size() - head.size() - tail.size()));
+  return true;
+}
+
 struct ApiServer::Route {
   // How a route authenticates its callers.
   enum class Auth {
@@ -200,6 +208,7 @@ struct ApiServer::Call {
   bool by_token = false;    // Authenticated with the bearer token.
   bool by_webhook = false;  // Authenticated with a webhook signature.
   std::string actor;        // Who manual actions are done for.
+  std::string path_param;   // What the route's "{id}" matched.
 
   // Answers 400 and returns false when the query has a parameter outside
   // `allowed`, or one given twice.
@@ -231,6 +240,9 @@ const std::vector<ApiServer::Route>& ApiServer::Routes() {
       {"GET", "/metrics", Auth::kNone, &ApiServer::HandleMetrics},
       {"GET", "/api/v1/status", Auth::kToken, &ApiServer::HandleStatus},
       {"GET", "/api/v1/alerts", Auth::kToken, &ApiServer::HandleAlerts},
+      {"POST", "/api/v1/alerts/{id}/ack", Auth::kToken, &ApiServer::HandleAck},
+      {"GET", "/api/v1/health", Auth::kToken, &ApiServer::HandleHealth},
+      {"GET", "/api/v1/stats", Auth::kToken, &ApiServer::HandleStats},
       {"GET", "/api/v1/history", Auth::kToken, &ApiServer::HandleHistory},
       {"GET", "/api/v1/revisions", Auth::kToken, &ApiServer::HandleRevisions},
       {"GET", "/api/v1/audit", Auth::kToken, &ApiServer::HandleAudit},
@@ -251,7 +263,7 @@ void ApiServer::LogAnswer(const std::string& method, const std::string& path,
                           const std::string& remote, int status, const std::string& body) {
   std::string route = "other";
   for (const Route& r : Routes()) {
-    if (path == r.path) route = r.path;
+    if (PathMatches(r.path, path, nullptr)) route = r.path;
   }
   if (options_.metrics != nullptr) {
     options_.metrics->Inc(kMetricApiRequests, {{"route", route}, {"code", std::to_string(status)}});
@@ -274,8 +286,9 @@ void ApiServer::Dispatch(const Request& req, Response& res) {
   const std::string method = req.method == "HEAD" ? "GET" : req.method;
   const Route* route = nullptr;
   std::string allow;
+  std::string path_param;
   for (const Route& r : Routes()) {
-    if (req.path != r.path) continue;
+    if (!PathMatches(r.path, req.path, &path_param)) continue;
     allow += (allow.empty() ? "" : ", ") + std::string(r.method);
     if (method == r.method) route = &r;
   }
@@ -292,6 +305,7 @@ void ApiServer::Dispatch(const Request& req, Response& res) {
   }
 
   Call call(req, res);
+  call.path_param = path_param;
   if (route->auth != Auth::kNone) {
     const bool has_authorization = req.has_header("Authorization");
     const bool has_signature = req.has_header("X-Hub-Signature-256");
@@ -387,15 +401,85 @@ void ApiServer::HandleStatus(Call& call) {
 }
 
 void ApiServer::HandleAlerts(Call& call) {
-  if (!call.CheckParams({})) return;
-  json out = json::array();
-  for (const AlertView& a : view_->Alerts()) {
-    out.push_back({{"id", a.id},
-                   {"severity", a.severity},
-                   {"message", a.message},
-                   {"since", FormatRfc3339Ms(a.since_ms)}});
+  if (!call.CheckParams({"state", "since"})) return;
+  AlertQuery q;
+  const std::string state = Param(call.req, "state").value_or("firing");
+  if (state == "firing") {
+    q.state = AlertQuery::State::kFiring;
+  } else if (state == "resolved") {
+    q.state = AlertQuery::State::kResolved;
+  } else if (state == "all") {
+    q.state = AlertQuery::State::kAll;
+  } else {
+    ReplyError(call.res, 400,
+               "state: \"" + state + "\" is not a state; use firing, resolved or all", "state");
+    return;
   }
+  if (auto since = Param(call.req, "since")) {
+    Result<int64_t> t = ParseTimeFlag(*since, ClockOr(options_.clock).WallMs());
+    if (!t.ok()) {
+      ReplyError(call.res, 400, "since: " + t.status().message(), "since");
+      return;
+    }
+    q.since_ms = *t;
+  }
+  json out = json::array();
+  for (const alerts::Alert& a : view_->Alerts(q)) out.push_back(AlertJson(a));
   ReplyJson(call.res, 200, out);
+}
+
+void ApiServer::HandleAck(Call& call) {
+  if (!call.CheckParams({})) return;
+  Response& res = call.res;
+  json body = call.req.body.empty()
+                  ? json::object()
+                  : json::parse(call.req.body, nullptr, /*allow_exceptions=*/false);
+  if (!body.is_object()) {
+    ReplyError(res, 400, "body: expected a JSON object {\"for\": \"1h\", \"note\": \"...\"}",
+               "body");
+    return;
+  }
+  std::string for_text = "1h", note;
+  for (const auto& item : body.items()) {
+    if (item.key() == "for" && item.value().is_string()) {
+      for_text = item.value().get<std::string>();
+    } else if (item.key() == "note" && item.value().is_string()) {
+      note = item.value().get<std::string>();
+    } else {
+      ReplyError(res, 400,
+                 "body: unexpected field \"" + item.key() + "\" (expected for and note, strings)",
+                 item.key());
+      return;
+    }
+  }
+  Result<int64_t> for_ms = ParseDurationMs(for_text);
+  if (!for_ms.ok() || *for_ms <= 0 || *for_ms > 30LL * 24 * 3600 * 1000) {
+    ReplyError(res, 400,
+               "for: expected a duration from 1s to 30d such as 30m or 2h, got \"" +
+                   PrintablePath(for_text) + "\"",
+               "for");
+    return;
+  }
+  if (note.size() > 1000 || !IsValidUtf8(note)) {
+    ReplyError(res, 400, "note: at most 1000 characters of UTF-8", "note");
+    return;
+  }
+  Result<alerts::Alert> acked = view_->AckAlert(call.path_param, call.actor, *for_ms, note);
+  if (!acked.ok()) {
+    ReplyError(res, HttpStatusFor(acked.status().code()), acked.status().message());
+    return;
+  }
+  ReplyJson(res, 200, AlertJson(*acked));
+}
+
+void ApiServer::HandleHealth(Call& call) {
+  if (!call.CheckParams({})) return;
+  ReplyJson(call.res, 200, BuildHealth(view_->Status(), view_->Alerts({})));
+}
+
+void ApiServer::HandleStats(Call& call) {
+  if (!call.CheckParams({})) return;
+  ReplyJson(call.res, 200, StatsJson(view_->Stats()));
 }
 
 void ApiServer::HandleHistory(Call& call) {

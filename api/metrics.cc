@@ -297,6 +297,11 @@ void DescribeClusterdMetrics(MetricsRegistry* r) {
   (void)r->Describe(kMetricActionsTotal, MetricType::kCounter,
                     "Steps run on machines by action (start, stop, restart) and result.");
   (void)r->Describe(kMetricInstances, MetricType::kGauge, "Service instances by observed state.");
+  (void)r->Describe(kMetricAlertsFiring, MetricType::kGauge, "Firing alerts by severity.");
+  (void)r->Describe(kMetricNotificationsQueued, MetricType::kGauge,
+                    "Notifications waiting in a sink's outbox.");
+  (void)r->Describe(kMetricNotificationsSent, MetricType::kGauge,
+                    "Notifications a sink's receiver accepted since clusterd started.");
   (void)r->DescribeHistogram(kMetricProbeLatency, "Health probe latency in seconds, by kind.",
                              {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
   (void)r->Describe(kMetricMachineReachable, MetricType::kGauge,

@@ -125,6 +125,9 @@ class MetricsRegistry {
 //   clusterctl_revision_info{revision}               gauge (always 1)
 //   clusterctl_suspended                             gauge (1 or 0)
 //   clusterctl_api_requests_total{route,code}        counter (ApiServer)
+//   clusterctl_alerts_firing{severity}               gauge
+//   clusterctl_notifications_queued{sink}            gauge
+//   clusterctl_notifications_sent{sink}              gauge (accepted since start)
 inline constexpr const char* kMetricReconcileTotal = "clusterctl_reconcile_total";
 inline constexpr const char* kMetricReconcileDuration = "clusterctl_reconcile_duration_seconds";
 inline constexpr const char* kMetricActionsTotal = "clusterctl_actions_total";
@@ -134,6 +137,9 @@ inline constexpr const char* kMetricMachineReachable = "clusterctl_machine_reach
 inline constexpr const char* kMetricRevisionInfo = "clusterctl_revision_info";
 inline constexpr const char* kMetricSuspended = "clusterctl_suspended";
 inline constexpr const char* kMetricApiRequests = "clusterctl_api_requests_total";
+inline constexpr const char* kMetricAlertsFiring = "clusterctl_alerts_firing";
+inline constexpr const char* kMetricNotificationsQueued = "clusterctl_notifications_queued";
+inline constexpr const char* kMetricNotificationsSent = "clusterctl_notifications_sent";
 // Replicas only (config redis): 1 on the replica that holds the leader lease.
 inline constexpr const char* kMetricLeader = "clusterd_leader";
 

@@ -55,7 +55,8 @@ const std::vector<std::string>& AuditKnownActions() {
                                                       "rollback",
                                                       "suspend",
                                                       "resume",
-                                                      "audit_trimmed"};
+                                                      "audit_trimmed",
+                                                      "alert_acknowledged"};
   return *v;
 }
 

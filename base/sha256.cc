@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include <cstdlib>
 #include <memory>
@@ -21,6 +22,18 @@ Sha256Digest Sha256(std::string_view head, std::string_view tail) {
     // Only an OpenSSL without SHA-256 (a broken install) gets here; hashes
     // are part of the audit chain, so there is no safe fallback.
     std::abort();
+  }
+  return out;
+}
+
+Sha256Digest HmacSha256(std::string_view key, std::string_view data) {
+  Sha256Digest out{};
+  unsigned int len = 0;
+  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+           reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data(),
+           &len) == nullptr ||
+      len != out.size()) {
+    std::abort();  // Only an OpenSSL without SHA-256 fails here.
   }
   return out;
 }

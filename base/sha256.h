@@ -20,6 +20,9 @@ Sha256Digest Sha256(std::string_view head, std::string_view tail = {});
 // The same as 64 lowercase hex digits.
 std::string Sha256Hex(std::string_view head, std::string_view tail = {});
 
+// HMAC-SHA256 of `data` under `key` (webhook signatures, both ways).
+Sha256Digest HmacSha256(std::string_view key, std::string_view data);
+
 // Lowercase hex of any bytes.
 std::string HexEncode(const unsigned char* data, size_t size);
 

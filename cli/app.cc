@@ -34,6 +34,8 @@ const std::vector<Command>& AllCommands() {
        SetupWhy},
       {"logs", "Print or follow a service's log from its machines (-f, --since, --lines).",
        SetupLogs},
+      {"alerts", "The running clusterd's alerts (--all for history); alerts ack ID to silence one.",
+       SetupAlerts},
       {"history", "Revisions applied: commit, author, time, result.", SetupHistory},
       {"rollback", "Undo a change through git: a new commit restoring an earlier revision.",
        SetupRollback},

@@ -1,14 +1,17 @@
 #include "controller/config.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "base/paths.h"
 #include "desired-state/git_source.h"
 #include "desired-state/schema.h"
 #include "desired-state/yaml_reader.h"
+#include "notify/sinks.h"
 
 namespace clusterctl::controller {
 namespace fs = std::filesystem;
@@ -53,6 +56,10 @@ SecretsPolicy SecretsPolicyOf(const Config& c, const std::string& data_dir) {
                 {"webhookSecretFile", ExpandHome(c.webhook_secret_file)},
                 {"ssh.identityFile", ExpandHome(c.identity_file)},
                 {"redis.passwordFile", ExpandHome(c.redis_password_file)}};
+  for (const notify::SinkConfig& sink : c.notify.sinks) {
+    p.reserved.push_back({"notify " + sink.name + " urlFile", ExpandHome(sink.url_file)});
+    p.reserved.push_back({"notify " + sink.name + " secretFile", ExpandHome(sink.secret_file)});
+  }
   return p;
 }
 
@@ -126,6 +133,65 @@ Result<Config> LoadConfig(const std::string& path) {
     c.redis_retry_ms = v["redis"].value("retrySeconds", 2) * 1000;
     c.redis_margin_ms = v["redis"].value("marginSeconds", 2) * 1000;
     c.replica_name = v["redis"].value("replicaName", "");
+  }
+  if (v.contains("alerts")) {
+    const json& a = v["alerts"];
+    if (a.contains("escalateAfterSeconds")) {
+      c.escalate_after_ms.clear();
+      for (const auto& x : a["escalateAfterSeconds"])
+        c.escalate_after_ms.push_back(x.get<int64_t>() * 1000);
+    }
+    c.alert_resolve_after_ms = a.value("resolveAfterSeconds", 120) * 1000;
+    c.disk_percent = a.value("diskPercent", c.disk_percent);
+    c.memory_percent = a.value("memoryPercent", c.memory_percent);
+    c.alerts_keep_resolved = a.value("keepResolved", c.alerts_keep_resolved);
+  }
+  if (v.contains("notify")) {
+    const json& n = v["notify"];
+    c.notify.outbox_max = n.value("outboxMax", c.notify.outbox_max);
+    c.notify.retry_initial_ms = n.value("retryInitialSeconds", 1) * 1000;
+    c.notify.retry_max_ms = n.value("retryMaxSeconds", 300) * 1000;
+    std::set<std::string> names;
+    for (const json& k : n.value("sinks", json::array())) {
+      notify::SinkConfig sink;
+      sink.name = k["name"].get<std::string>();
+      const std::string type = k["type"].get<std::string>();
+      sink.type = type == "slack"     ? notify::SinkType::kSlack
+                  : type == "command" ? notify::SinkType::kCommand
+                                      : notify::SinkType::kWebhook;
+      sink.url_file = abs(k.value("urlFile", ""));
+      sink.secret_file = abs(k.value("secretFile", ""));
+      if (k.contains("command")) sink.command = k["command"].get<std::vector<std::string>>();
+      for (const auto& x : k.value("severities", json::array()))
+        sink.severities.insert(x.get<std::string>());
+      for (const auto& x : k.value("kinds", json::array())) sink.kinds.insert(x.get<std::string>());
+      sink.cooldown_seconds = k.value("cooldownSeconds", sink.cooldown_seconds);
+      sink.timeout_seconds = k.value("timeoutSeconds", sink.timeout_seconds);
+      const std::string where = path + ": notify sink " + sink.name + ": ";
+      if (!names.insert(sink.name).second) return Status::Invalid(where + "the name is used twice");
+      if (sink.type == notify::SinkType::kCommand && sink.command.empty()) {
+        return Status::Invalid(where + "a command sink needs `command: [program, args...]`");
+      }
+      if (sink.type != notify::SinkType::kCommand && sink.url_file.empty()) {
+        return Status::Invalid(where + "a " + type +
+                               " sink needs `urlFile` (a file holding its URL)");
+      }
+      if (sink.type != notify::SinkType::kWebhook && !sink.secret_file.empty()) {
+        return Status::Invalid(where + "secretFile signs webhook requests only");
+      }
+      for (const std::string& kind : sink.kinds) {
+        const auto& known = alerts::Kinds();
+        if (std::find(known.begin(), known.end(), kind) == known.end()) {
+          std::string list;
+          for (const auto& k2 : known) list += (list.empty() ? "" : ", ") + k2;
+          return Status::Invalid(where + "unknown alert kind \"" + kind + "\"; kinds are " + list);
+        }
+      }
+      c.notify.sinks.push_back(std::move(sink));
+    }
+    if (c.notify.retry_max_ms < c.notify.retry_initial_ms) {
+      return Status::Invalid(path + ": notify: retryMaxSeconds is below retryInitialSeconds");
+    }
     if (c.redis_margin_ms >= c.redis_lease_ms ||
         c.redis_renew_ms >= c.redis_lease_ms - c.redis_margin_ms) {
       return Status::Invalid(path + ": redis: renewSeconds (" +
@@ -136,6 +202,30 @@ Result<Config> LoadConfig(const std::string& path) {
     }
   }
   return c;
+}
+
+Status ReadNotifySecrets(notify::NotifyConfig* n) {
+  for (notify::SinkConfig& sink : n->sinks) {
+    const std::string what = "notify sink " + sink.name;
+    if (!sink.url_file.empty()) {
+      auto url = ReadControllerSecret(sink.url_file, "notify urlFile");
+      if (!url.ok()) return url.status().Annotate(what + " urlFile");
+      std::string origin, rest;
+      if (!notify::SplitUrl(*url, &origin, &rest)) {
+        return Status::Invalid(what + ": the first line of urlFile " + sink.url_file +
+                               " is not an http:// or https:// URL");
+      }
+      sink.url = *url;
+    }
+    if (!sink.secret_file.empty()) {
+      auto secret = ReadControllerSecret(sink.secret_file, "notify secretFile");
+      if (!secret.ok()) return secret.status().Annotate(what + " secretFile");
+      if (secret->empty())
+        return Status::Invalid(what + ": secretFile " + sink.secret_file + " is empty");
+      sink.secret = *secret;
+    }
+  }
+  return Status::Ok();
 }
 
 Result<std::string> ReadControllerSecret(const std::string& path, const char* what) {

@@ -13,6 +13,7 @@
 #include "base/status.h"
 #include "desired-state/diagnostics.h"
 #include "desired-state/loader.h"
+#include "notify/notification.h"
 
 namespace clusterctl::controller {
 
@@ -53,7 +54,18 @@ struct Config {
   int redis_retry_ms = 2000;                    // retrySeconds. Default: 2 s.
   int redis_margin_ms = 2000;                   // marginSeconds. Default: 2 s.
   std::string replica_name;                     // Default: <hostname>:<pid>.
+  // alerts: escalation, resolution, machine thresholds (docs/monitoring.md).
+  std::vector<int64_t> escalate_after_ms = {300000, 900000};  // Default: 5 and 15 min.
+  int alert_resolve_after_ms = 120000;                        // Default: 120 s.
+  int disk_percent = 90, memory_percent = 90;                 // Default: 90 each.
+  size_t alerts_keep_resolved = 500;                          // Default: 500.
+  // notify: the sinks, their urlFile/secretFile not read yet (ReadNotifySecrets).
+  notify::NotifyConfig notify;
 };
+
+// Reads each sink's urlFile and secretFile into it; an unreadable or empty
+// file is an error naming the sink and the key (never the content).
+Status ReadNotifySecrets(notify::NotifyConfig* n);
 
 // Reads and checks a config file. Relative paths in it are made absolute
 // against the file's directory. Errors name file:line:col.

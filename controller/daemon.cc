@@ -1,5 +1,6 @@
 #include "controller/daemon.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -10,6 +11,8 @@
 
 #include "api/status_view.h"
 #include "base/paths.h"
+#include "base/process_stats.h"
+#include "base/time_format.h"
 #include "controller/daemon_policy.h"
 #include "controller/journal.h"
 #include "controller/quarantine.h"
@@ -26,6 +29,9 @@ using nlohmann::json;
 namespace {
 
 constexpr size_t kMaxSnapshots = 500;
+constexpr char kAvailabilityKey[] = "daemon/availability";
+constexpr int64_t kAvailabilitySaveMs = 60000;
+constexpr size_t kPassDurationsKept = 200;
 
 std::string HostName() {
   char host[256] = {0};
@@ -239,8 +245,28 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config, DaemonParts
   d->suspended_ = memory->suspended;
   d->suspended_by_ = memory->suspended_by;
   d->backoff_.Restore(memory->backoff, memory->healthy_since_ms);
-  d->alerts_.Restore(memory->alerts);
+  d->alerts_.SetEscalation(d->config_.escalate_after_ms);
+  d->alerts_.SetKeepResolved(d->config_.alerts_keep_resolved);
+  bool alerts_ok = true;
+  if (!memory->alerts.is_null()) d->alerts_.Restore(memory->alerts, &alerts_ok);
+  if (!alerts_ok) spdlog::warn("the stored alerts were unreadable; starting with none");
   d->saved_ = MemoryToJson(*memory).dump();
+  if (auto saved = d->store_->Get("meta", kAvailabilityKey); saved.ok() && saved->has_value()) {
+    bool ok = false;
+    d->availability_ =
+        AvailabilityBook::FromJson(json::parse(**saved, nullptr, /*allow_exceptions=*/false), &ok);
+    if (!ok) spdlog::warn("the stored availability history was unreadable; starting afresh");
+  }
+  if (!d->config_.notify.sinks.empty()) {
+    notify::NotifyConfig nc = d->config_.notify;
+    clusterctl::Status read = ReadNotifySecrets(&nc);
+    if (!read.ok()) return read.Annotate("config notify");
+    auto notifier = notify::Notifier::Create(std::move(nc), d->store_.get(), d->clock_, d->actor_,
+                                             std::move(parts.deliver));
+    if (!notifier.ok()) return notifier.status().Annotate("opening the notification outbox");
+    d->notifier_ = std::move(notifier.value());
+  }
+  d->started_ms_ = d->clock_->WallMs();
   auto snapshots = LoadSnapshots(*d->store_, kMaxSnapshots, &d->snapshot_keys_);
   if (snapshots.ok()) d->snapshots_ = std::move(*snapshots);
   // What earlier runs started, to prune what is no longer desired.
@@ -303,7 +329,7 @@ void Daemon::PersistMemory(bool sync) {
     m.suspended_by = suspended_by_;
     m.backoff = backoff_.entries();
     m.healthy_since_ms = backoff_.healthy_since_ms();
-    m.alerts = alerts_.entries();
+    m.alerts = alerts_.ToJson();
   }
   std::string doc = MemoryToJson(m).dump();
   if (doc == saved_) return;
@@ -356,6 +382,7 @@ clusterctl::Status Daemon::Run() {
     elector_->Start();
   }
   state_->StartBackgroundCleanup(std::chrono::minutes(5));
+  if (notifier_) notifier_->Start();
   std::thread source([this] { SourceLoop(); });
   std::thread reconcile([this] { ReconcileLoop(); });
   std::thread probes([this] { ProbeLoop(); });
@@ -372,7 +399,9 @@ clusterctl::Status Daemon::Run() {
     if (!released.ok()) spdlog::warn("releasing the leader lease: {}", released.ToString());
   }
   state_->Stop();
+  if (notifier_) notifier_->Stop();  // The undelivered stay in the outbox.
   PersistMemory(/*sync=*/true);
+  SaveAvailability();
   clusterctl::Status flushed = store_->Flush();
   spdlog::info("clusterd stopped{}", flushed.ok() ? "" : ": flush failed: " + flushed.message());
   return flushed;
@@ -390,7 +419,7 @@ bool Daemon::PollSource(bool* fetched_ok) {
       std::lock_guard<std::mutex> g(mu_);
       have_revision = desired_ != nullptr;
     }
-    RaiseAlert("source", "warning",
+    RaiseAlert(alerts::kind::kSourceFetch, "warning",
                "cannot fetch " + desired_state::RedactUrls(config_.repo_url) + ": " +
                    fetched.message() +
                    (have_revision ? "; the last good revision stays in force"
@@ -399,10 +428,10 @@ bool Daemon::PollSource(bool* fetched_ok) {
   }
   auto head = source_->Resolve("");
   if (!head.ok()) {
-    RaiseAlert("source", "warning", head.status().message());
+    RaiseAlert(alerts::kind::kSourceFetch, "warning", head.status().message());
     return false;
   }
-  ClearAlert("source");
+  ResolveAlert(alerts::kind::kSourceFetch);
   // A rollback quarantines the revisions it undid: while the branch still
   // points at one of them (a refused push), the rollback commit stays in
   // force; a newer commit ends the quarantine.
@@ -410,12 +439,12 @@ bool Daemon::PollSource(bool* fetched_ok) {
   if (auto q = ReadQuarantine(config_.data_dir)) {
     if (q->commits.count(head->commit)) {
       wanted = q->rollback_commit;
-      RaiseAlert("quarantine", "info",
+      RaiseAlert(alerts::kind::kQuarantine, "info",
                  "branch head " + head->Short() + " is quarantined by a rollback; " +
                      q->rollback_commit.substr(0, 7) + " stays in force until a newer commit");
     } else if (head->commit != q->rollback_commit) {
       (void)ClearQuarantine(config_.data_dir);
-      ClearAlert("quarantine");
+      ResolveAlert(alerts::kind::kQuarantine);
     }
   }
   std::string current;
@@ -427,7 +456,7 @@ bool Daemon::PollSource(bool* fetched_ok) {
   if (wanted != head->commit) {
     auto rb = source_->Resolve(wanted);
     if (!rb.ok()) {
-      RaiseAlert("quarantine", "warning",
+      RaiseAlert(alerts::kind::kQuarantine, "warning",
                  "the rollback commit is missing: " + rb.status().message());
       return false;
     }
@@ -435,7 +464,7 @@ bool Daemon::PollSource(bool* fetched_ok) {
   }
   auto snap = source_->Read(head->commit);
   if (!snap.ok()) {
-    RaiseAlert("source", "warning", snap.status().message());
+    RaiseAlert(alerts::kind::kSourceFetch, "warning", snap.status().message());
     return false;
   }
   desired_state::LoadResult r = desired_state::Load(*snap, load_options_);
@@ -447,7 +476,7 @@ bool Daemon::PollSource(bool* fetched_ok) {
     AuditEvent("revision_rejected", audit::Trigger::kRevision, head->Short(),
                audit::Outcome::kFailed,
                head->author + ": " + FirstLine(head->message) + "\n" + errors);
-    RaiseAlert("revision", "critical",
+    RaiseAlert(alerts::kind::kRevisionRejected, "critical",
                "revision " + head->Short() + " rejected with " + std::to_string(n) +
                    " error(s); the last valid revision stays in force: " + FirstLine(errors));
     store::RevisionRecord rec;
@@ -474,7 +503,8 @@ bool Daemon::PollSource(bool* fetched_ok) {
       spdlog::warn("{}", note);
     }
   }
-  ClearAlert("revision");
+  ResolveAlert(alerts::kind::kRevisionRejected);
+  ResolveAlert(alerts::kind::kMassStopRefused);
   spdlog::info("new revision {} by {}: {}", head->Short(), head->author, FirstLine(head->message));
   {
     std::lock_guard<std::mutex> g(mu_);
@@ -637,11 +667,11 @@ void Daemon::ReconcileOnce() {
   std::vector<std::string> unreadable;
   std::shared_ptr<const DesiredState> prune = prune_loader_->Build(*desired, managed_, &unreadable);
   if (unreadable.empty()) {
-    ClearAlert("prune");
+    ResolveAlert(alerts::kind::kPruneBlocked);
   } else {
     std::string list;
     for (const auto& u : unreadable) list += (list.empty() ? "" : ", ") + u;
-    RaiseAlert("prune", "warning",
+    RaiseAlert(alerts::kind::kPruneBlocked, "warning",
                "cannot prune " + list + ": the revision that started it cannot be read");
   }
   ReconcileDeps deps;
@@ -655,11 +685,15 @@ void Daemon::ReconcileOnce() {
   for (const auto& f : obs.facts) {
     metrics_.Set("clusterctl_machine_reachable", {{"machine", f.machine}}, f.reachable ? 1 : 0);
     if (f.reachable) {
-      ClearAlert("machine/" + f.machine);
+      ResolveAlert(alerts::kind::kMachineUnreachable, f.machine);
+      ResolveAlert(alerts::kind::kHostKeyMismatch, f.machine);
       continue;
     }
     unreachable.insert(f.machine);
-    RaiseAlert("machine/" + f.machine, "warning",
+    // A changed host key is not an outage: someone must look at it.
+    const bool host_key = f.error.rfind("host_key_mismatch", 0) == 0;
+    RaiseAlert(host_key ? alerts::kind::kHostKeyMismatch : alerts::kind::kMachineUnreachable,
+               f.machine, "", host_key ? "critical" : "warning",
                "machine " + f.machine + " unreachable: " + f.error);
     bool was;
     {
@@ -675,10 +709,11 @@ void Daemon::ReconcileOnce() {
   for (const auto& i : obs.instances) {
     if (i.state == reconcilers::ObservedState::kRunning) running.insert(i.Key());
   }
-  std::set<std::string> machines, gone_machines;
+  std::set<std::string> machines, gone_machines, was_running;
   for (const auto& f : obs.facts) machines.insert(f.machine);
   {
     std::lock_guard<std::mutex> g(mu_);
+    was_running = running_instances_;
     unreachable_ = unreachable;
     running_instances_ = running;
     // One failed probe does not make a ready instance not ready: the
@@ -706,10 +741,14 @@ void Daemon::ReconcileOnce() {
     backoff_.EraseGone(live);
     EraseGoneInstances(&force_restart_, live);
     EraseGoneInstances(&manual_actor_, live);
-    alerts_.ClearIf([&](const std::string& id) {
-      return (id.rfind("crashloop/", 0) == 0 && !live.count(id.substr(10))) ||
-             (id.rfind("machine/", 0) == 0 && !machines.count(id.substr(8)));
-    });
+    alerts_.ResolveIf(
+        [&](const alerts::Alert& a) {
+          if (!a.service.empty() && !a.machine.empty()) {
+            return !live.count(a.service + "@" + a.machine);
+          }
+          return !a.machine.empty() && !machines.count(a.machine);
+        },
+        clock_->WallMs());
     std::set_difference(reported_machines_.begin(), reported_machines_.end(), machines.begin(),
                         machines.end(), std::inserter(gone_machines, gone_machines.end()));
     reported_machines_ = machines;
@@ -719,6 +758,7 @@ void Daemon::ReconcileOnce() {
   }
 
   api::StatusView view = api::BuildStatus(*desired, prune.get(), obs, clock_->WallMs());
+  AssessAlerts(obs, view.diffs, was_running);
   std::map<std::string, int> by_state;
   for (const auto& x : view.diffs) by_state[reconcilers::ObservedStateName(x.observed)]++;
   for (const char* s : {"running", "stopped", "failed", "unknown"}) {
@@ -743,7 +783,7 @@ void Daemon::ReconcileOnce() {
     // state goes back in force.
     AuditEvent("revision_rejected", audit::Trigger::kRevision, desired->revision.Short(),
                audit::Outcome::kFailed, plan.refused);
-    RaiseAlert("revision", "critical",
+    RaiseAlert(alerts::kind::kMassStopRefused, "critical",
                "revision " + desired->revision.Short() + " refused: " + plan.refused);
     std::lock_guard<std::mutex> g(mu_);
     rejected_commit_ = desired->revision.commit;
@@ -766,7 +806,7 @@ void Daemon::ReconcileOnce() {
     // which says nothing about the services (no crash-loop count).
     const bool deposed = !Acting();
     const int64_t now = clock_->WallMs();
-    std::vector<std::pair<std::string, std::string>> crash_alerts;  // Raised after unlocking.
+    std::vector<std::pair<const reconcilers::Step*, std::string>> crash_alerts;  // Raised unlocked.
     std::unique_lock<std::mutex> g(mu_);
     for (const auto& st : plan.steps) {
       const auto& o = report.outcomes[st.id];
@@ -794,14 +834,15 @@ void Daemon::ReconcileOnce() {
           backoff_.OnStart(st, o.result, s ? s->backoff_seconds : defaults.backoff_seconds,
                            s ? s->max_backoff_seconds : defaults.max_backoff_seconds, now);
       if (counted && counted->alert) {
-        crash_alerts.push_back({CrashLoopBackoff::AlertId(st.Key()),
-                                CrashLoopBackoff::AlertMessage(st.Key(), *counted)});
+        crash_alerts.push_back({&st, CrashLoopBackoff::AlertMessage(st.Key(), *counted)});
       }
     }
     // Level-based: look again at once, so the status shows the new state.
     reconcile_requested_ = true;
     g.unlock();
-    for (const auto& [id, message] : crash_alerts) RaiseAlert(id, "warning", message);
+    for (const auto& [st, message] : crash_alerts) {
+      RaiseAlert(alerts::kind::kCrashLoop, st->machine, st->service, "warning", message);
+    }
   }
   if (outcome != "refused" && outcome != "follower") {
     ManagedInstances next = NextManaged(managed_, *desired, obs, plan, report);
@@ -810,16 +851,15 @@ void Daemon::ReconcileOnce() {
       if (saved.ok()) {
         managed_ = std::move(next);
       } else {
-        RaiseAlert("store", "critical", "cannot record the managed instances: " + saved.message());
+        RaiseAlert(alerts::kind::kStoreWrite, "critical",
+                   "cannot record the managed instances: " + saved.message());
       }
     }
   }
   // Backoff resets after 10 minutes healthy.
   {
     std::lock_guard<std::mutex> g(mu_);
-    for (const std::string& key : backoff_.ResetHealthy(clock_->WallMs(), running_instances_)) {
-      alerts_.Clear(CrashLoopBackoff::AlertId(key));
-    }
+    (void)backoff_.ResetHealthy(clock_->WallMs(), running_instances_);
   }
   if (new_revision && outcome != "refused" && outcome != "suspended" && outcome != "follower" &&
       Acting()) {
@@ -835,7 +875,7 @@ void Daemon::ReconcileOnce() {
     clusterctl::Status recorded = RecordRevisionPass(revisions_.get(), audit_.get(), pass);
     std::lock_guard<std::mutex> g(mu_);
     if (recorded.ok()) {
-      alerts_.Clear("store");
+      alerts_.Resolve(alerts::Key(alerts::kind::kStoreWrite), clock_->WallMs());
       // Only the pass that recorded it ends the pending revision; a failed
       // write is retried by the next pass rather than lost.
       if (desired_ == desired) {
@@ -847,7 +887,7 @@ void Daemon::ReconcileOnce() {
       spdlog::error("revision {}: {}; retrying on the next pass", desired->revision.Short(),
                     recorded.ToString());
       alerts_.Raise(
-          "store", "critical",
+          alerts::kind::kStoreWrite, "critical",
           "cannot record revision " + desired->revision.Short() + ": " + recorded.message(),
           clock_->WallMs());
     }
@@ -866,6 +906,9 @@ void Daemon::ReconcileOnce() {
   snapshots_.push_front(after.json);
   if (snapshots_.size() > kMaxSnapshots) snapshots_.pop_back();
   last_pass_ms_ = clock_->WallMs();
+  ++passes_;
+  pass_ms_.push_back(last_pass_ms_ - t0);
+  if (pass_ms_.size() > kPassDurationsKept) pass_ms_.pop_front();
   clusterctl::Status kept =
       AppendSnapshot(store_.get(), last_pass_ms_, after.json, kMaxSnapshots, &snapshot_keys_);
   if (!kept.ok()) spdlog::error("keeping the status snapshot: {}", kept.ToString());
@@ -906,6 +949,23 @@ void Daemon::OnProbeResult(const reconcilers::ProbeResult& r) {
   // Not run (every probe shell of the machine busy): says nothing of the
   // service, neither ready nor failing.
   if (r.inconclusive) return;
+  int slow_ms = 0;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    const auto* s = desired_ ? desired_->FindService(r.service) : nullptr;
+    if (s != nullptr) {
+      const auto& probe = r.role == reconcilers::ProbeRole::kReadiness ? s->readiness : s->liveness;
+      if (probe) slow_ms = probe->slow_ms;
+    }
+  }
+  const char* role = reconcilers::ProbeRoleName(r.role);
+  if (slow_ms > 0 && r.latency_ms > slow_ms) {
+    RaiseAlert(alerts::kind::kProbeSlow, r.machine, r.service, "warning",
+               fmt::format("the {} probe of {} took {} ms (slowMs {})", role, r.Key(), r.latency_ms,
+                           slow_ms));
+  } else if (slow_ms > 0) {
+    ResolveAlert(alerts::kind::kProbeSlow, r.machine, r.service);
+  }
   bool wake = false;
   int restart_after = 0;
   std::string revision;
@@ -951,6 +1011,7 @@ void Daemon::OnProbeResult(const reconcilers::ProbeResult& r) {
 void Daemon::ProbeLoop() {
   while (!Stopping()) {
     RunProbesDue();
+    TickAlerts();
     Beat("probe");
     SleepOrWake(500, nullptr);
   }
@@ -958,19 +1019,251 @@ void Daemon::ProbeLoop() {
 
 // ---------------------------------------------------------------- events
 
-void Daemon::RaiseAlert(const std::string& id, const std::string& severity,
-                        const std::string& raw_message) {
-  // Alerts are logged, persisted and served: no URL credentials in them.
-  const std::string message = desired_state::RedactUrls(raw_message);
-  std::lock_guard<std::mutex> g(mu_);
-  if (alerts_.Raise(id, severity, message, clock_->WallMs()) == AlertBook::Change::kOpened) {
-    spdlog::warn("alert {}: {}", id, message);
+void Daemon::RaiseAlert(const char* kind, const std::string& machine, const std::string& service,
+                        const std::string& severity, const std::string& raw_message) {
+  {
+    // Alerts are logged, persisted, served and sent: no URL credentials in them.
+    const std::string message = desired_state::RedactUrls(raw_message);
+    std::lock_guard<std::mutex> g(mu_);
+    alerts_.Raise(kind, machine, service, severity, message, clock_->WallMs());
   }
+  FlushAlertEvents();
 }
 
-void Daemon::ClearAlert(const std::string& id) {
+void Daemon::ResolveAlert(const char* kind, const std::string& machine,
+                          const std::string& service) {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (!alerts_.Resolve(alerts::Key(kind, machine, service), clock_->WallMs())) return;
+  }
+  FlushAlertEvents();
+}
+
+void Daemon::FlushAlertEvents() {
+  std::lock_guard<std::mutex> order(notify_mu_);
+  std::vector<alerts::AlertEvent> events;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    events = alerts_.TakeEvents();
+  }
+  for (const alerts::AlertEvent& e : events) {
+    const alerts::Alert& a = e.alert;
+    switch (e.type) {
+      case alerts::EventType::kFiring:
+        spdlog::warn("alert {} firing ({}): {}", a.key, a.severity, a.message);
+        break;
+      case alerts::EventType::kEscalated:
+        spdlog::warn("alert {} escalated to level {} (firing since {})", a.key, a.level,
+                     FormatRfc3339Ms(a.first_seen_ms));
+        break;
+      case alerts::EventType::kResolved:
+        spdlog::info("alert {} resolved after {} s", a.key,
+                     (a.resolved_ms - a.first_seen_ms) / 1000);
+        break;
+      case alerts::EventType::kAckExpired:
+        spdlog::warn("alert {}: the acknowledgement by {} expired; still firing", a.key,
+                     a.ack ? a.ack->by : "?");
+        break;
+    }
+  }
+  if (notifier_ && Leading()) notifier_->Enqueue(events);
+}
+
+void Daemon::AssessAlerts(const reconcilers::ClusterObservation& obs,
+                          const std::vector<reconcilers::InstanceDiff>& diffs,
+                          const std::set<std::string>& was_running) {
+  namespace kind = alerts::kind;
+  const int64_t now = clock_->WallMs();
+  for (const auto& f : obs.facts) {
+    if (!f.reachable) continue;
+    if (f.disk_total_kb > 0) {
+      const int64_t used = 100 * (f.disk_total_kb - f.disk_available_kb) / f.disk_total_kb;
+      if (used > config_.disk_percent) {
+        RaiseAlert(kind::kMachineDisk, f.machine, "", "warning",
+                   fmt::format("the filesystem of {}'s state directory is {}% full ({} MiB free; "
+                               "alerts.diskPercent {})",
+                               f.machine, used, f.disk_available_kb / 1024, config_.disk_percent));
+      } else {
+        ResolveAlert(kind::kMachineDisk, f.machine);
+      }
+    }
+    if (f.mem_total_kb > 0) {
+      const int64_t used = 100 * (f.mem_total_kb - f.mem_available_kb) / f.mem_total_kb;
+      if (used > config_.memory_percent) {
+        RaiseAlert(
+            kind::kMachineMemory, f.machine, "", "warning",
+            fmt::format("{} uses {}% of its memory ({} MiB available; alerts.memoryPercent {})",
+                        f.machine, used, f.mem_available_kb / 1024, config_.memory_percent));
+      } else {
+        ResolveAlert(kind::kMachineMemory, f.machine);
+      }
+    }
+  }
+  std::map<std::string, const reconcilers::ObservedInstance*> observed;
+  for (const auto& o : obs.instances) observed[o.Key()] = &o;
+  std::map<std::string, std::vector<std::string>> critical_down;  // Service -> machines.
+  std::set<std::string> live;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    for (const auto& d : diffs) {
+      if (d.pruned || d.desired != desired_state::RunState::kRunning) continue;
+      live.insert(d.Key());
+      if (d.observed == reconcilers::ObservedState::kUnknown) {
+        availability_.Unknown(d.Key(), now);
+      } else {
+        availability_.Observe(d.Key(), d.service,
+                              d.observed == reconcilers::ObservedState::kRunning && d.ready, now);
+      }
+    }
+    availability_.EraseGone(live);
+    availability_.Prune(now);
+  }
+  for (const auto& d : diffs) {
+    const desired_state::Service* s = d.service_def;
+    const bool should_run = !d.pruned && d.desired == desired_state::RunState::kRunning;
+    // Running without passing readiness for longer than its start timeout.
+    bool readiness_late = false;
+    if (should_run && s != nullptr && s->readiness &&
+        d.observed == reconcilers::ObservedState::kRunning && !d.ready) {
+      auto o = observed.find(d.Key());
+      const int64_t started_at = o != observed.end() ? o->second->started_at : 0;
+      const int64_t running_s = started_at > 0 ? now / 1000 - started_at : 0;
+      if (running_s > s->readiness->start_timeout_seconds) {
+        readiness_late = true;
+        RaiseAlert(kind::kReadinessTimeout, d.machine, d.service, "warning",
+                   fmt::format("{} has run for {} s without passing readiness "
+                               "(startTimeoutSeconds {})",
+                               d.Key(), running_s, s->readiness->start_timeout_seconds));
+      }
+    }
+    if (!readiness_late) ResolveAlert(kind::kReadinessTimeout, d.machine, d.service);
+    if (s == nullptr || !s->critical || !should_run) continue;
+    std::vector<std::string>& down = critical_down[d.service];
+    // Down: failed, stopped after it ran (not one that was never started
+    // yet), or not ready past its start timeout.
+    if (d.observed == reconcilers::ObservedState::kFailed || readiness_late ||
+        (d.observed == reconcilers::ObservedState::kStopped && was_running.count(d.Key()))) {
+      down.push_back(d.machine);
+    }
+  }
+  for (const auto& [service, down] : critical_down) {
+    if (down.empty()) {
+      ResolveAlert(kind::kCriticalServiceDown, "", service);
+      continue;
+    }
+    std::string list;
+    for (const auto& m : down) list += (list.empty() ? "" : ", ") + m;
+    RaiseAlert(kind::kCriticalServiceDown, "", service, "critical",
+               "critical service " + service + " is down on " + list);
+  }
+  // Services no longer desired (or no longer critical) take their alert.
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    alerts_.ResolveIf(
+        [&](const alerts::Alert& a) {
+          return a.kind == kind::kCriticalServiceDown && !critical_down.count(a.service);
+        },
+        now);
+    // A crash loop ends when its instance has run alerts.resolveAfterSeconds
+    // since its last start.
+    const auto& healthy = backoff_.healthy_since_ms();
+    alerts_.ResolveIf(
+        [&](const alerts::Alert& a) {
+          if (a.kind != kind::kCrashLoop) return false;
+          const std::string key = a.service + "@" + a.machine;
+          if (!running_instances_.count(key)) return false;
+          auto h = healthy.find(key);
+          return h == healthy.end() || now - h->second >= config_.alert_resolve_after_ms;
+        },
+        now);
+  }
+  FlushAlertEvents();
+  if (now - availability_saved_ms_ >= kAvailabilitySaveMs) SaveAvailability();
+}
+
+void Daemon::SaveAvailability() {
+  std::string doc;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    doc = availability_.ToJson().dump();
+    availability_saved_ms_ = clock_->WallMs();
+  }
+  store::StoreBatch batch(store_.get());
+  batch.Put("meta", kAvailabilityKey, doc);
+  clusterctl::Status s = store_->Commit(&batch, /*sync=*/false);
+  if (!s.ok()) spdlog::error("saving the availability history: {}", s.ToString());
+}
+
+api::StatsView Daemon::Stats() {
+  api::StatsView v;
+  v.now_ms = clock_->WallMs();
+  v.started_ms = started_ms_;
+  if (auto p = ReadProcessStats(); p.ok()) {
+    v.cpu_seconds = p->cpu_seconds;
+    v.rss_bytes = p->rss_bytes;
+    v.open_fds = p->open_fds;
+    v.threads = p->threads;
+  }
+  if (auto u = DirectoryUsage(config_.data_dir); u.ok())
+    v.data_dir_bytes = static_cast<int64_t>(u->bytes);
+  v.probes_in_flight = static_cast<int64_t>(ProbesInFlight());
+  if (notifier_) {
+    for (const notify::SinkStats& st : notifier_->Stats()) {
+      v.sinks.push_back({st.name, st.type, st.last_error, static_cast<int64_t>(st.queued),
+                         static_cast<int64_t>(st.sent), static_cast<int64_t>(st.failed_attempts),
+                         static_cast<int64_t>(st.dropped), static_cast<int64_t>(st.suppressed),
+                         st.last_success_ms});
+    }
+  }
   std::lock_guard<std::mutex> g(mu_);
-  alerts_.Clear(id);
+  v.passes = passes_;
+  v.last_pass_ms = last_pass_ms_;
+  if (!pass_ms_.empty()) {
+    std::vector<int64_t> sorted(pass_ms_.begin(), pass_ms_.end());
+    std::sort(sorted.begin(), sorted.end());
+    v.pass_p50_ms = sorted[sorted.size() / 2];
+    v.pass_p95_ms = sorted[std::min(sorted.size() - 1, sorted.size() * 95 / 100)];
+    v.pass_max_ms = sorted.back();
+  }
+  v.alerts_firing = static_cast<int64_t>(alerts_.Firing().size());
+  static const std::pair<const char*, int64_t> kWindows[] = {
+      {"1h", 3600000LL}, {"24h", 24 * 3600000LL}, {"7d", 7 * 24 * 3600000LL}};
+  for (const std::string& service : availability_.Services()) {
+    api::ServiceAvailability a;
+    a.service = service;
+    const auto* def = desired_ ? desired_->FindService(service) : nullptr;
+    a.critical = def != nullptr && def->critical;
+    for (const auto& [name, ms] : kWindows) {
+      const AvailabilityFigures f = availability_.Service(service, ms, v.now_ms);
+      a.down_now = f.down_now;
+      a.windows.push_back({name, f.availability, f.observed_ms, f.down_ms, f.restarts, f.failures,
+                           f.mttd_ms, f.mttr_ms});
+    }
+    v.services.push_back(std::move(a));
+  }
+  return v;
+}
+
+void Daemon::TickAlerts() {
+  std::map<std::string, int> by_severity;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    alerts_.Tick(clock_->WallMs());
+    for (const std::string& sev : alerts::Severities()) by_severity[sev] = 0;
+    for (const alerts::Alert& a : alerts_.Firing()) ++by_severity[a.severity];
+  }
+  FlushAlertEvents();
+  for (const auto& [sev, n] : by_severity) {
+    metrics_.Set(api::kMetricAlertsFiring, {{"severity", sev}}, n);
+  }
+  if (notifier_) {
+    for (const notify::SinkStats& st : notifier_->Stats()) {
+      metrics_.Set(api::kMetricNotificationsQueued, {{"sink", st.name}},
+                   static_cast<double>(st.queued));
+      metrics_.Set(api::kMetricNotificationsSent, {{"sink", st.name}},
+                   static_cast<double>(st.sent));
+    }
+  }
 }
 
 void Daemon::AuditEvent(const std::string& action, audit::Trigger trigger,
@@ -1055,9 +1348,39 @@ std::string Daemon::WriteRefusal() {
          ") is a follower and no leader is known (is Redis reachable?); retry in a few seconds";
 }
 
-std::vector<api::AlertView> Daemon::Alerts() {
+std::vector<alerts::Alert> Daemon::Alerts(const api::AlertQuery& query) {
   std::lock_guard<std::mutex> g(mu_);
-  return alerts_.All();
+  if (query.state == api::AlertQuery::State::kFiring) {
+    std::vector<alerts::Alert> out;
+    for (alerts::Alert& a : alerts_.Firing()) {
+      if (a.last_seen_ms >= query.since_ms) out.push_back(std::move(a));
+    }
+    return out;
+  }
+  std::vector<alerts::Alert> out = alerts_.All(query.since_ms);
+  if (query.state == api::AlertQuery::State::kResolved) {
+    out.erase(
+        std::remove_if(out.begin(), out.end(), [](const alerts::Alert& a) { return a.firing; }),
+        out.end());
+  }
+  return out;
+}
+
+Result<alerts::Alert> Daemon::AckAlert(const std::string& ref, const std::string& actor,
+                                       int64_t for_ms, const std::string& note) {
+  Result<alerts::Alert> acked = clusterctl::Status::Internal("not acknowledged");
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    const int64_t now = clock_->WallMs();
+    acked = alerts_.Acknowledge(ref, actor, now + for_ms, note, now);
+  }
+  if (!acked.ok()) return acked;
+  AuditManual("alert_acknowledged", actor,
+              "alert " + std::to_string(acked->id) + " (" + acked->key + ") acknowledged until " +
+                  FormatRfc3339Ms(acked->ack->until_ms) +
+                  (note.empty() ? std::string() : ": " + note));
+  PersistMemory(/*sync=*/true);
+  return acked;
 }
 
 json Daemon::History(size_t limit) {
@@ -1100,7 +1423,7 @@ bool Daemon::Healthy(std::string* detail) {
     *detail = stalled;
     return false;
   }
-  if (const DaemonAlert* a = alerts_.Find("store")) {
+  if (const alerts::Alert* a = alerts_.FindFiring(alerts::Key(alerts::kind::kStoreWrite))) {
     *detail = "store: " + a->message;
     return false;
   }
@@ -1146,7 +1469,7 @@ void Daemon::Suspend(const std::string& actor) {
   }
   spdlog::info("reconciliation suspended by {}", actor);
   AuditManual("suspend", actor, "automatic reconciliation suspended");
-  RaiseAlert("suspended", "info", "automatic reconciliation suspended by " + actor);
+  RaiseAlert(alerts::kind::kSuspended, "info", "automatic reconciliation suspended by " + actor);
   PersistMemory(/*sync=*/true);  // A restart stays suspended.
 }
 
@@ -1158,7 +1481,7 @@ void Daemon::Resume(const std::string& actor) {
   }
   spdlog::info("reconciliation resumed by {}", actor);
   AuditManual("resume", actor, "automatic reconciliation resumed");
-  ClearAlert("suspended");
+  ResolveAlert(alerts::kind::kSuspended);
   PersistMemory(/*sync=*/true);
   WakeReconcile();
 }

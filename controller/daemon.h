@@ -54,10 +54,11 @@
 #include <string>
 #include <thread>
 
+#include "alerts/alert_book.h"
 #include "api/daemon_view.h"
 #include "api/metrics.h"
 #include "audit/audit_log.h"
-#include "controller/alert_book.h"
+#include "controller/availability.h"
 #include "controller/config.h"
 #include "controller/crash_backoff.h"
 #include "controller/daemon_memory.h"
@@ -68,6 +69,7 @@
 #include "controller/reconcile.h"
 #include "desired-state/git_source.h"
 #include "ha/leader_election.h"
+#include "notify/notifier.h"
 #include "reconcilers/async_prober.h"
 #include "reconcilers/driver.h"
 #include "reconcilers/failure_streak.h"
@@ -97,6 +99,8 @@ struct DaemonParts {
   // without one (this clusterd acts alone). Given by a test, it is ticked
   // by the test.
   std::unique_ptr<ha::LeaderElector> elector;
+  // How notifications are delivered. Default: notify::Deliver (HTTP, command).
+  notify::Notifier::DeliverFn deliver;
 };
 
 class Daemon : public api::DaemonView {
@@ -114,7 +118,10 @@ class Daemon : public api::DaemonView {
 
   // DaemonView.
   nlohmann::json Status() override;
-  std::vector<api::AlertView> Alerts() override;
+  std::vector<alerts::Alert> Alerts(const api::AlertQuery& query) override;
+  Result<alerts::Alert> AckAlert(const std::string& ref, const std::string& actor, int64_t for_ms,
+                                 const std::string& note) override;
+  api::StatsView Stats() override;
   nlohmann::json History(size_t limit) override;
   std::vector<store::RevisionRecord> Revisions(size_t limit) override;
   Result<std::vector<audit::AuditRecord>> Audit(const audit::AuditFilter& filter) override;
@@ -152,6 +159,11 @@ class Daemon : public api::DaemonView {
   size_t RunProbesDue();
   // Probes submitted and not finished yet.
   size_t ProbesInFlight() const;
+  // Escalates alerts and ends expired acknowledgements; hands new alert
+  // events to the notifier. The probe loop calls it every half second.
+  void TickAlerts();
+  // The notifier (null without notify sinks), for tests that deliver by hand.
+  notify::Notifier* notifier() { return notifier_.get(); }
 
  private:
   Daemon() = default;
@@ -162,8 +174,22 @@ class Daemon : public api::DaemonView {
   // Bookkeeping of one probe result (from an AsyncProber worker).
   void OnProbeResult(const reconcilers::ProbeResult& r);
 
-  void RaiseAlert(const std::string& id, const std::string& severity, const std::string& message);
-  void ClearAlert(const std::string& id);
+  // Raises or refreshes the alert kind/machine/service (alerts/alert_book.h).
+  void RaiseAlert(const char* kind, const std::string& machine, const std::string& service,
+                  const std::string& severity, const std::string& message);
+  void RaiseAlert(const char* kind, const std::string& severity, const std::string& message) {
+    RaiseAlert(kind, "", "", severity, message);
+  }
+  void ResolveAlert(const char* kind, const std::string& machine = "",
+                    const std::string& service = "");
+  // Alerts computed from an observation: machine disk and memory, critical
+  // services down, readiness past its start timeout, crash loops healthy again.
+  void AssessAlerts(const reconcilers::ClusterObservation& obs,
+                    const std::vector<reconcilers::InstanceDiff>& diffs,
+                    const std::set<std::string>& was_running);
+  // Logs the alert book's new events and hands them to the notifier (the
+  // leader's only: followers would send every notification twice).
+  void FlushAlertEvents();
   void AuditEvent(const std::string& action, audit::Trigger trigger, const std::string& revision,
                   audit::Outcome result, const std::string& detail, const std::string& machine = "",
                   const std::string& service = "");
@@ -237,7 +263,7 @@ class Daemon : public api::DaemonView {
   std::string pending_note_;       // "history rewritten ..." for the next revision_applied.
   nlohmann::json last_status_;
   std::deque<nlohmann::json> snapshots_;  // Newest first, bounded.
-  AlertBook alerts_;
+  alerts::AlertBook alerts_;
   CrashLoopBackoff backoff_;
   std::set<std::string> force_restart_;
   std::map<std::string, std::string> manual_actor_;  // Instance -> who asked to restart.
@@ -256,10 +282,20 @@ class Daemon : public api::DaemonView {
   // pruning. Used by the reconcile loop only (and Create).
   ManagedInstances managed_;
   std::unique_ptr<PruneBasisLoader> prune_loader_;
-  std::deque<std::string> snapshot_keys_;  // Stored snapshots, oldest first (reconcile loop).
-  std::mutex persist_mu_;                  // Serializes PersistMemory(); guards saved_.
-  std::string saved_;                      // The daemon state last written (JSON).
-  std::string suspended_by_;               // Guarded by mu_.
+  std::deque<std::string> snapshot_keys_;       // Stored snapshots, oldest first (reconcile loop).
+  std::unique_ptr<notify::Notifier> notifier_;  // Null without notify sinks.
+  std::mutex notify_mu_;                        // Keeps alert events in order on their way out.
+  int64_t started_ms_ = 0;
+  // Per-instance up/down history for /api/v1/stats (guarded by mu_), saved
+  // to the store at most every kAvailabilitySaveMs and at shutdown.
+  AvailabilityBook availability_;
+  int64_t availability_saved_ms_ = 0;
+  void SaveAvailability();
+  int64_t passes_ = 0;
+  std::deque<int64_t> pass_ms_;  // Durations of the recent passes (guarded by mu_).
+  std::mutex persist_mu_;        // Serializes PersistMemory(); guards saved_.
+  std::string saved_;            // The daemon state last written (JSON).
+  std::string suspended_by_;     // Guarded by mu_.
   std::string last_pass_error_;
 };
 

@@ -5,7 +5,8 @@
 //   suspension          suspended or not, by whom
 //   crash-loop backoff  per instance: failures, not-before time, and the
 //                       start of its healthy period (for the 10-minute reset)
-//   alerts              id -> severity, message, since
+//   alerts              the alert book (alerts/alert_book.h): firing,
+//                       acknowledged and recently resolved alerts
 //   health snapshots    the status documents of /api/v1/history
 //
 // Keys in the "meta" family: "daemon/state" (JSON of the first three,
@@ -28,20 +29,12 @@
 
 namespace clusterctl::controller {
 
-struct DaemonAlert {
-  std::string severity, message;
-  int64_t since_ms = 0;
-  bool operator==(const DaemonAlert& o) const {
-    return severity == o.severity && message == o.message && since_ms == o.since_ms;
-  }
-};
-
 struct DaemonMemory {
   bool suspended = false;
   std::string suspended_by;
   std::map<std::string, reconcilers::Backoff> backoff;
   std::map<std::string, int64_t> healthy_since_ms;
-  std::map<std::string, DaemonAlert> alerts;
+  nlohmann::json alerts;  // AlertBook::ToJson(); null when none was saved.
 };
 
 // Pure: to and from the stored JSON. A malformed document gives an empty

@@ -96,6 +96,7 @@ std::optional<Probe> DecodeProbe(const YamlDocument& doc, const json& spec, cons
   probe.period_seconds = Filled<int>(p, "periodSeconds");
   probe.timeout_seconds = Filled<int>(p, "timeoutSeconds");
   probe.failure_threshold = Filled<int>(p, "failureThreshold");
+  if (p.contains("slowMs")) probe.slow_ms = p["slowMs"].get<int>();
   if (p.contains("startTimeoutSeconds")) {  // Readiness only.
     probe.start_timeout_seconds = p["startTimeoutSeconds"].get<int>();
   }

@@ -78,6 +78,7 @@ struct Probe {
   int timeout_seconds = 2;
   int failure_threshold = 3;
   int start_timeout_seconds = 60;  // Readiness only.
+  int slow_ms = 0;                 // 0: no probe_slow alert.
 };
 
 enum class DriverKind { kProcess, kSystemd };

@@ -46,7 +46,7 @@ class QuietView : public DaemonView {
     cv_.wait_for(lock, std::chrono::seconds(20), [this] { return !block_status_; });
     return {{"overall_status", "healthy"}};
   }
-  std::vector<AlertView> Alerts() override { return {}; }
+  std::vector<alerts::Alert> Alerts(const AlertQuery&) override { return {}; }
   json History(size_t) override { return json::array(); }
   std::vector<store::RevisionRecord> Revisions(size_t) override { return {}; }
   Result<std::vector<audit::AuditRecord>> Audit(const audit::AuditFilter&) override {

@@ -79,9 +79,38 @@ class FakeDaemonView : public DaemonView {
     Record("Status");
     return status_doc;
   }
-  std::vector<AlertView> Alerts() override {
-    Record("Alerts");
-    return {{"a1", "critical", "x", kNow - 60000}};
+  std::vector<alerts::Alert> Alerts(const AlertQuery& q) override {
+    Record("Alerts " + std::to_string(static_cast<int>(q.state)) + " " +
+           std::to_string(q.since_ms));
+    alerts::Alert a;
+    a.id = 7;
+    a.kind = "crash_loop";
+    a.machine = "m1";
+    a.service = "api";
+    a.key = alerts::Key(a.kind, a.machine, a.service);
+    a.severity = "critical";
+    a.message = "x";
+    a.first_seen_ms = kNow - 60000;
+    a.last_seen_ms = kNow - 1000;
+    a.count = 3;
+    return {a};
+  }
+  Result<alerts::Alert> AckAlert(const std::string& ref, const std::string& actor, int64_t for_ms,
+                                 const std::string& note) override {
+    Record("Ack " + ref + " " + actor + " " + std::to_string(for_ms) + " " + note);
+    if (ref != "7") return clusterctl::Status(Code::kNotFound, "no firing alert " + ref);
+    alerts::Alert a = Alerts({})[0];
+    a.ack = alerts::Ack{actor, note, kNow, kNow + for_ms};
+    return a;
+  }
+  StatsView Stats() override {
+    Record("Stats");
+    StatsView s;
+    s.now_ms = kNow;
+    s.started_ms = kNow - 5000;
+    s.rss_bytes = 1 << 20;
+    s.services.push_back({"api", true, false, {{"1h", 0.5, 3600000, 1800000, 1, 1, 2000, 30000}}});
+    return s;
   }
   json History(size_t limit) override {
     Record("History " + std::to_string(limit));
@@ -156,7 +185,7 @@ class FakeDaemonView : public DaemonView {
   std::vector<std::string> mutations() {
     std::vector<std::string> out;
     for (const std::string& c : calls()) {
-      for (const char* prefix : {"Sync", "Restart", "Suspend", "Resume"}) {
+      for (const char* prefix : {"Sync", "Restart", "Suspend", "Resume", "Ack"}) {
         if (c.rfind(prefix, 0) == 0) out.push_back(c);
       }
     }
@@ -360,6 +389,9 @@ const std::vector<Endpoint>& AuthenticatedEndpoints() {
   static const std::vector<Endpoint> kEndpoints = {
       {"GET", "/api/v1/status", ""},
       {"GET", "/api/v1/alerts", ""},
+      {"POST", "/api/v1/alerts/7/ack", R"({"for":"1h"})"},
+      {"GET", "/api/v1/health", ""},
+      {"GET", "/api/v1/stats", ""},
       {"GET", "/api/v1/history?limit=5", ""},
       {"GET", "/api/v1/revisions", ""},
       {"GET", "/api/v1/audit?since=15m", ""},
@@ -403,9 +435,9 @@ TEST_F(ApiServerTest, EveryAuthenticatedEndpointAnswersTheRightToken) {
   // "bearer" is case-insensitive (RFC 6750).
   EXPECT_EQ(200,
             Get("/api/v1/status", {{"Authorization", std::string("bearer ") + kToken}}).status);
-  EXPECT_EQ(std::vector<std::string>({"Sync api request by api@127.0.0.1",
-                                      "Restart ollama  api@127.0.0.1", "Suspend api@127.0.0.1",
-                                      "Resume api@127.0.0.1"}),
+  EXPECT_EQ(std::vector<std::string>(
+                {"Ack 7 api@127.0.0.1 3600000 ", "Sync api request by api@127.0.0.1",
+                 "Restart ollama  api@127.0.0.1", "Suspend api@127.0.0.1", "Resume api@127.0.0.1"}),
             view_.mutations());
 }
 
@@ -504,9 +536,12 @@ TEST_F(ApiServerTest, StatusDocumentPassesThroughUnchanged) {
   EXPECT_EQ("no-store", a.header("Cache-Control"));
   // Typed answers of the view, in the JSON of docs/api.md.
   Answer alerts = Get("/api/v1/alerts");
-  EXPECT_EQ(json::parse(R"([{"id": "a1", "severity": "critical", "message": "x",
-                             "since": ")" +
-                        FormatRfc3339Ms(kNow - 60000) + R"("}])"),
+  EXPECT_EQ(json::parse(R"([{"id": "7", "key": "crash_loop/m1/api", "kind": "crash_loop",
+                             "machine": "m1", "service": "api", "severity": "critical",
+                             "message": "x", "state": "firing", "since": ")" +
+                        FormatRfc3339Ms(kNow - 60000) + R"(", "last_seen": ")" +
+                        FormatRfc3339Ms(kNow - 1000) + R"(", "resolved": null, "count": 3,
+                             "level": 0, "acknowledged": null}])"),
             alerts.Json());
   Answer revisions = Get("/api/v1/revisions");
   EXPECT_EQ(json::parse(R"([{"commit": "3f2c1e9", "author": "ana", "message": "add redis",
@@ -707,6 +742,53 @@ TEST_F(ApiServerTest, RestartValidatesItsBody) {
                                       "Restart ollama jetson api@127.0.0.1",
                                       "Restart ollama  api@127.0.0.1"}),
             view_.mutations());
+}
+
+TEST_F(ApiServerTest, AlertsTakeStateAndSinceAndRefuseOthers) {
+  EXPECT_EQ(200, Get("/api/v1/alerts?state=all&since=2026-01-01T00:00:00Z").status);
+  EXPECT_EQ(200, Get("/api/v1/alerts?state=resolved").status);
+  EXPECT_EQ(std::vector<std::string>({"Alerts 2 1767225600000", "Alerts 1 0"}), view_.calls());
+  ExpectError(Get("/api/v1/alerts?state=open"), 400, "state");
+  ExpectError(Get("/api/v1/alerts?since=yesterday"), 400, "since");
+  ExpectError(Get("/api/v1/alerts?limit=3"), 400, "limit");
+}
+
+TEST_F(ApiServerTest, AckTakesAnIdOrKeyADurationAndANoteAndNamesTheActor) {
+  httplib::Headers h = Bearer();
+  h.emplace("X-Clusterctl-Actor", "alice@laptop");
+  Answer ok = Post("/api/v1/alerts/7/ack", R"({"for": "30m", "note": "fixing the disk"})", h);
+  ASSERT_EQ(200, ok.status) << ok.body;
+  EXPECT_EQ("alice@laptop", ok.Json()["acknowledged"]["by"]);
+  EXPECT_EQ(FormatRfc3339Ms(kNow + 30 * 60000), ok.Json()["acknowledged"]["until"]);
+  // A dedup key (slashes percent-encoded) reaches the view whole.
+  ExpectError(Post("/api/v1/alerts/crash_loop%2Fm1%2Fapi/ack", "{}"), 404);
+  for (const auto& [body, parameter] :
+       std::vector<std::pair<std::string, std::string>>{{R"({"for": "forever"})", "for"},
+                                                        {R"({"for": "90d"})", "for"},
+                                                        {R"({"for": 5})", "for"},
+                                                        {R"({"until": "1h"})", "until"},
+                                                        {"[1]", "body"}}) {
+    SCOPED_TRACE(body);
+    ExpectError(Post("/api/v1/alerts/7/ack", body), 400, parameter);
+  }
+  ExpectError(Post("/api/v1/alerts//ack", "{}"), 404);
+  EXPECT_EQ(std::vector<std::string>({"Ack 7 alice@laptop 1800000 fixing the disk",
+                                      "Ack crash_loop/m1/api api@127.0.0.1 3600000 "}),
+            view_.mutations());
+}
+
+TEST_F(ApiServerTest, HealthSummarizesTheStatusDocumentAndStatsAreServed) {
+  Answer h = Get("/api/v1/health");
+  ASSERT_EQ(200, h.status) << h.body;
+  const json j = h.Json();
+  EXPECT_EQ(view_.status_doc["overall_status"], j["status"]);
+  EXPECT_EQ(view_.status_doc["timestamp"], j["last_check"]);
+  EXPECT_EQ(1, j["alerts"]["critical"]);
+  Answer s = Get("/api/v1/stats");
+  ASSERT_EQ(200, s.status) << s.body;
+  EXPECT_EQ(5.0, s.Json()["process"]["uptime_seconds"]);
+  EXPECT_EQ(0.5, s.Json()["availability"]["api"]["windows"]["1h"]["availability"]);
+  EXPECT_EQ(30000, s.Json()["availability"]["api"]["windows"]["1h"]["mttr_ms"]);
 }
 
 TEST_F(ApiServerTest, ActorHeaderOfAnAuthenticatedClientNamesTheActor) {

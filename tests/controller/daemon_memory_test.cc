@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "alerts/alert_book.h"
 #include "tests/harness/temp_dir.h"
 
 namespace clusterctl::controller {
@@ -15,7 +16,9 @@ DaemonMemory Sample() {
   m.suspended_by = "alice@laptop";
   m.backoff["api@m1"] = reconcilers::Backoff{3, 1700000000123};
   m.healthy_since_ms["db@m2"] = 1700000000456;
-  m.alerts["crashloop/api@m1"] = DaemonAlert{"warning", "api@m1 keeps failing", 1700000000001};
+  alerts::AlertBook book;
+  book.Raise("crash_loop", "m1", "api", "warning", "api@m1 keeps failing", 1700000000001);
+  m.alerts = book.ToJson();
   return m;
 }
 
@@ -39,7 +42,7 @@ TEST(DaemonMemory, SurvivesAReopenOfTheStore) {
     auto fresh = LoadMemory(**store);
     ASSERT_TRUE(fresh.ok());
     EXPECT_FALSE(fresh->suspended);
-    EXPECT_TRUE(fresh->alerts.empty());
+    EXPECT_TRUE(fresh->alerts.is_null());
     ASSERT_TRUE(SaveMemory(store->get(), Sample(), /*sync=*/true).ok());
   }
   auto store = store::Store::OpenPrimary(dir.path());

@@ -302,8 +302,8 @@ class DaemonTest : public ::testing::Test {
 
   bool HasAlert(const std::string& id) { return HasAlert(daemon_.get(), id); }
   static bool HasAlert(Daemon* d, const std::string& id) {
-    for (const auto& a : d->Alerts()) {
-      if (a.id == id) return true;
+    for (const auto& a : d->Alerts({})) {
+      if (a.key == id) return true;
     }
     return false;
   }
@@ -393,7 +393,7 @@ TEST_F(DaemonTest, CrashLoopBackoffDoublesAlertsAfterThreeAndResetsAfterTenHealt
   clock_.Advance(1 * kSecond + 1);
   daemon_->ReconcileOnce();
   EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"start db@m1"}));
-  EXPECT_FALSE(HasAlert("crashloop/db@m1"));
+  EXPECT_FALSE(HasAlert("crash_loop/m1/db"));
   // Crash 3: the delay doubled to 4 s; the third counted start alerts.
   world_->Crash("db@m1");
   clock_.Advance(3 * kSecond);
@@ -402,16 +402,19 @@ TEST_F(DaemonTest, CrashLoopBackoffDoublesAlertsAfterThreeAndResetsAfterTenHealt
   clock_.Advance(1 * kSecond + 1);
   daemon_->ReconcileOnce();
   EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"start db@m1"}));
-  EXPECT_TRUE(HasAlert("crashloop/db@m1"));
+  EXPECT_TRUE(HasAlert("crash_loop/m1/db"));
 
-  // Healthy for 9 minutes: still counted, the alert stays.
-  clock_.Advance(9 * kMinute);
+  // Healthy for a minute: the alert stays; past alerts.resolveAfterSeconds
+  // (120 s) since its last start it resolves.
+  clock_.Advance(1 * kMinute);
   daemon_->ReconcileOnce();
-  EXPECT_TRUE(HasAlert("crashloop/db@m1"));
-  // Past 10 minutes healthy: forgotten, the alert clears.
+  EXPECT_TRUE(HasAlert("crash_loop/m1/db"));
   clock_.Advance(1 * kMinute + 1);
   daemon_->ReconcileOnce();
-  EXPECT_FALSE(HasAlert("crashloop/db@m1"));
+  EXPECT_FALSE(HasAlert("crash_loop/m1/db"));
+  // Past 10 minutes healthy the count is forgotten too.
+  clock_.Advance(8 * kMinute);
+  daemon_->ReconcileOnce();
   // The count starts over: after the next crash and repair, a crash 3 s
   // later is repaired at once (2 s backoff), where the old count (4) would
   // have held it for 8 s.
@@ -465,7 +468,7 @@ TEST_F(DaemonTest, AnInvalidRevisionIsRefusedAuditedAndAlertedWhileTheLastValidS
   EXPECT_FALSE(daemon_->PollSource());
   daemon_->ReconcileOnce();
   EXPECT_TRUE(world_->TakeCalls().empty());
-  EXPECT_TRUE(HasAlert("revision"));
+  EXPECT_TRUE(HasAlert("revision_rejected//"));
   auto rejected = AuditOf("revision_rejected");
   ASSERT_EQ(rejected.size(), 1u);
   EXPECT_EQ(rejected[0].revision, bad.substr(0, 7));
@@ -479,7 +482,7 @@ TEST_F(DaemonTest, AnInvalidRevisionIsRefusedAuditedAndAlertedWhileTheLastValidS
   EXPECT_EQ(AuditOf("revision_rejected").size(), 1u);
   world_->Push(kServicesAppOnM1, "drop app from m2");
   EXPECT_TRUE(daemon_->PollSource());
-  EXPECT_FALSE(HasAlert("revision"));
+  EXPECT_FALSE(HasAlert("revision_rejected//"));
   daemon_->ReconcileOnce();
   EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"stop app@m2"}));
 }
@@ -494,7 +497,7 @@ TEST_F(DaemonTest, AnUnreachableMachineAlertsAndIsAuditedOncePerOutage) {
   }
   daemon_->ReconcileOnce();
   daemon_->ReconcileOnce();
-  EXPECT_TRUE(HasAlert("machine/m2"));
+  EXPECT_TRUE(HasAlert("machine_unreachable/m2/"));
   auto events = AuditOf("machine_unreachable");
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].machine, "m2");
@@ -505,7 +508,7 @@ TEST_F(DaemonTest, AnUnreachableMachineAlertsAndIsAuditedOncePerOutage) {
     world_->unreachable.clear();
   }
   daemon_->ReconcileOnce();
-  EXPECT_FALSE(HasAlert("machine/m2"));
+  EXPECT_FALSE(HasAlert("machine_unreachable/m2/"));
 }
 
 TEST_F(DaemonTest, LivenessFailuresUpToTheThresholdRestartTheInstance) {
@@ -544,7 +547,7 @@ TEST_F(DaemonTest, SuspendedItActsOnNothingUntilResumed) {
   world_->Crash("app@m1");
   daemon_->ReconcileOnce();
   EXPECT_TRUE(world_->TakeCalls().empty());
-  EXPECT_TRUE(HasAlert("suspended"));
+  EXPECT_TRUE(HasAlert("suspended//"));
   daemon_->Resume("alice@laptop");
   daemon_->ReconcileOnce();
   EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"start app@m1"}));
@@ -562,13 +565,13 @@ TEST_F(DaemonTest, SuspensionAlertsAndBackoffSurviveARestart) {
     clock_.Advance(10 * kSecond);
     daemon_->ReconcileOnce();
   }
-  ASSERT_TRUE(HasAlert("crashloop/db@m1"));
+  ASSERT_TRUE(HasAlert("crash_loop/m1/db"));
   daemon_->Suspend("bob@laptop");
   daemon_.reset();
 
   Start();
   EXPECT_TRUE(daemon_->suspended());
-  EXPECT_TRUE(HasAlert("crashloop/db@m1"));
+  EXPECT_TRUE(HasAlert("crash_loop/m1/db"));
   // The revision in force is read back: a pass knows what to run before
   // any fetch.
   daemon_->Resume("bob@laptop");
@@ -592,7 +595,7 @@ TEST_F(DaemonTest, AFailingFetchAlertsAndKeepsTheRevisionInForce) {
   bool fetched = true;
   EXPECT_FALSE(daemon_->PollSource(&fetched));
   EXPECT_FALSE(fetched);
-  EXPECT_TRUE(HasAlert("source"));
+  EXPECT_TRUE(HasAlert("source_fetch//"));
   EXPECT_EQ(daemon_->Status()["revision"], sha);
   {
     std::lock_guard<std::mutex> g(world_->mu);
@@ -600,7 +603,7 @@ TEST_F(DaemonTest, AFailingFetchAlertsAndKeepsTheRevisionInForce) {
   }
   daemon_->PollSource(&fetched);
   EXPECT_TRUE(fetched);
-  EXPECT_FALSE(HasAlert("source"));
+  EXPECT_FALSE(HasAlert("source_fetch//"));
 }
 
 // ------------------------------------------------------------- replicas
@@ -804,7 +807,7 @@ TEST_F(ReplicasTest, AStepIsFencedWhenTheLeaseEndsInThePassAndNothingMoreIsSent)
   EXPECT_EQ(fenced, 2);
   // The fenced steps do not count as crashes, and the pass is not recorded
   // as applied by a replica that lost the lease during it.
-  EXPECT_FALSE(HasAlert(a.get(), "crashloop/app@m1"));
+  EXPECT_FALSE(HasAlert(a.get(), "crash_loop/m1/app"));
   EXPECT_TRUE(a->Revisions(10).empty());
 }
 
