@@ -2,9 +2,15 @@
 
 #include <algorithm>
 
+#include "base/time_format.h"
+
 namespace clusterctl::alerts {
 
 using nlohmann::json;
+
+namespace {
+json TimeOrNull(int64_t ms) { return ms > 0 ? json(FormatRfc3339Ms(ms)) : json(nullptr); }
+}  // namespace
 
 const std::vector<std::string>& Kinds() {
   static const std::vector<std::string> kKinds = {
@@ -86,6 +92,30 @@ json AlertToJson(const Alert& a) {
                 {"note", a.ack->note},
                 {"at_ms", a.ack->at_ms},
                 {"until_ms", a.ack->until_ms}};
+  }
+  return j;
+}
+
+json PublicJson(const Alert& a) {
+  json j = {{"id", std::to_string(a.id)},
+            {"key", a.key},
+            {"kind", a.kind},
+            {"machine", a.machine.empty() ? json(nullptr) : json(a.machine)},
+            {"service", a.service.empty() ? json(nullptr) : json(a.service)},
+            {"severity", a.severity},
+            {"message", a.message},
+            {"state", a.State()},
+            {"since", FormatRfc3339Ms(a.first_seen_ms)},
+            {"last_seen", FormatRfc3339Ms(a.last_seen_ms)},
+            {"resolved", a.firing ? json(nullptr) : TimeOrNull(a.resolved_ms)},
+            {"count", a.count},
+            {"level", a.level},
+            {"acknowledged", nullptr}};
+  if (a.ack) {
+    j["acknowledged"] = {{"by", a.ack->by},
+                         {"note", a.ack->note},
+                         {"at", FormatRfc3339Ms(a.ack->at_ms)},
+                         {"until", FormatRfc3339Ms(a.ack->until_ms)}};
   }
   return j;
 }

@@ -98,7 +98,11 @@ struct AlertEvent {
   std::string Id() const;
 };
 
-// Pure JSON forms (the store's and the API's share field names).
+// The public JSON form, for the API and the notifications: times in RFC
+// 3339, the id as a string, absent machine/service as null, acknowledged
+// {by, note, at, until} or null.
+nlohmann::json PublicJson(const Alert& a);
+// The stored form (times in ms since the epoch).
 nlohmann::json AlertToJson(const Alert& a);
 std::optional<Alert> AlertFromJson(const nlohmann::json& j);
 

@@ -13,29 +13,7 @@ json TimeOrNull(int64_t ms) { return ms > 0 ? json(FormatRfc3339Ms(ms)) : json(n
 json MsOrNull(int64_t ms) { return ms >= 0 ? json(ms) : json(nullptr); }
 }  // namespace
 
-json AlertJson(const alerts::Alert& a) {
-  json j = {{"id", std::to_string(a.id)},
-            {"key", a.key},
-            {"kind", a.kind},
-            {"machine", a.machine.empty() ? json(nullptr) : json(a.machine)},
-            {"service", a.service.empty() ? json(nullptr) : json(a.service)},
-            {"severity", a.severity},
-            {"message", a.message},
-            {"state", a.State()},
-            {"since", FormatRfc3339Ms(a.first_seen_ms)},
-            {"last_seen", FormatRfc3339Ms(a.last_seen_ms)},
-            {"resolved", a.firing ? json(nullptr) : TimeOrNull(a.resolved_ms)},
-            {"count", a.count},
-            {"level", a.level},
-            {"acknowledged", nullptr}};
-  if (a.ack) {
-    j["acknowledged"] = {{"by", a.ack->by},
-                         {"note", a.ack->note},
-                         {"at", FormatRfc3339Ms(a.ack->at_ms)},
-                         {"until", FormatRfc3339Ms(a.ack->until_ms)}};
-  }
-  return j;
-}
+json AlertJson(const alerts::Alert& a) { return alerts::PublicJson(a); }
 
 json BuildHealth(const json& status, const std::vector<alerts::Alert>& firing) {
   json machines = {{"total", 0}, {"reachable", 0}, {"unreachable", 0}};

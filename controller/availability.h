@@ -116,6 +116,9 @@ class AvailabilityBook {
 
   // Stored entries of one instance (spans + episodes), 0 when unknown.
   size_t EntriesForTest(const std::string& instance) const;
+  // Whether `instance` has any history (the daemon starts counting an
+  // instance at its first "up": converging is not an outage).
+  bool Tracks(const std::string& instance) const { return tracks_.count(instance) > 0; }
 
  private:
   // Covered time: [begin_ms, end_ms]; a folded run (covered_ms >= 0) covers

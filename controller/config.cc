@@ -133,6 +133,14 @@ Result<Config> LoadConfig(const std::string& path) {
     c.redis_retry_ms = v["redis"].value("retrySeconds", 2) * 1000;
     c.redis_margin_ms = v["redis"].value("marginSeconds", 2) * 1000;
     c.replica_name = v["redis"].value("replicaName", "");
+    if (c.redis_margin_ms >= c.redis_lease_ms ||
+        c.redis_renew_ms >= c.redis_lease_ms - c.redis_margin_ms) {
+      return Status::Invalid(path + ": redis: renewSeconds (" +
+                             std::to_string(c.redis_renew_ms / 1000) +
+                             ") must be below leaseSeconds - marginSeconds (" +
+                             std::to_string((c.redis_lease_ms - c.redis_margin_ms) / 1000) +
+                             "), or a leader would lose its lease between renewals");
+    }
   }
   if (v.contains("alerts")) {
     const json& a = v["alerts"];
@@ -191,14 +199,6 @@ Result<Config> LoadConfig(const std::string& path) {
     }
     if (c.notify.retry_max_ms < c.notify.retry_initial_ms) {
       return Status::Invalid(path + ": notify: retryMaxSeconds is below retryInitialSeconds");
-    }
-    if (c.redis_margin_ms >= c.redis_lease_ms ||
-        c.redis_renew_ms >= c.redis_lease_ms - c.redis_margin_ms) {
-      return Status::Invalid(path + ": redis: renewSeconds (" +
-                             std::to_string(c.redis_renew_ms / 1000) +
-                             ") must be below leaseSeconds - marginSeconds (" +
-                             std::to_string((c.redis_lease_ms - c.redis_margin_ms) / 1000) +
-                             "), or a leader would lose its lease between renewals");
     }
   }
   return c;

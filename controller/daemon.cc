@@ -1108,11 +1108,12 @@ void Daemon::AssessAlerts(const reconcilers::ClusterObservation& obs,
     for (const auto& d : diffs) {
       if (d.pruned || d.desired != desired_state::RunState::kRunning) continue;
       live.insert(d.Key());
+      const bool up = d.observed == reconcilers::ObservedState::kRunning && d.ready;
+      if (!up && !availability_.Tracks(d.Key())) continue;  // Not up yet since it was placed.
       if (d.observed == reconcilers::ObservedState::kUnknown) {
         availability_.Unknown(d.Key(), now);
       } else {
-        availability_.Observe(d.Key(), d.service,
-                              d.observed == reconcilers::ObservedState::kRunning && d.ready, now);
+        availability_.Observe(d.Key(), d.service, up, now);
       }
     }
     availability_.EraseGone(live);

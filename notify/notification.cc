@@ -22,26 +22,21 @@ const char* SinkTypeName(SinkType t) {
 }
 
 json BuildNotification(const alerts::AlertEvent& e, const std::string& controller) {
-  const alerts::Alert& a = e.alert;
-  json alert = {{"id", a.id},
-                {"key", a.key},
-                {"kind", a.kind},
-                {"machine", a.machine},
-                {"service", a.service},
-                {"severity", a.severity},
-                {"message", a.message},
-                {"state", a.State()},
-                {"first_seen", FormatRfc3339Ms(a.first_seen_ms)},
-                {"last_seen", FormatRfc3339Ms(a.last_seen_ms)},
-                {"count", a.count},
-                {"level", a.level}};
-  if (!a.firing) alert["resolved"] = FormatRfc3339Ms(a.resolved_ms);
+  const json alert = alerts::PublicJson(e.alert);
   return {{"id", e.Id()},
           {"event", alerts::EventName(e.type)},
           {"time", FormatRfc3339Ms(e.at_ms)},
           {"controller", controller},
           {"alert", alert}};
 }
+
+namespace {
+// A string member of `j`, "" when it is absent, null or not a string.
+std::string Str(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+}  // namespace
 
 std::string Summary(const json& n) {
   const json& a = n["alert"];
@@ -50,22 +45,21 @@ std::string Summary(const json& n) {
     return c == '_' ? ' ' : static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
   });
   std::string where;
-  const std::string machine = a.value("machine", ""), service = a.value("service", "");
+  const std::string machine = Str(a, "machine"), service = Str(a, "service");
   if (!service.empty()) where = service + (machine.empty() ? "" : "@" + machine);
   if (service.empty() && !machine.empty()) where = machine;
-  std::string line = "[" + a.value("severity", "") + "] " + event + " " + a.value("kind", "");
+  std::string line = "[" + Str(a, "severity") + "] " + event + " " + Str(a, "kind");
   if (!where.empty()) line += " " + where;
   if (n.value("event", "") == "escalated")
     line += " (level " + std::to_string(a.value("level", 0)) + ")";
-  return line + ": " + a.value("message", "");
+  return line + ": " + Str(a, "message");
 }
 
 json SlackBody(const json& n) {
   const std::string text = Summary(n);
   const json& a = n["alert"];
-  std::string fields = "*alert* " + std::to_string(a.value("id", 0)) + " · *key* `" +
-                       a.value("key", "") + "` · *since* " + a.value("first_seen", "") +
-                       " · *count* " + std::to_string(a.value("count", 1));
+  std::string fields = "*alert* " + Str(a, "id") + " · *key* `" + Str(a, "key") + "` · *since* " +
+                       Str(a, "since") + " · *count* " + std::to_string(a.value("count", 1));
   return {{"text", text},
           {"blocks",
            json::array({{{"type", "section"}, {"text", {{"type", "mrkdwn"}, {"text", text}}}},

@@ -778,7 +778,7 @@ TEST_F(ClusterdTest, SuspensionAlertsAndHistorySurviveARestart) {
   EXPECT_EQ(status.value("suspended", false), true) << status.dump();
   json alerts = Api("/api/v1/alerts");
   bool suspended_alert = false;
-  for (const auto& a : alerts) suspended_alert |= a.value("id", "") == "suspended";
+  for (const auto& a : alerts) suspended_alert |= a.value("key", "") == "suspended//";
   EXPECT_TRUE(suspended_alert) << alerts.dump();
   json after = Api("/api/v1/history?limit=500");
   bool kept = false;

@@ -91,7 +91,7 @@ class ClusterdSourceTest : public ::testing::Test {
     json alerts;
     if (Get("/api/v1/alerts", &alerts) != 200 || !alerts.is_array()) return "";
     for (const auto& a : alerts) {
-      if (a.value("id", "") == "source") return a.value("message", "");
+      if (a.value("key", "") == "source_fetch//") return a.value("message", "");
     }
     return "";
   }

@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "api/api.h"
 #include "ha/leader_election.h"
@@ -80,6 +82,88 @@ TEST(RedisConfigTest, ElectionDurationsComeFromTheRedisBlockWithTheElectorsDefau
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(std::string::npos, bad.status().message().find("renewSeconds (4) must be below"))
       << bad.status().message();
+}
+
+TEST(NotifyConfigTest, AlertsAndSinksComeFromTheirBlocksAndSecretsFromFiles) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.Sub("none.yaml"), "listen: 127.0.0.1:7480\n");
+  Result<Config> defaults = LoadConfig(dir.Sub("none.yaml"));
+  ASSERT_TRUE(defaults.ok()) << defaults.status().ToString();
+  EXPECT_EQ((std::vector<int64_t>{300000, 900000}), defaults->escalate_after_ms);
+  EXPECT_EQ(120000, defaults->alert_resolve_after_ms);
+  EXPECT_TRUE(defaults->notify.sinks.empty());
+
+  testing::WriteFile(dir.Sub("hook.url"), "https://hooks.example/T0/B0/s3cret\n");
+  testing::WriteFile(dir.Sub("hook.key"), "k3y\n");
+  testing::WriteFile(dir.Sub("set.yaml"),
+                     "alerts: {escalateAfterSeconds: [60, 600], resolveAfterSeconds: 30, "
+                     "diskPercent: 80}\n"
+                     "notify:\n  retryMaxSeconds: 60\n  sinks:\n"
+                     "    - {name: ops, type: webhook, urlFile: hook.url, secretFile: hook.key,\n"
+                     "       severities: [critical], kinds: [crash_loop], cooldownSeconds: 5}\n"
+                     "    - {name: mail, type: command, command: [/usr/bin/mailer, ops]}\n");
+  Result<Config> set = LoadConfig(dir.Sub("set.yaml"));
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ((std::vector<int64_t>{60000, 600000}), set->escalate_after_ms);
+  EXPECT_EQ(30000, set->alert_resolve_after_ms);
+  EXPECT_EQ(80, set->disk_percent);
+  EXPECT_EQ(60000, set->notify.retry_max_ms);
+  ASSERT_EQ(2u, set->notify.sinks.size());
+  const notify::SinkConfig& ops = set->notify.sinks[0];
+  EXPECT_EQ(dir.Sub("hook.url"), ops.url_file);  // Relative to the config file.
+  EXPECT_EQ(std::set<std::string>{"critical"}, ops.severities);
+  EXPECT_EQ(5, ops.cooldown_seconds);
+  EXPECT_TRUE(ops.url.empty());  // Not read until ReadNotifySecrets.
+  notify::NotifyConfig n = set->notify;
+  ASSERT_TRUE(ReadNotifySecrets(&n).ok());
+  EXPECT_EQ("https://hooks.example/T0/B0/s3cret", n.sinks[0].url);
+  EXPECT_EQ("k3y", n.sinks[0].secret);
+  // The secret files are reserved: a repository cannot name them.
+  bool reserved = false;
+  for (const auto& [what, path] : SecretsPolicyOf(*set, dir.Sub("data")).reserved) {
+    reserved |= path == dir.Sub("hook.url");
+  }
+  EXPECT_TRUE(reserved);
+
+  // Mistakes are named.
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"notify: {sinks: [{name: a, type: webhook}]}", "needs `urlFile`"},
+      {"notify: {sinks: [{name: a, type: command}]}", "needs `command"},
+      {"notify: {sinks: [{name: a, type: command, command: [x]}, "
+       "{name: a, type: command, command: [y]}]}",
+       "used twice"},
+      {"notify: {sinks: [{name: a, type: command, command: [x], kinds: [crashloop]}]}",
+       "unknown alert kind \"crashloop\""},
+      {"notify: {sinks: [{name: a, type: slack, urlFile: u, secretFile: k}]}",
+       "signs webhook requests only"},
+      {"notify: {sinks: [{name: A!, type: command, command: [x]}]}", "name"},
+      {"alerts: {escalateAfterSeconds: [0]}", "escalateAfterSeconds"},
+  };
+  for (const auto& [yaml, expect] : bad) {
+    SCOPED_TRACE(yaml);
+    testing::WriteFile(dir.Sub("bad.yaml"), yaml + "\n");
+    Result<Config> c = LoadConfig(dir.Sub("bad.yaml"));
+    ASSERT_FALSE(c.ok());
+    EXPECT_NE(std::string::npos, c.status().message().find(expect)) << c.status().message();
+  }
+  // An empty key, a URL that is not http(s), a missing file: named, never quoted.
+  testing::WriteFile(dir.Sub("empty.key"), "\n");
+  testing::WriteFile(dir.Sub("ftp.url"), "ftp://files.example/s3cret\n");
+  for (const auto& [url_file, secret_file] :
+       std::vector<std::pair<std::string, std::string>>{{dir.Sub("hook.url"), dir.Sub("empty.key")},
+                                                        {dir.Sub("ftp.url"), ""},
+                                                        {dir.Sub("missing.url"), ""}}) {
+    notify::NotifyConfig m;
+    notify::SinkConfig sink;
+    sink.name = "ops";
+    sink.url_file = url_file;
+    sink.secret_file = secret_file;
+    m.sinks.push_back(sink);
+    Status s = ReadNotifySecrets(&m);
+    EXPECT_FALSE(s.ok()) << url_file;
+    EXPECT_NE(std::string::npos, s.message().find("ops")) << s.message();
+    EXPECT_EQ(std::string::npos, s.message().find("s3cret")) << s.message();
+  }
 }
 
 }  // namespace

@@ -51,7 +51,11 @@ struct World {
     int64_t restarts = 0;
   };
   std::map<std::string, Proc> procs;
-  std::set<std::string> unreachable;    // Machines.
+  std::set<std::string> unreachable;  // Machines.
+  // Machine -> {total, available} KiB of its state directory's filesystem.
+  std::map<std::string, std::pair<int64_t, int64_t>> disk_kb;
+  // The notifications delivered (DaemonParts::deliver), in order.
+  std::vector<nlohmann::json> delivered;
   std::set<std::string> failing_start;  // Instance keys whose start fails.
   std::vector<std::string> calls;       // "start db@m1", in order.
   // Runs inside every start and restart with the instance key, unlocked.
@@ -149,6 +153,10 @@ class FakeDriver : public reconcilers::ServiceDriver {
     reconcilers::MachineObservation o;
     o.facts.machine = m.name;
     o.facts.reachable = true;
+    if (auto d = w_->disk_kb.find(m.name); d != w_->disk_kb.end()) {
+      o.facts.disk_total_kb = d->second.first;
+      o.facts.disk_available_kb = d->second.second;
+    }
     for (const auto* s : services) {
       const World::Proc& p = w_->procs[s->name + "@" + m.name];
       reconcilers::ObservedInstance i;
@@ -282,6 +290,12 @@ class DaemonTest : public ::testing::Test {
     parts.driver = std::make_unique<FakeDriver>(world_);
     parts.prober = std::make_unique<FakeProber>(world_);
     parts.elector = std::move(elector);
+    std::shared_ptr<World> world = world_;
+    parts.deliver = [world](const notify::SinkConfig& sink, const nlohmann::json& n) {
+      std::lock_guard<std::mutex> g(world->mu);
+      if (sink.name != "down") world->delivered.push_back(n);
+      return sink.name == "down" ? Status::Unavailable("receiver down") : Status::Ok();
+    };
     auto d = Daemon::Create(config, std::move(parts));
     EXPECT_TRUE(d.ok()) << d.status().ToString();
     return d.ok() ? std::move(d.value()) : nullptr;
@@ -841,6 +855,90 @@ TEST_F(ReplicasTest, AfterAFailoverTheNewLeaderActsWithAHigherToken) {
   auto revisions = b->Revisions(10);
   ASSERT_EQ(revisions.size(), 1u);
   EXPECT_EQ(revisions[0].result, "ok");
+}
+
+// The alert pipeline on fakes: conditions an observation shows raise,
+// escalate and resolve alerts, and each event reaches the sinks that want
+// it, once, in order.
+TEST_F(DaemonTest, ObservedConditionsRaiseEscalateAndResolveAlertsAndNotifyOnce) {
+  config_.escalate_after_ms = {60 * kSecond};
+  notify::SinkConfig hook;
+  hook.name = "hook";
+  hook.kinds = {"machine_disk", "critical_service_down"};
+  hook.cooldown_seconds = 0;
+  config_.notify.sinks.push_back(hook);
+  config_.disk_percent = 90;
+  world_->Push(std::string(kServices) + "---\n" + R"(apiVersion: clusterctl/v1
+kind: Service
+metadata: {name: edge}
+spec:
+  machines: [m2]
+  critical: true
+  process: {command: [/usr/bin/edge]}
+)",
+               "first");
+  Start();
+  Converge();
+  // m1's state directory fills up to 95%; edge crashes.
+  world_->disk_kb["m1"] = {1000000, 50000};
+  world_->Crash("edge@m2");
+  daemon_->ReconcileOnce();
+  EXPECT_TRUE(HasAlert("machine_disk/m1/"));
+  EXPECT_TRUE(HasAlert("critical_service_down//edge"));
+  // The repair brought edge back; the disk stays full past the escalation.
+  clock_.Advance(61 * kSecond);
+  daemon_->ReconcileOnce();
+  daemon_->TickAlerts();
+  EXPECT_FALSE(HasAlert("critical_service_down//edge"));
+  EXPECT_TRUE(HasAlert("machine_disk/m1/"));
+  world_->disk_kb["m1"] = {1000000, 500000};
+  daemon_->ReconcileOnce();
+  EXPECT_FALSE(HasAlert("machine_disk/m1/"));
+  ASSERT_NE(daemon_->notifier(), nullptr);
+  daemon_->notifier()->DeliverDue();
+  std::vector<std::string> got;
+  for (const auto& n : world_->delivered) {
+    got.push_back(n["event"].get<std::string>() + " " + n["alert"]["key"].get<std::string>());
+  }
+  EXPECT_EQ(got, (std::vector<std::string>{
+                     "firing machine_disk/m1/", "firing critical_service_down//edge",
+                     "resolved critical_service_down//edge", "escalated machine_disk/m1/",
+                     "resolved machine_disk/m1/"}));
+  // The history keeps both, resolved.
+  EXPECT_EQ(daemon_->Alerts({api::AlertQuery::State::kResolved, 0}).size(), 2u);
+}
+
+TEST_F(DaemonTest, AnAckIsAuditedAndAlertsAndTheOutboxSurviveARestart) {
+  notify::SinkConfig down;
+  down.name = "down";  // Its receiver refuses everything (see Make).
+  config_.notify.sinks.push_back(down);
+  world_->Push(kServices, "first");
+  Start();
+  Converge();
+  world_->unreachable.insert("m2");
+  daemon_->ReconcileOnce();
+  ASSERT_TRUE(HasAlert("machine_unreachable/m2/"));
+  auto acked =
+      daemon_->AckAlert("machine_unreachable/m2/", "alice@laptop", 30 * kMinute, "rack power work");
+  ASSERT_TRUE(acked.ok()) << acked.status().ToString();
+  EXPECT_EQ(acked->ack->by, "alice@laptop");
+  EXPECT_EQ(daemon_->AckAlert("nope", "alice@laptop", kMinute, "").status().code(),
+            Code::kNotFound);
+  daemon_->notifier()->DeliverDue();  // Refused: stays queued.
+  EXPECT_EQ(daemon_->notifier()->Stats()[0].queued, 1u);
+  daemon_.reset();
+
+  Start();
+  const auto firing = daemon_->Alerts({});
+  ASSERT_EQ(firing.size(), 1u);
+  EXPECT_EQ(firing[0].key, "machine_unreachable/m2/");
+  ASSERT_TRUE(firing[0].ack.has_value());
+  EXPECT_EQ(firing[0].ack->note, "rack power work");
+  EXPECT_EQ(daemon_->notifier()->Stats()[0].queued, 1u);
+  const auto acks = AuditOf("alert_acknowledged");
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_EQ(acks[0].actor, "alice@laptop");
+  EXPECT_NE(acks[0].detail.find("rack power work"), std::string::npos) << acks[0].detail;
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "base/sha256.h"
 #include "notify/sinks.h"
@@ -168,6 +169,26 @@ TEST_F(NotifierTest, TheOutboxIsBoundedDroppingTheOldest) {
   receiver_.FailNext(0);
   Drain();
   EXPECT_EQ((std::vector<std::string>{"3-firing", "4-firing", "5-firing"}), ReceivedIds());
+}
+
+TEST_F(NotifierTest, TheDeliveryThreadSendsWhatTwoThreadsEnqueueWithoutLosingAny) {
+  notifier_->Start();
+  auto enqueue = [&](const std::string& machine) {
+    alerts::AlertBook book;
+    for (int i = 0; i < 20; ++i) {
+      book.Raise(alerts::kind::kMachineUnreachable, machine + std::to_string(i), "", "warning",
+                 "down", clock_.WallMs());
+      notifier_->Enqueue(book.TakeEvents());
+    }
+  };
+  std::thread a(enqueue, "a"), b(enqueue, "b");
+  a.join();
+  b.join();
+  EXPECT_TRUE(receiver_.WaitFor(40, 20000));
+  notifier_->Stop();
+  EXPECT_EQ(40u, receiver_.Deliveries().size());
+  EXPECT_EQ(40u, notifier_->Stats()[0].sent);
+  EXPECT_EQ(0u, notifier_->Stats()[0].queued);
 }
 
 TEST(SinksTest, ACommandSinkGetsTheNotificationOnStdinAndItsExitCodeCounts) {
