@@ -298,6 +298,16 @@ void DescribeClusterdMetrics(MetricsRegistry* r) {
                     "Steps run on machines by action (start, stop, restart) and result.");
   (void)r->Describe(kMetricInstances, MetricType::kGauge, "Service instances by observed state.");
   (void)r->Describe(kMetricAlertsFiring, MetricType::kGauge, "Firing alerts by severity.");
+  (void)r->Describe(kMetricServiceAvailability, MetricType::kGauge,
+                    "Fraction of observed time a service's instances were up, per window.");
+  (void)r->Describe(kMetricProcessRss, MetricType::kGauge, "Resident memory size in bytes.");
+  // A gauge read from the kernel as a total (the registry's counters count
+  // increments), so not named process_cpu_seconds_total.
+  (void)r->Describe(kMetricProcessCpu, MetricType::kGauge,
+                    "Total user and system CPU time clusterd spent, in seconds.");
+  (void)r->Describe(kMetricProcessFds, MetricType::kGauge, "Number of open file descriptors.");
+  (void)r->Describe(kMetricProcessStart, MetricType::kGauge,
+                    "Start time of the process since unix epoch in seconds.");
   (void)r->Describe(kMetricNotificationsQueued, MetricType::kGauge,
                     "Notifications waiting in a sink's outbox.");
   (void)r->Describe(kMetricNotificationsSent, MetricType::kGauge,

@@ -126,6 +126,9 @@ class MetricsRegistry {
 //   clusterctl_suspended                             gauge (1 or 0)
 //   clusterctl_api_requests_total{route,code}        counter (ApiServer)
 //   clusterctl_alerts_firing{severity}               gauge
+//   clusterctl_service_availability{service,window}  gauge (0..1; 1h, 24h, 7d)
+//   clusterctl_process_cpu_seconds, process_resident_memory_bytes, process_open_fds,
+//   process_start_time_seconds                       gauges (Prometheus' names)
 //   clusterctl_notifications_queued{sink}            gauge
 //   clusterctl_notifications_sent{sink}              gauge (accepted since start)
 inline constexpr const char* kMetricReconcileTotal = "clusterctl_reconcile_total";
@@ -138,6 +141,11 @@ inline constexpr const char* kMetricRevisionInfo = "clusterctl_revision_info";
 inline constexpr const char* kMetricSuspended = "clusterctl_suspended";
 inline constexpr const char* kMetricApiRequests = "clusterctl_api_requests_total";
 inline constexpr const char* kMetricAlertsFiring = "clusterctl_alerts_firing";
+inline constexpr const char* kMetricServiceAvailability = "clusterctl_service_availability";
+inline constexpr const char* kMetricProcessRss = "process_resident_memory_bytes";
+inline constexpr const char* kMetricProcessCpu = "clusterctl_process_cpu_seconds";
+inline constexpr const char* kMetricProcessFds = "process_open_fds";
+inline constexpr const char* kMetricProcessStart = "process_start_time_seconds";
 inline constexpr const char* kMetricNotificationsQueued = "clusterctl_notifications_queued";
 inline constexpr const char* kMetricNotificationsSent = "clusterctl_notifications_sent";
 // Replicas only (config redis): 1 on the replica that holds the leader lease.

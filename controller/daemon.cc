@@ -1408,6 +1408,20 @@ std::string Daemon::Metrics() {
   if (elector_) {
     metrics_.Set(api::kMetricLeader, {{"replica", elector_->replica_name()}}, Leading() ? 1 : 0);
   }
+  // What /api/v1/stats says, where Prometheus has a name for it.
+  const api::StatsView st = Stats();
+  metrics_.Set(api::kMetricProcessRss, {}, static_cast<double>(st.rss_bytes));
+  metrics_.Set(api::kMetricProcessCpu, {}, st.cpu_seconds);
+  metrics_.Set(api::kMetricProcessFds, {}, static_cast<double>(st.open_fds));
+  metrics_.Set(api::kMetricProcessStart, {}, static_cast<double>(st.started_ms) / 1000.0);
+  metrics_.Clear(api::kMetricServiceAvailability);  // Services that left take their series.
+  for (const api::ServiceAvailability& a : st.services) {
+    for (const api::AvailabilityWindow& w : a.windows) {
+      if (w.availability < 0) continue;
+      metrics_.Set(api::kMetricServiceAvailability, {{"service", a.service}, {"window", w.name}},
+                   w.availability);
+    }
+  }
   return metrics_.Render();
 }
 

@@ -248,6 +248,16 @@ TEST_F(MonitoringTest, HealthCountsMatchStatusAndStatsArePlausible) {
       },
       seconds(10), milliseconds(200)))
       << Call("GET", "/api/v1/stats").dump();
+  // The same figures on /metrics.
+  httplib::Client c("http://" + demo_.listen());
+  auto metrics = c.Get("/metrics");
+  ASSERT_TRUE(metrics && metrics->status == 200);
+  EXPECT_NE(std::string::npos,
+            metrics->body.find(
+                "clusterctl_service_availability{service=\"tools-server\",window=\"1h\"} 1"))
+      << metrics->body;
+  EXPECT_NE(std::string::npos, metrics->body.find("\nprocess_resident_memory_bytes "));
+  EXPECT_NE(std::string::npos, metrics->body.find("clusterctl_alerts_firing{severity=\"critical\"} 0"));
 }
 
 }  // namespace
