@@ -257,7 +257,8 @@ TEST_F(MonitoringTest, HealthCountsMatchStatusAndStatsArePlausible) {
                 "clusterctl_service_availability{service=\"tools-server\",window=\"1h\"} 1"))
       << metrics->body;
   EXPECT_NE(std::string::npos, metrics->body.find("\nprocess_resident_memory_bytes "));
-  EXPECT_NE(std::string::npos, metrics->body.find("clusterctl_alerts_firing{severity=\"critical\"} 0"));
+  EXPECT_NE(std::string::npos,
+            metrics->body.find("clusterctl_alerts_firing{severity=\"critical\"} 0"));
 }
 
 }  // namespace
