@@ -8,6 +8,10 @@
 //   POST /api/v1/alerts/{id}/ack {"for": "1h", "note": "..."}; id or dedup key
 //   GET  /api/v1/health        overall state, counts, critical services down
 //   GET  /api/v1/stats         clusterd's own figures, availability per service
+//   GET  /api/v1/graph         the dependency DAG with health and blocking edges
+//   GET  /api/v1/revisions/diff ?from=SHA&to=SHA: the desired state's file diffs
+//   GET  /api/v1/audit/verify  the audit chain and index, checked
+//   GET  /, /<asset>           no auth; the dashboard's static files (dashboard/)
 //   GET  /api/v1/history       ?limit=N (default 20, at most 1000)
 //   GET  /api/v1/revisions     ?limit=N (default 20, at most 1000)
 //   GET  /api/v1/audit         ?since&until&service&machine&action&result&
@@ -134,6 +138,14 @@ class ApiServer {
   // before Start().
   int port() const { return port_; }
 
+  // Every route: method, path ("{id}" matches a path segment or more) and
+  // whether it needs credentials. For tests and docs.
+  struct RouteInfo {
+    std::string method, path;
+    bool authenticated = true;
+  };
+  static std::vector<RouteInfo> RouteTable();
+
  private:
   struct Route;
   struct Call;
@@ -161,6 +173,10 @@ class ApiServer {
   void HandleAck(Call& call);
   void HandleHealth(Call& call);
   void HandleStats(Call& call);
+  void HandleGraph(Call& call);
+  void HandleRevisionDiff(Call& call);
+  void HandleVerify(Call& call);
+  void HandleAsset(Call& call);
   void HandleHistory(Call& call);
   void HandleRevisions(Call& call);
   void HandleAudit(Call& call);

@@ -75,6 +75,26 @@ class DaemonView {
   }
   // GET /api/v1/stats.
   virtual StatsView Stats() { return {}; }
+
+  // The dashboard's (docs/dashboard.md). GET /api/v1/graph: BuildGraph
+  // (dashboard_view.h) of the desired state in force; null before one.
+  virtual nlohmann::json Graph() { return nullptr; }
+  // GET /api/v1/revisions/diff?from&to: the desired-state files that differ
+  // between two commits (added: empty before; removed: empty after).
+  struct FileChange {
+    std::string path, status, before, after;
+  };
+  virtual Result<std::vector<FileChange>> RevisionFiles(const std::string& from,
+                                                        const std::string& to) {
+    (void)from, (void)to;
+    return clusterctl::Status(Code::kNotFound, "revision diffs are not served here");
+  }
+  // GET /api/v1/audit/verify: the audit log's chain and index, checked.
+  virtual Result<audit::VerifyReport> VerifyAudit() {
+    return clusterctl::Status(Code::kNotFound, "the audit log is not verified here");
+  }
+  // The commits a rollback quarantined, marked in GET /api/v1/revisions.
+  virtual std::vector<std::string> Quarantined() { return {}; }
   // GET /api/v1/history?limit=N: past status snapshots, newest first.
   virtual nlohmann::json History(size_t limit) = 0;
   // GET /api/v1/revisions: applied and rejected revisions, newest first.

@@ -16,11 +16,13 @@
 #include <vector>
 
 #include "api/api.h"
+#include "api/dashboard_view.h"
 #include "api/monitoring_view.h"
 #include "api/request.h"
 #include "base/sha256.h"
 #include "base/time_format.h"
 #include "base/utf8.h"
+#include "dashboard/assets.h"
 
 namespace clusterctl::api {
 
@@ -235,23 +237,40 @@ struct ApiServer::Call {
 
 const std::vector<ApiServer::Route>& ApiServer::Routes() {
   using Auth = Route::Auth;
-  static const std::vector<Route> kRoutes = {
-      {"GET", "/healthz", Auth::kNone, &ApiServer::HandleHealthz},
-      {"GET", "/metrics", Auth::kNone, &ApiServer::HandleMetrics},
-      {"GET", "/api/v1/status", Auth::kToken, &ApiServer::HandleStatus},
-      {"GET", "/api/v1/alerts", Auth::kToken, &ApiServer::HandleAlerts},
-      {"POST", "/api/v1/alerts/{id}/ack", Auth::kToken, &ApiServer::HandleAck},
-      {"GET", "/api/v1/health", Auth::kToken, &ApiServer::HandleHealth},
-      {"GET", "/api/v1/stats", Auth::kToken, &ApiServer::HandleStats},
-      {"GET", "/api/v1/history", Auth::kToken, &ApiServer::HandleHistory},
-      {"GET", "/api/v1/revisions", Auth::kToken, &ApiServer::HandleRevisions},
-      {"GET", "/api/v1/audit", Auth::kToken, &ApiServer::HandleAudit},
-      {"POST", "/api/v1/sync", Auth::kTokenOrWebhook, &ApiServer::HandleSync},
-      {"POST", "/api/v1/restart", Auth::kToken, &ApiServer::HandleRestart},
-      {"POST", "/api/v1/suspend", Auth::kToken, &ApiServer::HandleSuspend},
-      {"POST", "/api/v1/resume", Auth::kToken, &ApiServer::HandleResume},
-  };
+  static const std::vector<Route> kRoutes = [] {
+    std::vector<Route> routes = {
+        {"GET", "/healthz", Auth::kNone, &ApiServer::HandleHealthz},
+        {"GET", "/metrics", Auth::kNone, &ApiServer::HandleMetrics},
+        {"GET", "/api/v1/status", Auth::kToken, &ApiServer::HandleStatus},
+        {"GET", "/api/v1/alerts", Auth::kToken, &ApiServer::HandleAlerts},
+        {"POST", "/api/v1/alerts/{id}/ack", Auth::kToken, &ApiServer::HandleAck},
+        {"GET", "/api/v1/health", Auth::kToken, &ApiServer::HandleHealth},
+        {"GET", "/api/v1/stats", Auth::kToken, &ApiServer::HandleStats},
+        {"GET", "/api/v1/history", Auth::kToken, &ApiServer::HandleHistory},
+        {"GET", "/api/v1/revisions", Auth::kToken, &ApiServer::HandleRevisions},
+        {"GET", "/api/v1/revisions/diff", Auth::kToken, &ApiServer::HandleRevisionDiff},
+        {"GET", "/api/v1/graph", Auth::kToken, &ApiServer::HandleGraph},
+        {"GET", "/api/v1/audit/verify", Auth::kToken, &ApiServer::HandleVerify},
+        {"GET", "/api/v1/audit", Auth::kToken, &ApiServer::HandleAudit},
+        {"POST", "/api/v1/sync", Auth::kTokenOrWebhook, &ApiServer::HandleSync},
+        {"POST", "/api/v1/restart", Auth::kToken, &ApiServer::HandleRestart},
+        {"POST", "/api/v1/suspend", Auth::kToken, &ApiServer::HandleSuspend},
+        {"POST", "/api/v1/resume", Auth::kToken, &ApiServer::HandleResume},
+    };
+    // The dashboard's static files (docs/dashboard.md): no data, no auth.
+    routes.push_back({"GET", "/", Auth::kNone, &ApiServer::HandleAsset});
+    for (const dashboard::Asset& a : dashboard::All()) {
+      routes.push_back({"GET", a.path, Auth::kNone, &ApiServer::HandleAsset});
+    }
+    return routes;
+  }();
   return kRoutes;
+}
+
+std::vector<ApiServer::RouteInfo> ApiServer::RouteTable() {
+  std::vector<RouteInfo> out;
+  for (const Route& r : Routes()) out.push_back({r.method, r.path, r.auth != Route::Auth::kNone});
+  return out;
 }
 
 void ApiServer::Handle(const Request& req, Response& res) {
@@ -502,6 +521,7 @@ void ApiServer::HandleRevisions(Call& call) {
     return;
   }
   json out = json::array();
+  const std::vector<std::string> quarantined = view_->Quarantined();
   for (const store::RevisionRecord& r : view_->Revisions(limit)) {
     out.push_back({{"commit", r.commit},
                    {"author", r.author},
@@ -511,9 +531,81 @@ void ApiServer::HandleRevisions(Call& call) {
                    {"result", r.result},
                    {"actor", r.actor},
                    {"trigger", r.trigger},
-                   {"detail", r.detail}});
+                   {"detail", r.detail},
+                   {"quarantined", Contains(quarantined, r.commit)}});
   }
   ReplyJson(call.res, 200, out);
+}
+
+void ApiServer::HandleRevisionDiff(Call& call) {
+  if (!call.CheckParams({"from", "to"})) return;
+  std::string commits[2];
+  const char* names[2] = {"from", "to"};
+  for (int i = 0; i < 2; ++i) {
+    commits[i] = Param(call.req, names[i]).value_or("");
+    if (commits[i].size() < 4 || commits[i].size() > 40 ||
+        !std::all_of(commits[i].begin(), commits[i].end(),
+                     [](unsigned char c) { return std::isxdigit(c); })) {
+      ReplyError(call.res, 400,
+                 std::string(names[i]) + ": required, a commit sha (4 to 40 hex digits)", names[i]);
+      return;
+    }
+  }
+  auto files = view_->RevisionFiles(commits[0], commits[1]);
+  if (!files.ok()) {
+    ReplyError(call.res, HttpStatusFor(files.status().code()), files.status().message());
+    return;
+  }
+  json out = json::array();
+  for (const DaemonView::FileChange& f : *files) {
+    out.push_back(
+        {{"path", f.path}, {"status", f.status}, {"diff", UnifiedDiff(f.before, f.after)}});
+  }
+  ReplyJson(call.res, 200, {{"from", commits[0]}, {"to", commits[1]}, {"files", out}});
+}
+
+void ApiServer::HandleGraph(Call& call) {
+  if (!call.CheckParams({})) return;
+  json graph = view_->Graph();
+  if (graph.is_null()) {
+    ReplyError(call.res, 503, "no desired state in force yet");
+    return;
+  }
+  ReplyJson(call.res, 200, graph);
+}
+
+void ApiServer::HandleVerify(Call& call) {
+  if (!call.CheckParams({})) return;
+  auto report = view_->VerifyAudit();
+  if (!report.ok()) {
+    ReplyError(call.res, HttpStatusFor(report.status().code()),
+               "audit verify failed: " + report.status().message());
+    return;
+  }
+  ReplyJson(call.res, 200,
+            {{"ok", report->ok},
+             {"records", report->records},
+             {"first_seq", report->first_seq},
+             {"last_seq", report->last_seq},
+             {"first_bad_seq", report->first_bad_seq},
+             {"reason", report->reason}});
+}
+
+void ApiServer::HandleAsset(Call& call) {
+  // Static files of the dashboard: the same bytes for everyone, no data.
+  const std::string name = call.req.path == "/" ? "index.html" : call.req.path.substr(1);
+  const dashboard::Asset* a = dashboard::Find(name);
+  if (a == nullptr) {
+    ReplyError(call.res, 404, "no such endpoint: " + PrintablePath(call.req.path));
+    return;
+  }
+  call.res.status = 200;
+  call.res.set_header("Cache-Control", "no-cache");
+  call.res.set_header("X-Content-Type-Options", "nosniff");
+  call.res.set_header("Referrer-Policy", "no-referrer");
+  call.res.set_header("X-Frame-Options", "DENY");
+  call.res.set_header("Content-Security-Policy", dashboard::kContentSecurityPolicy);
+  call.res.set_content(std::string(a->content), std::string(a->content_type));
 }
 
 void ApiServer::HandleAudit(Call& call) {

@@ -9,6 +9,7 @@
 #include <functional>
 #include <iterator>
 
+#include "api/dashboard_view.h"
 #include "api/status_view.h"
 #include "base/paths.h"
 #include "base/process_stats.h"
@@ -775,6 +776,15 @@ void Daemon::ReconcileOnce() {
     po.step_actor[key] = who;
   }
   reconcilers::Plan plan = reconcilers::MakePlan(MakePlanInput(*desired, prune.get(), obs, po));
+  if (!plan.steps.empty()) {
+    // Served at once: a crashed instance shows as failed while its repair
+    // runs (a start waits for readiness), not only in the next pass.
+    json observed = view.json;
+    std::lock_guard<std::mutex> g(mu_);
+    observed["alerts"] = alerts_.Messages();
+    observed["suspended"] = suspended_.load();
+    last_status_ = std::move(observed);
+  }
 
   std::string outcome = "noop";
   reconcilers::ExecutionReport report;
@@ -1243,6 +1253,44 @@ api::StatsView Daemon::Stats() {
     v.services.push_back(std::move(a));
   }
   return v;
+}
+
+json Daemon::Graph() {
+  std::lock_guard<std::mutex> g(mu_);
+  if (!desired_) return nullptr;
+  return api::BuildGraph(*desired_, last_status_.is_object() ? last_status_ : json::object());
+}
+
+Result<std::vector<api::DaemonView::FileChange>> Daemon::RevisionFiles(const std::string& from,
+                                                                       const std::string& to) {
+  // GitSource reads are safe from any thread (its own mutex, not held
+  // during a fetch).
+  auto a = source_->Read(from);
+  if (!a.ok()) return a.status().Annotate("from");
+  auto b = source_->Read(to);
+  if (!b.ok()) return b.status().Annotate("to");
+  std::map<std::string, std::pair<const std::string*, const std::string*>> files;
+  for (const auto& f : a->files) files[f.path].first = &f.content;
+  for (const auto& f : b->files) files[f.path].second = &f.content;
+  std::vector<FileChange> out;
+  for (const auto& [path, pair] : files) {
+    const auto& [before, after] = pair;
+    if (before && after && *before == *after) continue;
+    out.push_back({path,
+                   !before  ? "added"
+                   : !after ? "removed"
+                            : "modified",
+                   before ? *before : "", after ? *after : ""});
+  }
+  return out;
+}
+
+Result<audit::VerifyReport> Daemon::VerifyAudit() { return audit_->Verify(); }
+
+std::vector<std::string> Daemon::Quarantined() {
+  auto q = ReadQuarantine(config_.data_dir);
+  if (!q) return {};
+  return std::vector<std::string>(q->commits.begin(), q->commits.end());
 }
 
 void Daemon::TickAlerts() {

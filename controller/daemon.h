@@ -122,6 +122,11 @@ class Daemon : public api::DaemonView {
   Result<alerts::Alert> AckAlert(const std::string& ref, const std::string& actor, int64_t for_ms,
                                  const std::string& note) override;
   api::StatsView Stats() override;
+  nlohmann::json Graph() override;
+  Result<std::vector<FileChange>> RevisionFiles(const std::string& from,
+                                                const std::string& to) override;
+  Result<audit::VerifyReport> VerifyAudit() override;
+  std::vector<std::string> Quarantined() override;
   nlohmann::json History(size_t limit) override;
   std::vector<store::RevisionRecord> Revisions(size_t limit) override;
   Result<std::vector<audit::AuditRecord>> Audit(const audit::AuditFilter& filter) override;

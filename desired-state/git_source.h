@@ -51,8 +51,9 @@ struct Snapshot {
 
 // Where a controller reads revisions from: the operations clusterd's source
 // loop uses. GitSource is the real one; tests of the daemon give it an
-// in-memory history. Implementations are used from one thread at a time,
-// except Cancel(), which any thread may call.
+// in-memory history. Fetch() is called from one thread at a time; Cancel(),
+// Resolve(), Read() and IsDescendant() from any thread (GitSource guards its
+// repository with a mutex that a fetch in flight does not hold).
 class RevisionSource {
  public:
   virtual ~RevisionSource() = default;

@@ -9,15 +9,29 @@ PKGS=(build-essential cmake pkg-config git ca-certificates clang-format
   libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev
   libvalijson-dev libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libboost-dev
   openssh-server openssh-client redis-server procps curl strace)
+# --browser (scripts/test.sh): also what the dashboard's browser test needs
+# (tests/dashboard/): Debian's chromium, and Node.js when there is none.
+BROWSER=""
+if [ "${1:-}" = "--browser" ]; then
+  BROWSER=1
+  PKGS+=(chromium)
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+export DEBIAN_FRONTEND=noninteractive
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "install-deps: all ${#PKGS[@]} packages present"
-  exit 0
+else
+  echo "install-deps: installing ${missing[*]}"
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+# The browser test's driver (playwright-core) runs on Node.js 20 or later;
+# Debian's nodejs package is only installed when there is no node at all.
+if [ -n "$BROWSER" ] && ! command -v node >/dev/null 2>&1; then
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends nodejs npm
+fi

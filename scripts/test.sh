@@ -14,7 +14,11 @@ cd "$(dirname "$0")/.."
 JOBS="${JOBS:-2}"
 
 if [ -z "${SKIP_INSTALL:-}" ]; then
-  bash scripts/install-deps.sh
+  bash scripts/install-deps.sh --browser
+  echo "== the browser test's driver (npm ci in tests/dashboard)"
+  (cd tests/dashboard && npm ci --no-audit --no-fund --loglevel=error)
+  # Installed: a missing browser is now a failure, not a skip.
+  export CLUSTERCTL_REQUIRE_BROWSER=1
 fi
 
 echo "== clang-format check"

@@ -27,6 +27,7 @@
 #include "api/metrics.h"
 #include "audit/audit_log.h"
 #include "base/time_format.h"
+#include "dashboard/assets.h"
 
 namespace clusterctl::api {
 namespace {
@@ -112,6 +113,24 @@ class FakeDaemonView : public DaemonView {
     s.services.push_back({"api", true, false, {{"1h", 0.5, 3600000, 1800000, 1, 1, 2000, 30000}}});
     return s;
   }
+  json Graph() override {
+    Record("Graph");
+    return {{"nodes", json::array()}, {"edges", json::array()}};
+  }
+  Result<std::vector<FileChange>> RevisionFiles(const std::string& from,
+                                                const std::string& to) override {
+    Record("RevisionFiles " + from + " " + to);
+    if (from == "dead") return clusterctl::Status(Code::kNotFound, "no commit dead");
+    return std::vector<FileChange>{{"services/api.yaml", "modified", "a\nb\n", "a\nc\n"},
+                                   {"services/new.yaml", "added", "", "x\n"}};
+  }
+  Result<audit::VerifyReport> VerifyAudit() override {
+    Record("VerifyAudit");
+    audit::VerifyReport r;
+    r.records = 42;
+    return r;
+  }
+  std::vector<std::string> Quarantined() override { return {"3f2c1e9"}; }
   json History(size_t limit) override {
     Record("History " + std::to_string(limit));
     return json::array();
@@ -392,6 +411,9 @@ const std::vector<Endpoint>& AuthenticatedEndpoints() {
       {"POST", "/api/v1/alerts/7/ack", R"({"for":"1h"})"},
       {"GET", "/api/v1/health", ""},
       {"GET", "/api/v1/stats", ""},
+      {"GET", "/api/v1/graph", ""},
+      {"GET", "/api/v1/revisions/diff?from=abcd&to=ef01", ""},
+      {"GET", "/api/v1/audit/verify", ""},
       {"GET", "/api/v1/history?limit=5", ""},
       {"GET", "/api/v1/revisions", ""},
       {"GET", "/api/v1/audit?since=15m", ""},
@@ -548,7 +570,7 @@ TEST_F(ApiServerTest, StatusDocumentPassesThroughUnchanged) {
                              "commit_time": 1795343400, "applied_at": ")" +
                         FormatRfc3339Ms(kNow - 30000) + R"(", "result": "ok",
                              "actor": "clusterd@cpu-node", "trigger": "revision",
-                             "detail": "3 ok"}])"),
+                             "detail": "3 ok", "quarantined": true}])"),
             revisions.Json());
 }
 
@@ -791,6 +813,52 @@ TEST_F(ApiServerTest, HealthSummarizesTheStatusDocumentAndStatsAreServed) {
   EXPECT_EQ(30000, s.Json()["availability"]["api"]["windows"]["1h"]["mttr_ms"]);
 }
 
+TEST_F(ApiServerTest, TheDashboardAddsNoUnauthenticatedDataEndpoint) {
+  // Without credentials only /healthz, /metrics and the dashboard's static
+  // files answer; the files are the embedded bytes and ask the view nothing.
+  int assets = 0;
+  for (const ApiServer::RouteInfo& r : ApiServer::RouteTable()) {
+    if (r.authenticated) continue;
+    SCOPED_TRACE(r.path);
+    if (r.path == "/healthz" || r.path == "/metrics") continue;
+    const dashboard::Asset* a = dashboard::Find(r.path == "/" ? "index.html" : r.path.substr(1));
+    ASSERT_NE(nullptr, a) << "an unauthenticated route that is not a dashboard file";
+    ++assets;
+    view_.Clear();
+    auto res = Client().Get(r.path.c_str());
+    ASSERT_TRUE(res);
+    EXPECT_EQ(200, res->status);
+    EXPECT_EQ(std::string(a->content), res->body);
+    EXPECT_EQ(std::string(a->content_type), res->get_header_value("Content-Type"));
+    EXPECT_EQ(dashboard::kContentSecurityPolicy, res->get_header_value("Content-Security-Policy"));
+    EXPECT_EQ("nosniff", res->get_header_value("X-Content-Type-Options"));
+    EXPECT_EQ(std::vector<std::string>{}, view_.calls());
+  }
+  EXPECT_EQ(static_cast<int>(dashboard::All().size()) + 1, assets);  // Each file, and "/".
+  // Unknown files are 404s, not the page.
+  EXPECT_EQ(404, Client().Get("/secrets.js")->status);
+  EXPECT_EQ(404, Client().Get("/../etc/passwd")->status);
+}
+
+TEST_F(ApiServerTest, RevisionDiffsGraphAndVerifyAnswerTheirDocuments) {
+  Answer d = Get("/api/v1/revisions/diff?from=abcd&to=ef01");
+  ASSERT_EQ(200, d.status) << d.body;
+  EXPECT_EQ(json::parse(R"({"from": "abcd", "to": "ef01", "files": [
+      {"path": "services/api.yaml", "status": "modified", "diff": "@@ -1,2 +1,2 @@\n a\n-b\n+c\n"},
+      {"path": "services/new.yaml", "status": "added", "diff": "@@ -0,0 +1,1 @@\n+x\n"}]})"),
+            d.Json());
+  ExpectError(Get("/api/v1/revisions/diff?from=HEAD~1&to=ef01"), 400, "from");
+  ExpectError(Get("/api/v1/revisions/diff?from=abcd"), 400, "to");
+  ExpectError(Get("/api/v1/revisions/diff?from=dead&to=ef01"), 404);
+  Answer v = Get("/api/v1/audit/verify");
+  ASSERT_EQ(200, v.status);
+  EXPECT_EQ(true, v.Json()["ok"]);
+  EXPECT_EQ(42, v.Json()["records"]);
+  EXPECT_EQ(200, Get("/api/v1/graph").status);
+  Answer revisions = Get("/api/v1/revisions");
+  EXPECT_EQ(true, revisions.Json()[0]["quarantined"]);
+}
+
 TEST_F(ApiServerTest, ActorHeaderOfAnAuthenticatedClientNamesTheActor) {
   httplib::Headers h = Bearer();
   h.emplace("X-Clusterctl-Actor", "alice@laptop");
@@ -868,7 +936,7 @@ TEST_F(ApiServerTest, UnboundedBodiesAreRefusedBeforeReading) {
 
 TEST_F(ApiServerTest, UnknownPathsAre404AndWrongMethods405) {
   ExpectError(Get("/api/v1/nothing"), 404);
-  ExpectError(Get("/"), 404);
+  ExpectError(Get("/index.htm"), 404);  // "/" is the dashboard (TheDashboardAdds...).
   ExpectError(Get("/api/v1/status/"), 404);
   ExpectError(Get("/api/v1/status", {}), 401);
   Answer a = Get("/api/v1/sync");
