@@ -12,6 +12,8 @@
 //   GET  /api/v1/revisions/diff ?from=SHA&to=SHA: the desired state's file diffs
 //   GET  /api/v1/audit/verify  the audit chain and index, checked
 //   GET  /, /<asset>           no auth; the dashboard's static files (dashboard/)
+//   GET  /api/v1/leases        drift leases; POST {service, machine?, for, reason}
+//   POST /api/v1/leases/{id}/end
 //   GET  /api/v1/history       ?limit=N (default 20, at most 1000)
 //   GET  /api/v1/revisions     ?limit=N (default 20, at most 1000)
 //   GET  /api/v1/audit         ?since&until&service&machine&action&result&
@@ -177,6 +179,9 @@ class ApiServer {
   void HandleRevisionDiff(Call& call);
   void HandleVerify(Call& call);
   void HandleAsset(Call& call);
+  void HandleLeases(Call& call);
+  void HandleGrantLease(Call& call);
+  void HandleEndLease(Call& call);
   void HandleHistory(Call& call);
   void HandleRevisions(Call& call);
   void HandleAudit(Call& call);

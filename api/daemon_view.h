@@ -95,6 +95,26 @@ class DaemonView {
   }
   // The commits a rollback quarantined, marked in GET /api/v1/revisions.
   virtual std::vector<std::string> Quarantined() { return {}; }
+
+  // Drift leases (docs/operations.md): GET /api/v1/leases, POST
+  // /api/v1/leases {service, machine?, for, reason}, POST
+  // /api/v1/leases/{id}/end. Granting and ending are audited with `actor`.
+  struct LeaseView {
+    int64_t id = 0;
+    std::string service, machine, reason, actor;
+    int64_t granted_ms = 0, until_ms = 0;
+  };
+  virtual std::vector<LeaseView> Leases() { return {}; }
+  virtual Result<LeaseView> GrantLease(const std::string& service, const std::string& machine,
+                                       int64_t for_ms, const std::string& reason,
+                                       const std::string& actor) {
+    (void)service, (void)machine, (void)for_ms, (void)reason, (void)actor;
+    return clusterctl::Status(Code::kNotFound, "drift leases are not served here");
+  }
+  virtual Result<LeaseView> EndLease(int64_t id, const std::string& actor) {
+    (void)id, (void)actor;
+    return clusterctl::Status(Code::kNotFound, "drift leases are not served here");
+  }
   // GET /api/v1/history?limit=N: past status snapshots, newest first.
   virtual nlohmann::json History(size_t limit) = 0;
   // GET /api/v1/revisions: applied and rejected revisions, newest first.

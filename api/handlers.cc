@@ -11,6 +11,7 @@
 #include <cctype>
 #include <charconv>
 #include <initializer_list>
+#include <map>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -251,6 +252,9 @@ const std::vector<ApiServer::Route>& ApiServer::Routes() {
         {"GET", "/api/v1/revisions/diff", Auth::kToken, &ApiServer::HandleRevisionDiff},
         {"GET", "/api/v1/graph", Auth::kToken, &ApiServer::HandleGraph},
         {"GET", "/api/v1/audit/verify", Auth::kToken, &ApiServer::HandleVerify},
+        {"GET", "/api/v1/leases", Auth::kToken, &ApiServer::HandleLeases},
+        {"POST", "/api/v1/leases", Auth::kToken, &ApiServer::HandleGrantLease},
+        {"POST", "/api/v1/leases/{id}/end", Auth::kToken, &ApiServer::HandleEndLease},
         {"GET", "/api/v1/audit", Auth::kToken, &ApiServer::HandleAudit},
         {"POST", "/api/v1/sync", Auth::kTokenOrWebhook, &ApiServer::HandleSync},
         {"POST", "/api/v1/restart", Auth::kToken, &ApiServer::HandleRestart},
@@ -447,48 +451,126 @@ void ApiServer::HandleAlerts(Call& call) {
   ReplyJson(call.res, 200, out);
 }
 
+// Reads a JSON object body whose fields are all strings among `fields`
+// (absent ones keep their value in *out; an empty body is {}), and a "for"
+// duration when `out` has one: from 1 s to `max_for_ms`. Answers 400 naming
+// the field and returns false otherwise.
+static bool ReadStringBody(const Request& req, Response& res,
+                           std::initializer_list<std::string_view> fields,
+                           std::map<std::string, std::string>* out, int64_t max_for_ms,
+                           int64_t* for_ms) {
+  json body = req.body.empty() ? json::object()
+                               : json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  std::string names;
+  for (std::string_view f : fields) names += (names.empty() ? "" : ", ") + std::string(f);
+  if (!body.is_object()) {
+    ReplyError(res, 400, "body: expected a JSON object with " + names, "body");
+    return false;
+  }
+  for (const auto& item : body.items()) {
+    if (std::find(fields.begin(), fields.end(), item.key()) == fields.end() ||
+        !item.value().is_string()) {
+      ReplyError(res, 400,
+                 "body: unexpected field \"" + item.key() + "\" (expected " + names + ", strings)",
+                 item.key());
+      return false;
+    }
+    const std::string v = item.value().get<std::string>();
+    if (v.size() > 1000 || !IsValidUtf8(v)) {
+      ReplyError(res, 400, item.key() + ": at most 1000 characters of UTF-8", item.key());
+      return false;
+    }
+    (*out)[item.key()] = v;
+  }
+  if (for_ms != nullptr) {
+    const std::string text = (*out)["for"];
+    Result<int64_t> ms = ParseDurationMs(text);
+    if (!ms.ok() || *ms < 1000 || *ms > max_for_ms) {
+      ReplyError(res, 400,
+                 "for: expected a duration from 1s to " + FormatDurationMs(max_for_ms) +
+                     " such as 30m or 2h, got \"" + PrintablePath(text) + "\"",
+                 "for");
+      return false;
+    }
+    *for_ms = *ms;
+  }
+  return true;
+}
+
 void ApiServer::HandleAck(Call& call) {
   if (!call.CheckParams({})) return;
   Response& res = call.res;
-  json body = call.req.body.empty()
-                  ? json::object()
-                  : json::parse(call.req.body, nullptr, /*allow_exceptions=*/false);
-  if (!body.is_object()) {
-    ReplyError(res, 400, "body: expected a JSON object {\"for\": \"1h\", \"note\": \"...\"}",
-               "body");
+  std::map<std::string, std::string> body = {{"for", "1h"}, {"note", ""}};
+  int64_t for_ms = 0;
+  if (!ReadStringBody(call.req, res, {"for", "note"}, &body, 30LL * 24 * 3600 * 1000, &for_ms)) {
     return;
   }
-  std::string for_text = "1h", note;
-  for (const auto& item : body.items()) {
-    if (item.key() == "for" && item.value().is_string()) {
-      for_text = item.value().get<std::string>();
-    } else if (item.key() == "note" && item.value().is_string()) {
-      note = item.value().get<std::string>();
-    } else {
-      ReplyError(res, 400,
-                 "body: unexpected field \"" + item.key() + "\" (expected for and note, strings)",
-                 item.key());
-      return;
-    }
-  }
-  Result<int64_t> for_ms = ParseDurationMs(for_text);
-  if (!for_ms.ok() || *for_ms <= 0 || *for_ms > 30LL * 24 * 3600 * 1000) {
-    ReplyError(res, 400,
-               "for: expected a duration from 1s to 30d such as 30m or 2h, got \"" +
-                   PrintablePath(for_text) + "\"",
-               "for");
-    return;
-  }
-  if (note.size() > 1000 || !IsValidUtf8(note)) {
-    ReplyError(res, 400, "note: at most 1000 characters of UTF-8", "note");
-    return;
-  }
-  Result<alerts::Alert> acked = view_->AckAlert(call.path_param, call.actor, *for_ms, note);
+  const std::string& note = body["note"];
+  Result<alerts::Alert> acked = view_->AckAlert(call.path_param, call.actor, for_ms, note);
   if (!acked.ok()) {
     ReplyError(res, HttpStatusFor(acked.status().code()), acked.status().message());
     return;
   }
   ReplyJson(res, 200, AlertJson(*acked));
+}
+
+static json LeaseJson(const DaemonView::LeaseView& l) {
+  return {{"id", std::to_string(l.id)},
+          {"service", l.service},
+          {"machine", l.machine.empty() ? json(nullptr) : json(l.machine)},
+          {"reason", l.reason},
+          {"actor", l.actor},
+          {"granted", FormatRfc3339Ms(l.granted_ms)},
+          {"until", FormatRfc3339Ms(l.until_ms)}};
+}
+
+void ApiServer::HandleLeases(Call& call) {
+  if (!call.CheckParams({})) return;
+  json out = json::array();
+  for (const DaemonView::LeaseView& l : view_->Leases()) out.push_back(LeaseJson(l));
+  ReplyJson(call.res, 200, out);
+}
+
+void ApiServer::HandleGrantLease(Call& call) {
+  if (!call.CheckParams({})) return;
+  std::map<std::string, std::string> body = {{"for", ""}, {"reason", ""}};
+  int64_t for_ms = 0;
+  if (!ReadStringBody(call.req, call.res, {"service", "machine", "for", "reason"}, &body,
+                      24LL * 3600 * 1000, &for_ms)) {
+    return;
+  }
+  if (body["service"].empty()) {
+    ReplyError(call.res, 400, "service: required, a service name", "service");
+    return;
+  }
+  if (body["reason"].empty()) {
+    ReplyError(call.res, 400, "reason: required: say why; it is shown and audited", "reason");
+    return;
+  }
+  auto lease =
+      view_->GrantLease(body["service"], body["machine"], for_ms, body["reason"], call.actor);
+  if (!lease.ok()) {
+    ReplyError(call.res, HttpStatusFor(lease.status().code()), lease.status().message());
+    return;
+  }
+  ReplyJson(call.res, 200, LeaseJson(*lease));
+}
+
+void ApiServer::HandleEndLease(Call& call) {
+  if (!call.CheckParams({})) return;
+  int64_t id = 0;
+  auto [end, ec] =
+      std::from_chars(call.path_param.data(), call.path_param.data() + call.path_param.size(), id);
+  if (ec != std::errc() || end != call.path_param.data() + call.path_param.size() || id <= 0) {
+    ReplyError(call.res, 400, "id: expected a lease id (a whole number)", "id");
+    return;
+  }
+  auto lease = view_->EndLease(id, call.actor);
+  if (!lease.ok()) {
+    ReplyError(call.res, HttpStatusFor(lease.status().code()), lease.status().message());
+    return;
+  }
+  ReplyJson(call.res, 200, LeaseJson(*lease));
 }
 
 void ApiServer::HandleHealth(Call& call) {

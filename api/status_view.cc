@@ -12,9 +12,12 @@ using nlohmann::json;
 StatusView BuildStatus(const desired_state::DesiredState& desired,
                        const desired_state::DesiredState* previous,
                        const reconcilers::ClusterObservation& obs, int64_t now_ms,
-                       const std::vector<std::string>& alerts) {
+                       const std::vector<std::string>& alerts,
+                       const std::map<std::string, std::string>& hold) {
   StatusView v;
-  v.diffs = reconcilers::Diff(reconcilers::PlanInputOf(desired, previous, obs, now_ms));
+  reconcilers::PlanInput in = reconcilers::PlanInputOf(desired, previous, obs, now_ms);
+  in.hold = hold;  // Drift leases: shown in each held instance's reason.
+  v.diffs = reconcilers::Diff(in);
   v.health = reconcilers::AssessHealth(desired, v.diffs, obs.unreachable);
 
   std::map<std::string, const reconcilers::ObservedInstance*> observed;

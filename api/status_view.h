@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -25,6 +26,7 @@ struct StatusView {
 StatusView BuildStatus(const desired_state::DesiredState& desired,
                        const desired_state::DesiredState* previous,
                        const reconcilers::ClusterObservation& observation, int64_t now_ms,
-                       const std::vector<std::string>& alerts = {});
+                       const std::vector<std::string>& alerts = {},
+                       const std::map<std::string, std::string>& hold = {});
 
 }  // namespace clusterctl::api

@@ -56,7 +56,10 @@ const std::vector<std::string>& AuditKnownActions() {
                                                       "suspend",
                                                       "resume",
                                                       "audit_trimmed",
-                                                      "alert_acknowledged"};
+                                                      "alert_acknowledged",
+                                                      "lease_granted",
+                                                      "lease_ended",
+                                                      "lease_expired"};
   return *v;
 }
 

@@ -36,6 +36,8 @@ const std::vector<Command>& AllCommands() {
        SetupLogs},
       {"alerts", "The running clusterd's alerts (--all for history); alerts ack ID to silence one.",
        SetupAlerts},
+      {"lease", "Tolerate a service's drift while you fix it by hand (lease list, lease end ID).",
+       SetupLease},
       {"history", "Revisions applied: commit, author, time, result.", SetupHistory},
       {"rollback", "Undo a change through git: a new commit restoring an earlier revision.",
        SetupRollback},

@@ -177,6 +177,7 @@ int RunDiff(Globals* g, const PlanOptions& opts) {
   controller::PassOptions po;
   po.only_service = opts.service;
   po.only_machine = opts.machine;
+  po.hold = session.LeaseHolds();
   Plan plan = reconcilers::MakePlan(
       controller::MakePlanInput(session.desired(), session.previous(), obs, po));
   if (g->json) {
@@ -283,6 +284,7 @@ int RunApply(Globals* g, const PlanOptions& opts) {
   po.only_service = opts.service;
   po.only_machine = opts.machine;
   po.force_restart = opts.force_restart;
+  po.hold = session.LeaseHolds();
 
   controller::Reconciler reconciler(session.deps());
   auto obs = controller::ObserveAndRecord(session.deps(), desired, session.previous());

@@ -3,7 +3,10 @@
 #include <filesystem>
 #include <iostream>
 
+#include "base/clock.h"
 #include "base/paths.h"
+#include "controller/daemon_memory.h"
+#include "controller/leases.h"
 
 namespace clusterctl::cli {
 namespace fs = std::filesystem;
@@ -134,6 +137,16 @@ controller::ReconcileDeps Session::deps() {
   d.prober = prober_.get();
   d.actor = CurrentActor();
   return d;
+}
+
+std::map<std::string, std::string> Session::LeaseHolds() const {
+  if (!store_ || !desired_) return {};
+  auto memory = controller::LoadMemory(*store_);
+  if (!memory.ok() || memory->leases.is_null()) return {};
+  controller::LeaseBook leases;
+  leases.Restore(memory->leases);
+  (void)leases.Expire(WallClockMs());  // Ended ones hold nothing.
+  return leases.Holds(*desired_);
 }
 
 }  // namespace clusterctl::cli

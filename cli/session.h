@@ -48,6 +48,9 @@ class Session {
   reconcilers::ServiceDriver& driver() { return *driver_; }
   reconcilers::Prober& prober() { return *prober_; }
   const Globals& globals() const { return *g_; }
+  // The instances clusterd's active drift leases hold (controller/leases.h),
+  // with why: a local diff, why or apply leaves them alone too.
+  std::map<std::string, std::string> LeaseHolds() const;
 
  private:
   Status OpenStore(bool read_only_ok);

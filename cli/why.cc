@@ -80,6 +80,7 @@ int RunWhy(Globals* g, const std::string& service, const std::string& machine) {
   }
   auto obs = controller::ObserveAndRecord(session.deps(), desired, session.previous());
   controller::PassOptions po;
+  po.hold = session.LeaseHolds();
   auto in = controller::MakePlanInput(desired, session.previous(), obs, po);
   reconcilers::Plan plan = reconcilers::MakePlan(in);
   Explainer ex{desired, {}, {}, obs.unreachable, &session.state(), WallClockMs()};

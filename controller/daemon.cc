@@ -248,6 +248,9 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config, DaemonParts
   d->backoff_.Restore(memory->backoff, memory->healthy_since_ms);
   d->alerts_.SetEscalation(d->config_.escalate_after_ms);
   d->alerts_.SetKeepResolved(d->config_.alerts_keep_resolved);
+  bool leases_ok = true;
+  if (!memory->leases.is_null()) d->leases_.Restore(memory->leases, &leases_ok);
+  if (!leases_ok) spdlog::warn("the stored drift leases were unreadable; starting with none");
   bool alerts_ok = true;
   if (!memory->alerts.is_null()) d->alerts_.Restore(memory->alerts, &alerts_ok);
   if (!alerts_ok) spdlog::warn("the stored alerts were unreadable; starting with none");
@@ -331,6 +334,7 @@ void Daemon::PersistMemory(bool sync) {
     m.backoff = backoff_.entries();
     m.healthy_since_ms = backoff_.healthy_since_ms();
     m.alerts = alerts_.ToJson();
+    m.leases = leases_.ToJson();
   }
   std::string doc = MemoryToJson(m).dump();
   if (doc == saved_) return;
@@ -649,6 +653,7 @@ void Daemon::ReconcileOnce() {
   bool new_revision;
   std::string note;
   std::map<std::string, std::string> manual;
+  std::vector<DriftLease> expired;
   {
     std::lock_guard<std::mutex> g(mu_);
     desired = desired_;
@@ -658,7 +663,17 @@ void Daemon::ReconcileOnce() {
     po.backoff = backoff_.entries();
     po.force_restart = force_restart_;
     manual = manual_actor_;
+    expired = leases_.Expire(clock_->WallMs());
+    if (desired_) po.hold = leases_.Holds(*desired_);
   }
+  for (const DriftLease& l : expired) {
+    // The next step of these instances reverts their drift: audited as drift.
+    AuditEvent("lease_expired", audit::Trigger::kDrift, desired ? desired->revision.Short() : "",
+               audit::Outcome::kOk, l.Describe() + " ended; the drift it held is reverted now",
+               l.machine, l.service);
+    spdlog::info("{} ended", l.Describe());
+  }
+  if (!expired.empty()) PersistMemory(/*sync=*/true);
   if (!desired || Stopping()) return;
   po.clock = clock_;  // The plan's now: backoff not-before times are on this clock.
   UpdateWatch();      // Also after a refused revision put the previous one back.
@@ -758,7 +773,8 @@ void Daemon::ReconcileOnce() {
     metrics_.Remove("clusterctl_machine_reachable", {{"machine", m}});
   }
 
-  api::StatusView view = api::BuildStatus(*desired, prune.get(), obs, clock_->WallMs());
+  api::StatusView view =
+      api::BuildStatus(*desired, prune.get(), obs, clock_->WallMs(), {}, po.hold);
   AssessAlerts(obs, view.diffs, was_running);
   std::map<std::string, int> by_state;
   for (const auto& x : view.diffs) by_state[reconcilers::ObservedStateName(x.observed)]++;
@@ -907,7 +923,8 @@ void Daemon::ReconcileOnce() {
   metrics_.Observe("clusterctl_reconcile_duration_seconds", {{"outcome", outcome}}, seconds);
   metrics_.Set("clusterctl_suspended", {}, suspended_ ? 1 : 0);
   // Status snapshot for /api/v1/status and /api/v1/history.
-  api::StatusView after = api::BuildStatus(*desired, prune.get(), obs, clock_->WallMs());
+  api::StatusView after =
+      api::BuildStatus(*desired, prune.get(), obs, clock_->WallMs(), {}, po.hold);
   std::lock_guard<std::mutex> g(mu_);
   json alerts = alerts_.Messages();  // An array, [] when none is open.
   after.json["alerts"] = alerts;
@@ -1293,6 +1310,52 @@ std::vector<std::string> Daemon::Quarantined() {
   return std::vector<std::string>(q->commits.begin(), q->commits.end());
 }
 
+namespace {
+api::DaemonView::LeaseView ViewOf(const DriftLease& l) {
+  return {l.id, l.service, l.machine, l.reason, l.actor, l.granted_ms, l.until_ms};
+}
+}  // namespace
+
+std::vector<api::DaemonView::LeaseView> Daemon::Leases() {
+  std::lock_guard<std::mutex> g(mu_);
+  std::vector<LeaseView> out;
+  for (const DriftLease& l : leases_.Active()) out.push_back(ViewOf(l));
+  return out;
+}
+
+Result<api::DaemonView::LeaseView> Daemon::GrantLease(const std::string& service,
+                                                      const std::string& machine, int64_t for_ms,
+                                                      const std::string& reason,
+                                                      const std::string& actor) {
+  Result<DriftLease> granted = clusterctl::Status::Internal("not granted");
+  std::string revision;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (!desired_) return clusterctl::Status::Unavailable("no desired state in force yet");
+    revision = desired_->revision.Short();
+    granted = leases_.Grant(*desired_, service, machine, for_ms, reason, actor, clock_->WallMs());
+  }
+  if (!granted.ok()) return granted.status();
+  PersistMemory(/*sync=*/true);
+  AuditManual("lease_granted", actor, granted->Describe(), service, machine, revision);
+  spdlog::info("{} granted", granted->Describe());
+  return ViewOf(*granted);
+}
+
+Result<api::DaemonView::LeaseView> Daemon::EndLease(int64_t id, const std::string& actor) {
+  Result<DriftLease> ended = clusterctl::Status::Internal("not ended");
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    ended = leases_.End(id, clock_->WallMs());
+  }
+  if (!ended.ok()) return ended.status();
+  PersistMemory(/*sync=*/true);
+  AuditManual("lease_ended", actor, ended->Describe() + " ended early by " + actor, ended->service,
+              ended->machine);
+  WakeReconcile();  // Revert the drift now.
+  return ViewOf(*ended);
+}
+
 void Daemon::TickAlerts() {
   std::map<std::string, int> by_severity;
   {
@@ -1336,11 +1399,15 @@ void Daemon::AuditEvent(const std::string& action, audit::Trigger trigger,
 }
 
 void Daemon::AuditManual(const std::string& action, const std::string& actor,
-                         const std::string& detail) {
+                         const std::string& detail, const std::string& service,
+                         const std::string& machine, const std::string& revision) {
   audit::AuditRecord r;
   r.actor = actor;
   r.trigger = audit::Name(audit::Trigger::kManual);
   r.action = action;
+  r.service = service;
+  r.machine = machine;
+  r.revision = revision;
   r.phase = audit::Name(audit::Phase::kEvent);
   r.result = audit::Name(audit::Outcome::kOk);
   r.detail = detail;
@@ -1366,6 +1433,9 @@ json Daemon::Status() {
   json s = last_status_;
   json alerts = alerts_.Messages();  // An array, [] when none is open.
   s["alerts"] = alerts;
+  json leases = json::array();
+  for (const DriftLease& l : leases_.Active()) leases.push_back(l.Describe());
+  s["leases"] = leases;
   s["suspended"] = suspended_.load();
   AddReplica(&s);
   return s;

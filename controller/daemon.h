@@ -64,6 +64,7 @@
 #include "controller/daemon_memory.h"
 #include "controller/daemon_policy.h"
 #include "controller/journal.h"
+#include "controller/leases.h"
 #include "controller/managed.h"
 #include "controller/probe_schedule.h"
 #include "controller/reconcile.h"
@@ -127,6 +128,11 @@ class Daemon : public api::DaemonView {
                                                 const std::string& to) override;
   Result<audit::VerifyReport> VerifyAudit() override;
   std::vector<std::string> Quarantined() override;
+  std::vector<LeaseView> Leases() override;
+  Result<LeaseView> GrantLease(const std::string& service, const std::string& machine,
+                               int64_t for_ms, const std::string& reason,
+                               const std::string& actor) override;
+  Result<LeaseView> EndLease(int64_t id, const std::string& actor) override;
   nlohmann::json History(size_t limit) override;
   std::vector<store::RevisionRecord> Revisions(size_t limit) override;
   Result<std::vector<audit::AuditRecord>> Audit(const audit::AuditFilter& filter) override;
@@ -199,7 +205,9 @@ class Daemon : public api::DaemonView {
                   audit::Outcome result, const std::string& detail, const std::string& machine = "",
                   const std::string& service = "");
   // An event by a user (suspend, resume), audited with trigger manual.
-  void AuditManual(const std::string& action, const std::string& actor, const std::string& detail);
+  void AuditManual(const std::string& action, const std::string& actor, const std::string& detail,
+                   const std::string& service = "", const std::string& machine = "",
+                   const std::string& revision = "");
   void WakeReconcile();
   // Writes suspension, backoff and alerts to the store if they changed.
   void PersistMemory(bool sync);
@@ -269,6 +277,7 @@ class Daemon : public api::DaemonView {
   nlohmann::json last_status_;
   std::deque<nlohmann::json> snapshots_;  // Newest first, bounded.
   alerts::AlertBook alerts_;
+  LeaseBook leases_;
   CrashLoopBackoff backoff_;
   std::set<std::string> force_restart_;
   std::map<std::string, std::string> manual_actor_;  // Instance -> who asked to restart.

@@ -33,11 +33,9 @@ json MemoryToJson(const DaemonMemory& m) {
     backoff[k] = {{"failures", b.failures}, {"not_before_ms", b.not_before_ms}};
   }
   for (const auto& [k, t] : m.healthy_since_ms) healthy[k] = t;
-  return {{"suspended", m.suspended},
-          {"suspended_by", m.suspended_by},
-          {"backoff", backoff},
-          {"healthy_since_ms", healthy},
-          {"alerts", m.alerts}};
+  return {{"suspended", m.suspended}, {"suspended_by", m.suspended_by},
+          {"backoff", backoff},       {"healthy_since_ms", healthy},
+          {"alerts", m.alerts},       {"leases", m.leases}};
 }
 
 DaemonMemory MemoryFromJson(const json& j, bool* ok) {
@@ -57,6 +55,7 @@ DaemonMemory MemoryFromJson(const json& j, bool* ok) {
     // Checked by AlertBook::Restore (an older clusterd's form is dropped:
     // the next pass raises what still holds).
     m.alerts = j.value("alerts", json());
+    m.leases = j.value("leases", json());
   } catch (const json::exception&) {
     return DaemonMemory{};
   }

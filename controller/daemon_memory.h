@@ -35,6 +35,7 @@ struct DaemonMemory {
   std::map<std::string, reconcilers::Backoff> backoff;
   std::map<std::string, int64_t> healthy_since_ms;
   nlohmann::json alerts;  // AlertBook::ToJson(); null when none was saved.
+  nlohmann::json leases;  // LeaseBook::ToJson(); null when none was saved.
 };
 
 // Pure: to and from the stored JSON. A malformed document gives an empty

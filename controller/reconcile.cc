@@ -56,6 +56,7 @@ reconcilers::PlanInput MakePlanInput(const DesiredState& desired, const DesiredS
   in.only_service = options.only_service;
   in.only_machine = options.only_machine;
   in.force_restart = options.force_restart;
+  in.hold = options.hold;
   return in;
 }
 

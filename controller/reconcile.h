@@ -76,6 +76,8 @@ struct PassOptions {
   std::string only_service, only_machine;
   std::set<std::string> force_restart;
   std::map<std::string, reconcilers::Backoff> backoff;
+  // Instances left alone, with why (drift leases: controller/leases.h).
+  std::map<std::string, std::string> hold;
   reconcilers::StepListener* progress = nullptr;  // Sees every step too.
   int observe_parallel = 32;
 };

@@ -161,6 +161,9 @@ std::vector<InstanceDiff> Diff(const PlanInput& in) {
       x.reason += "; backoff after " + std::to_string(b->second.failures) +
                   " failure(s), retry in " + FormatTime(b->second.not_before_ms - in.now_ms + 999);
     }
+    if (auto h = in.hold.find(key); x.action != Action::kNone && h != in.hold.end()) {
+      x.reason += "; not acted on: " + h->second;
+    }
     out.push_back(std::move(x));
   }
   return out;
@@ -222,17 +225,22 @@ Plan MakePlan(const PlanInput& in) {
 
   std::vector<const InstanceDiff*> stops, starts;
   // Instances that cannot come up in this pass because they, or a
-  // dependency of theirs, wait out a crash-loop backoff.
-  std::set<std::string> held_back;
+  // dependency of theirs, wait out a crash-loop backoff or are held; with why.
+  std::map<std::string, std::string> held_back;
   for (const auto& x : plan.diffs) {
     if (x.observed == ObservedState::kUnknown) {
       if (x.desired == RunState::kRunning || x.pruned) plan.blocked[x.Key()] = x.reason;
       continue;
     }
     if (x.action == Action::kNone || !selected(x)) continue;
+    if (auto h = in.hold.find(x.Key()); h != in.hold.end()) {
+      plan.blocked[x.Key()] = x.reason;
+      held_back[x.Key()] = h->second;
+      continue;
+    }
     if (x.action != Action::kStop && in_backoff(x)) {
       plan.blocked[x.Key()] = x.reason;
-      held_back.insert(x.Key());
+      held_back[x.Key()] = "in crash-loop backoff";
       continue;
     }
     (x.action == Action::kStop ? stops : starts).push_back(&x);
@@ -306,8 +314,9 @@ Plan MakePlan(const PlanInput& in) {
       }
     }
     if (waits_for != nullptr) {
-      plan.blocked[x->Key()] = "waits for " + waits_for->Key() + " (in crash-loop backoff)";
-      held_back.insert(x->Key());
+      const std::string why = held_back.at(waits_for->Key());
+      plan.blocked[x->Key()] = "waits for " + waits_for->Key() + " (" + why + ")";
+      held_back[x->Key()] = why;
       continue;
     }
     Step st;

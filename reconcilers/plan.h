@@ -66,6 +66,10 @@ struct PlanInput {
   // Instances to restart although their spec did not change (clusterctl
   // restart; liveness failures).
   std::set<std::string> force_restart;
+  // Instances to leave alone whatever their drift, with why ("drift lease
+  // by alice@laptop until 10:30Z: fixing the disk"): they get no step and
+  // are listed in Plan::blocked; dependents that need them wait.
+  std::map<std::string, std::string> hold;
 };
 
 // Why an instance needs a step, or why it needs none: the typed form of

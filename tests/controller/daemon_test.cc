@@ -941,5 +941,67 @@ TEST_F(DaemonTest, AnAckIsAuditedAndAlertsAndTheOutboxSurviveARestart) {
   EXPECT_NE(acks[0].detail.find("rack power work"), std::string::npos) << acks[0].detail;
 }
 
+// Drift leases: a hand-stopped instance under a lease is left alone (and so
+// are its dependents), shown with the lease, kept across a restart, and
+// started again by the first pass after the lease ends; all audited.
+TEST_F(DaemonTest, ADriftLeaseHoldsAnInstanceUntilItEndsThenTheDriftIsReverted) {
+  world_->Push(kServices, "first");
+  Start();
+  Converge();
+  auto granted = daemon_->GrantLease("db", "m1", 10 * kMinute, "moving the data dir", "bob@h");
+  ASSERT_TRUE(granted.ok()) << granted.status().ToString();
+  EXPECT_EQ(daemon_->GrantLease("nope", "", kMinute, "x", "bob@h").status().code(),
+            Code::kNotFound);
+  EXPECT_EQ(daemon_->GrantLease("db", "m2", kMinute, "x", "bob@h").status().code(),
+            Code::kNotFound);  // db is not placed on m2.
+  EXPECT_EQ(daemon_->GrantLease("db", "", 48 * 60 * kMinute, "x", "bob@h").status().code(),
+            Code::kInvalid);
+  // Bob stops db by hand; app on m1 crashes too: db stays down, app waits.
+  {
+    std::lock_guard<std::mutex> g(world_->mu);
+    world_->procs["db@m1"].state = ObservedState::kStopped;
+  }
+  world_->Crash("app@m1");
+  daemon_->ReconcileOnce();
+  EXPECT_TRUE(world_->TakeCalls().empty());
+  const nlohmann::json db = daemon_->Status()["services"]["db"]["instances"]["m1"];
+  EXPECT_NE(db["reason"].get<std::string>().find("drift lease 1 by bob@h"), std::string::npos)
+      << db.dump();
+  EXPECT_EQ(daemon_->Status()["leases"].size(), 1u);
+  // It survives a restart of clusterd.
+  daemon_.reset();
+  Start();
+  Pass();
+  EXPECT_TRUE(world_->TakeCalls().empty());
+  ASSERT_EQ(daemon_->Leases().size(), 1u);
+  // Past its end, the next pass reverts the drift, dependencies first.
+  clock_.Advance(10 * kMinute);
+  daemon_->ReconcileOnce();
+  EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"start db@m1", "start app@m1"}));
+  EXPECT_TRUE(daemon_->Leases().empty());
+  ASSERT_EQ(AuditOf("lease_granted").size(), 1u);
+  EXPECT_EQ(AuditOf("lease_granted")[0].actor, "bob@h");
+  EXPECT_EQ(AuditOf("lease_granted")[0].service, "db");
+  ASSERT_EQ(AuditOf("lease_expired").size(), 1u);
+  EXPECT_EQ(AuditOf("lease_expired")[0].machine, "m1");
+}
+
+TEST_F(DaemonTest, EndingALeaseEarlyRevertsAtOnceAndIsAudited) {
+  world_->Push(kServices, "first");
+  Start();
+  Converge();
+  auto lease = daemon_->GrantLease("app", "", 30 * kMinute, "debugging", "ann@h");
+  ASSERT_TRUE(lease.ok());
+  world_->Crash("app@m2");
+  daemon_->ReconcileOnce();
+  EXPECT_TRUE(world_->TakeCalls().empty());
+  ASSERT_TRUE(daemon_->EndLease(lease->id, "ann@h").ok());
+  EXPECT_EQ(daemon_->EndLease(lease->id, "ann@h").status().code(), Code::kNotFound);
+  daemon_->ReconcileOnce();
+  EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"start app@m2"}));
+  ASSERT_EQ(AuditOf("lease_ended").size(), 1u);
+  EXPECT_EQ(AuditOf("lease_ended")[0].actor, "ann@h");
+}
+
 }  // namespace
 }  // namespace clusterctl::controller

@@ -10,7 +10,6 @@
 // (scripts/test.sh does both); without them the test is skipped, unless
 // CLUSTERCTL_REQUIRE_BROWSER=1 (CI) makes that a failure.
 #include <gtest/gtest.h>
-#include <httplib.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -54,19 +53,8 @@ class DashboardTest : public ::testing::Test {
  protected:
   DashboardTest() : demo_(SlowReadiness()) {}
 
-  std::string Token() const {
-    std::string t = testing::ReadFile(demo_.token_file());
-    while (!t.empty() && t.back() == '\n') t.pop_back();
-    return t;
-  }
-  json Status() {
-    httplib::Client c("http://" + demo_.listen());
-    c.set_connection_timeout(1, 0);
-    auto res = c.Get("/api/v1/status", {{"Authorization", "Bearer " + Token()}});
-    if (!res || res->status != 200) return json::object();
-    json j = json::parse(res->body, nullptr, false);
-    return j.is_object() ? j : json::object();
-  }
+  std::string Token() const { return demo_.Token(); }
+  json Status() { return demo_.Api("/api/v1/status"); }
   std::string Log() const { return testing::ReadFile(demo_.dir() + "/clusterd.log"); }
 
   testing::DemoCluster demo_;

@@ -1,5 +1,7 @@
 #include "tests/harness/demo_cluster.h"
 
+#include <httplib.h>
+
 #include <filesystem>
 #include <stdexcept>
 
@@ -158,6 +160,21 @@ void DemoCluster::WriteConfig() {
 
 int DemoCluster::Cli(const std::string& args, std::string* output) const {
   return RunShell(CliBin() + " --config '" + config_path_ + "' " + args, output);
+}
+
+std::string DemoCluster::Token() const {
+  std::string t = ReadFile(token_file());
+  while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) t.pop_back();
+  return t;
+}
+
+nlohmann::json DemoCluster::Api(const std::string& path) const {
+  httplib::Client c("http://" + listen());
+  c.set_connection_timeout(1, 0);
+  auto res = c.Get(path.c_str(), {{"Authorization", "Bearer " + Token()}});
+  if (!res || res->status != 200) return nlohmann::json::object();
+  nlohmann::json j = nlohmann::json::parse(res->body, nullptr, /*allow_exceptions=*/false);
+  return j.is_object() || j.is_array() ? j : nlohmann::json::object();
 }
 
 }  // namespace clusterctl::testing

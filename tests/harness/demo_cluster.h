@@ -17,6 +17,7 @@
 
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,12 @@ class DemoCluster {
 
   // `clusterctl --config <config> <args>` with the built binary.
   int Cli(const std::string& args, std::string* output = nullptr) const;
+
+  // The API token (tokenFile's first line), and GET `path` of the running
+  // clusterd's API with it: the JSON object or array answered with 200, an
+  // empty object otherwise (not up yet, an error).
+  std::string Token() const;
+  nlohmann::json Api(const std::string& path) const;
 
  private:
   void WriteRepository();

@@ -407,6 +407,35 @@ TEST(PlanTest, DependentsOfAnInstanceInBackoffAreBlockedNotLeftWaiting) {
   EXPECT_EQ(later.steps.size(), p.steps.size() + p.blocked.size());
 }
 
+TEST(PlanTest, AHeldInstanceGetsNoStepWhateverItsDriftAndItsDependentsWait) {
+  DesiredState d = LoadExample();
+  PlanInput in;
+  in.desired = &d;
+  in.observed = ObserveAll(d, ObservedState::kStopped);
+  in.now_ms = 100000;
+  const std::string lease = "drift lease 1 by bob@h until 10:00: moving the RDB file";
+  in.hold["redis-server@cpu-coordinator"] = lease;
+  Plan p = MakePlan(in);
+  for (const auto& s : p.steps) EXPECT_NE(s.service, "redis-server");
+  ASSERT_TRUE(p.blocked.count("redis-server@cpu-coordinator"));
+  EXPECT_NE(p.blocked.at("redis-server@cpu-coordinator").find("not acted on: " + lease),
+            std::string::npos);
+  // Its dependents wait, naming the lease.
+  bool waits = false;
+  for (const auto& [key, why] : p.blocked) {
+    waits |= why.find("waits for redis-server@cpu-coordinator (" + lease + ")") == 0;
+  }
+  EXPECT_TRUE(waits);
+  // A held instance running another spec is not restarted either.
+  in.observed = ObserveAll(d, ObservedState::kRunning);
+  for (auto& o : in.observed) {
+    if (o.Key() == "redis-server@cpu-coordinator") o.spec_hash = "changed by hand";
+  }
+  Plan changed = MakePlan(in);
+  for (const auto& s : changed.steps) EXPECT_NE(s.Key(), "redis-server@cpu-coordinator");
+  EXPECT_TRUE(changed.blocked.count("redis-server@cpu-coordinator"));
+}
+
 TEST(PlanTest, EveryDiffAndStepCarriesATypedCause) {
   DesiredState d = LoadExample();
   PlanInput in;
