@@ -33,7 +33,8 @@ struct SourceLimits {
   // (a few objects can name billions of paths).
   size_t max_entries = 1000000;  // Default: 1,000,000 tree entries visited per revision.
   size_t max_depth = 128;        // Default: directories nested at most 128 deep.
-  // Bound on CommitsSince(): a longer range is an error, not a long walk.
+  // Bound on CommitsSince()'s answer: a longer range is an error. libgit2
+  // still sorts the whole range first, so the walk costs the range's size.
   size_t max_commits_since = 10000;  // Default: 10,000 commits.
 };
 
