@@ -50,6 +50,8 @@ using TreePtr = std::unique_ptr<git_tree, GitDeleter<git_tree, git_tree_free>>;
 using BlobPtr = std::unique_ptr<git_blob, GitDeleter<git_blob, git_blob_free>>;
 using OdbPtr = std::unique_ptr<git_odb, GitDeleter<git_odb, git_odb_free>>;
 using RemotePtr = std::unique_ptr<git_remote, GitDeleter<git_remote, git_remote_free>>;
+using RevwalkPtr = std::unique_ptr<git_revwalk, GitDeleter<git_revwalk, git_revwalk_free>>;
+using BufPtr = std::unique_ptr<git_buf, GitDeleter<git_buf, git_buf_dispose>>;
 
 // ---------------------------------------------------------------------------
 // Library set-up: once per process.
@@ -780,6 +782,15 @@ Result<Snapshot> GitSource::Impl::ReadCommit(const git_commit* commit) {
 
 // ---------------------------------------------------------------------------
 
+Result<CommitSignatureData> RevisionSource::SignatureData(const std::string& /*commit*/) {
+  return Status::NotFound("commit signatures are not supported by this revision source");
+}
+
+Result<std::vector<std::string>> RevisionSource::CommitsSince(const std::string& /*from_exclusive*/,
+                                                              const std::string& /*to*/) {
+  return Status::NotFound("listing commits is not supported by this revision source");
+}
+
 GitSource::GitSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 GitSource::~GitSource() = default;
 
@@ -1021,6 +1032,74 @@ Result<bool> GitSource::IsDescendant(const std::string& commit, const std::strin
   return rc == 1;
 } catch (const std::exception& e) {
   return Status::Internal("comparing revisions: " + RedactUrls(e.what()));
+}
+
+Result<CommitSignatureData> GitSource::SignatureData(const std::string& commit) try {
+  std::lock_guard<std::mutex> g(impl_->mu);
+  Result<CommitPtr> c = impl_->LookupCommit(commit);
+  if (!c.ok()) return c.status();
+  git_oid id;
+  git_oid_cpy(&id, git_commit_id(c->get()));
+  CommitSignatureData out;
+  out.commit = Impl::ToRevision(c->get()).commit;
+  git_buf signature = GIT_BUF_INIT;
+  git_buf signed_data = GIT_BUF_INIT;
+  BufPtr free_signature(&signature);
+  BufPtr free_signed_data(&signed_data);
+  int rc = git_commit_extract_signature(&signature, &signed_data, impl_->repo.get(), &id, "gpgsig");
+  if (rc == GIT_ENOTFOUND) return out;  // The commit exists (looked up above): unsigned.
+  if (rc < 0) return GitStatus(rc, "reading the signature of commit " + out.commit);
+  out.signature.assign(signature.ptr, signature.size);
+  out.signed_data.assign(signed_data.ptr, signed_data.size);
+  return out;
+} catch (const std::exception& e) {
+  return Status::Internal("reading the signature of " + Quote(commit) + ": " +
+                          RedactUrls(e.what()));
+}
+
+Result<std::vector<std::string>> GitSource::CommitsSince(const std::string& from_exclusive,
+                                                         const std::string& to) try {
+  std::lock_guard<std::mutex> g(impl_->mu);
+  Result<CommitPtr> head = impl_->LookupCommit(to);
+  if (!head.ok()) return head.status();
+  git_revwalk* raw_walk = nullptr;
+  if (int rc = git_revwalk_new(&raw_walk, impl_->repo.get()); rc < 0) {
+    return GitStatus(rc, "listing commits");
+  }
+  RevwalkPtr walk(raw_walk);
+  // Parents before children; among unrelated commits, older first.
+  git_revwalk_sorting(walk.get(), GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME | GIT_SORT_REVERSE);
+  if (int rc = git_revwalk_push(walk.get(), git_commit_id(head->get())); rc < 0) {
+    return GitStatus(rc, "listing commits of " + Quote(to));
+  }
+  if (!from_exclusive.empty()) {
+    Result<CommitPtr> from = impl_->LookupCommit(from_exclusive);
+    if (!from.ok()) return from.status();
+    if (int rc = git_revwalk_hide(walk.get(), git_commit_id(from->get())); rc < 0) {
+      return GitStatus(rc, "listing commits since " + Quote(from_exclusive));
+    }
+  }
+  const size_t limit = impl_->options.limits.max_commits_since;
+  std::vector<std::string> out;
+  git_oid id;
+  int rc = 0;
+  while ((rc = git_revwalk_next(&id, walk.get())) == 0) {
+    if (out.size() == limit) {
+      return Status::Exhausted("more than " + std::to_string(limit) + " commits between " +
+                               Quote(from_exclusive) + " and " + Quote(to) +
+                               " (limits.max_commits_since)");
+    }
+    char hex[GIT_OID_HEXSZ + 1];
+    git_oid_tostr(hex, sizeof hex, &id);
+    out.emplace_back(hex);
+  }
+  if (rc != GIT_ITEROVER) {
+    return GitStatus(rc, "listing commits between " + Quote(from_exclusive) + " and " + Quote(to),
+                     "the repository may be corrupt or shallow; fetch again or re-clone it");
+  }
+  return out;
+} catch (const std::exception& e) {
+  return Status::Internal("listing commits: " + RedactUrls(e.what()));
 }
 
 const std::string& GitSource::git_dir() const { return impl_->git_dir; }

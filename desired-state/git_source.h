@@ -33,6 +33,16 @@ struct SourceLimits {
   // (a few objects can name billions of paths).
   size_t max_entries = 1000000;  // Default: 1,000,000 tree entries visited per revision.
   size_t max_depth = 128;        // Default: directories nested at most 128 deep.
+  // Bound on CommitsSince()'s answer: a longer range is an error. libgit2
+  // still sorts the whole range first, so the walk costs the range's size.
+  size_t max_commits_since = 10000;  // Default: 10,000 commits.
+};
+
+// What a commit's signature covers (commit_signature.h verifies it).
+struct CommitSignatureData {
+  std::string commit;       // Full SHA.
+  std::string signature;    // The "gpgsig" header's value; empty when unsigned.
+  std::string signed_data;  // The commit object without that header; empty when unsigned.
 };
 
 // One YAML file of a revision: its path from the repository root, with "/".
@@ -67,6 +77,13 @@ class RevisionSource {
   virtual Result<Snapshot> Read(const std::string& rev) = 0;
   // Whether `commit` has `ancestor` in its history; NotFound when either is gone.
   virtual Result<bool> IsDescendant(const std::string& commit, const std::string& ancestor) = 0;
+  // The signature of a commit and the bytes it signs. By default (a source
+  // that has no signatures): Code::kNotFound, "not supported".
+  virtual Result<CommitSignatureData> SignatureData(const std::string& commit);
+  // The commits reachable from `to` and not from `from_exclusive`, oldest
+  // first. By default: Code::kNotFound, "not supported".
+  virtual Result<std::vector<std::string>> CommitsSince(const std::string& from_exclusive,
+                                                        const std::string& to);
 };
 
 class GitSource : public RevisionSource {
@@ -109,6 +126,22 @@ class GitSource : public RevisionSource {
   // Whether `commit` has `ancestor` in its history. NotFound when either
   // commit no longer exists (history rewritten and garbage collected).
   Result<bool> IsDescendant(const std::string& commit, const std::string& ancestor) override;
+
+  // The "gpgsig" header of `commit` (resolved as by Resolve) and the commit
+  // object without it (git_commit_extract_signature). An unsigned commit has
+  // an empty signature: that is not an error. Only the "gpgsig" field is
+  // read (SHA-1 repositories); "gpgsig-sha256" is not.
+  Result<CommitSignatureData> SignatureData(const std::string& commit) override;
+
+  // Full SHAs of the commits reachable from `to` and not from
+  // `from_exclusive` (git rev-list from..to), oldest first (topological, so
+  // both sides of a merge come before it). An empty `from_exclusive` means
+  // the whole history of `to`. When `from_exclusive` is not an ancestor of
+  // `to` (a force push) the answer is still "what `to` has that `from` has
+  // not". Errors: NotFound when either is gone; Code::kResourceExhausted
+  // past limits.max_commits_since commits.
+  Result<std::vector<std::string>> CommitsSince(const std::string& from_exclusive,
+                                                const std::string& to) override;
 
   // Writes a new commit whose tree equals the tree of `target` and whose
   // parent is the branch head, with `message` and the given author (also the
