@@ -12,6 +12,7 @@ find_package(RocksDB CONFIG REQUIRED)           # RocksDB::rocksdb-shared
 find_package(OpenSSL REQUIRED)                  # OpenSSL::Crypto (SHA-256, HMAC)
 find_package(GTest CONFIG REQUIRED)             # GTest::gtest, GTest::gmock
 find_package(Boost 1.74 CONFIG REQUIRED)        # Boost::headers (Beast, Asio: the API server)
+find_package(date CONFIG REQUIRED)              # date::date-tz (time zones of sync windows)
 pkg_check_modules(LIBGIT2 REQUIRED IMPORTED_TARGET libgit2)
 pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)

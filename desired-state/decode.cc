@@ -6,6 +6,7 @@
 // that the model's in-code initializers (model.h) agree with the schema.
 #include <string>
 
+#include "base/time_format.h"
 #include "desired-state/internal.h"
 
 namespace clusterctl::desired_state::internal {
@@ -150,6 +151,56 @@ Service DecodeService(const YamlDocument& doc, const json& spec, Diagnostics* di
   return s;
 }
 
+// The windows of a Cluster spec. A cron that does not parse, an unknown time
+// zone, a duration out of range and a repeated name are errors at the field.
+std::vector<SyncWindow> DecodeWindows(const YamlDocument& doc, const json& spec,
+                                      Diagnostics* diags) {
+  std::vector<SyncWindow> out;
+  if (!spec.contains("windows")) return out;
+  std::map<std::string, Location> seen;
+  for (size_t i = 0; i < spec["windows"].size(); ++i) {
+    const json& w = spec["windows"][i];
+    const std::string at = "/spec/windows/" + std::to_string(i);
+    SyncWindow window;
+    window.name = Str(w, "name");
+    window.kind = Str(w, "kind") == "deny" ? SyncWindow::kDeny : SyncWindow::kAllow;
+    window.time_zone = Filled<std::string>(w, "timeZone");
+    window.machines = Strings(w, "machines");
+    window.services = Strings(w, "services");
+    window.manual_override = Filled<bool>(w, "manualOverride");
+    auto [first, added] = seen.emplace(window.name, doc.Locate(at + "/name"));
+    if (!added) {
+      diags->Add(doc.Locate(at + "/name"),
+                 "duplicate window \"" + window.name + "\" (first defined at " +
+                     first->second.ToString() + ")",
+                 "rename or remove one of them");
+    }
+    auto schedule = CronSchedule::Parse(Str(w, "schedule"));
+    if (schedule.ok()) {
+      window.schedule = *schedule;
+    } else {
+      diags->Add(doc.Locate(at + "/schedule"), schedule.status().message(),
+                 "see Sync windows in docs/desired-state.md");
+    }
+    Status zone = CheckTimeZone(window.time_zone);
+    if (!zone.ok()) {
+      diags->Add(doc.Locate(at + "/timeZone"), zone.message(),
+                 "use an IANA name such as Europe/Berlin or UTC (see /usr/share/zoneinfo)");
+    }
+    auto ms = ParseDurationMs(Str(w, "duration"));
+    if (!ms.ok() || *ms < 60000 || *ms > 366 * 86400000LL || *ms % 1000 != 0) {
+      diags->Add(doc.Locate(at + "/duration"),
+                 "duration \"" + Str(w, "duration") + "\" of window \"" + window.name +
+                     "\" is not a whole number of seconds from 1m to 366d",
+                 "write it like 30m, 1h30m or 2d");
+    } else {
+      window.duration_s = *ms / 1000;
+    }
+    out.push_back(std::move(window));
+  }
+  return out;
+}
+
 }  // namespace
 
 void NoteInvalid(const YamlDocument& doc, Decoded* out) {
@@ -181,6 +232,11 @@ void Decode(const YamlDocument& doc, Decoded* out, Diagnostics* diags) {
     c.reconcile.interval_seconds = Filled<int>(r, "intervalSeconds");
     c.reconcile.max_parallel = Filled<int>(r, "maxParallel");
     c.reconcile.allow_mass_stop = Filled<bool>(r, "allowMassStop");
+    c.reconcile.mode = Filled<std::string>(r, "mode") == "observe" ? ReconcileMode::kObserve
+                                                                   : ReconcileMode::kEnforce;
+    c.windows = DecodeWindows(doc, spec, diags);
+    c.repair_drift = Filled<std::string>(spec, "repairDrift") == "window" ? RepairDrift::kWindow
+                                                                          : RepairDrift::kAlways;
     c.where = where;
     out->clusters.push_back(std::move(c));
     out->cluster_docs.push_back(&doc);

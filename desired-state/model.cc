@@ -6,6 +6,14 @@ namespace clusterctl::desired_state {
 
 const char* RunStateName(RunState s) { return s == RunState::kRunning ? "running" : "stopped"; }
 
+const char* ReconcileModeName(ReconcileMode m) {
+  return m == ReconcileMode::kObserve ? "observe" : "enforce";
+}
+
+const char* RepairDriftName(RepairDrift r) {
+  return r == RepairDrift::kWindow ? "window" : "always";
+}
+
 const char* ProbeKindName(ProbeKind k) {
   switch (k) {
     case ProbeKind::kHttp:

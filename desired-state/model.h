@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "desired-state/diagnostics.h"
+#include "desired-state/sync_windows.h"
 
 namespace clusterctl::desired_state {
 
@@ -31,10 +32,22 @@ struct SshSettings {
   std::string identity_file;  // A file on the controller host. Default: Cluster defaults.
 };
 
+// Whether drift of an instance is corrected (enforce) or only reported
+// (observe: detected, shown in diff, status and the API, alerted; never
+// corrected).
+enum class ReconcileMode { kEnforce, kObserve };
+const char* ReconcileModeName(ReconcileMode m);  // "enforce" / "observe"
+
+// Whether the repair of drift (a crashed or stopped instance) waits for the
+// sync windows like the changes of a new revision do.
+enum class RepairDrift { kAlways, kWindow };
+const char* RepairDriftName(RepairDrift r);  // "always" / "window"
+
 struct ReconcileSettings {
-  int interval_seconds = 30;     // Default: 30.
-  int max_parallel = 8;          // Default: 8.
-  bool allow_mass_stop = false;  // Default: false.
+  int interval_seconds = 30;                     // Default: 30.
+  int max_parallel = 8;                          // Default: 8.
+  bool allow_mass_stop = false;                  // Default: false.
+  ReconcileMode mode = ReconcileMode::kEnforce;  // Services' default. Default: enforce.
 };
 
 struct Cluster {
@@ -43,6 +56,9 @@ struct Cluster {
   RunState state = RunState::kRunning;
   SshSettings default_ssh;
   ReconcileSettings reconcile;
+  // Sync windows (sync_windows.h), in file order; names are unique.
+  std::vector<SyncWindow> windows;
+  RepairDrift repair_drift = RepairDrift::kAlways;  // Default: always.
   Location where;
 };
 
@@ -124,6 +140,8 @@ struct Service {
   int backoff_seconds = 1;
   int max_backoff_seconds = 300;
   int max_unavailable = 1;
+  // Resolved at load: spec.reconcile.mode, else the Cluster's reconcile.mode.
+  ReconcileMode reconcile_mode = ReconcileMode::kEnforce;
   Location where;
 };
 

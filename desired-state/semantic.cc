@@ -155,6 +155,33 @@ std::vector<std::string> TopologicalOrder(const std::vector<Service>& services) 
   return order;
 }
 
+// A window selector without a glob must name a machine or service: a typo
+// in a deny window would otherwise protect nothing, silently.
+void CheckWindowSelectors(const Decoded& in, const Cluster& cluster, Diagnostics* diags) {
+  for (size_t i = 0; i < cluster.windows.size(); ++i) {
+    const SyncWindow& w = cluster.windows[i];
+    auto check = [&](const std::vector<std::string>& names, const char* field, const char* kind,
+                     auto exists) {
+      for (size_t j = 0; j < names.size(); ++j) {
+        const std::string& n = names[j];
+        if (n.find_first_of("*?") != std::string::npos || exists(n) || in.IsInvalid(kind, n)) {
+          continue;
+        }
+        diags->Add(in.cluster_docs[0]->Locate("/spec/windows/" + std::to_string(i) + "/" + field +
+                                              "/" + std::to_string(j)),
+                   std::string("unknown ") + (kind[0] == 'M' ? "machine" : "service") + " \"" + n +
+                       "\" in spec.windows of window \"" + w.name + "\"",
+                   std::string("define a ") + kind + " named \"" + n +
+                       "\", fix the name, or use a glob (*)");
+      }
+    };
+    check(w.machines, "machines", "Machine",
+          [&](const std::string& n) { return FindByName(in.machines, n) != nullptr; });
+    check(w.services, "services", "Service",
+          [&](const std::string& n) { return FindByName(in.services, n) != nullptr; });
+  }
+}
+
 }  // namespace
 
 void CheckAndResolve(Decoded& in, DesiredState* state, Diagnostics* diags) {
@@ -224,6 +251,18 @@ void CheckAndResolve(Decoded& in, DesiredState* state, Diagnostics* diags) {
     }
   }
   CheckCycles(in.services, diags);
+
+  // Each service's reconcile mode, over the Cluster's default.
+  for (size_t i = 0; i < in.services.size(); ++i) {
+    const json& spec = in.service_docs[i]->value["spec"];
+    in.services[i].reconcile_mode = cluster.reconcile.mode;
+    if (spec.contains("reconcile") && spec["reconcile"].contains("mode")) {
+      in.services[i].reconcile_mode = spec["reconcile"]["mode"] == "observe"
+                                          ? ReconcileMode::kObserve
+                                          : ReconcileMode::kEnforce;
+    }
+  }
+  if (!in.clusters.empty()) CheckWindowSelectors(in, cluster, diags);
 
   // Profiles.
   for (size_t i = 0; i < in.profiles.size(); ++i) {

@@ -60,6 +60,10 @@ TEST(DefaultsTest, ClusterAndMachineFieldsLeftOutGetTheSchemaDefaults) {
             DefaultAt(cluster, "/properties/reconcile/properties/maxParallel").get<int>());
   EXPECT_EQ(s.cluster.reconcile.allow_mass_stop,
             DefaultAt(cluster, "/properties/reconcile/properties/allowMassStop").get<bool>());
+  EXPECT_EQ(ReconcileModeName(s.cluster.reconcile.mode),
+            DefaultAt(cluster, "/properties/reconcile/properties/mode").get<std::string>());
+  EXPECT_EQ(RepairDriftName(s.cluster.repair_drift),
+            DefaultAt(cluster, "/properties/repairDrift").get<std::string>());
   EXPECT_EQ(s.cluster.default_ssh.user,
             DefaultAt(cluster, "/definitions/ssh/properties/user").get<std::string>());
   EXPECT_EQ(s.cluster.default_ssh.port,
@@ -150,6 +154,15 @@ TEST(DefaultsTest, TheModelsInCodeInitializersAgreeWithTheSchema) {
             DefaultAt(cluster, "/properties/reconcile/properties/intervalSeconds").get<int>());
   EXPECT_EQ(c.reconcile.max_parallel,
             DefaultAt(cluster, "/properties/reconcile/properties/maxParallel").get<int>());
+  EXPECT_EQ(ReconcileModeName(c.reconcile.mode),
+            DefaultAt(cluster, "/properties/reconcile/properties/mode").get<std::string>());
+  EXPECT_EQ(RepairDriftName(c.repair_drift),
+            DefaultAt(cluster, "/properties/repairDrift").get<std::string>());
+  const SyncWindow w;
+  EXPECT_EQ(w.time_zone,
+            DefaultAt(cluster, "/definitions/window/properties/timeZone").get<std::string>());
+  EXPECT_EQ(w.manual_override,
+            DefaultAt(cluster, "/definitions/window/properties/manualOverride").get<bool>());
   const Machine m;
   EXPECT_EQ(m.state_dir, DefaultAt(machine, "/properties/stateDir").get<std::string>());
 }
