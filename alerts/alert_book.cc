@@ -18,7 +18,8 @@ const std::vector<std::string>& Kinds() {
       kind::kReadinessTimeout,   kind::kCriticalServiceDown, kind::kRevisionRejected,
       kind::kMassStopRefused,    kind::kSourceFetch,         kind::kProbeSlow,
       kind::kMachineDisk,        kind::kMachineMemory,       kind::kQuarantine,
-      kind::kPruneBlocked,       kind::kStoreWrite,          kind::kSuspended};
+      kind::kPruneBlocked,       kind::kStoreWrite,          kind::kSuspended,
+      kind::kDriftObserved};
   return kKinds;
 }
 

@@ -55,6 +55,7 @@ inline constexpr char kQuarantine[] = "quarantine";
 inline constexpr char kPruneBlocked[] = "prune_blocked";
 inline constexpr char kStoreWrite[] = "store_write";
 inline constexpr char kSuspended[] = "suspended";
+inline constexpr char kDriftObserved[] = "drift_observed";
 }  // namespace kind
 
 // Every kind above, in the order of docs/monitoring.md.

@@ -104,6 +104,14 @@ Result<Config> LoadConfig(const std::string& path) {
   c.branch = repo.value("branch", c.branch);
   c.poll_seconds = repo.value("pollSeconds", c.poll_seconds);
   c.fetch_timeout_seconds = repo.value("fetchTimeoutSeconds", c.fetch_timeout_seconds);
+  if (repo.contains("verify")) {
+    c.verify_mode = repo["verify"].value("mode", c.verify_mode);
+    c.allowed_signers_file = abs(repo["verify"].value("allowedSignersFile", ""));
+    if (c.verify_mode != "off" && c.allowed_signers_file.empty()) {
+      return Status::Invalid(path + ": repo.verify: mode " + c.verify_mode +
+                             " needs allowedSignersFile (an ssh allowed_signers file)");
+    }
+  }
   c.data_dir = abs(v.value("dataDir", ""));
   c.listen = v.value("listen", c.listen);
   c.token_file = abs(v.value("tokenFile", ""));

@@ -24,6 +24,10 @@ struct Config {
   std::string branch = "main";     // Default: main.
   int poll_seconds = 15;           // Default: 15.
   int fetch_timeout_seconds = 60;  // A fetch or clone is killed after it. Default: 60.
+  // repo.verify: commit signatures (off | head | all) against an ssh
+  // allowed_signers file. Default: off.
+  std::string verify_mode = "off";
+  std::string allowed_signers_file;
   std::string data_dir;  // Default: $XDG_STATE_HOME/clusterctl or ~/.local/state/clusterctl.
   std::string listen = "127.0.0.1:7480";  // Default: 127.0.0.1:7480.
   std::string token_file;

@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iterator>
+#include <sstream>
 
 #include "api/dashboard_view.h"
 #include "api/status_view.h"
@@ -18,6 +20,7 @@
 #include "controller/journal.h"
 #include "controller/quarantine.h"
 #include "controller/revision_pass.h"
+#include "desired-state/commit_signature.h"
 #include "desired-state/loader.h"
 #include "desired-state/redact_url.h"
 #include "reconcilers/observer.h"
@@ -467,6 +470,17 @@ bool Daemon::PollSource(bool* fetched_ok) {
     }
     head = std::move(rb);
   }
+  if (config_.verify_mode != "off") {
+    const std::string refusal = SignatureRefusal(head->commit, current);
+    if (!refusal.empty()) {
+      spdlog::error("revision {} refused: {}; {} stays in force", head->Short(), refusal,
+                    current.empty() ? "nothing" : current.substr(0, 7));
+      RejectRevision(*head, refusal,
+                     "revision " + head->Short() + " refused: " + refusal +
+                         "; the last valid revision stays in force");
+      return false;
+    }
+  }
   auto snap = source_->Read(head->commit);
   if (!snap.ok()) {
     RaiseAlert(alerts::kind::kSourceFetch, "warning", snap.status().message());
@@ -478,25 +492,9 @@ bool Daemon::PollSource(bool* fetched_ok) {
     const size_t n = r.errors.Sorted().size();
     spdlog::error("revision {} rejected ({} errors); {} stays in force:\n{}", head->Short(), n,
                   current.empty() ? "nothing" : current.substr(0, 7), errors);
-    AuditEvent("revision_rejected", audit::Trigger::kRevision, head->Short(),
-               audit::Outcome::kFailed,
-               head->author + ": " + FirstLine(head->message) + "\n" + errors);
-    RaiseAlert(alerts::kind::kRevisionRejected, "critical",
-               "revision " + head->Short() + " rejected with " + std::to_string(n) +
-                   " error(s); the last valid revision stays in force: " + FirstLine(errors));
-    store::RevisionRecord rec;
-    rec.commit = head->commit;
-    rec.author = head->author;
-    rec.message = head->message;
-    rec.commit_time = head->time;
-    rec.applied_at_ms = clock_->WallMs();
-    rec.result = "rejected";
-    rec.actor = actor_;
-    rec.trigger = audit::Name(audit::Trigger::kRevision);
-    rec.detail = errors;
-    (void)revisions_->Record(rec);
-    std::lock_guard<std::mutex> g(mu_);
-    rejected_commit_ = head->commit;
+    RejectRevision(*head, errors,
+                   "revision " + head->Short() + " rejected with " + std::to_string(n) +
+                       " error(s); the last valid revision stays in force: " + FirstLine(errors));
     return false;
   }
   std::string note;
@@ -666,6 +664,7 @@ void Daemon::ReconcileOnce() {
     expired = leases_.Expire(clock_->WallMs());
     if (desired_) po.hold = leases_.Holds(*desired_);
   }
+  if (desired) AddObserveModeHolds(*desired, &po.hold);
   for (const DriftLease& l : expired) {
     // The next step of these instances reverts their drift: audited as drift.
     AuditEvent("lease_expired", audit::Trigger::kDrift, desired ? desired->revision.Short() : "",
@@ -792,9 +791,11 @@ void Daemon::ReconcileOnce() {
     po.step_actor[key] = who;
   }
   reconcilers::Plan plan = reconcilers::MakePlan(MakePlanInput(*desired, prune.get(), obs, po));
-  if (!plan.steps.empty()) {
+  if (!plan.steps.empty() && !new_revision) {
     // Served at once: a crashed instance shows as failed while its repair
-    // runs (a start waits for readiness), not only in the next pass.
+    // runs (a start waits for readiness), not only in the next pass. (A new
+    // revision's status waits for its pass: once the status names it, it is
+    // recorded as applied.)
     json observed = view.json;
     std::lock_guard<std::mutex> g(mu_);
     observed["alerts"] = alerts_.Messages();
@@ -1165,6 +1166,14 @@ void Daemon::AssessAlerts(const reconcilers::ClusterObservation& obs,
       }
     }
     if (!readiness_late) ResolveAlert(kind::kReadinessTimeout, d.machine, d.service);
+    // Detect-only services: their drift is alerted, never corrected.
+    if (s != nullptr && !d.pruned && s->reconcile_mode == desired_state::ReconcileMode::kObserve &&
+        d.action != reconcilers::Action::kNone) {
+      RaiseAlert(kind::kDriftObserved, d.machine, d.service, "warning",
+                 d.Key() + " drifted (" + d.reason + ")");
+    } else {
+      ResolveAlert(kind::kDriftObserved, d.machine, d.service);
+    }
     if (s == nullptr || !s->critical || !should_run) continue;
     std::vector<std::string>& down = critical_down[d.service];
     // Down: failed, stopped after it ran (not one that was never started
@@ -1270,6 +1279,61 @@ api::StatsView Daemon::Stats() {
     v.services.push_back(std::move(a));
   }
   return v;
+}
+
+void Daemon::RejectRevision(const desired_state::Revision& head, const std::string& detail,
+                            const std::string& alert) {
+  AuditEvent("revision_rejected", audit::Trigger::kRevision, head.Short(), audit::Outcome::kFailed,
+             head.author + ": " + FirstLine(head.message) + "\n" + detail);
+  RaiseAlert(alerts::kind::kRevisionRejected, "critical", alert);
+  store::RevisionRecord rec;
+  rec.commit = head.commit;
+  rec.author = head.author;
+  rec.message = head.message;
+  rec.commit_time = head.time;
+  rec.applied_at_ms = clock_->WallMs();
+  rec.result = "rejected";
+  rec.actor = actor_;
+  rec.trigger = audit::Name(audit::Trigger::kRevision);
+  rec.detail = detail;
+  (void)revisions_->Record(rec);
+  std::lock_guard<std::mutex> g(mu_);
+  rejected_commit_ = head.commit;
+}
+
+std::string Daemon::SignatureRefusal(const std::string& commit, const std::string& in_force) {
+  std::string text;
+  {
+    std::ifstream in(config_.allowed_signers_file, std::ios::binary);
+    if (!in) return "cannot read the allowed signers file " + config_.allowed_signers_file;
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    text = ss.str();
+  }
+  auto allowed = desired_state::AllowedSigners::Parse(text, config_.allowed_signers_file);
+  if (!allowed.ok()) return allowed.status().message();
+  std::vector<std::string> commits = {commit};
+  if (config_.verify_mode == "all") {
+    auto range = source_->CommitsSince(in_force, commit);
+    if (!range.ok())
+      return "cannot list the commits since " + in_force.substr(0, 7) + ": " +
+             range.status().message();
+    commits = *range;
+  }
+  for (const std::string& c : commits) {
+    auto data = source_->SignatureData(c);
+    if (!data.ok())
+      return "cannot read the signature of " + c.substr(0, 7) + ": " + data.status().message();
+    const desired_state::SignatureCheck check = desired_state::VerifyCommitSignature(
+        data->signed_data, data->signature, *allowed, clock_->WallMs() / 1000);
+    if (check.verdict != desired_state::SignatureCheck::kValid) {
+      return "commit " + c.substr(0, 7) + ": " + desired_state::VerdictName(check.verdict) +
+             (check.fingerprint.empty() ? "" : " (key " + check.fingerprint + ")") +
+             (check.reason.empty() ? "" : ": " + check.reason);
+    }
+    spdlog::info("commit {} signed by {} ({})", c.substr(0, 7), check.signer, check.fingerprint);
+  }
+  return "";
 }
 
 json Daemon::Graph() {

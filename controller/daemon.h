@@ -180,6 +180,13 @@ class Daemon : public api::DaemonView {
   Daemon() = default;
 
   void SourceLoop();
+  // repo.verify: "" when `commit` (and, in mode all, every commit since
+  // `in_force`) is signed by an allowed signer; else why not.
+  std::string SignatureRefusal(const std::string& commit, const std::string& in_force);
+  // A refused head: audited, alerted with `alert`, recorded as rejected in
+  // the revision log, not retried until the branch moves.
+  void RejectRevision(const desired_state::Revision& head, const std::string& detail,
+                      const std::string& alert);
   void ReconcileLoop();
   void ProbeLoop();
   // Bookkeeping of one probe result (from an AsyncProber worker).

@@ -48,6 +48,15 @@ ClusterObservation ObserveAndRecord(const ReconcileDeps& deps, const DesiredStat
   return obs;
 }
 
+void AddObserveModeHolds(const DesiredState& desired, std::map<std::string, std::string>* hold) {
+  for (const auto& i : desired.instances) {
+    const auto* s = desired.FindService(i.service);
+    if (s != nullptr && s->reconcile_mode == desired_state::ReconcileMode::kObserve) {
+      hold->emplace(i.Key(), "reconcile mode observe: drift is reported, never corrected");
+    }
+  }
+}
+
 reconcilers::PlanInput MakePlanInput(const DesiredState& desired, const DesiredState* previous,
                                      const ClusterObservation& obs, const PassOptions& options) {
   reconcilers::PlanInput in =
@@ -57,6 +66,7 @@ reconcilers::PlanInput MakePlanInput(const DesiredState& desired, const DesiredS
   in.only_machine = options.only_machine;
   in.force_restart = options.force_restart;
   in.hold = options.hold;
+  AddObserveModeHolds(desired, &in.hold);
   return in;
 }
 

@@ -95,7 +95,12 @@ reconcilers::ClusterObservation ObserveAndRecord(const ReconcileDeps& deps,
                                                  const desired_state::DesiredState* previous,
                                                  int parallel = 32);
 
-// Builds the plan input from an observation.
+// Holds every instance of a service in reconcile mode observe (detect-only:
+// its drift is shown and alerted, never corrected), keeping earlier holds.
+void AddObserveModeHolds(const desired_state::DesiredState& desired,
+                         std::map<std::string, std::string>* hold);
+
+// Builds the plan input from an observation (with AddObserveModeHolds).
 reconcilers::PlanInput MakePlanInput(const desired_state::DesiredState& desired,
                                      const desired_state::DesiredState* previous,
                                      const reconcilers::ClusterObservation& observation,

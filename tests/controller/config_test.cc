@@ -166,5 +166,22 @@ TEST(NotifyConfigTest, AlertsAndSinksComeFromTheirBlocksAndSecretsFromFiles) {
   }
 }
 
+TEST(VerifyConfigTest, SignatureModesNeedAnAllowedSignersFile) {
+  testing::TempDir dir;
+  testing::WriteFile(
+      dir.Sub("ok.yaml"),
+      "repo: {url: /srv/x.git, verify: {mode: head, allowedSignersFile: signers}}\n");
+  Result<Config> ok = LoadConfig(dir.Sub("ok.yaml"));
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ("head", ok->verify_mode);
+  EXPECT_EQ(dir.Sub("signers"), ok->allowed_signers_file);
+  testing::WriteFile(dir.Sub("bad.yaml"), "repo: {url: /srv/x.git, verify: {mode: all}}\n");
+  Result<Config> bad = LoadConfig(dir.Sub("bad.yaml"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(std::string::npos, bad.status().message().find("needs allowedSignersFile"));
+  testing::WriteFile(dir.Sub("typo.yaml"), "repo: {url: /srv/x.git, verify: {mode: always}}\n");
+  EXPECT_FALSE(LoadConfig(dir.Sub("typo.yaml")).ok());
+}
+
 }  // namespace
 }  // namespace clusterctl::controller

@@ -1003,5 +1003,40 @@ TEST_F(DaemonTest, EndingALeaseEarlyRevertsAtOnceAndIsAudited) {
   EXPECT_EQ(AuditOf("lease_ended")[0].actor, "ann@h");
 }
 
+// Detect-only services (reconcile: {mode: observe}): drift is shown and
+// alerted, never corrected; an enforced service next to it is repaired.
+TEST_F(DaemonTest, AnObserveModeServiceIsReportedAndAlertedAndLeftAsItIs) {
+  world_->Push(std::string(kServices) + "---\n" + R"(apiVersion: clusterctl/v1
+kind: Service
+metadata: {name: legacy}
+spec:
+  machines: [m2]
+  reconcile: {mode: observe}
+  process: {command: [/usr/bin/legacy]}
+)",
+               "first");
+  Start();
+  Pass();
+  // Never started by the controller: observing is all it does.
+  for (const auto& c : world_->TakeCalls()) EXPECT_EQ(c.find("legacy"), std::string::npos) << c;
+  EXPECT_TRUE(HasAlert("drift_observed/m2/legacy"));
+  const nlohmann::json legacy = daemon_->Status()["services"]["legacy"]["instances"]["m2"];
+  EXPECT_NE(legacy["reason"].get<std::string>().find("reconcile mode observe"), std::string::npos)
+      << legacy.dump();
+  // Someone starts it by hand; later it crashes: still not repaired.
+  {
+    std::lock_guard<std::mutex> g(world_->mu);
+    world_->procs["legacy@m2"] = {ObservedState::kRunning, 999, "", 0};
+  }
+  world_->Crash("db@m1");
+  daemon_->ReconcileOnce();
+  EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"start db@m1"}));
+  world_->Crash("legacy@m2");
+  daemon_->ReconcileOnce();
+  EXPECT_TRUE(world_->TakeCalls().empty());
+  EXPECT_EQ(world_->StateOf("legacy@m2"), ObservedState::kFailed);
+  EXPECT_TRUE(HasAlert("drift_observed/m2/legacy"));
+}
+
 }  // namespace
 }  // namespace clusterctl::controller

@@ -34,18 +34,28 @@ class LeaseTest : public ::testing::Test {
     return i.value("state", "") == "running" && i.value("ready", false);
   }
   std::string Log() const { return testing::ReadFile(demo_.dir() + "/clusterd.log"); }
+  void StartHealthy() {
+    clusterd_ = std::make_unique<testing::Process>(
+        std::vector<std::string>{testing::ClusterdBin(), "--config", demo_.config_path()},
+        testing::OutputTo(demo_.dir() + "/clusterd.log"));
+    ASSERT_TRUE(WaitFor([&] { return Status().value("overall_status", "") == "healthy"; },
+                        seconds(90), milliseconds(300)))
+        << Log();
+  }
+  size_t StartsOfToolsServer() {
+    size_t n = 0;
+    for (const auto& r : testing::AuditRecordsOf(demo_.data_dir())) {
+      n += r.service == "tools-server" && r.phase == "intent" ? 1 : 0;
+    }
+    return n;
+  }
 
   testing::DemoCluster demo_;
   std::unique_ptr<testing::Process> clusterd_;
 };
 
 TEST_F(LeaseTest, AHandStoppedServiceStaysDownForTheLeaseAndComesBackAfterIt) {
-  clusterd_ = std::make_unique<testing::Process>(
-      std::vector<std::string>{testing::ClusterdBin(), "--config", demo_.config_path()},
-      testing::OutputTo(demo_.dir() + "/clusterd.log"));
-  ASSERT_TRUE(WaitFor([&] { return Status().value("overall_status", "") == "healthy"; },
-                      seconds(90), milliseconds(300)))
-      << Log();
+  ASSERT_NO_FATAL_FAILURE(StartHealthy());
   std::string out;
   ASSERT_EQ(0, demo_.Cli("lease tools-server --machine worker-tools --for 6s "
                          "--reason \"swapping the model cache\"",
@@ -84,6 +94,40 @@ TEST_F(LeaseTest, AHandStoppedServiceStaysDownForTheLeaseAndComesBackAfterIt) {
   EXPECT_GT(granted, 0);
   EXPECT_GT(expired, granted);
   EXPECT_GT(restarted, expired);
+}
+
+// Detect-only (reconcile: {mode: observe}): a killed service is reported
+// and alerted, and stays dead.
+TEST_F(LeaseTest, AnObserveModeServiceKilledIsReportedAlertedAndStaysDead) {
+  ASSERT_NO_FATAL_FAILURE(StartHealthy());
+  std::string yaml = demo_.ServiceFile("tools-server");
+  const size_t spec = yaml.find("spec:\n");
+  ASSERT_NE(std::string::npos, spec);
+  yaml.insert(spec + 6, "  reconcile: {mode: observe}\n");
+  demo_.repo().Write("services/tools-server.yaml", yaml);
+  demo_.repo().CommitAll("tools-server: detect only");
+  demo_.repo().Git("push -q -f origin main");
+  const std::string head = demo_.repo().Rev();
+  ASSERT_TRUE(WaitFor([&] { return Status().value("revision", "") == head; }, seconds(30),
+                      milliseconds(200)))
+      << Log();
+  const int pid = Instance().value("pid", 0);
+  ASSERT_GT(pid, 0);
+  const size_t starts_before = StartsOfToolsServer();
+  ASSERT_EQ(0, ::kill(pid, SIGKILL));
+  auto alerted = [&] {
+    for (const auto& a : demo_.Api("/api/v1/alerts")) {
+      if (a.value("key", "") == "drift_observed/worker-tools/tools-server") return true;
+    }
+    return false;
+  };
+  ASSERT_TRUE(WaitFor(alerted, seconds(15), milliseconds(200))) << Log();
+  EXPECT_NE(std::string::npos, Instance().value("reason", "").find("reconcile mode observe"))
+      << Instance().dump();
+  // Not repaired: it stays dead.
+  EXPECT_FALSE(WaitFor([&] { return Instance().value("state", "") == "running"; }, seconds(4),
+                       milliseconds(200)));
+  EXPECT_EQ(starts_before, StartsOfToolsServer());
 }
 
 }  // namespace
