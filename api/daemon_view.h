@@ -129,6 +129,13 @@ class DaemonView {
 
   // POST /api/v1/sync: fetch the branch and reconcile now.
   virtual void Sync(const std::string& reason) = 0;
+  // POST /api/v1/sync {"overrideWindow": true, "reason": "..."}: the next
+  // pass acts where only sync windows with manualOverride block; audited
+  // (window_override) with `actor` and the reason.
+  virtual clusterctl::Status OverrideWindows(const std::string& reason, const std::string& actor) {
+    (void)reason, (void)actor;
+    return clusterctl::Status(Code::kNotFound, "sync windows are not overridden here");
+  }
   // POST /api/v1/restart {service, machine?}: rolling restart, audited with
   // trigger manual and `actor`.
   virtual clusterctl::Status Restart(const std::string& service, const std::string& machine,

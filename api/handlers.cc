@@ -820,6 +820,30 @@ void ApiServer::HandleSync(Call& call) {
   } else {
     if (!call.CheckParams({})) return;
     reason = "api request by " + call.actor;
+    // {"overrideWindow": true, "reason": "..."}: clusterctl apply --override-window.
+    json body = call.req.body.empty()
+                    ? json::object()
+                    : json::parse(call.req.body, nullptr, /*allow_exceptions=*/false);
+    if (!body.is_object()) {
+      ReplyError(call.res, 400, "body: expected {} or {\"overrideWindow\": true, \"reason\": ...}",
+                 "body");
+      return;
+    }
+    if (body.value("overrideWindow", false) == true) {
+      const json why = body.value("reason", json());
+      if (!why.is_string() || why.get<std::string>().empty() ||
+          why.get<std::string>().size() > 1000 || !IsValidUtf8(why.get<std::string>())) {
+        ReplyError(call.res, 400, "reason: required with overrideWindow: say why (it is audited)",
+                   "reason");
+        return;
+      }
+      Status s = view_->OverrideWindows(why.get<std::string>(), call.actor);
+      if (!s.ok()) {
+        ReplyError(call.res, HttpStatusFor(s.code()), s.message());
+        return;
+      }
+      reason += ", overriding sync windows: " + why.get<std::string>();
+    }
   }
   view_->Sync(reason);
   ReplyJson(call.res, 200, {{"status", "sync requested"}, {"reason", reason}});

@@ -59,7 +59,8 @@ const std::vector<std::string>& AuditKnownActions() {
                                                       "alert_acknowledged",
                                                       "lease_granted",
                                                       "lease_ended",
-                                                      "lease_expired"};
+                                                      "lease_expired",
+                                                      "window_override"};
   return *v;
 }
 

@@ -38,6 +38,7 @@ const std::vector<Command>& AllCommands() {
        SetupAlerts},
       {"lease", "Tolerate a service's drift while you fix it by hand (lease list, lease end ID).",
        SetupLease},
+      {"windows", "The sync windows: open now or not, next openings and closings.", SetupWindows},
       {"history", "Revisions applied: commit, author, time, result.", SetupHistory},
       {"rollback", "Undo a change through git: a new commit restoring an earlier revision.",
        SetupRollback},

@@ -167,6 +167,9 @@ struct PlanOptions {
   std::set<std::string> force_restart;
   // Unset: revision or drift, decided from the last applied revision.
   std::optional<audit::Trigger> trigger;
+  // --override-window --reason: act where only manualOverride windows block.
+  bool override_window = false;
+  std::string reason;
 };
 
 // diff: exit 0 in sync, 2 changes pending, 1 error.
@@ -209,7 +212,9 @@ int RunRemoteApply(Globals* g, const PlanOptions& opts) {
                             "and --machine need the data directory (use clusterctl diff to "
                             "see the plan, or suspend the daemon)"));
   }
-  auto r = CallServer(*g, "POST", "/api/v1/sync");
+  json body = json::object();
+  if (opts.override_window) body = {{"overrideWindow", true}, {"reason", opts.reason}};
+  auto r = CallServer(*g, "POST", "/api/v1/sync", body);
   if (!r.ok()) return ReportError(*g, r.status());
   Status s;
   auto desired = LoadDesired(*g, "", &s);
@@ -250,6 +255,10 @@ int RunRemoteApply(Globals* g, const PlanOptions& opts) {
 }
 
 int RunApply(Globals* g, const PlanOptions& opts) {
+  if (opts.override_window && opts.reason.empty()) {
+    return ReportError(*g,
+                       Status::Invalid("--override-window needs --reason TEXT (it is audited)"));
+  }
   if (UseServer(*g) && opts.force_restart.empty()) return RunRemoteApply(g, opts);
   // SIGINT/SIGTERM: the commands in flight complete, readiness waits are cut
   // short (those steps end interrupted), no new step starts. Set up
@@ -285,6 +294,19 @@ int RunApply(Globals* g, const PlanOptions& opts) {
   po.only_machine = opts.machine;
   po.force_restart = opts.force_restart;
   po.hold = session.LeaseHolds();
+  po.override_windows = opts.override_window;
+  if (opts.override_window && !opts.dry_run) {
+    audit::AuditRecord r;
+    r.actor = actor;
+    r.trigger = audit::Name(audit::Trigger::kManual);
+    r.revision = desired.revision.Short();
+    r.action = "window_override";
+    r.phase = audit::Name(audit::Phase::kEvent);
+    r.result = audit::Name(audit::Outcome::kOk);
+    r.detail = "sync windows with manualOverride overridden: " + opts.reason;
+    auto w = controller::AppendRecord(&session.audit(), nullptr, std::move(r));
+    if (!w.ok()) return ReportError(*g, w.status());
+  }
 
   controller::Reconciler reconciler(session.deps());
   auto obs = controller::ObserveAndRecord(session.deps(), desired, session.previous());
@@ -393,6 +415,9 @@ CommandFn SetupApply(CLI::App* sub, Globals* g) {
   sub->add_option("--rev", o->rev, "Revision to apply. Default: head of --branch")
       ->type_name("REV");
   sub->add_flag("--dry-run", o->dry_run, "Print the plan and record nothing on the machines");
+  sub->add_flag("--override-window", o->override_window,
+                "Act now where only sync windows with manualOverride: true hold changes");
+  sub->add_option("--reason", o->reason, "Why the windows are overridden (required; audited)");
   AddFilters(sub, o.get());
   sub->footer(
       "Observes, plans and executes: stops in reverse dependency order, then starts in\n"

@@ -20,6 +20,7 @@
 #include "controller/journal.h"
 #include "controller/quarantine.h"
 #include "controller/revision_pass.h"
+#include "controller/windows.h"
 #include "desired-state/commit_signature.h"
 #include "desired-state/loader.h"
 #include "desired-state/redact_url.h"
@@ -661,10 +662,11 @@ void Daemon::ReconcileOnce() {
     po.backoff = backoff_.entries();
     po.force_restart = force_restart_;
     manual = manual_actor_;
+    po.override_windows = override_windows_;
+    override_windows_ = false;
     expired = leases_.Expire(clock_->WallMs());
     if (desired_) po.hold = leases_.Holds(*desired_);
   }
-  if (desired) AddObserveModeHolds(*desired, &po.hold);
   for (const DriftLease& l : expired) {
     // The next step of these instances reverts their drift: audited as drift.
     AuditEvent("lease_expired", audit::Trigger::kDrift, desired ? desired->revision.Short() : "",
@@ -772,8 +774,11 @@ void Daemon::ReconcileOnce() {
     metrics_.Remove("clusterctl_machine_reachable", {{"machine", m}});
   }
 
+  // Leases, observe mode and sync windows hold instances: the status names
+  // them as the plan does.
+  const reconcilers::PlanInput plan_in = MakePlanInput(*desired, prune.get(), obs, po);
   api::StatusView view =
-      api::BuildStatus(*desired, prune.get(), obs, clock_->WallMs(), {}, po.hold);
+      api::BuildStatus(*desired, prune.get(), obs, clock_->WallMs(), {}, plan_in.hold);
   AssessAlerts(obs, view.diffs, was_running);
   std::map<std::string, int> by_state;
   for (const auto& x : view.diffs) by_state[reconcilers::ObservedStateName(x.observed)]++;
@@ -790,7 +795,15 @@ void Daemon::ReconcileOnce() {
     po.step_trigger[key] = audit::Trigger::kManual;
     po.step_actor[key] = who;
   }
-  reconcilers::Plan plan = reconcilers::MakePlan(MakePlanInput(*desired, prune.get(), obs, po));
+  reconcilers::Plan plan = reconcilers::MakePlan(plan_in);
+  // A new revision some of whose changes wait for a sync window is recorded
+  // as applied by the pass that makes them, when the window lets it.
+  std::map<std::string, std::string> window_holds;
+  AddWindowHolds(plan_in, clock_->WallMs() / 1000, po.override_windows, &window_holds);
+  if (new_revision && !window_holds.empty()) {
+    spdlog::info("revision {}: {} change(s) wait for a sync window: {}", desired->revision.Short(),
+                 window_holds.size(), window_holds.begin()->second);
+  }
   if (!plan.steps.empty() && !new_revision) {
     // Served at once: a crashed instance shows as failed while its repair
     // runs (a start waits for readiness), not only in the next pass. (A new
@@ -888,8 +901,8 @@ void Daemon::ReconcileOnce() {
     std::lock_guard<std::mutex> g(mu_);
     (void)backoff_.ResetHealthy(clock_->WallMs(), running_instances_);
   }
-  if (new_revision && outcome != "refused" && outcome != "suspended" && outcome != "follower" &&
-      Acting()) {
+  if (new_revision && window_holds.empty() && outcome != "refused" && outcome != "suspended" &&
+      outcome != "follower" && Acting()) {
     RevisionPassRecord pass;
     pass.revision = desired->revision;
     pass.result = ClassifyPass(plan, report);
@@ -925,7 +938,7 @@ void Daemon::ReconcileOnce() {
   metrics_.Set("clusterctl_suspended", {}, suspended_ ? 1 : 0);
   // Status snapshot for /api/v1/status and /api/v1/history.
   api::StatusView after =
-      api::BuildStatus(*desired, prune.get(), obs, clock_->WallMs(), {}, po.hold);
+      api::BuildStatus(*desired, prune.get(), obs, clock_->WallMs(), {}, plan_in.hold);
   std::lock_guard<std::mutex> g(mu_);
   json alerts = alerts_.Messages();  // An array, [] when none is open.
   after.json["alerts"] = alerts;
@@ -1626,6 +1639,16 @@ bool Daemon::Healthy(std::string* detail) {
   }
   *detail = desired_ ? "revision " + desired_->revision.Short() : "no valid revision yet";
   return true;
+}
+
+clusterctl::Status Daemon::OverrideWindows(const std::string& reason, const std::string& actor) {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    override_windows_ = true;
+  }
+  AuditManual("window_override", actor,
+              "sync windows with manualOverride overridden for the next pass: " + reason);
+  return clusterctl::Status::Ok();
 }
 
 void Daemon::Sync(const std::string& reason) {

@@ -139,6 +139,7 @@ class Daemon : public api::DaemonView {
   std::string Metrics() override;
   bool Healthy(std::string* detail) override;
   void Sync(const std::string& reason) override;
+  clusterctl::Status OverrideWindows(const std::string& reason, const std::string& actor) override;
   clusterctl::Status Restart(const std::string& service, const std::string& machine,
                              const std::string& actor) override;
   void Suspend(const std::string& actor) override;
@@ -273,6 +274,7 @@ class Daemon : public api::DaemonView {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> suspended_{false};
   bool sync_requested_ = false;
+  bool override_windows_ = false;  // For the next reconcile pass only.
   bool reconcile_requested_ = false;
   bool first_fetch_done_ = false;                                // The source loop has tried once.
   std::shared_ptr<const desired_state::DesiredState> desired_;   // In force.

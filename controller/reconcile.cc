@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "controller/windows.h"
+
 namespace clusterctl::controller {
 
 namespace {
@@ -67,6 +69,7 @@ reconcilers::PlanInput MakePlanInput(const DesiredState& desired, const DesiredS
   in.force_restart = options.force_restart;
   in.hold = options.hold;
   AddObserveModeHolds(desired, &in.hold);
+  AddWindowHolds(in, in.now_ms / 1000, options.override_windows, &in.hold);
   return in;
 }
 

@@ -78,6 +78,9 @@ struct PassOptions {
   std::map<std::string, reconcilers::Backoff> backoff;
   // Instances left alone, with why (drift leases: controller/leases.h).
   std::map<std::string, std::string> hold;
+  // clusterctl apply --override-window: act where only windows with
+  // manualOverride block (controller/windows.h).
+  bool override_windows = false;
   reconcilers::StepListener* progress = nullptr;  // Sees every step too.
   int observe_parallel = 32;
 };

@@ -310,7 +310,12 @@ Plan MakePlan(const PlanInput& in) {
       auto insts = by_service.find(s->depends_on[k].service);
       if (insts == by_service.end()) continue;
       for (const InstanceDiff* di : insts->second) {
-        if (di->desired == RunState::kRunning && held_back.count(di->Key())) waits_for = di;
+        // A held dependency that runs and is ready (a change of its spec
+        // waits for a window, say) serves its dependents as it is.
+        const bool up = di->observed == ObservedState::kRunning && di->ready;
+        if (di->desired == RunState::kRunning && held_back.count(di->Key()) && !up) {
+          waits_for = di;
+        }
       }
     }
     if (waits_for != nullptr) {

@@ -64,7 +64,8 @@ struct World {
   // The prober: instance key/role -> answer; absent = ok.
   std::set<std::string> liveness_failing;
 
-  std::string Push(const std::string& services, const std::string& message) {
+  std::string Push(const std::string& services, const std::string& message,
+                   const std::string& cluster_spec = "{}") {
     std::lock_guard<std::mutex> g(mu);
     Snapshot s;
     // A distinct short sha per commit: a000000, a010101, a020202, ...
@@ -75,14 +76,15 @@ struct World {
     s.revision.author = "Alice <alice@example.com>";
     s.revision.message = message;
     s.revision.time = 1767225600 + static_cast<int64_t>(history.size());
-    s.files = {{"cluster.yaml",
-                "apiVersion: clusterctl/v1\nkind: Cluster\nmetadata: {name: t}\nspec: {}\n"},
-               {"machines.yaml",
-                "apiVersion: clusterctl/v1\nkind: Machine\nmetadata: {name: m1}\n"
-                "spec: {address: 127.0.0.1}\n---\n"
-                "apiVersion: clusterctl/v1\nkind: Machine\nmetadata: {name: m2}\n"
-                "spec: {address: 127.0.0.2}\n"},
-               {"services.yaml", services}};
+    s.files = {
+        {"cluster.yaml", "apiVersion: clusterctl/v1\nkind: Cluster\nmetadata: {name: t}\nspec: " +
+                             cluster_spec + "\n"},
+        {"machines.yaml",
+         "apiVersion: clusterctl/v1\nkind: Machine\nmetadata: {name: m1}\n"
+         "spec: {address: 127.0.0.1}\n---\n"
+         "apiVersion: clusterctl/v1\nkind: Machine\nmetadata: {name: m2}\n"
+         "spec: {address: 127.0.0.2}\n"},
+        {"services.yaml", services}};
     history.push_back(s);
     return sha;
   }
@@ -1036,6 +1038,40 @@ spec:
   EXPECT_TRUE(world_->TakeCalls().empty());
   EXPECT_EQ(world_->StateOf("legacy@m2"), ObservedState::kFailed);
   EXPECT_TRUE(HasAlert("drift_observed/m2/legacy"));
+}
+
+// Sync windows: a deny window holds the changes of a new revision (shown
+// in status), a crash is still repaired inside it (repairDrift: always),
+// and when it closes the change is made and the revision recorded.
+TEST_F(DaemonTest, ADenyWindowHoldsANewRevisionUntilItEndsButNotADriftRepair) {
+  world_->Push(kServices, "first");
+  Start();
+  Converge();
+  // 2026-01-01 00:00 UTC on the fake clock: a freeze from midnight to 02:00.
+  std::string changed = kServices;
+  changed.replace(changed.find("/usr/bin/db"), 11, "/usr/bin/db2");
+  const std::string second = world_->Push(
+      changed, "db2",
+      "{windows: [{name: freeze, kind: deny, schedule: \"0 0 * * *\", duration: 2h}]}");
+  clock_.Advance(10 * kSecond);
+  Pass();
+  EXPECT_TRUE(world_->TakeCalls().empty());
+  const nlohmann::json db = daemon_->Status()["services"]["db"]["instances"]["m1"];
+  EXPECT_NE(db["reason"].get<std::string>().find("in deny window freeze"), std::string::npos)
+      << db.dump();
+  EXPECT_TRUE(AuditOf("revision_applied").size() == 1u);  // Only the first, so far.
+  // A crash inside the window is repaired (repairDrift: always).
+  world_->Crash("app@m2");
+  daemon_->ReconcileOnce();
+  EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"start app@m2"}));
+  // The window closes: db gets its new spec (and its dependents follow).
+  clock_.Advance(2 * 60 * kMinute);
+  daemon_->ReconcileOnce();
+  const auto calls = world_->TakeCalls();
+  ASSERT_FALSE(calls.empty());
+  EXPECT_EQ(calls[0], "restart db@m1");
+  ASSERT_EQ(AuditOf("revision_applied").size(), 2u);
+  EXPECT_EQ(AuditOf("revision_applied")[1].revision, second.substr(0, 7));
 }
 
 }  // namespace
