@@ -102,9 +102,13 @@ int RunRollback(Globals* g, const RollbackOptions& o) {
                              : o.message) +
           "\n\nRolled back revisions: " + rolled_back,
       target.commit);
+  desired_state::CommitSigner signer;
+  if (Status s = controller::CommitSignerOf(g->config, &signer); !s.ok()) {
+    return ReportError(*g, s);
+  }
   std::string push_error;
   auto commit = (*source)->CommitTreeOf(target.commit, message, EnvOr("GIT_AUTHOR_NAME", user),
-                                        EnvOr("GIT_AUTHOR_EMAIL", actor), &push_error);
+                                        EnvOr("GIT_AUTHOR_EMAIL", actor), &push_error, signer);
   if (!commit.ok()) return ReportError(*g, commit.status());
   q.rollback_commit = commit->commit;
   q.created_ms = WallClockMs();
@@ -150,7 +154,8 @@ CommandFn SetupRollback(CLI::App* sub, Globals* g) {
   sub->add_flag("--apply", o->apply, "Converge right away");
   sub->footer(
       "Writes a new commit on the branch whose tree equals the earlier revision's, authored\n"
-      "by you ($GIT_AUTHOR_NAME/$GIT_AUTHOR_EMAIL), and pushes it when the repository is\n"
+      "by you ($GIT_AUTHOR_NAME/$GIT_AUTHOR_EMAIL), signed with repo.signingKey when the\n"
+      "config sets one (required when repo.verify is on), and pushes it when the repository is\n"
       "remote. History is never rewritten. The rolled-back revisions are quarantined:\n"
       "clusterd never applies them again, even if the push is refused, until a newer\n"
       "commit arrives. Example: clusterctl rollback --steps 1 -m \"ollama 0.5 breaks tools\"");

@@ -104,6 +104,7 @@ Result<Config> LoadConfig(const std::string& path) {
   c.branch = repo.value("branch", c.branch);
   c.poll_seconds = repo.value("pollSeconds", c.poll_seconds);
   c.fetch_timeout_seconds = repo.value("fetchTimeoutSeconds", c.fetch_timeout_seconds);
+  c.signing_key = abs(repo.value("signingKey", ""));
   if (repo.contains("verify")) {
     c.verify_mode = repo["verify"].value("mode", c.verify_mode);
     c.allowed_signers_file = abs(repo["verify"].value("allowedSignersFile", ""));
@@ -244,6 +245,22 @@ Result<std::string> ReadControllerSecret(const std::string& path, const char* wh
   std::getline(in, line);
   while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
   return line;
+}
+
+Status CommitSignerOf(const Config& c, desired_state::CommitSigner* signer) {
+  *signer = nullptr;
+  if (!c.signing_key.empty()) {
+    *signer = desired_state::SshCommitSigner(c.signing_key);
+    return Status::Ok();
+  }
+  if (c.verify_mode != "off") {
+    return Status::Permission(
+        "repo.verify is " + c.verify_mode +
+        ": clusterd refuses unsigned commits, and no repo.signingKey is set to sign this one; "
+        "set repo.signingKey to a key of the allowed signers file (docs/operations.md, signed "
+        "commits)");
+  }
+  return Status::Ok();
 }
 
 }  // namespace clusterctl::controller

@@ -11,6 +11,7 @@
 
 #include "base/secret_file.h"
 #include "base/status.h"
+#include "desired-state/commit_signer.h"
 #include "desired-state/diagnostics.h"
 #include "desired-state/loader.h"
 #include "notify/notification.h"
@@ -28,6 +29,9 @@ struct Config {
   // allowed_signers file. Default: off.
   std::string verify_mode = "off";
   std::string allowed_signers_file;
+  // repo.signingKey: the ssh key that signs the commits clusterctl and
+  // clusterd write (rollback, stop/start). Default: none (unsigned).
+  std::string signing_key;
   std::string data_dir;  // Default: $XDG_STATE_HOME/clusterctl or ~/.local/state/clusterctl.
   std::string listen = "127.0.0.1:7480";  // Default: 127.0.0.1:7480.
   std::string token_file;
@@ -96,5 +100,11 @@ SecretsPolicy SecretsPolicyOf(const Config& c, const std::string& data_dir);
 // The options every load of a revision by clusterd or clusterctl uses: the
 // defaults plus SecretsPolicyOf(c, data_dir).
 desired_state::LoadOptions LoadOptionsOf(const Config& c, const std::string& data_dir);
+
+// How the commits clusterctl and clusterd write are signed: with
+// repo.signingKey when set (*signer gets an ssh-keygen signer), else
+// unsigned (*signer empty). Permission error when repo.verify is on and no
+// key is set: clusterd would refuse the unsigned commit.
+Status CommitSignerOf(const Config& c, desired_state::CommitSigner* signer);
 
 }  // namespace clusterctl::controller

@@ -568,6 +568,14 @@ struct GitSource::Impl {
   }
 
   Result<Snapshot> ReadCommit(const git_commit* commit);
+
+  // Makes commit `id` (child of `parent_id`) the branch head: for a local
+  // repository by moving the branch (only from `parent_id`); for a URL by a
+  // branch clusterctl/<purpose>-<sha7> in the cache pushed to the remote
+  // branch, a refused push reported in *push_error. `keep`: that branch
+  // survives fetches until merged (rollback commits).
+  Result<Revision> PublishCommit(const git_oid& id, const git_oid& parent_id,
+                                 const std::string& purpose, bool keep, std::string* push_error);
 };
 
 Result<Snapshot> GitSource::Impl::ReadCommit(const git_commit* commit) {
@@ -900,10 +908,97 @@ Status PushTo(git_repository* repo, const std::string& url, const std::string& l
 
 }  // namespace
 
+namespace {
+
+using SignaturePtr = std::unique_ptr<git_signature, GitDeleter<git_signature, git_signature_free>>;
+
+// Writes a commit of `tree` on `parent` (not moving any reference), signed
+// by `sign` when it is set. Returns its id.
+Result<git_oid> WriteCommitObject(git_repository* repo, const git_tree* tree,
+                                  const git_commit* parent, const std::string& message,
+                                  const std::string& author_name, const std::string& author_email,
+                                  const CommitSigner& sign) {
+  git_signature* raw_sig = nullptr;
+  if (int rc = git_signature_now(&raw_sig, author_name.c_str(), author_email.c_str()); rc < 0) {
+    return GitStatus(rc, "making the commit's author line",
+                     "set $GIT_AUTHOR_NAME and $GIT_AUTHOR_EMAIL");
+  }
+  SignaturePtr sig(raw_sig);
+  const git_commit* parents[] = {parent};
+  git_oid id;
+  if (!sign) {
+    if (int rc = git_commit_create(&id, repo, nullptr, sig.get(), sig.get(), "UTF-8",
+                                   message.c_str(), tree, 1, parents);
+        rc < 0) {
+      return GitStatus(rc, "writing the commit");
+    }
+    return id;
+  }
+  git_buf raw_buf = GIT_BUF_INIT;
+  if (int rc = git_commit_create_buffer(&raw_buf, repo, sig.get(), sig.get(), "UTF-8",
+                                        message.c_str(), tree, 1, parents);
+      rc < 0) {
+    return GitStatus(rc, "writing the commit");
+  }
+  BufPtr buf(&raw_buf);
+  Result<std::string> signature = sign(std::string(raw_buf.ptr, raw_buf.size));
+  if (!signature.ok()) return signature.status();
+  if (int rc =
+          git_commit_create_with_signature(&id, repo, raw_buf.ptr, signature->c_str(), "gpgsig");
+      rc < 0) {
+    return GitStatus(rc, "writing the signed commit");
+  }
+  return id;
+}
+
+}  // namespace
+
+Result<Revision> GitSource::Impl::PublishCommit(const git_oid& id, const git_oid& parent_id,
+                                                const std::string& purpose, bool keep,
+                                                std::string* push_error) {
+  char hex[GIT_OID_HEXSZ + 1] = {0};
+  git_oid_tostr(hex, sizeof hex, &id);
+  const std::string reflog = "clusterctl: " + purpose;
+  if (!remote) {
+    git_reference* ref = nullptr;
+    const std::string name = "refs/heads/" + options.branch;
+    int rc = git_reference_create_matching(&ref, repo.get(), name.c_str(), &id, 1, &parent_id,
+                                           reflog.c_str());
+    if (rc < 0) {
+      return GitStatus(rc, "moving branch " + Quote(options.branch),
+                       "the branch moved meanwhile; run the command again");
+    }
+    git_reference_free(ref);
+  } else {
+    const std::string local = "refs/heads/clusterctl/" + purpose + "-" + std::string(hex, 7);
+    git_reference* ref = nullptr;
+    if (int rc = git_reference_create(&ref, repo.get(), local.c_str(), &id, 1, reflog.c_str());
+        rc < 0) {
+      return GitStatus(rc, "creating branch " + Quote(local));
+    }
+    git_reference_free(ref);
+    if (keep) {
+      // The local branch is a mirror of the remote's branches: the next fetch
+      // prunes it. This ref outside refs/heads keeps it (see KeepRollbackBranches).
+      const std::string kept = std::string(kRollbackRefs) + hex;
+      if (int rc = git_reference_create(&ref, repo.get(), kept.c_str(), &id, 1, reflog.c_str());
+          rc < 0) {
+        return GitStatus(rc, "creating reference " + Quote(kept));
+      }
+      git_reference_free(ref);
+    }
+    Status pushed = PushTo(repo.get(), options.repo, local, "refs/heads/" + options.branch);
+    if (!pushed.ok() && push_error != nullptr) *push_error = pushed.message();
+  }
+  Result<CommitPtr> made = LookupCommit(hex);
+  if (!made.ok()) return made.status();
+  return ToRevision(made->get());
+}
+
 Result<Revision> GitSource::CommitTreeOf(const std::string& target, const std::string& message,
                                          const std::string& author_name,
-                                         const std::string& author_email,
-                                         std::string* push_error) try {
+                                         const std::string& author_email, std::string* push_error,
+                                         const CommitSigner& sign) try {
   std::lock_guard<std::mutex> g(impl_->mu);
   Result<CommitPtr> t = impl_->LookupCommit(target);
   if (!t.ok()) return t.status();
@@ -914,58 +1009,76 @@ Result<Revision> GitSource::CommitTreeOf(const std::string& target, const std::s
     return GitStatus(rc, "reading the tree of " + Quote(target));
   }
   TreePtr tree(raw_tree);
-  git_signature* sig = nullptr;
-  if (int rc = git_signature_now(&sig, author_name.c_str(), author_email.c_str()); rc < 0) {
-    return GitStatus(rc, "making the commit signature");
-  }
-  std::unique_ptr<git_signature, GitDeleter<git_signature, git_signature_free>> sig_ptr(sig);
-  const git_commit* parents[] = {head->get()};
-  git_oid id;
-  if (int rc = git_commit_create(&id, impl_->repo.get(), nullptr, sig, sig, "UTF-8",
-                                 message.c_str(), tree.get(), 1, parents);
-      rc < 0) {
-    return GitStatus(rc, "writing the rollback commit");
-  }
-  char hex[GIT_OID_HEXSZ + 1] = {0};
-  git_oid_tostr(hex, sizeof hex, &id);
-  const git_oid* parent_id = git_commit_id(head->get());
-  if (!impl_->remote) {
-    git_reference* ref = nullptr;
-    const std::string name = "refs/heads/" + impl_->options.branch;
-    int rc = git_reference_create_matching(&ref, impl_->repo.get(), name.c_str(), &id, 1, parent_id,
-                                           "clusterctl: rollback");
-    if (rc < 0) {
-      return GitStatus(rc, "moving branch " + Quote(impl_->options.branch),
-                       "the branch moved meanwhile; run the rollback again");
-    }
-    git_reference_free(ref);
-  } else {
-    const std::string local = "refs/heads/clusterctl/rollback-" + std::string(hex, 7);
-    git_reference* ref = nullptr;
-    if (int rc = git_reference_create(&ref, impl_->repo.get(), local.c_str(), &id, 1,
-                                      "clusterctl: rollback");
-        rc < 0) {
-      return GitStatus(rc, "creating branch " + Quote(local));
-    }
-    git_reference_free(ref);
-    // The local branch is a mirror of the remote's branches: the next fetch
-    // prunes it. This ref outside refs/heads keeps it (see KeepRollbackBranches).
-    const std::string kept = std::string(kRollbackRefs) + hex;
-    if (int rc = git_reference_create(&ref, impl_->repo.get(), kept.c_str(), &id, 1,
-                                      "clusterctl: rollback");
-        rc < 0) {
-      return GitStatus(rc, "creating reference " + Quote(kept));
-    }
-    git_reference_free(ref);
-    Status pushed = PushTo(impl_->repo.get(), impl_->options.repo, local,
-                           "refs/heads/" + impl_->options.branch);
-    if (!pushed.ok() && push_error != nullptr) *push_error = pushed.message();
-  }
-  Result<CommitPtr> made = impl_->LookupCommit(hex);
-  if (!made.ok()) return made.status();
-  return Impl::ToRevision(made->get());
+  Result<git_oid> id = WriteCommitObject(impl_->repo.get(), tree.get(), head->get(), message,
+                                         author_name, author_email, sign);
+  if (!id.ok()) return id.status().Annotate("writing the rollback commit");
+  return impl_->PublishCommit(*id, *git_commit_id(head->get()), "rollback", /*keep=*/true,
+                              push_error);
 } catch (const std::exception& e) {
   return Status::Internal(std::string("writing the rollback commit: ") + RedactUrls(e.what()));
+}
+
+Result<Revision> GitSource::CommitEdits(const std::string& expected_head,
+                                        const std::vector<FileEdit>& edits,
+                                        const std::string& message, const std::string& author_name,
+                                        const std::string& author_email, bool push,
+                                        std::string* push_error, const CommitSigner& sign) try {
+  std::lock_guard<std::mutex> g(impl_->mu);
+  Result<CommitPtr> head = impl_->LookupCommit("");
+  if (!head.ok()) return head.status();
+  char head_hex[GIT_OID_HEXSZ + 1] = {0};
+  git_oid_tostr(head_hex, sizeof head_hex, git_commit_id(head->get()));
+  if (!expected_head.empty() && expected_head != head_hex) {
+    return Status(Code::kConflict, "the branch moved from " + expected_head.substr(0, 7) + " to " +
+                                       std::string(head_hex, 7) +
+                                       " meanwhile; run the command again");
+  }
+  git_tree* raw_base = nullptr;
+  if (int rc = git_commit_tree(&raw_base, head->get()); rc < 0) {
+    return GitStatus(rc, "reading the tree of the branch head");
+  }
+  TreePtr base(raw_base);
+  std::vector<git_tree_update> updates(edits.size());
+  for (size_t i = 0; i < edits.size(); ++i) {
+    git_tree_update& u = updates[i];
+    u.path = edits[i].path.c_str();
+    if (!edits[i].content) {
+      u.action = GIT_TREE_UPDATE_REMOVE;
+      continue;
+    }
+    u.action = GIT_TREE_UPDATE_UPSERT;
+    u.filemode = GIT_FILEMODE_BLOB;
+    if (int rc = git_blob_create_from_buffer(&u.id, impl_->repo.get(), edits[i].content->data(),
+                                             edits[i].content->size());
+        rc < 0) {
+      return GitStatus(rc, "writing " + Quote(edits[i].path));
+    }
+  }
+  git_oid tree_id;
+  if (int rc = git_tree_create_updated(&tree_id, impl_->repo.get(), base.get(), updates.size(),
+                                       updates.data());
+      rc < 0) {
+    return GitStatus(rc, "writing the changed tree");
+  }
+  git_tree* raw_tree = nullptr;
+  if (int rc = git_tree_lookup(&raw_tree, impl_->repo.get(), &tree_id); rc < 0) {
+    return GitStatus(rc, "reading the changed tree");
+  }
+  TreePtr tree(raw_tree);
+  Result<git_oid> id = WriteCommitObject(impl_->repo.get(), tree.get(), head->get(), message,
+                                         author_name, author_email, sign);
+  if (!id.ok()) return id.status();
+  if (!push) {
+    char hex[GIT_OID_HEXSZ + 1] = {0};
+    git_oid_tostr(hex, sizeof hex, &*id);
+    Result<CommitPtr> made = impl_->LookupCommit(hex);
+    if (!made.ok()) return made.status();
+    return Impl::ToRevision(made->get());
+  }
+  return impl_->PublishCommit(*id, *git_commit_id(head->get()), "change", /*keep=*/false,
+                              push_error);
+} catch (const std::exception& e) {
+  return Status::Internal(std::string("writing the commit: ") + RedactUrls(e.what()));
 }
 
 Status GitSource::Fetch() try {

@@ -16,10 +16,12 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/status.h"
+#include "desired-state/commit_signer.h"
 #include "desired-state/diagnostics.h"
 #include "desired-state/model.h"
 
@@ -151,9 +153,29 @@ class GitSource : public RevisionSource {
   // "clusterctl/rollback-<short sha>" and pushed to the remote branch. A
   // refused push (a protected branch) leaves the commit on that local branch
   // and is reported in *push_error (the commit itself is returned).
+  // `sign`, when set, signs the commit (commit_signer.h).
   Result<Revision> CommitTreeOf(const std::string& target, const std::string& message,
                                 const std::string& author_name, const std::string& author_email,
-                                std::string* push_error);
+                                std::string* push_error, const CommitSigner& sign = nullptr);
+
+  // One file change of CommitEdits: `content` written at `path` (a path
+  // from the repository root with "/"), or the file removed when absent.
+  struct FileEdit {
+    std::string path;
+    std::optional<std::string> content;
+  };
+
+  // Writes a commit whose tree is the branch head's with `edits` applied and
+  // whose parent is the head, which must still be `expected_head` (a full
+  // SHA; empty: any) or the answer is Code::kConflict. With `push`, it is
+  // published like a rollback commit (moved onto the local branch, or pushed
+  // from a branch "clusterctl/change-<short sha>" whose refusal lands in
+  // *push_error and is not kept across fetches). Without `push`, the commit
+  // only exists as an object (for printing it as a patch).
+  Result<Revision> CommitEdits(const std::string& expected_head, const std::vector<FileEdit>& edits,
+                               const std::string& message, const std::string& author_name,
+                               const std::string& author_email, bool push, std::string* push_error,
+                               const CommitSigner& sign = nullptr);
 
   // The path of the git directory actually read (the cache for URLs).
   const std::string& git_dir() const;

@@ -1,23 +1,9 @@
 #include "notify/sinks.h"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <chrono>
-#include <cstring>
-#include <thread>
-
 // httplib is heavy to compile: included in this file only.
 #include <httplib.h>
 
-#include "base/clock.h"
-
-extern char** environ;
+#include "base/subprocess.h"
 
 namespace clusterctl::notify {
 
@@ -63,57 +49,15 @@ Status Post(const SinkConfig& sink, const std::string& body, const httplib::Head
 // Runs argv with `input` on stdin; OK when it exits 0 within the timeout.
 Status RunCommand(const SinkConfig& sink, const std::string& input) {
   if (sink.command.empty()) return Status::Invalid("sink " + sink.name + ": no command");
-  int in[2];
-  if (pipe2(in, O_CLOEXEC) != 0) return Status::Internal(std::string("pipe: ") + strerror(errno));
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  std::vector<char*> argv;
-  for (const auto& a : sink.command) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  const int err = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  close(in[0]);
-  if (err != 0) {
-    close(in[1]);
-    return Status(Code::kUnavailable,
-                  "sink " + sink.name + ": cannot run " + sink.command[0] + ": " + strerror(err));
-  }
-  const SteadyTime deadline = SteadyNow() + std::chrono::seconds(sink.timeout_seconds);
-  // Write the notification; a program that does not read it all is fine.
-  signal(SIGPIPE, SIG_IGN);
-  size_t off = 0;
-  while (off < input.size() && SteadyNow() < deadline) {
-    ssize_t n = write(in[1], input.data() + off, input.size() - off);
-    if (n > 0) {
-      off += static_cast<size_t>(n);
-    } else if (n < 0 && errno != EINTR && errno != EAGAIN) {
-      break;
-    }
-  }
-  close(in[1]);
-  int status = 0;
-  for (;;) {
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) break;
-    if (r < 0 && errno != EINTR)
-      return Status::Internal("waitpid: " + std::string(strerror(errno)));
-    if (SteadyNow() >= deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      return Status(Code::kTimeout, "sink " + sink.name + ": " + sink.command[0] +
-                                        " did not finish within " +
-                                        std::to_string(sink.timeout_seconds) + " s");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status::Ok();
+  ProcessOptions options;
+  options.input = input;
+  options.timeout_ms = sink.timeout_seconds * 1000;
+  options.capture_output = false;
+  Result<ProcessResult> r = RunProcess(sink.command, options);
+  if (!r.ok()) return Status(r.status().code(), "sink " + sink.name + ": " + r.status().message());
+  if (r->exit_code == 0) return Status::Ok();
   return Status(Code::kUnavailable,
-                "sink " + sink.name + ": " + sink.command[0] +
-                    (WIFEXITED(status) ? " exited " + std::to_string(WEXITSTATUS(status))
-                                       : " killed by signal " + std::to_string(WTERMSIG(status))));
+                "sink " + sink.name + ": " + sink.command[0] + " " + DescribeExit(*r));
 }
 
 }  // namespace

@@ -45,6 +45,35 @@ TEST(ApiConfigTest, LimitsComeFromTheApiBlockWithDefaults) {
       << bad.status().message();
 }
 
+// repo.signingKey: commits clusterctl writes are signed with it; with
+// repo.verify on and no key, writing one is refused before anything happens.
+TEST(SigningConfigTest, TheSigningKeyIsRelativeToTheFileAndRequiredWhenVerifyIsOn) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.Sub("off.yaml"), "repo: {url: /srv/git/c.git}\n");
+  Result<Config> off = LoadConfig(dir.Sub("off.yaml"));
+  ASSERT_TRUE(off.ok()) << off.status().ToString();
+  desired_state::CommitSigner signer;
+  EXPECT_TRUE(CommitSignerOf(*off, &signer).ok());
+  EXPECT_FALSE(signer);
+
+  testing::WriteFile(dir.Sub("verify.yaml"),
+                     "repo: {url: /srv/git/c.git, verify: {mode: head, allowedSignersFile: a}}\n");
+  Result<Config> verify = LoadConfig(dir.Sub("verify.yaml"));
+  ASSERT_TRUE(verify.ok()) << verify.status().ToString();
+  Status refused = CommitSignerOf(*verify, &signer);
+  EXPECT_EQ(refused.code(), Code::kPermission);
+  EXPECT_NE(refused.message().find("repo.signingKey"), std::string::npos) << refused.message();
+
+  testing::WriteFile(dir.Sub("key.yaml"),
+                     "repo: {url: /srv/git/c.git, signingKey: keys/id.pub,\n"
+                     "       verify: {mode: head, allowedSignersFile: a}}\n");
+  Result<Config> key = LoadConfig(dir.Sub("key.yaml"));
+  ASSERT_TRUE(key.ok()) << key.status().ToString();
+  EXPECT_EQ(key->signing_key, dir.Sub("keys/id.pub"));
+  EXPECT_TRUE(CommitSignerOf(*key, &signer).ok());
+  EXPECT_TRUE(signer);
+}
+
 TEST(RedisConfigTest, ElectionDurationsComeFromTheRedisBlockWithTheElectorsDefaults) {
   testing::TempDir dir;
   testing::WriteFile(dir.Sub("none.yaml"), "listen: 127.0.0.1:7480\n");

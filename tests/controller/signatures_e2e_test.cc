@@ -10,6 +10,7 @@
 
 #include "tests/harness/audit_records.h"
 #include "tests/harness/demo_cluster.h"
+#include "tests/harness/git_repo.h"
 #include "tests/harness/paths.h"
 #include "tests/harness/process.h"
 #include "tests/harness/temp_dir.h"
@@ -122,6 +123,46 @@ TEST_F(SignaturesTest, OnlyCommitsSignedByAnAllowedSignerAreApplied) {
   const std::string fixed = demo_.repo().Rev();
   Push();
   EXPECT_TRUE(WaitFor([&] { return InForce() == fixed; }, seconds(30), milliseconds(300))) << Log();
+}
+
+// repo.signingKey (issue 15): with repo.verify on, clusterctl rollback
+// refuses to write an unsigned commit that clusterd would refuse, and signs
+// it with the configured key, so clusterd applies it.
+TEST_F(SignaturesTest, ARollbackIsSignedWithTheSigningKeyAndApplied) {
+  clusterd_ = std::make_unique<testing::Process>(
+      std::vector<std::string>{testing::ClusterdBin(), "--config", demo_.config_path()},
+      testing::OutputTo(demo_.dir() + "/clusterd.log"));
+  const std::string first = demo_.repo().Rev();
+  ASSERT_TRUE(WaitFor([&] { return InForce() == first; }, seconds(90), milliseconds(300))) << Log();
+  demo_.repo().Git("commit -q --allow-empty -m 'signed second'");
+  const std::string second = demo_.repo().Rev();
+  Push();
+  ASSERT_TRUE(WaitFor([&] { return InForce() == second; }, seconds(30), milliseconds(300)))
+      << Log();
+
+  testing::GitRepo origin(demo_.origin(), /*bare=*/true);
+  std::string out;
+  EXPECT_NE(0, demo_.Cli("rollback --steps 1", &out));
+  EXPECT_NE(std::string::npos, out.find("repo.signingKey")) << out;
+  EXPECT_EQ(second, origin.Rev("main"));  // Nothing written.
+
+  std::string config = testing::ReadFile(demo_.config_path());
+  config.insert(config.find("verify:"), "signingKey: " + signing_.keys.Sub("allowed") + ", ");
+  testing::WriteFile(demo_.config_path(), config);
+  ASSERT_EQ(0, demo_.Cli("rollback --steps 1 -m 'signed rollback'", &out)) << out;
+  const std::string rollback = origin.Rev("main");
+  ASSERT_NE(second, rollback);
+  // git itself (the oracle) finds a good signature by the allowed signer.
+  EXPECT_NE(std::string::npos,
+            origin
+                .Git("-c gpg.ssh.allowedSignersFile=" + signing_.keys.Sub("allowed_signers") +
+                     " log -1 --format=%G?%GS " + rollback)
+                .find("Gdeploy@example.com"));
+  EXPECT_TRUE(WaitFor([&] { return InForce() == rollback; }, seconds(30), milliseconds(300)))
+      << Log();
+  for (const auto& r : testing::AuditRecordsOf(demo_.data_dir())) {
+    EXPECT_NE("revision_rejected", r.action) << r.detail;
+  }
 }
 
 }  // namespace

@@ -14,12 +14,14 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <map>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "desired-state/commit_signature.h"
 #include "tests/harness/temp_dir.h"
 
 namespace clusterctl::desired_state {
@@ -677,6 +679,79 @@ TEST_F(GitSourceTest, ARollbackBranchWhosePushWasRefusedSurvivesFetchesUntilMerg
   ASSERT_TRUE(source->Fetch().ok());
   ASSERT_TRUE(source->Fetch().ok());
   EXPECT_EQ(source->Resolve(branch).status().code(), Code::kNotFound);
+}
+
+// repo.signingKey (issue 15): a commit signed through CommitSigner carries
+// an SSHSIG that the in-process verifier and git itself accept.
+TEST_F(GitSourceTest, ASignedRollbackCommitVerifiesWithTheAllowedKey) {
+  std::string v1 = Commit({{"cluster.yaml", "v: 1\n"}});
+  Commit({{"cluster.yaml", "v: 2\n"}});
+  TempDir keys;
+  ASSERT_EQ(RunShell("ssh-keygen -q -t ed25519 -N '' -C signer -f " + keys.Sub("k")), 0);
+  auto source = MustOpenLocal();
+  ASSERT_NE(source, nullptr);
+  std::string push_error;
+  auto rollback = source->CommitTreeOf(v1, "Roll back", "A", "a@example.com", &push_error,
+                                       SshCommitSigner(keys.Sub("k")));
+  ASSERT_TRUE(rollback.ok()) << rollback.status().ToString();
+  auto data = source->SignatureData(rollback->commit);
+  ASSERT_TRUE(data.ok()) << data.status().ToString();
+  ASSERT_THAT(data->signature, StartsWith("-----BEGIN SSH SIGNATURE-----"));
+  auto allowed =
+      AllowedSigners::Parse("ops@example.com " + ReadFile(keys.Sub("k.pub")), "allowed_signers");
+  ASSERT_TRUE(allowed.ok()) << allowed.status().ToString();
+  SignatureCheck check = VerifyCommitSignature(data->signed_data, data->signature, *allowed,
+                                               static_cast<int64_t>(std::time(nullptr)));
+  EXPECT_EQ(check.verdict, SignatureCheck::kValid) << check.reason;
+  EXPECT_EQ(check.signer, "ops@example.com");
+  WriteFile(keys.Sub("allowed"), "ops@example.com " + ReadFile(keys.Sub("k.pub")));
+  EXPECT_THAT(Git(work_, "-c gpg.ssh.allowedSignersFile=" + keys.Sub("allowed") +
+                             " log -1 --format=%G? " + rollback->commit),
+              StartsWith("G"));
+  EXPECT_EQ(Git(work_, "rev-parse main^{tree}"), Git(work_, "rev-parse " + v1 + "^{tree}"));
+}
+
+TEST_F(GitSourceTest, ASignerThatFailsWritesNoCommitAndNamesTheKey) {
+  std::string v1 = Commit({{"cluster.yaml", "v: 1\n"}});
+  const std::string head = Commit({{"cluster.yaml", "v: 2\n"}});
+  auto source = MustOpenLocal();
+  ASSERT_NE(source, nullptr);
+  std::string push_error;
+  auto rollback = source->CommitTreeOf(v1, "Roll back", "A", "a@example.com", &push_error,
+                                       SshCommitSigner("/nonexistent/key"));
+  ASSERT_FALSE(rollback.ok());
+  EXPECT_THAT(rollback.status().message(), HasSubstr("/nonexistent/key"));
+  EXPECT_EQ(Git(work_, "rev-parse main"), head);
+}
+
+// CommitEdits, the writer of clusterctl stop|start: a file replaced, one
+// added, one removed, on top of the head; a moved head is a conflict.
+TEST_F(GitSourceTest, CommitEditsChangesFilesOnTopOfTheHead) {
+  Commit({{"cluster.yaml", "v: 1\n"}, {"services/a.yaml", "a: 1\n"}, {"old.yaml", "o: 1\n"}});
+  const std::string head = Git(work_, "rev-parse main");
+  auto source = MustOpenLocal();
+  ASSERT_NE(source, nullptr);
+  std::string push_error;
+  auto stale = source->CommitEdits("0000000000000000000000000000000000000000",
+                                   {{"services/a.yaml", "a: 2\n"}}, "m", "A", "a@example.com", true,
+                                   &push_error);
+  EXPECT_EQ(stale.status().code(), Code::kConflict);
+  auto made = source->CommitEdits(
+      head, {{"services/a.yaml", "a: 2\n"}, {"services/new/b.yaml", "b: 1\n"}, {"old.yaml", {}}},
+      "Stop a\n\nClusterctl-Command: stop a\n", "A", "a@example.com", true, &push_error);
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  EXPECT_EQ(Git(work_, "rev-parse main"), made->commit);
+  EXPECT_EQ(Git(work_, "rev-parse main^"), head);
+  auto snap = source->Read("");
+  ASSERT_TRUE(snap.ok()) << snap.status().ToString();
+  EXPECT_THAT(Paths(*snap), ElementsAre("cluster.yaml", "services/a.yaml", "services/new/b.yaml"));
+  EXPECT_EQ(snap->files[1].content, "a: 2\n");
+  // Without push the commit exists but the branch stays.
+  auto unpublished = source->CommitEdits(made->commit, {{"services/a.yaml", "a: 3\n"}}, "m", "A",
+                                         "a@example.com", false, &push_error);
+  ASSERT_TRUE(unpublished.ok()) << unpublished.status().ToString();
+  EXPECT_EQ(Git(work_, "rev-parse main"), made->commit);
+  EXPECT_EQ(Git(work_, "rev-parse " + unpublished->commit + "^"), made->commit);
 }
 
 // ---------------------------------------------------------------------------
