@@ -29,6 +29,10 @@ const std::vector<Command>& AllCommands() {
        "Run every probe once: pass/fail and latency per instance.\n"
        "Exit 0 when every critical probe passes.",
        SetupProbe},
+      {"stop", "Stop a service (or the cluster) through git: a commit clusterd converges.",
+       SetupStop},
+      {"start", "Start a service (or the cluster) through git: a commit clusterd converges.",
+       SetupStart},
       {"restart", "Rolling restart of a service without a desired-state change.", SetupRestart},
       {"why", "Explain an instance: desired vs observed, the planned step, what blocks it.",
        SetupWhy},

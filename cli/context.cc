@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
@@ -40,6 +41,12 @@ Result<desired_state::Snapshot> Globals::ReadRevision(const std::string& rev) co
     }
     return desired_state::ReadDirectory(repo);
   }
+  auto source = OpenSource();
+  if (!source.ok()) return source.status();
+  return (*source)->Read(rev);
+}
+
+Result<std::unique_ptr<desired_state::GitSource>> Globals::OpenSource() const {
   desired_state::GitSource::Options opts;
   opts.repo = repo;
   opts.branch = branch;
@@ -47,8 +54,8 @@ Result<desired_state::Snapshot> Globals::ReadRevision(const std::string& rev) co
   opts.fetch_timeout_seconds = config.fetch_timeout_seconds;
   auto source = desired_state::GitSource::Open(opts);
   if (!source.ok()) return source.status();
-  if (remote) CLUSTERCTL_RETURN_IF_ERROR((*source)->Fetch());
-  return (*source)->Read(rev);
+  CLUSTERCTL_RETURN_IF_ERROR((*source)->Fetch());  // A no-op for a local repository.
+  return source;
 }
 
 int ReportError(const Globals& g, const Status& status) {
@@ -70,6 +77,15 @@ std::string CurrentActor() {
   char host[256] = {0};
   gethostname(host, sizeof host - 1);
   return user + "@" + host;
+}
+
+CommitAuthor CurrentAuthor() {
+  auto env_or = [](const char* name, const std::string& fallback) {
+    const char* v = std::getenv(name);
+    return v != nullptr && *v ? std::string(v) : fallback;
+  };
+  return {env_or("GIT_AUTHOR_NAME", env_or("USER", "clusterctl")),
+          env_or("GIT_AUTHOR_EMAIL", CurrentActor())};
 }
 
 }  // namespace clusterctl::cli

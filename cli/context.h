@@ -6,6 +6,7 @@
 #pragma once
 
 #include <iosfwd>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -41,6 +42,10 @@ struct Globals {
   // Loads the config file (lookup order of SPEC.md) and applies the flags.
   Status Resolve();
 
+  // The repository of the desired state as a GitSource (a URL is cloned into
+  // or fetched in <data_dir>/repos first).
+  Result<std::unique_ptr<desired_state::GitSource>> OpenSource() const;
+
   // Reads the files of `rev` (empty: head of the branch). A local directory
   // that is not a git repository is read from disk (rev must be empty).
   Result<desired_state::Snapshot> ReadRevision(const std::string& rev) const;
@@ -53,5 +58,12 @@ int ReportError(const Globals& g, const Status& status);
 
 // "user@host" of whoever runs the command (audit actor).
 std::string CurrentActor();
+
+// The author of commits clusterctl writes: $GIT_AUTHOR_NAME (else $USER)
+// and $GIT_AUTHOR_EMAIL (else CurrentActor()).
+struct CommitAuthor {
+  std::string name, email;
+};
+CommitAuthor CurrentAuthor();
 
 }  // namespace clusterctl::cli

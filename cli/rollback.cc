@@ -23,11 +23,6 @@ struct RollbackOptions {
   bool apply = false;
 };
 
-std::string EnvOr(const char* name, const std::string& fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v ? v : fallback;
-}
-
 int RunRollback(Globals* g, const RollbackOptions& o) {
   if (o.to.empty() == (o.steps <= 0)) {
     return ReportError(*g, Status::Invalid("give exactly one of --to REV or --steps N "
@@ -51,14 +46,8 @@ int RunRollback(Globals* g, const RollbackOptions& o) {
                                             g->data_dir + "; nothing to roll back to"));
   }
 
-  desired_state::GitSource::Options go;
-  go.repo = g->repo;
-  go.branch = g->branch;
-  go.cache_dir = g->data_dir + "/repos";
-  go.fetch_timeout_seconds = g->config.fetch_timeout_seconds;
-  auto source = desired_state::GitSource::Open(go);
+  auto source = g->OpenSource();
   if (!source.ok()) return ReportError(*g, source.status());
-  if (Status s = (*source)->Fetch(); !s.ok()) return ReportError(*g, s);
 
   size_t index = 0;
   if (o.steps > 0) {
@@ -94,7 +83,6 @@ int RunRollback(Globals* g, const RollbackOptions& o) {
     q.commits.insert(head->commit);  // Also a head that was never applied (rejected).
   }
 
-  const std::string user = EnvOr("USER", "clusterctl");
   const std::string actor = CurrentActor();
   const std::string message = controller::RollbackMessage(
       "Roll back to " + target.commit.substr(0, 7) + ": " + target.message + "\n\n" +
@@ -107,8 +95,9 @@ int RunRollback(Globals* g, const RollbackOptions& o) {
     return ReportError(*g, s);
   }
   std::string push_error;
-  auto commit = (*source)->CommitTreeOf(target.commit, message, EnvOr("GIT_AUTHOR_NAME", user),
-                                        EnvOr("GIT_AUTHOR_EMAIL", actor), &push_error, signer);
+  const CommitAuthor author = CurrentAuthor();
+  auto commit = (*source)->CommitTreeOf(target.commit, message, author.name, author.email,
+                                        &push_error, signer);
   if (!commit.ok()) return ReportError(*g, commit.status());
   q.rollback_commit = commit->commit;
   q.created_ms = WallClockMs();

@@ -110,6 +110,7 @@ Service DecodeService(const YamlDocument& doc, const json& spec, Diagnostics* di
   s.machine_selector = StringMap(spec, "machineSelector");
   OneOf(doc, "/spec", spec, {"machines", "machineSelector"}, "Service spec", diags);
   s.state = State(spec);
+  s.stopped_on = Strings(spec, "stoppedOn");
   s.critical = Filled<bool>(spec, "critical");
   const char* driver = OneOf(doc, "/spec", spec, {"process", "systemd"}, "Service spec", diags);
   if (driver != nullptr && std::string(driver) == "process") {

@@ -1081,6 +1081,46 @@ Result<Revision> GitSource::CommitEdits(const std::string& expected_head,
   return Status::Internal(std::string("writing the commit: ") + RedactUrls(e.what()));
 }
 
+Result<std::string> GitSource::Patch(const std::string& commit) try {
+  std::lock_guard<std::mutex> g(impl_->mu);
+  Result<CommitPtr> c = impl_->LookupCommit(commit);
+  if (!c.ok()) return c.status();
+  git_tree* raw_new = nullptr;
+  git_tree* raw_old = nullptr;
+  if (int rc = git_commit_tree(&raw_new, c->get()); rc < 0) {
+    return GitStatus(rc, "reading the tree of " + Quote(commit));
+  }
+  TreePtr new_tree(raw_new);
+  git_commit* raw_parent = nullptr;
+  if (git_commit_parentcount(c->get()) > 0) {
+    if (int rc = git_commit_parent(&raw_parent, c->get(), 0); rc < 0) {
+      return GitStatus(rc, "reading the parent of " + Quote(commit));
+    }
+  }
+  CommitPtr parent(raw_parent);
+  if (parent) {
+    if (int rc = git_commit_tree(&raw_old, parent.get()); rc < 0) {
+      return GitStatus(rc, "reading the parent's tree of " + Quote(commit));
+    }
+  }
+  TreePtr old_tree(raw_old);
+  git_diff* raw_diff = nullptr;
+  if (int rc = git_diff_tree_to_tree(&raw_diff, impl_->repo.get(), old_tree.get(), new_tree.get(),
+                                     nullptr);
+      rc < 0) {
+    return GitStatus(rc, "comparing " + Quote(commit) + " with its parent");
+  }
+  std::unique_ptr<git_diff, GitDeleter<git_diff, git_diff_free>> diff(raw_diff);
+  git_buf buf = GIT_BUF_INIT;
+  if (int rc = git_diff_to_buf(&buf, diff.get(), GIT_DIFF_FORMAT_PATCH); rc < 0) {
+    return GitStatus(rc, "printing the change of " + Quote(commit));
+  }
+  BufPtr owned(&buf);
+  return std::string(buf.ptr, buf.size);
+} catch (const std::exception& e) {
+  return Status::Internal(std::string("printing a commit: ") + RedactUrls(e.what()));
+}
+
 Status GitSource::Fetch() try {
   if (!impl_->remote) return Status::Ok();
   if (!cloned()) {  // A deferred clone.

@@ -177,6 +177,10 @@ class GitSource : public RevisionSource {
                                const std::string& author_email, bool push, std::string* push_error,
                                const CommitSigner& sign = nullptr);
 
+  // The change `commit` makes to its first parent, as a unified diff
+  // ("diff --git a/... b/..."), for printing a commit not pushed.
+  Result<std::string> Patch(const std::string& commit);
+
   // The path of the git directory actually read (the cache for URLs).
   const std::string& git_dir() const;
 

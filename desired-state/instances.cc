@@ -44,8 +44,10 @@ void ExpandInstances(DesiredState* state) {
     const bool run = state->cluster.state == RunState::kRunning && s.state == RunState::kRunning &&
                      ProfileSelects(active, s.name);
     for (const auto& m : s.machines) {
-      state->instances.push_back(
-          Instance{s.name, m, run ? RunState::kRunning : RunState::kStopped, hash});
+      const bool stopped_here =
+          std::find(s.stopped_on.begin(), s.stopped_on.end(), m) != s.stopped_on.end();
+      state->instances.push_back(Instance{
+          s.name, m, run && !stopped_here ? RunState::kRunning : RunState::kStopped, hash});
     }
   }
 }

@@ -129,6 +129,9 @@ struct Service {
   std::vector<std::string> machines;                    // Explicit list, or
   std::map<std::string, std::string> machine_selector;  // labels to match.
   RunState state = RunState::kRunning;
+  // Machines whose instance is kept stopped whatever `state` says
+  // (`clusterctl stop SERVICE --machine M` writes it). Default: none.
+  std::vector<std::string> stopped_on;
   bool critical = false;
   DriverKind driver = DriverKind::kProcess;
   ProcessSpec process;  // When driver == kProcess.

@@ -222,6 +222,17 @@ void CheckAndResolve(Decoded& in, DesiredState* state, Diagnostics* diags) {
                      s.name + "\"",
                  "define a Machine named \"" + s.machines[j] + "\" or remove it from the list");
     }
+    for (size_t j = 0; j < s.stopped_on.size(); ++j) {
+      if (FindByName(in.machines, s.stopped_on[j]) != nullptr ||
+          in.IsInvalid("Machine", s.stopped_on[j])) {
+        continue;
+      }
+      diags->Add(doc.Locate("/spec/stoppedOn/" + std::to_string(j)),
+                 "unknown machine \"" + s.stopped_on[j] + "\" in spec.stoppedOn of Service \"" +
+                     s.name + "\"",
+                 "remove it from the list (clusterctl start " + s.name + " --machine " +
+                     s.stopped_on[j] + " does)");
+    }
     if (!s.machine_selector.empty()) {
       for (const auto& m : in.machines) {
         if (Matches(m, s.machine_selector)) s.machines.push_back(m.name);

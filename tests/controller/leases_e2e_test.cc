@@ -24,23 +24,15 @@ using testing::WaitFor;
 class LeaseTest : public ::testing::Test {
  protected:
   json Status() { return demo_.Api("/api/v1/status"); }
-  json Instance() {
-    json st = Status();
-    if (!st.contains("services") || !st["services"].contains("tools-server")) return json::object();
-    return st["services"]["tools-server"]["instances"].value("worker-tools", json::object());
-  }
+  json Instance() { return demo_.Instance("tools-server", "worker-tools"); }
   bool Up() {
     json i = Instance();
     return i.value("state", "") == "running" && i.value("ready", false);
   }
-  std::string Log() const { return testing::ReadFile(demo_.dir() + "/clusterd.log"); }
+  std::string Log() const { return demo_.ClusterdLog(); }
   void StartHealthy() {
-    clusterd_ = std::make_unique<testing::Process>(
-        std::vector<std::string>{testing::ClusterdBin(), "--config", demo_.config_path()},
-        testing::OutputTo(demo_.dir() + "/clusterd.log"));
-    ASSERT_TRUE(WaitFor([&] { return Status().value("overall_status", "") == "healthy"; },
-                        seconds(90), milliseconds(300)))
-        << Log();
+    clusterd_ = demo_.StartClusterd();
+    ASSERT_TRUE(demo_.WaitHealthy()) << Log();
   }
   size_t StartsOfToolsServer() {
     size_t n = 0;

@@ -60,7 +60,7 @@ class SignaturesTest : public ::testing::Test {
                           signing_.keys.Sub("allowed_signers") + "}, ");
     testing::WriteFile(demo_.config_path(), config);
   }
-  std::string Log() const { return testing::ReadFile(demo_.dir() + "/clusterd.log"); }
+  std::string Log() const { return demo_.ClusterdLog(); }
   std::string InForce() { return demo_.Api("/api/v1/status").value("revision", ""); }
   // Waits until clusterd refused `commit`, and returns its refusal.
   std::string RefusalOf(const std::string& commit) {
@@ -86,9 +86,7 @@ class SignaturesTest : public ::testing::Test {
 };
 
 TEST_F(SignaturesTest, OnlyCommitsSignedByAnAllowedSignerAreApplied) {
-  clusterd_ = std::make_unique<testing::Process>(
-      std::vector<std::string>{testing::ClusterdBin(), "--config", demo_.config_path()},
-      testing::OutputTo(demo_.dir() + "/clusterd.log"));
+  clusterd_ = demo_.StartClusterd();
   const std::string signed_head = demo_.repo().Rev();
   ASSERT_TRUE(WaitFor([&] { return InForce() == signed_head; }, seconds(90), milliseconds(300)))
       << Log();
@@ -129,9 +127,7 @@ TEST_F(SignaturesTest, OnlyCommitsSignedByAnAllowedSignerAreApplied) {
 // refuses to write an unsigned commit that clusterd would refuse, and signs
 // it with the configured key, so clusterd applies it.
 TEST_F(SignaturesTest, ARollbackIsSignedWithTheSigningKeyAndApplied) {
-  clusterd_ = std::make_unique<testing::Process>(
-      std::vector<std::string>{testing::ClusterdBin(), "--config", demo_.config_path()},
-      testing::OutputTo(demo_.dir() + "/clusterd.log"));
+  clusterd_ = demo_.StartClusterd();
   const std::string first = demo_.repo().Rev();
   ASSERT_TRUE(WaitFor([&] { return InForce() == first; }, seconds(90), milliseconds(300))) << Log();
   demo_.repo().Git("commit -q --allow-empty -m 'signed second'");

@@ -24,25 +24,16 @@ using testing::WaitFor;
 
 class WindowsTest : public ::testing::Test {
  protected:
-  json Instance(const std::string& svc, const std::string& m) {
-    json st = demo_.Api("/api/v1/status");
-    if (!st.contains("services") || !st["services"].contains(svc)) return json::object();
-    return st["services"][svc]["instances"].value(m, json::object());
-  }
-  std::string Log() const { return testing::ReadFile(demo_.dir() + "/clusterd.log"); }
+  json Instance(const std::string& svc, const std::string& m) { return demo_.Instance(svc, m); }
+  std::string Log() const { return demo_.ClusterdLog(); }
 
   testing::DemoCluster demo_;
   std::unique_ptr<testing::Process> clusterd_;
 };
 
 TEST_F(WindowsTest, ADenyWindowHoldsTheChangeButNotTheRepairThenItIsApplied) {
-  clusterd_ = std::make_unique<testing::Process>(
-      std::vector<std::string>{testing::ClusterdBin(), "--config", demo_.config_path()},
-      testing::OutputTo(demo_.dir() + "/clusterd.log"));
-  ASSERT_TRUE(
-      WaitFor([&] { return demo_.Api("/api/v1/status").value("overall_status", "") == "healthy"; },
-              seconds(90), milliseconds(300)))
-      << Log();
+  clusterd_ = demo_.StartClusterd();
+  ASSERT_TRUE(demo_.WaitHealthy()) << Log();
   // A freeze from the start of this UTC minute, for two minutes: it has 60
   // to 120 s left.
   const int64_t now_s = WallClockMs() / 1000;

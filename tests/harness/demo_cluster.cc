@@ -177,4 +177,25 @@ nlohmann::json DemoCluster::Api(const std::string& path) const {
   return j.is_object() || j.is_array() ? j : nlohmann::json::object();
 }
 
+std::unique_ptr<Process> DemoCluster::StartClusterd() const {
+  return std::make_unique<Process>(
+      std::vector<std::string>{ClusterdBin(), "--config", config_path_},
+      OutputTo(dir_ + "/clusterd.log"));
+}
+
+std::string DemoCluster::ClusterdLog() const { return ReadFile(dir_ + "/clusterd.log"); }
+
+nlohmann::json DemoCluster::Instance(const std::string& service, const std::string& machine) const {
+  nlohmann::json st = Api("/api/v1/status");
+  if (!st.contains("services") || !st["services"].contains(service)) {
+    return nlohmann::json::object();
+  }
+  return st["services"][service]["instances"].value(machine, nlohmann::json::object());
+}
+
+bool DemoCluster::WaitHealthy(std::chrono::seconds timeout) const {
+  return WaitFor([&] { return Api("/api/v1/status").value("overall_status", "") == "healthy"; },
+                 timeout, std::chrono::milliseconds(300));
+}
+
 }  // namespace clusterctl::testing

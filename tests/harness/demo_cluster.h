@@ -15,6 +15,7 @@
 // Thread-safety: not thread-safe.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "tests/harness/git_repo.h"
+#include "tests/harness/process.h"
 #include "tests/harness/ssh_host.h"
 #include "tests/harness/temp_dir.h"
 
@@ -68,6 +70,15 @@ class DemoCluster {
   // empty object otherwise (not up yet, an error).
   std::string Token() const;
   nlohmann::json Api(const std::string& path) const;
+
+  // The built clusterd on this cluster's config, its output in
+  // <dir>/clusterd.log (ClusterdLog()); stopped by PID when the Process goes.
+  std::unique_ptr<Process> StartClusterd() const;
+  std::string ClusterdLog() const;
+  // The status of one instance in GET /api/v1/status; {} when absent.
+  nlohmann::json Instance(const std::string& service, const std::string& machine) const;
+  // Waits (bounded) until the status says overall_status healthy.
+  bool WaitHealthy(std::chrono::seconds timeout = std::chrono::seconds(90)) const;
 
  private:
   void WriteRepository();
