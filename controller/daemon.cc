@@ -707,8 +707,10 @@ void Daemon::ReconcileOnce() {
       continue;
     }
     unreachable.insert(f.machine);
-    // A changed host key is not an outage: someone must look at it.
-    const bool host_key = f.error.rfind("host_key_mismatch", 0) == 0;
+    // A changed host key is not an outage: someone must look at it. The
+    // error carries the context it was seen in ("observing machine ...: ssh
+    // ...: host_key_mismatch: ..."): found by the fault suite.
+    const bool host_key = f.error.find("host_key_mismatch: ") != std::string::npos;
     RaiseAlert(host_key ? alerts::kind::kHostKeyMismatch : alerts::kind::kMachineUnreachable,
                f.machine, "", host_key ? "critical" : "warning",
                "machine " + f.machine + " unreachable: " + f.error);

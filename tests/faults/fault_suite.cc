@@ -1,0 +1,210 @@
+#include "tests/faults/fault_suite.h"
+
+#include <dirent.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "tests/harness/audit_records.h"
+#include "tests/harness/paths.h"
+#include "tests/harness/temp_dir.h"
+
+namespace clusterctl::testing {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+namespace {
+
+// Command lines of every process, NULs as spaces.
+std::vector<std::string> CommandLines() {
+  std::vector<std::string> out;
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return out;
+  while (dirent* e = readdir(proc)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    std::ifstream in(std::string("/proc/") + e->d_name + "/cmdline", std::ios::binary);
+    std::string line((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::replace(line.begin(), line.end(), '\0', ' ');
+    if (!line.empty()) out.push_back(line);
+  }
+  closedir(proc);
+  return out;
+}
+
+}  // namespace
+
+void FaultSuite::SetUp() {
+  clusterd_ = demo_.StartClusterd();
+  ASSERT_TRUE(demo_.WaitHealthy()) << demo_.ClusterdLog();
+}
+
+void FaultSuite::TearDown() {
+  if (clusterd_ && clusterd_->Running()) clusterd_->Stop(std::chrono::seconds(20));
+}
+
+uint64_t FaultSuite::LastSeq() const {
+  auto records = AuditRecordsOf(demo_.data_dir());
+  return records.empty() ? 0 : records.back().seq;
+}
+
+size_t FaultSuite::IntentsOn(const std::string& machine, uint64_t after, uint64_t upto) const {
+  size_t n = 0;
+  for (const auto& r : AuditRecordsOf(demo_.data_dir())) {
+    n += r.seq > after && r.seq <= upto && r.machine == machine && r.phase == "intent" ? 1 : 0;
+  }
+  return n;
+}
+
+bool FaultSuite::WaitAlert(const std::string& kind, const std::string& machine,
+                           std::chrono::seconds timeout) const {
+  return WaitFor(
+      [&] {
+        json alerts = demo_.Api("/api/v1/alerts");
+        if (alerts.contains("alerts")) alerts = alerts["alerts"];
+        if (!alerts.is_array()) return false;
+        for (const json& a : alerts) {
+          if (a.value("kind", "") == kind &&
+              (machine.empty() || a.value("machine", "") == machine)) {
+            return true;
+          }
+        }
+        return false;
+      },
+      timeout, milliseconds(300));
+}
+
+std::string FaultSuite::CommitAndPush(const std::string& message) {
+  demo_.repo().CommitAll(message);
+  demo_.repo().Git("push -q -f origin main");
+  return demo_.repo().Rev();
+}
+
+void FaultSuite::EditService(const std::string& file, const std::string& from,
+                             const std::string& to) {
+  std::string text = demo_.ServiceFile(file);
+  const size_t at = text.find(from);
+  ASSERT_NE(std::string::npos, at) << from << " not in " << file << ":\n" << text;
+  text.replace(at, from.size(), to);
+  demo_.repo().Write("services/" + file + ".yaml", text);
+}
+
+void FaultSuite::CheckInvariants(const std::string& fault,
+                                 std::chrono::steady_clock::time_point fault_end,
+                                 const std::string& unobserved, uint64_t after, uint64_t upto) {
+  json report = {{"fault", fault}};
+  GitRepo origin(demo_.origin(), /*bare=*/true);
+  const std::string head = origin.Rev("main");
+
+  // (d) converged to git within the bound.
+  std::string last_status;
+  const bool converged = WaitFor(
+      [&] {
+        json st = demo_.Api("/api/v1/status");
+        last_status = st.dump();
+        if (st.value("revision", "") != head || !st.contains("services")) return false;
+        for (const auto& [name, service] : st["services"].items()) {
+          for (const auto& [machine, inst] : service["instances"].items()) {
+            const bool want_running = inst.value("desired", "") == "running";
+            if (!inst.value("in_sync", false) || (want_running && !inst.value("ready", false))) {
+              return false;
+            }
+          }
+        }
+        return true;
+      },
+      kConvergeBound, milliseconds(200));
+  const auto recovery =
+      std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - fault_end);
+  EXPECT_TRUE(converged) << fault << ": not converged to " << head << ": " << last_status << "\n"
+                         << demo_.ClusterdLog();
+  report["converged"] = converged;
+  report["recovery_ms"] = converged ? json(recovery.count()) : json(nullptr);
+
+  // (a) every intent answered, and the chain verifies. A step may still be
+  // finishing: give it a few seconds.
+  std::string open_intents;
+  const bool answered = WaitFor(
+      [&] {
+        auto records = AuditRecordsOf(demo_.data_dir());
+        std::set<uint64_t> results;
+        for (const auto& r : records) {
+          if (r.phase == "result") results.insert(r.intent_seq);
+        }
+        open_intents.clear();
+        for (const auto& r : records) {
+          if (r.phase == "intent" && !results.count(r.seq)) {
+            open_intents +=
+                std::to_string(r.seq) + " " + r.action + " " + r.service + "@" + r.machine + "; ";
+          }
+        }
+        return open_intents.empty();
+      },
+      seconds(20), milliseconds(200));
+  std::string why;
+  const bool verifies = AuditVerifies(demo_.data_dir(), &why);
+  EXPECT_TRUE(answered) << fault << ": intents without a result: " << open_intents;
+  EXPECT_TRUE(verifies) << fault << ": " << why;
+  report["audit"] = answered && verifies;
+
+  // (b) nothing sent to a machine that could not be observed.
+  if (!unobserved.empty()) {
+    const size_t blind = IntentsOn(unobserved, after, upto);
+    EXPECT_EQ(0u, blind) << fault << ": steps sent to " << unobserved << " while unobserved";
+    report["never_blind"] = blind == 0;
+  }
+
+  // (c) no instance twice. The test service keeps "--port N" in its
+  // command line; redis-server retitles itself "redis-server ADDR:PORT".
+  std::map<std::string, int> copies;
+  const auto lines = CommandLines();
+  for (const char* s : {"redis-server", "ollama", "llama-server", "embeddings-server",
+                        "tools-server", "haproxy", "monitoring-server"}) {
+    const std::string port = std::to_string(demo_.port_of(s));
+    for (const auto& l : lines) {
+      const bool test_service = l.find("clusterctl-test-service") != std::string::npos &&
+                                l.find("--port " + port + " ") != std::string::npos &&
+                                l.find("sh -c") == std::string::npos;
+      const bool redis =
+          l.rfind("redis-server ", 0) == 0 && l.find(":" + port) != std::string::npos;
+      copies[s] += test_service || redis ? 1 : 0;
+    }
+  }
+  bool single = true;
+  for (const auto& [s, n] : copies) {
+    EXPECT_LE(n, 1) << fault << ": " << s << " runs " << n << " times";
+    single &= n <= 1;
+  }
+  report["single_instance"] = single;
+
+  // (e) no secret anywhere it could leak.
+  const std::string token = demo_.Token();
+  std::string key = ReadFile(demo_.dir() + "/data/secrets/id_ed25519");
+  const size_t body = key.find('\n');
+  key = key.substr(body + 1, 40);  // A line of the private key's body.
+  std::string exposed = demo_.ClusterdLog();
+  for (const auto& r : AuditRecordsOf(demo_.data_dir())) exposed += r.detail + r.actor;
+  for (const char* path : {"/api/v1/status", "/api/v1/alerts?state=all", "/api/v1/audit?limit=0",
+                           "/api/v1/revisions", "/api/v1/stats"}) {
+    exposed += demo_.Api(path).dump();
+  }
+  const bool leak = exposed.find(token) != std::string::npos ||
+                    (!key.empty() && exposed.find(key) != std::string::npos);
+  EXPECT_FALSE(leak) << fault << ": a secret appears in a log, record or answer";
+  report["no_secret"] = !leak;
+
+  // (f) clusterd alive.
+  const bool alive = clusterd_ && clusterd_->Running();
+  EXPECT_TRUE(alive) << fault << ": clusterd exited\n" << demo_.ClusterdLog();
+  report["clusterd_alive"] = alive;
+
+  if (const char* path = std::getenv("CLUSTERCTL_FAULTS_REPORT"); path != nullptr && *path) {
+    std::ofstream(path, std::ios::app) << report.dump() << "\n";
+  }
+}
+
+}  // namespace clusterctl::testing

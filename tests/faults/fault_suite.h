@@ -1,0 +1,63 @@
+// The fault-injection suite's fixture (issue 18): a DemoCluster (five real
+// sshd hosts, real redis-server, the test services) converged by the built
+// clusterd, and the invariants every fault test checks once its fault ends:
+//
+//   (a) every audit intent has a result (or an `interrupted` record) and
+//       the hash chain verifies;
+//   (b) no step was sent to a machine while it could not be observed (each
+//       test that takes a machine away passes its name and the window);
+//   (c) no service instance runs twice on a machine (processes counted by
+//       their listening port's command line in /proc);
+//   (d) the cluster converges to the branch head (every desired instance
+//       running and ready, revision = head) within kConvergeBound;
+//   (e) no secret (the API token, the webhook secret) appears in clusterd's
+//       log, the audit records or the API's answers;
+//   (f) clusterd is still running (or, for the crash faults, was restarted
+//       by the test and lost nothing: (a) covers it).
+//
+// Each check's outcome and the recovery time go, as one JSON line per
+// fault, to $CLUSTERCTL_FAULTS_REPORT when it is set
+// (scripts/faults-report.py turns the lines into docs/reliability.md).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "tests/harness/demo_cluster.h"
+#include "tests/harness/process.h"
+
+namespace clusterctl::testing {
+
+class FaultSuite : public ::testing::Test {
+ protected:
+  static constexpr std::chrono::seconds kConvergeBound{90};
+
+  void SetUp() override;
+  void TearDown() override;
+
+  // Audit sequence number of the newest record (0 when none).
+  uint64_t LastSeq() const;
+  // Intents addressed to `machine` with seq in (after, upto].
+  size_t IntentsOn(const std::string& machine, uint64_t after, uint64_t upto) const;
+  // Waits until an alert of `kind` (optionally on `machine`) is firing.
+  bool WaitAlert(const std::string& kind, const std::string& machine = "",
+                 std::chrono::seconds timeout = std::chrono::seconds(60)) const;
+  // Commits the working repository's changes with `message` and pushes.
+  std::string CommitAndPush(const std::string& message);
+  // The text of services/<file>.yaml with `from` replaced by `to` (once).
+  void EditService(const std::string& file, const std::string& from, const std::string& to);
+
+  // Checks (a) to (f) once the fault ended at `fault_end`; records the
+  // report line for `fault`. `unobserved`/(after, upto]: invariant (b).
+  void CheckInvariants(const std::string& fault, std::chrono::steady_clock::time_point fault_end,
+                       const std::string& unobserved = "", uint64_t after = 0, uint64_t upto = 0);
+
+  DemoCluster demo_;
+  std::unique_ptr<Process> clusterd_;
+};
+
+}  // namespace clusterctl::testing
