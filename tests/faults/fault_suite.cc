@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "tests/harness/audit_records.h"
 #include "tests/harness/paths.h"
@@ -20,9 +21,9 @@ using std::chrono::seconds;
 
 namespace {
 
-// Command lines of every process, NULs as spaces.
-std::vector<std::string> CommandLines() {
-  std::vector<std::string> out;
+// Every process: pid -> command line (NULs as spaces).
+std::map<int, std::string> CommandLines() {
+  std::map<int, std::string> out;
   DIR* proc = opendir("/proc");
   if (proc == nullptr) return out;
   while (dirent* e = readdir(proc)) {
@@ -30,10 +31,28 @@ std::vector<std::string> CommandLines() {
     std::ifstream in(std::string("/proc/") + e->d_name + "/cmdline", std::ios::binary);
     std::string line((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     std::replace(line.begin(), line.end(), '\0', ' ');
-    if (!line.empty()) out.push_back(line);
+    if (!line.empty()) out[std::atoi(e->d_name)] = line;
   }
   closedir(proc);
   return out;
+}
+
+// The pids that are `service` (listening on `port`): the test service
+// keeps "--port N" in its command line, with its own binary as argv[0] (a
+// "setsid ..." or "sh -c ..." on the way to exec is not it); redis-server
+// retitles itself "redis-server ADDR:PORT".
+std::set<int> InstancesOf(const std::map<int, std::string>& procs, const std::string& port) {
+  std::set<int> pids;
+  for (const auto& [pid, l] : procs) {
+    const std::string argv0 = l.substr(0, l.find(' '));
+    const bool test_service =
+        argv0.size() >= 23 &&
+        argv0.compare(argv0.size() - 23, 23, "clusterctl-test-service") == 0 &&
+        l.find("--port " + port + " ") != std::string::npos;
+    const bool redis = l.rfind("redis-server ", 0) == 0 && l.find(":" + port) != std::string::npos;
+    if (test_service || redis) pids.insert(pid);
+  }
+  return pids;
 }
 
 }  // namespace
@@ -158,26 +177,40 @@ void FaultSuite::CheckInvariants(const std::string& fault,
     report["never_blind"] = blind == 0;
   }
 
-  // (c) no instance twice. The test service keeps "--port N" in its
-  // command line; redis-server retitles itself "redis-server ADDR:PORT".
-  std::map<std::string, int> copies;
-  const auto lines = CommandLines();
-  for (const char* s : {"redis-server", "ollama", "llama-server", "embeddings-server",
-                        "tools-server", "haproxy", "monitoring-server"}) {
-    const std::string port = std::to_string(demo_.port_of(s));
-    for (const auto& l : lines) {
-      const bool test_service = l.find("clusterctl-test-service") != std::string::npos &&
-                                l.find("--port " + port + " ") != std::string::npos &&
-                                l.find("sh -c") == std::string::npos;
-      const bool redis =
-          l.rfind("redis-server ", 0) == 0 && l.find(":" + port) != std::string::npos;
-      copies[s] += test_service || redis ? 1 : 0;
+  // (c) no instance twice: two processes of one service that both stay
+  // (sampled three times over a second; one that is being replaced or has
+  // not exec'd yet is not a second instance).
+  std::map<std::string, std::set<int>> lasting;
+  for (int sample = 0; sample < 3; ++sample) {
+    if (sample > 0) std::this_thread::sleep_for(milliseconds(500));
+    const auto procs = CommandLines();
+    for (const char* svc : {"redis-server", "ollama", "llama-server", "embeddings-server",
+                            "tools-server", "haproxy", "monitoring-server"}) {
+      std::set<int> now = InstancesOf(procs, std::to_string(demo_.port_of(svc)));
+      if (sample == 0) {
+        lasting[svc] = now;
+      } else {
+        std::set<int> both;
+        for (int pid : lasting[svc]) {
+          if (now.count(pid)) both.insert(pid);
+        }
+        lasting[svc] = both;
+      }
     }
   }
   bool single = true;
-  for (const auto& [s, n] : copies) {
-    EXPECT_LE(n, 1) << fault << ": " << s << " runs " << n << " times";
-    single &= n <= 1;
+  for (const auto& [svc, pids] : lasting) {
+    EXPECT_LE(pids.size(), 1u) << fault << ": " << svc << " runs " << pids.size() << " times: " <<
+        [&] {
+          std::string list;
+          const auto procs = CommandLines();
+          for (int pid : pids) {
+            auto it = procs.find(pid);
+            list += std::to_string(pid) + " " + (it != procs.end() ? it->second : "(gone)") + "; ";
+          }
+          return list;
+        }();
+    single &= pids.size() <= 1;
   }
   report["single_instance"] = single;
 
