@@ -18,6 +18,30 @@ std::string FormatTime(int64_t ms) { return std::to_string(ms / 1000) + "s"; }
 
 bool HasReadiness(const Service* s) { return s != nullptr && s->readiness.has_value(); }
 
+// Orders instances by the topological rank of their service (0 when
+// unknown; dependencies first, or dependents first), then by key; stable.
+// Each instance's rank and key are computed once, not in the comparator
+// (10,000 instances take ~140,000 comparisons).
+void SortByRankThenKey(const std::map<std::string, size_t>& rank_of_service, bool dependents_first,
+                       std::vector<const InstanceDiff*>* xs) {
+  struct Keyed {
+    size_t rank;
+    std::string key;
+    const InstanceDiff* x;
+  };
+  std::vector<Keyed> keyed;
+  keyed.reserve(xs->size());
+  for (const InstanceDiff* x : *xs) {
+    auto it = rank_of_service.find(x->service);
+    keyed.push_back({it == rank_of_service.end() ? size_t{0} : it->second, x->Key(), x});
+  }
+  std::stable_sort(keyed.begin(), keyed.end(), [&](const Keyed& a, const Keyed& b) {
+    if (a.rank != b.rank) return dependents_first ? a.rank > b.rank : a.rank < b.rank;
+    return a.key < b.key;
+  });
+  for (size_t i = 0; i < keyed.size(); ++i) (*xs)[i] = keyed[i].x;
+}
+
 }  // namespace
 
 const char* ActionName(Action a) {
@@ -209,10 +233,6 @@ Plan MakePlan(const PlanInput& in) {
     };
     for (const auto& [n, _] : deps) topo[n] = depth_of(n, 0);
   }
-  auto rank = [&](const std::string& service) {
-    auto it = topo.find(service);
-    return it == topo.end() ? size_t{0} : it->second;
-  };
 
   auto selected = [&](const InstanceDiff& x) {
     return (in.only_service.empty() || x.service == in.only_service) &&
@@ -259,10 +279,7 @@ Plan MakePlan(const PlanInput& in) {
   }
 
   // Stops: dependents before their dependencies (reverse topological order).
-  std::stable_sort(stops.begin(), stops.end(), [&](const InstanceDiff* a, const InstanceDiff* b) {
-    return rank(a->service) != rank(b->service) ? rank(a->service) > rank(b->service)
-                                                : a->Key() < b->Key();
-  });
+  SortByRankThenKey(topo, /*dependents_first=*/true, &stops);
   std::map<std::string, std::vector<int>> stop_steps_of;  // service -> stop step ids
   auto depends_on = [&](const Service* s, const std::string& dep) {
     return s != nullptr && std::any_of(s->depends_on.begin(), s->depends_on.end(),
@@ -292,10 +309,7 @@ Plan MakePlan(const PlanInput& in) {
   for (const auto& s : plan.steps) all_stops.push_back(s.id);
 
   // Starts and restarts: dependencies first.
-  std::stable_sort(starts.begin(), starts.end(), [&](const InstanceDiff* a, const InstanceDiff* b) {
-    return rank(a->service) != rank(b->service) ? rank(a->service) < rank(b->service)
-                                                : a->Key() < b->Key();
-  });
+  SortByRankThenKey(topo, /*dependents_first=*/false, &starts);
   std::map<std::string, std::vector<int>> up_steps_of;  // service -> start/restart step ids
   std::map<std::string, int> restarts_so_far;           // service -> restart steps planned
   std::map<std::string, std::vector<int>> restart_batches_of;
