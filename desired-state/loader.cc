@@ -55,6 +55,19 @@ void AppendAll(const std::vector<T>& from, std::vector<T>* to) {
   to->insert(to->end(), from.begin(), from.end());
 }
 
+// Room in `all` for the decoded objects of every file.
+void Reserve(const std::vector<ParseCache::Entry>& files, internal::Decoded* all) {
+  size_t machines = 0, services = 0;
+  for (const auto& f : files) {
+    machines += f->decoded.machines.size();
+    services += f->decoded.services.size();
+  }
+  all->machines.reserve(machines);
+  all->machine_docs.reserve(machines);
+  all->services.reserve(services);
+  all->service_docs.reserve(services);
+}
+
 // Adds one file's decoded objects to those of the files before it.
 void Merge(const internal::Decoded& file, internal::Decoded* all) {
   AppendAll(file.clusters, &all->clusters);
@@ -166,6 +179,7 @@ LoadResult LoadFiles(const std::vector<SourceFile>& files, const Revision& revis
   // schema check, its secret files, its decoding. Secret files are looked
   // up on every load (they live outside the repository).
   internal::Decoded decoded;
+  Reserve(entries, &decoded);
   bool any_document = false;
   for (const ParseCache::Entry& file : entries) {
     for (size_t d = 0; d < file->docs.size(); ++d) {
