@@ -120,6 +120,14 @@ LoadResult LoadFiles(const std::vector<SourceFile>& files, const Revision& revis
   // shared and immutable; a fresh one is filled in before it is shared.
   std::vector<std::string> keys(files.size());
   std::vector<ParseCache::Entry> entries(files.size());
+  // The last owner frees a revision's parse (~40 times its text) on the
+  // threads that parse: one thread alone took ~10% of a cold load.
+  struct ReleaseInParallel {
+    std::vector<ParseCache::Entry>* entries;
+    ~ReleaseInParallel() {
+      ParseInParallel(entries->size(), [this](size_t i) { (*entries)[i].reset(); });
+    }
+  } release{&entries};
   std::vector<std::unique_ptr<internal::ParsedFile>> fresh(files.size());
   std::vector<size_t> misses;
   if (cache != nullptr) {
