@@ -45,10 +45,10 @@ class ParseCache {
  public:
   struct Options {
     // Bound on the source text of the files kept. The parsed form stays
-    // resident and takes about 40 times its text (every node's JSON value
-    // and its file:line:col): a revision of 10,000 services, 2.7 MiB of
-    // YAML, holds ~105 MiB (docs/benchmarks.md). Files past the bound are
-    // parsed on every load. Default: 4 MiB of text (~160 MiB resident).
+    // resident and takes about 32 times its text (every node's JSON value
+    // and its line:column): a revision of 10,000 services, 2.7 MiB of
+    // YAML, holds ~86 MiB (docs/benchmarks.md). Files past the bound are
+    // parsed on every load. Default: 4 MiB of text (~130 MiB resident).
     size_t max_bytes = 4 << 20;
   };
 
