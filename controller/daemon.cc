@@ -113,6 +113,9 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config, DaemonParts
   d->config_ = config;
   if (d->config_.data_dir.empty()) d->config_.data_dir = DefaultDataDir();
   d->load_options_ = LoadOptionsOf(d->config_, d->config_.data_dir);
+  // Every revision is loaded in full; only the files a push changed are
+  // parsed again (parse_cache.h).
+  d->load_options_.cache = std::make_shared<desired_state::ParseCache>();
   if (d->config_.repo_url.empty() && !parts.source) {
     return clusterctl::Status::Invalid("the config names no repository: set repo.url");
   }
@@ -285,7 +288,10 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config, DaemonParts
   if (!found && d->desired_) d->managed_ = SeedManaged(*d->desired_);
   {
     desired_state::RevisionSource* git = d->source_.get();
-    const desired_state::LoadOptions options = d->load_options_;
+    // Without the cache: an old revision loaded for pruning would replace
+    // the entries of the head's files.
+    desired_state::LoadOptions options = d->load_options_;
+    options.cache = nullptr;
     d->prune_loader_ = std::make_unique<PruneBasisLoader>(
         [git, options](const std::string& commit) -> Result<DesiredState> {
           auto snap = git->Read(commit);

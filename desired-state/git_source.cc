@@ -783,7 +783,9 @@ Result<Snapshot> GitSource::Impl::ReadCommit(const git_commit* commit) {
       continue;
     }
     const char* data = static_cast<const char*>(git_blob_rawcontent(blob.get()));
-    snapshot.files.push_back({c.path, std::string(data, size)});
+    char hex[GIT_OID_HEXSZ + 1];
+    git_oid_tostr(hex, sizeof hex, &c.oid);
+    snapshot.files.push_back({c.path, std::string(data, size), hex});
   }
   return snapshot;
 }

@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/status.h"
@@ -49,8 +50,16 @@ struct CommitSignatureData {
 
 // One YAML file of a revision: its path from the repository root, with "/".
 struct SourceFile {
+  SourceFile() = default;
+  SourceFile(std::string path_in, std::string content_in, std::string blob_in = "")
+      : path(std::move(path_in)), content(std::move(content_in)), blob(std::move(blob_in)) {}
+
   std::string path;
   std::string content;
+  // The git blob id (hex) of `content`, the key of the parse cache
+  // (parse_cache.h). Empty when the file does not come from git: the loader
+  // then keys it by a hash of its content.
+  std::string blob;
 };
 
 // Every *.yaml / *.yml file of one commit, plus what was wrong with the tree.

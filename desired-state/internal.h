@@ -40,6 +40,26 @@ struct Decoded {
   }
 };
 
+// What Load computes from one file alone (parse_cache.h). Built once, then
+// immutable: `decoded` points into `docs`, so it is never copied.
+struct ParsedFile {
+  // One document's schema check and decoding.
+  struct Checked {
+    Diagnostics schema_errors;
+    bool valid = false;  // When false, the document was not decoded.
+    Diagnostics decode_errors;
+  };
+  std::vector<YamlDocument> docs;  // Schema defaults applied to the valid ones.
+  Diagnostics read_errors;         // ReadYaml's.
+  std::vector<Checked> checked;    // Per document; empty until checked.
+  Decoded decoded;                 // This file's objects; points into docs.
+  size_t bytes = 0;                // Length of the source text.
+
+  ParsedFile() = default;
+  ParsedFile(const ParsedFile&) = delete;
+  ParsedFile& operator=(const ParsedFile&) = delete;
+};
+
 // Records the kind and name of a document that failed the schema check, when
 // they can be read.
 void NoteInvalid(const YamlDocument& doc, Decoded* out);

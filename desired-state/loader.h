@@ -8,6 +8,10 @@
 //   4. semantic checks: one Cluster, unique names, references, selectors,
 //      dependency cycles, services on zero machines (semantic.cc)
 //   5. expand desired instances with their spec hashes (instances.cc)
+// Steps 1-3 are per file: they run on a few threads (one file per task; the
+// result does not depend on the order) and, with options.cache, only for the
+// files that changed since the last load (parse_cache.h). Steps 4-5 run over
+// the whole revision every time.
 // With options.secrets set, every `passwordFile` and `identityFile` the
 // revision names is also checked against the secrets rule (secret_file.h),
 // which looks at the file system (the only I/O of a load).
@@ -16,6 +20,7 @@
 // Thread-safety: reentrant; call on a thread with >= 1 MiB of stack.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,9 +29,12 @@
 #include "desired-state/diagnostics.h"
 #include "desired-state/git_source.h"
 #include "desired-state/model.h"
+#include "desired-state/parse_cache.h"
 #include "desired-state/yaml_reader.h"
 
 namespace clusterctl::desired_state {
+
+class Schemas;
 
 struct LoadOptions {
   YamlLimits yaml;
@@ -36,6 +44,13 @@ struct LoadOptions {
   // set it (config secretsDir). Default: unset = paths are not checked, for
   // tools and tests that never read a secret.
   std::optional<SecretsPolicy> secrets;
+  // Keeps the per-file work between loads (parse_cache.h); the result is the
+  // same with or without it. Shared by copies of these options. Default:
+  // none, every file is parsed.
+  std::shared_ptr<ParseCache> cache;
+  // The schemas documents are checked against. Default: nullptr, the
+  // schemas compiled in (Schemas::Get()); tests give others.
+  const Schemas* schemas = nullptr;
 };
 
 struct LoadResult {

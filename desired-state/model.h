@@ -30,6 +30,8 @@ struct SshSettings {
   std::string user;           // Default: the Cluster's defaults.ssh.user, else "root".
   int port = 22;              // Default: Cluster defaults, else 22.
   std::string identity_file;  // A file on the controller host. Default: Cluster defaults.
+
+  bool operator==(const SshSettings&) const = default;
 };
 
 // Whether drift of an instance is corrected (enforce) or only reported
@@ -48,6 +50,8 @@ struct ReconcileSettings {
   int max_parallel = 8;                          // Default: 8.
   bool allow_mass_stop = false;                  // Default: false.
   ReconcileMode mode = ReconcileMode::kEnforce;  // Services' default. Default: enforce.
+
+  bool operator==(const ReconcileSettings&) const = default;
 };
 
 struct Cluster {
@@ -60,6 +64,8 @@ struct Cluster {
   std::vector<SyncWindow> windows;
   RepairDrift repair_drift = RepairDrift::kAlways;  // Default: always.
   Location where;
+
+  bool operator==(const Cluster&) const = default;
 };
 
 struct Machine {
@@ -69,6 +75,8 @@ struct Machine {
   SshSettings ssh;  // Resolved: the machine's own settings over the Cluster's defaults.
   std::string state_dir = "/var/lib/clusterctl";
   Location where;
+
+  bool operator==(const Machine&) const = default;
 };
 
 enum class ProbeKind { kHttp, kTcp, kExec, kRedis };
@@ -95,6 +103,8 @@ struct Probe {
   int failure_threshold = 3;
   int start_timeout_seconds = 60;  // Readiness only.
   int slow_ms = 0;                 // 0: no probe_slow alert.
+
+  bool operator==(const Probe&) const = default;
 };
 
 enum class DriverKind { kProcess, kSystemd };
@@ -108,11 +118,15 @@ struct ProcessSpec {
   // (reconcilers/watch_scripts.h): over it, the log is rotated to log.1.
   // Not part of the spec hash: changing it restarts nothing.
   int64_t log_max_bytes = 10485760;  // Default: 10 MiB.
+
+  bool operator==(const ProcessSpec&) const = default;
 };
 
 struct SystemdSpec {
   std::string unit;
   bool sudo = false;
+
+  bool operator==(const SystemdSpec&) const = default;
 };
 
 enum class DependencyCondition { kReady, kStarted };
@@ -121,6 +135,8 @@ struct Dependency {
   std::string service;
   DependencyCondition condition = DependencyCondition::kReady;
   Location where;
+
+  bool operator==(const Dependency&) const = default;
 };
 
 struct Service {
@@ -146,12 +162,16 @@ struct Service {
   // Resolved at load: spec.reconcile.mode, else the Cluster's reconcile.mode.
   ReconcileMode reconcile_mode = ReconcileMode::kEnforce;
   Location where;
+
+  bool operator==(const Service&) const = default;
 };
 
 struct Profile {
   std::string name;
   std::vector<std::string> services;  // "*" selects every service.
   Location where;
+
+  bool operator==(const Profile&) const = default;
 };
 
 // One (service, machine) pair and what it should be.
@@ -162,6 +182,8 @@ struct Instance {
   std::string spec_hash;  // Hex SHA-256 over what the running process depends on.
 
   std::string Key() const { return service + "@" + machine; }
+
+  bool operator==(const Instance&) const = default;
 };
 
 // The commit a desired state was read from.
@@ -172,6 +194,8 @@ struct Revision {
   int64_t time = 0;  // Commit time, seconds since the epoch.
 
   std::string Short() const { return commit.substr(0, 7); }
+
+  bool operator==(const Revision&) const = default;
 };
 
 // A validated desired state. Vectors are sorted by name; `service_order` is a
@@ -188,6 +212,8 @@ struct DesiredState {
   const Machine* FindMachine(const std::string& name) const;
   const Service* FindService(const std::string& name) const;
   const Profile* FindProfile(const std::string& name) const;
+
+  bool operator==(const DesiredState&) const = default;
 };
 
 }  // namespace clusterctl::desired_state

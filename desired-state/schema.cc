@@ -12,6 +12,7 @@
 #include <valijson/validation_results.hpp>
 #include <valijson/validator.hpp>
 
+#include "base/sha256.h"
 #include "schemas/embedded.h"
 
 namespace clusterctl::desired_state {
@@ -192,6 +193,7 @@ struct Compiled {
 
 struct Schemas::Impl {
   std::map<std::string, std::unique_ptr<Compiled>> by_kind;
+  std::string fingerprint;
 
   // Turns valijson's errors for `instance` (the part of `doc` at `base`) into
   // diagnostics. Returns whether there were any.
@@ -200,8 +202,12 @@ struct Schemas::Impl {
               Diagnostics* diags) const;
 };
 
-Schemas::Schemas() : impl_(std::make_unique<Impl>()) {
-  for (const auto& embedded : schemas::All()) {
+Schemas::Schemas(const std::vector<schemas::EmbeddedSchema>& texts)
+    : impl_(std::make_unique<Impl>()) {
+  std::string all;
+  for (const auto& embedded : texts) {
+    all += std::to_string(embedded.kind.size()) + ":" + std::string(embedded.kind) +
+           std::to_string(embedded.text.size()) + ":" + std::string(embedded.text);
     auto c = std::make_unique<Compiled>();
     c->raw = json::parse(embedded.text);
     valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
@@ -209,14 +215,22 @@ Schemas::Schemas() : impl_(std::make_unique<Impl>()) {
     parser.populateSchema(adapter, c->schema);
     impl_->by_kind[std::string(embedded.kind)] = std::move(c);
   }
+  impl_->fingerprint = Sha256Hex(all);
 }
 
 Schemas::~Schemas() = default;
 
 const Schemas& Schemas::Get() {
-  static const Schemas* instance = new Schemas();
+  static const Schemas* instance = new Schemas(schemas::All());
   return *instance;
 }
+
+std::unique_ptr<Schemas> Schemas::FromTextsForTest(
+    const std::vector<schemas::EmbeddedSchema>& texts) {
+  return std::unique_ptr<Schemas>(new Schemas(texts));
+}
+
+const std::string& Schemas::fingerprint() const { return impl_->fingerprint; }
 
 const json& Schemas::Raw(const std::string& kind) const {
   auto it = impl_->by_kind.find(kind);

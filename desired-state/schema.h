@@ -18,6 +18,7 @@
 
 #include "desired-state/diagnostics.h"
 #include "desired-state/yaml_reader.h"
+#include "schemas/embedded.h"
 
 namespace clusterctl::desired_state {
 
@@ -45,8 +46,18 @@ class Schemas {
   // The parsed schema text of a kind ("document", "cluster", "service", ...).
   const nlohmann::json& Raw(const std::string& kind) const;
 
+  // SHA-256 (hex) over every schema's kind and text: two Schemas with the
+  // same fingerprint check and default documents alike. Part of the key of
+  // the parse cache (parse_cache.h).
+  const std::string& fingerprint() const;
+
+  // Schemas built from `texts` instead of the compiled-in ones, for tests of
+  // what depends on the schemas (the parse cache's invalidation).
+  static std::unique_ptr<Schemas> FromTextsForTest(
+      const std::vector<schemas::EmbeddedSchema>& texts);
+
  private:
-  Schemas();
+  explicit Schemas(const std::vector<schemas::EmbeddedSchema>& texts);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -13,33 +13,25 @@ namespace {
 
 using nlohmann::json;
 
+// Sorts `items` (and their `docs` alike) by name, ties by place, and keeps
+// the first of each name: every later one is reported as a duplicate. One
+// pass of moves over a sorted index.
 template <typename T>
-void SortByName(std::vector<T>* items, std::vector<const YamlDocument*>* docs) {
+void SortByNameAndRemoveDuplicates(const char* kind, std::vector<T>* items,
+                                   std::vector<const YamlDocument*>* docs, Diagnostics* diags) {
   std::vector<size_t> idx(items->size());
   for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
   std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) {
     const T& x = (*items)[a];
     const T& y = (*items)[b];
-    return x.name != y.name ? x.name < y.name : x.where < y.where;
+    const int c = x.name.compare(y.name);
+    return c != 0 ? c < 0 : x.where < y.where;
   });
-  std::vector<T> sorted;
-  std::vector<const YamlDocument*> sorted_docs;
-  sorted.reserve(idx.size());
-  for (size_t i : idx) {
-    sorted.push_back(std::move((*items)[i]));
-    sorted_docs.push_back((*docs)[i]);
-  }
-  *items = std::move(sorted);
-  *docs = std::move(sorted_docs);
-}
-
-// Reports every object whose name was already used; keeps the first of each.
-template <typename T>
-void RemoveDuplicates(const char* kind, std::vector<T>* items,
-                      std::vector<const YamlDocument*>* docs, Diagnostics* diags) {
   std::vector<T> kept;
   std::vector<const YamlDocument*> kept_docs;
-  for (size_t i = 0; i < items->size(); ++i) {
+  kept.reserve(idx.size());
+  kept_docs.reserve(idx.size());
+  for (size_t i : idx) {
     T& item = (*items)[i];
     if (!kept.empty() && kept.back().name == item.name) {
       diags->Add(item.where,
@@ -127,28 +119,32 @@ void CheckCycles(const std::vector<Service>& services, Diagnostics* diags) {
   }
 }
 
-// Kahn's algorithm; ties broken by name so the order is stable.
+// Kahn's algorithm; ties broken by name so the order is stable. `services`
+// are sorted by name with no name twice, so an index stands for its name and
+// the smallest ready index is the smallest ready name.
 std::vector<std::string> TopologicalOrder(const std::vector<Service>& services) {
-  std::map<std::string, int> indegree;
-  std::map<std::string, std::vector<std::string>> dependents;
-  for (const auto& s : services) indegree[s.name];
-  for (const auto& s : services) {
-    for (const auto& d : s.depends_on) {
-      if (!indegree.count(d.service) || d.service == s.name) continue;
-      ++indegree[s.name];
-      dependents[d.service].push_back(s.name);
+  const size_t n = services.size();
+  std::vector<int> indegree(n, 0);
+  std::vector<std::vector<size_t>> dependents(n);
+  for (size_t i = 0; i < n; ++i) {
+    for (const auto& d : services[i].depends_on) {
+      const Service* dep = FindByName(services, d.service);
+      if (dep == nullptr || d.service == services[i].name) continue;
+      ++indegree[i];
+      dependents[static_cast<size_t>(dep - services.data())].push_back(i);
     }
   }
-  std::priority_queue<std::string, std::vector<std::string>, std::greater<>> ready;
-  for (const auto& [n, deg] : indegree) {
-    if (deg == 0) ready.push(n);
+  std::priority_queue<size_t, std::vector<size_t>, std::greater<>> ready;
+  for (size_t i = 0; i < n; ++i) {
+    if (indegree[i] == 0) ready.push(i);
   }
   std::vector<std::string> order;
+  order.reserve(n);
   while (!ready.empty()) {
-    std::string n = ready.top();
+    const size_t i = ready.top();
     ready.pop();
-    order.push_back(n);
-    for (const auto& d : dependents[n]) {
+    order.push_back(services[i].name);
+    for (size_t d : dependents[i]) {
       if (--indegree[d] == 0) ready.push(d);
     }
   }
@@ -196,12 +192,9 @@ void CheckAndResolve(Decoded& in, DesiredState* state, Diagnostics* diags) {
                    in.clusters[0].where.ToString() + ")",
                "keep exactly one Cluster document");
   }
-  SortByName(&in.machines, &in.machine_docs);
-  SortByName(&in.services, &in.service_docs);
-  SortByName(&in.profiles, &in.profile_docs);
-  RemoveDuplicates("Machine", &in.machines, &in.machine_docs, diags);
-  RemoveDuplicates("Service", &in.services, &in.service_docs, diags);
-  RemoveDuplicates("Profile", &in.profiles, &in.profile_docs, diags);
+  SortByNameAndRemoveDuplicates("Machine", &in.machines, &in.machine_docs, diags);
+  SortByNameAndRemoveDuplicates("Service", &in.services, &in.service_docs, diags);
+  SortByNameAndRemoveDuplicates("Profile", &in.profiles, &in.profile_docs, diags);
 
   Cluster cluster = in.clusters.empty() ? Cluster{} : in.clusters[0];
   for (size_t i = 0; i < in.machines.size(); ++i) {

@@ -82,6 +82,8 @@ class CronSchedule {
   // no match within 9 years.
   std::optional<int64_t> NextLocal(int64_t local_s) const;
 
+  bool operator==(const CronSchedule&) const = default;
+
  private:
   bool DayMatches(int year, int month, int day) const;
 
@@ -105,6 +107,8 @@ struct SyncWindow {
   std::vector<std::string> machines, services;
   // `clusterctl apply --override-window` may act while this window blocks.
   bool manual_override = false;
+
+  bool operator==(const SyncWindow&) const = default;
 };
 
 const char* WindowKindName(SyncWindow::Kind k);  // "allow" / "deny"

@@ -347,8 +347,12 @@ class JsonBuilder : public YAML::EventHandler {
   size_t document_count() const { return document_count_; }
 
   Location Where(const YAML::Mark& mark) const {
-    if (mark.is_null()) return Location{path_, 0, 0};
-    return Location{path_, mark.line + 1, mark.column + 1};
+    const YamlDocument::LineColumn at = Place(mark);
+    return Location{path_, at.line, at.column};
+  }
+  static YamlDocument::LineColumn Place(const YAML::Mark& mark) {
+    if (mark.is_null()) return {0, 0};
+    return {mark.line + 1, mark.column + 1};
   }
 
   // Records a problem. Stops parsing once a file has too many.
@@ -385,7 +389,7 @@ class JsonBuilder : public YAML::EventHandler {
     stack_.clear();
     doc_ = YamlDocument{};
     doc_.where = Where(mark);
-    doc_.locations.emplace("", doc_.where);
+    doc_.locations.emplace("", Place(mark));
     root_ = RootKind::kNone;
   }
 
@@ -525,7 +529,7 @@ class JsonBuilder : public YAML::EventHandler {
       std::string pointer = top.slot.pointer;
       pointer += '/';
       pointer += std::to_string(top.value.size());
-      doc_.locations.insert_or_assign(pointer, Where(mark));
+      doc_.locations.insert_or_assign(pointer, Place(mark));
       return Slot{Role::kItem, top.slot.keep, std::move(pointer)};
     }
     if (top.expect_key) return Slot{Role::kKey, false, ""};
@@ -579,7 +583,7 @@ class JsonBuilder : public YAML::EventHandler {
     std::string pointer = top.slot.pointer;
     pointer += '/';
     pointer += JsonPointerEscape(key);
-    auto [it, inserted] = doc_.locations.try_emplace(pointer, Where(mark));
+    auto [it, inserted] = doc_.locations.try_emplace(pointer, Place(mark));
     top.expect_key = false;
     if (!inserted && top.value.contains(key)) {
       Report(Where(mark),
@@ -590,7 +594,7 @@ class JsonBuilder : public YAML::EventHandler {
       top.key_pointer = std::move(pointer);
       return;
     }
-    it->second = Where(mark);
+    it->second = Place(mark);
     top.key_ok = true;
     top.key = key;
     top.key_pointer = std::move(pointer);
@@ -752,7 +756,7 @@ Location YamlDocument::Locate(const std::string& pointer) const {
   std::string_view p = pointer;
   while (true) {
     auto it = locations.find(std::string(p));
-    if (it != locations.end()) return it->second;
+    if (it != locations.end()) return Location{where.file, it->second.line, it->second.column};
     size_t slash = p.rfind('/');
     if (slash == std::string_view::npos) return where;
     p = p.substr(0, slash);

@@ -39,9 +39,16 @@ struct YamlLimits {
 };
 
 struct YamlDocument {
+  // A place in the document's file (`where.file`); kept per node, so it
+  // holds no copy of the path (the parse cache keeps documents resident).
+  struct LineColumn {
+    int line = 0;
+    int column = 0;
+  };
+
   nlohmann::json value;
-  Location where;                                       // Where the document starts.
-  std::unordered_map<std::string, Location> locations;  // JSON pointer -> place.
+  Location where;                                         // Where the document starts.
+  std::unordered_map<std::string, LineColumn> locations;  // JSON pointer -> place.
 
   // The place of `pointer`, or of its nearest ancestor that has one.
   Location Locate(const std::string& pointer) const;

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <functional>
+#include <limits>
 #include <set>
 #include <sstream>
+#include <string_view>
+#include <unordered_map>
 
 namespace clusterctl::reconcilers {
 namespace {
@@ -17,6 +20,82 @@ std::string ShortHash(const std::string& h) { return h.empty() ? "none" : h.subs
 std::string FormatTime(int64_t ms) { return std::to_string(ms / 1000) + "s"; }
 
 bool HasReadiness(const Service* s) { return s != nullptr && s->readiness.has_value(); }
+
+// The topological rank of every service of `d` and of `previous` (a
+// service both have counts as `d` has it): the longest dependency chain below
+// it, followed at most 256 deep (a guard against the cycles of a broken
+// state). Names are ids in name order, so the memoised walk visits them in
+// the order a map by name would. The keys view the states' names.
+std::unordered_map<std::string_view, size_t> ServiceRanks(const DesiredState& d,
+                                                          const DesiredState* previous) {
+  std::vector<std::string_view> names;  // Services and what they depend on.
+  for (const DesiredState* state : {&d, previous}) {
+    if (state == nullptr) continue;
+    for (const auto& s : state->services) {
+      names.push_back(s.name);
+      for (const auto& dep : s.depends_on) names.push_back(dep.service);
+    }
+  }
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  auto id_of = [&](std::string_view name) {
+    return static_cast<size_t>(std::lower_bound(names.begin(), names.end(), name) - names.begin());
+  };
+  std::vector<std::vector<size_t>> deps(names.size());  // Sorted ids.
+  std::vector<bool> is_service(names.size(), false);
+  for (const DesiredState* state : {&d, previous}) {
+    if (state == nullptr) continue;
+    for (const auto& s : state->services) {
+      const size_t id = id_of(s.name);
+      if (is_service[id]) continue;
+      is_service[id] = true;
+      for (const auto& dep : s.depends_on) deps[id].push_back(id_of(dep.service));
+      std::sort(deps[id].begin(), deps[id].end());
+      deps[id].erase(std::unique(deps[id].begin(), deps[id].end()), deps[id].end());
+    }
+  }
+  constexpr size_t kNotYet = std::numeric_limits<size_t>::max();
+  std::vector<size_t> depth(names.size(), kNotYet);
+  std::function<size_t(size_t, int)> depth_of = [&](size_t id, int guard) {
+    if (depth[id] != kNotYet) return depth[id];
+    size_t r = 0;
+    if (is_service[id] && guard < 256) {
+      for (size_t x : deps[id]) r = std::max(r, depth_of(x, guard + 1) + 1);
+    }
+    depth[id] = r;
+    return r;
+  };
+  std::unordered_map<std::string_view, size_t> ranks;
+  ranks.reserve(names.size());
+  for (size_t id = 0; id < names.size(); ++id) {
+    if (is_service[id]) ranks[names[id]] = depth_of(id, 0);
+  }
+  return ranks;
+}
+
+// Orders instances by the topological rank of their service (0 when
+// unknown; dependencies first, or dependents first), then by key; stable.
+// Each instance's rank and key are computed once, not in the comparator
+// (10,000 instances take ~140,000 comparisons).
+void SortByRankThenKey(const std::unordered_map<std::string_view, size_t>& rank_of_service,
+                       bool dependents_first, std::vector<const InstanceDiff*>* xs) {
+  struct Keyed {
+    size_t rank;
+    std::string key;
+    const InstanceDiff* x;
+  };
+  std::vector<Keyed> keyed;
+  keyed.reserve(xs->size());
+  for (const InstanceDiff* x : *xs) {
+    auto it = rank_of_service.find(x->service);
+    keyed.push_back({it == rank_of_service.end() ? size_t{0} : it->second, x->Key(), x});
+  }
+  std::stable_sort(keyed.begin(), keyed.end(), [&](const Keyed& a, const Keyed& b) {
+    if (a.rank != b.rank) return dependents_first ? a.rank > b.rank : a.rank < b.rank;
+    return a.key < b.key;
+  });
+  for (size_t i = 0; i < keyed.size(); ++i) (*xs)[i] = keyed[i].x;
+}
 
 }  // namespace
 
@@ -176,43 +255,13 @@ Plan MakePlan(const PlanInput& in) {
   const DesiredState& d = *in.desired;
 
   // Instances by service, for dependency lookups.
-  std::map<std::string, std::vector<const InstanceDiff*>> by_service;
+  std::unordered_map<std::string_view, std::vector<const InstanceDiff*>> by_service;
   for (const auto& x : plan.diffs) by_service[x.service].push_back(&x);
 
   // Dependency order of services: the desired order, with services only the
   // previous revision has (pruned) placed by their old dependencies, so a
   // pruned dependent still stops before a pruned dependency.
-  std::map<std::string, size_t> topo;
-  {
-    std::map<std::string, std::set<std::string>> deps;  // service -> what it depends on
-    auto add = [&](const desired_state::DesiredState& state) {
-      for (const auto& s : state.services) {
-        if (deps.count(s.name)) continue;
-        auto& set = deps[s.name];
-        for (const auto& dep : s.depends_on) set.insert(dep.service);
-      }
-    };
-    add(d);
-    if (in.previous != nullptr) add(*in.previous);
-    // Longest dependency chain below each service: a topological rank.
-    std::map<std::string, size_t> depth;
-    std::function<size_t(const std::string&, int)> depth_of = [&](const std::string& n, int guard) {
-      auto it = depth.find(n);
-      if (it != depth.end()) return it->second;
-      size_t r = 0;
-      auto dit = deps.find(n);
-      if (dit != deps.end() && guard < 256) {
-        for (const auto& x : dit->second) r = std::max(r, depth_of(x, guard + 1) + 1);
-      }
-      depth[n] = r;
-      return r;
-    };
-    for (const auto& [n, _] : deps) topo[n] = depth_of(n, 0);
-  }
-  auto rank = [&](const std::string& service) {
-    auto it = topo.find(service);
-    return it == topo.end() ? size_t{0} : it->second;
-  };
+  const std::unordered_map<std::string_view, size_t> topo = ServiceRanks(d, in.previous);
 
   auto selected = [&](const InstanceDiff& x) {
     return (in.only_service.empty() || x.service == in.only_service) &&
@@ -259,10 +308,7 @@ Plan MakePlan(const PlanInput& in) {
   }
 
   // Stops: dependents before their dependencies (reverse topological order).
-  std::stable_sort(stops.begin(), stops.end(), [&](const InstanceDiff* a, const InstanceDiff* b) {
-    return rank(a->service) != rank(b->service) ? rank(a->service) > rank(b->service)
-                                                : a->Key() < b->Key();
-  });
+  SortByRankThenKey(topo, /*dependents_first=*/true, &stops);
   std::map<std::string, std::vector<int>> stop_steps_of;  // service -> stop step ids
   auto depends_on = [&](const Service* s, const std::string& dep) {
     return s != nullptr && std::any_of(s->depends_on.begin(), s->depends_on.end(),
@@ -292,12 +338,9 @@ Plan MakePlan(const PlanInput& in) {
   for (const auto& s : plan.steps) all_stops.push_back(s.id);
 
   // Starts and restarts: dependencies first.
-  std::stable_sort(starts.begin(), starts.end(), [&](const InstanceDiff* a, const InstanceDiff* b) {
-    return rank(a->service) != rank(b->service) ? rank(a->service) < rank(b->service)
-                                                : a->Key() < b->Key();
-  });
-  std::map<std::string, std::vector<int>> up_steps_of;  // service -> start/restart step ids
-  std::map<std::string, int> restarts_so_far;           // service -> restart steps planned
+  SortByRankThenKey(topo, /*dependents_first=*/false, &starts);
+  std::unordered_map<std::string_view, std::vector<int>> up_steps_of;  // service -> step ids
+  std::map<std::string, int> restarts_so_far;  // service -> restart steps planned
   std::map<std::string, std::vector<int>> restart_batches_of;
   for (const InstanceDiff* x : starts) {
     const Service* s = x->service_def;

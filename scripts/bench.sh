@@ -5,9 +5,11 @@
 # no-op, repair; in-process, as `clusterctl apply` processes, and with
 # Ansible's best configuration when ansible-playbook is installed), the DAG
 # converge and diff + plan of issue 4, and clusterd's reaction to `kill -9`
-# and to `git push`. Prints the goals table at the end.
+# and to `git push`; and the desired-state load of issue 17 (1,000 machines,
+# 10,000 services: cold, and a reload after a one-file change with the parse
+# cache). Prints the goals table at the end.
 #
-# Usage: scripts/bench.sh [--no-build] [--quick] [--only observe|reconcile|clusterd]
+# Usage: scripts/bench.sh [--no-build] [--quick] [--only observe|reconcile|clusterd|load]
 #   --no-build  use the binaries already in the build directory
 #   --quick     one run per scenario (BENCH_RUNS=1): checks the benchmark
 #               itself, the figures are not medians
@@ -27,7 +29,7 @@ while [ $# -gt 0 ]; do
     --no-build) do_build=no ;;
     --quick) export BENCH_RUNS=1 ;;
     --only) only=$2; shift ;;
-    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -37,7 +39,7 @@ if [ $do_build = yes ]; then
   launcher=
   if command -v ccache >/dev/null 2>&1; then launcher=-DCMAKE_CXX_COMPILER_LAUNCHER=ccache; fi
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release $launcher >/dev/null
-  cmake --build "$build" -j"$jobs" --target observe_bench reconcile_bench clusterd_bench \
+  cmake --build "$build" -j"$jobs" --target observe_bench reconcile_bench clusterd_bench load_bench \
     clusterctl clusterd clusterctl-test-service
 fi
 
@@ -75,6 +77,8 @@ run() {
 run observe_bench --benchmark_filter='BM_SshRoundTrip$|BM_ObserveOneMachine|BM_ObserveWarm/parallel:32|BM_ObserveCold|BM_ProcessesPerObservation'
 run reconcile_bench --benchmark_filter='BM_SshRoundTrip|BM_ColdConverge/poll_ms:200/parallel:40|BM_Chain|BM_ApplyChain|BM_AnsibleChain|BM_DiffPlan10k'
 run clusterd_bench
+run load_bench --benchmark_filter='BM_LoadValidateExpand/10000|BM_Git' \
+  --benchmark_report_aggregates_only=true
 
 echo
 echo "=================================================================="
