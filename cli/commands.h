@@ -39,6 +39,7 @@ CommandFn SetupLogs(CLI::App* sub, Globals* g);
 CommandFn SetupAlerts(CLI::App* sub, Globals* g);
 CommandFn SetupLease(CLI::App* sub, Globals* g);
 CommandFn SetupWindows(CLI::App* sub, Globals* g);
+CommandFn SetupRollout(CLI::App* sub, Globals* g);
 
 // Applies revision `rev` locally (as clusterctl apply --rev) with `trigger`.
 int ApplyRevision(Globals* g, const std::string& rev, audit::Trigger trigger);
