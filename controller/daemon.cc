@@ -658,12 +658,14 @@ bool Daemon::AdvanceRollouts(const DesiredState& desired, const DesiredState* pr
                              bool rollback, reconcilers::PlanInput* plan_in) {
   const std::vector<reconcilers::InstanceDiff> diffs = reconcilers::Diff(*plan_in);
   std::vector<RolloutEvent> events;
-  bool auto_rollback;
+  bool auto_rollback, changed;
   {
     std::lock_guard<std::mutex> g(mu_);
     auto_rollback = rollouts_.IsAutoRollback(desired.revision.commit);
     const std::string from = previous != nullptr ? previous->revision.commit : applied_commit_;
+    const json before = rollouts_.ToJson();
     events = rollouts_.Update(desired, diffs, from, rollback || auto_rollback, clock_->WallMs());
+    changed = rollouts_.ToJson() != before;  // An analysis started, say.
     rollouts_.AddHolds(desired, diffs, &plan_in->hold);
   }
   bool failed = false;
@@ -681,7 +683,8 @@ bool Daemon::AdvanceRollouts(const DesiredState& desired, const DesiredState* pr
       ResolveAlert(alerts::kind::kRolloutFailed, "", e.service);
     }
   }
-  if (!events.empty()) PersistMemory(/*sync=*/true);
+  // A restarted clusterd continues the rollout where this pass left it.
+  if (changed) PersistMemory(/*sync=*/!events.empty());
   if (failed) Sync("auto-rollback");  // The source loop writes the rollback commit.
   return auto_rollback;
 }

@@ -161,7 +161,6 @@ TEST_F(CanaryTest, AGoodChangeRollsOutInWavesOfOneThreeAndSix) {
       << demo_.Api("/api/v1/rollouts").dump(2);
 
   // The audit order: each restart result, and the wave events between them.
-  const std::vector<std::string> wave1 = {"worker-six"};
   const std::vector<std::string> wave2 = {"cpu-coordinator", "jetson"};
   const std::vector<std::string> wave3 = {"rp-embeddings", "worker-monitor", "worker-tools"};
   std::vector<std::string> order;
@@ -239,7 +238,9 @@ TEST_F(CanaryTest, ABadChangeIsRolledBackFromTheCanaryAndQuarantined) {
       << Web().dump(2) << Log();
   std::map<std::string, int> now = Pids();
   for (const auto& [m, pid] : before) {
-    if (m != "worker-six") EXPECT_EQ(now.at(m), pid) << m << " was touched";
+    if (m != "worker-six") {
+      EXPECT_EQ(now.at(m), pid) << m << " was touched";
+    }
   }
   // A rollback commit with the old tree is on the remote, the bad revision
   // is quarantined, and the audit says auto-rollback.

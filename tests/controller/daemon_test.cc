@@ -1160,7 +1160,9 @@ TEST_F(DaemonTest, ACanaryThatFailsIsPutBackAndItsRevisionQuarantined) {
   EXPECT_FALSE(daemon_->PollSource());
   daemon_->ReconcileOnce();
   EXPECT_TRUE(world_->TakeCalls().empty());
-  // A fix rolls out normally, canary first.
+  // A fix rolls out normally, canary first (once the canary's crash-loop
+  // backoff from the failed start is over).
+  clock_.Advance(10 * kSecond);
   const std::string v3 = world_->Push(CanaryWeb("3"), "v3: fixed");
   Pass();
   EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"restart web@m1"}));
