@@ -206,7 +206,10 @@ std::vector<RolloutEvent> RolloutBook::Update(const desired_state::DesiredState&
       r.analysis_start_ms = 0;  // The analysis starts again once all are ready.
       continue;
     }
-    if (r.analysis_start_ms == 0) r.analysis_start_ms = now_ms;
+    if (r.analysis_start_ms == 0) {
+      r.analysis_start_ms = now_ms;
+      events.push_back({s.name, "rollout_analysis", r.Describe(now_ms)});
+    }
     if (now_ms - r.analysis_start_ms < r.analysis_seconds * 1000LL) continue;
     if (static_cast<size_t>(r.wave) + 1 >= r.waves.size()) {
       r.phase = RolloutPhase::kSucceeded;

@@ -82,7 +82,9 @@ struct Rollout {
 // Something the book decided, for the audit log and the alerts.
 struct RolloutEvent {
   std::string service;
-  std::string action;  // rollout_started | rollout_wave | rollout_succeeded | rollout_failed
+  // rollout_started | rollout_analysis (a wave is ready: its analysis
+  // starts) | rollout_wave | rollout_succeeded | rollout_failed
+  std::string action;
   std::string detail;
 };
 

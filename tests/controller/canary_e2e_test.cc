@@ -10,6 +10,8 @@
 //     quarantined, a rollback commit with the old tree is on the remote,
 //     auto-sync does not apply the bad revision again, and a fix pushed
 //     after that rolls out.
+//   - The same with a branch that refuses the rollback push: the commit
+//     waits on a local branch, and is in force meanwhile.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -50,6 +52,23 @@ class CanaryTest : public ::testing::Test {
     WriteWeb("1", "");
     demo_.repo().CommitAll("web on six machines");
     demo_.repo().Git("push -q origin main");
+    if (ProtectedBranch()) {
+      // clusterd clones origin as a URL and pushes to it; origin refuses
+      // rollback commits, as a branch that needs a review would.
+      std::string config = testing::ReadFile(demo_.config_path());
+      const std::string url = "url: " + demo_.origin();
+      config.replace(config.find(url), url.size(), "url: file://" + demo_.origin());
+      testing::WriteFile(demo_.config_path(), config);
+      testing::WriteFile(demo_.origin() + "/hooks/pre-receive",
+                         "#!/bin/sh\n"
+                         "while read old new ref; do\n"
+                         "  if git log --format=%B \"$old..$new\" 2>/dev/null |"
+                         " grep -q clusterctl-rollback-to; then\n"
+                         "    echo 'main is protected: a rollback needs a review' >&2; exit 1\n"
+                         "  fi\n"
+                         "done\n");
+      ASSERT_EQ(0, testing::RunShell("chmod +x '" + demo_.origin() + "/hooks/pre-receive'"));
+    }
     clusterd_ = std::make_unique<testing::Process>(
         std::vector<std::string>{testing::ClusterdBin(), "--config", demo_.config_path()},
         testing::OutputTo(demo_.dir() + "/clusterd.log"));
@@ -63,6 +82,7 @@ class CanaryTest : public ::testing::Test {
   void TearDown() override {
     if (clusterd_) clusterd_->Stop();
   }
+  virtual bool ProtectedBranch() const { return false; }
 
   // The web service at RELEASE `release`; `extra` is added to its command.
   // Each machine's instance listens on the machine's own address, which the
@@ -295,6 +315,55 @@ TEST_F(CanaryTest, ABadChangeIsRolledBackFromTheCanaryAndQuarantined) {
       seconds(30), milliseconds(300)))
       << Web().dump(2);
   EXPECT_EQ(Web()["rollout"].value("revision", ""), fix);
+  EXPECT_FALSE(controller::ReadQuarantine(demo_.data_dir()).has_value());
+}
+
+class CanaryProtectedTest : public CanaryTest {
+ protected:
+  bool ProtectedBranch() const override { return true; }
+};
+
+TEST_F(CanaryProtectedTest, ARefusedRollbackPushWaitsOnABranchAndTheBadRevisionStaysOut) {
+  const std::map<std::string, int> before = Pids();
+  WriteWeb("2", " --fail-readiness");
+  const std::string bad = Push("web release 2: never ready");
+  std::string detail;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (const auto& r : WebRecords()) {
+          if (r.action == "auto_rollback") detail = r.detail;
+        }
+        return !detail.empty();
+      },
+      seconds(60), milliseconds(300)))
+      << Log();
+  EXPECT_NE(detail.find("push refused"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("it waits on branch clusterctl/rollback-"), std::string::npos) << detail;
+  auto q = controller::ReadQuarantine(demo_.data_dir());
+  ASSERT_TRUE(q.has_value());
+  EXPECT_EQ(q->commits, std::set<std::string>{bad});
+  // The branch still points at the bad revision; the rollback commit is in
+  // force all the same, and the canary runs the old spec again.
+  EXPECT_EQ(Origin("rev-parse main"), bad);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return AllReady() && Pids().at("worker-six") != before.at("worker-six") &&
+               demo_.Api("/api/v1/status").value("revision", "") == q->rollback_commit;
+      },
+      seconds(60), milliseconds(300)))
+      << Web().dump(2) << Log();
+  for (const auto& [m, pid] : Pids()) {
+    if (m != "worker-six") {
+      EXPECT_EQ(before.at(m), pid) << m << " was touched";
+    }
+  }
+  // A fix on top of the bad revision ends the quarantine and rolls out.
+  const std::map<std::string, int> now = Pids();
+  WriteWeb("3", "");
+  const std::string fix = Push("web release 3: fixed");
+  ASSERT_TRUE(WaitFor([&] { return AllReplaced(now); }, seconds(120), milliseconds(300)))
+      << Web().dump(2) << Log();
+  EXPECT_EQ(demo_.Api("/api/v1/status").value("revision", ""), fix);
   EXPECT_FALSE(controller::ReadQuarantine(demo_.data_dir()).has_value());
 }
 

@@ -136,7 +136,11 @@ TEST(RolloutTest, WavesOpenOnlyAfterTheAnalysis) {
 
   // The canary runs v2 and is ready: the analysis starts, nothing else moves.
   in = Observe(v2, v1, {"m1"});
-  EXPECT_TRUE(book.Update(v2, reconcilers::Diff(in), "", false, kT0 + 5000).empty());
+  events = book.Update(v2, reconcilers::Diff(in), "", false, kT0 + 5000);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].action, "rollout_analysis");
+  EXPECT_EQ(events[0].detail,
+            "rollout of web to b200000: wave 1 of 3 (canary), 1/1 ready, analysis 30 s left");
   const Rollout& r = book.rollouts().at("web");
   EXPECT_EQ(r.Describe(kT0 + 15000),
             "rollout of web to b200000: wave 1 of 3 (canary), 1/1 ready, analysis 20 s left");
@@ -156,13 +160,13 @@ TEST(RolloutTest, WavesOpenOnlyAfterTheAnalysis) {
 
   // Wave 2 ready and analysed: wave 3; then done.
   in = Observe(v2, v1, {"m1", "m2", "m3"});
-  EXPECT_TRUE(book.Update(v2, reconcilers::Diff(in), "", false, kT0 + 40000).empty());
+  EXPECT_EQ(book.Update(v2, reconcilers::Diff(in), "", false, kT0 + 40000).size(), 1u);
   events = book.Update(v2, reconcilers::Diff(in), "", false, kT0 + 70000);
   ASSERT_EQ(events.size(), 1u);
   book.AddHolds(v2, reconcilers::Diff(in), &in.hold);
   EXPECT_EQ(Restarts(in), (std::vector<std::string>{"m4", "m5", "m6"}));
   in = Observe(v2, v1, {"m1", "m2", "m3", "m4", "m5", "m6"});
-  EXPECT_TRUE(book.Update(v2, reconcilers::Diff(in), "", false, kT0 + 71000).empty());
+  EXPECT_EQ(book.Update(v2, reconcilers::Diff(in), "", false, kT0 + 71000).size(), 1u);
   events = book.Update(v2, reconcilers::Diff(in), "", false, kT0 + 101000);
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].action, "rollout_succeeded");
@@ -204,7 +208,8 @@ TEST(RolloutTest, TheBudgetToleratesMaxFailedInstances) {
   book.RecordFailure(v2.revision.commit, "web", "m1", "restart failed: not ready within 5s");
   book.RecordFailure(v2.revision.commit, "web", "m5", "not in a wave yet: ignored");
   in = Observe(v2, v1, {"m2"});
-  EXPECT_TRUE(book.Update(v2, reconcilers::Diff(in), "", false, kT0 + 1000).empty());
+  auto before = book.Update(v2, reconcilers::Diff(in), "", false, kT0 + 1000);
+  EXPECT_TRUE(before.empty() || before[0].action != "rollout_failed");
   book.RecordFailure(v2.revision.commit, "web", "m2", "liveness failed 3 times");
   auto events = book.Update(v2, reconcilers::Diff(in), "", false, kT0 + 2000);
   ASSERT_EQ(events.size(), 1u);
