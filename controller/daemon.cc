@@ -54,17 +54,22 @@ int ReadinessThreshold(const DesiredState* d, const std::string& service) {
 
 // Beats the reconcile loop on every step, so a long pass that makes
 // progress is not taken for a stalled one.
+// Marks the reconcile loop's progress on every step, and tells the daemon
+// when a start or restart begins (`new_life`).
 class BeatListener : public reconcilers::StepListener {
  public:
-  explicit BeatListener(std::function<void()> beat) : beat_(std::move(beat)) {}
-  clusterctl::Status OnStepStart(const reconcilers::Step&) override {
+  BeatListener(std::function<void()> beat, std::function<void(const reconcilers::Step&)> new_life)
+      : beat_(std::move(beat)), new_life_(std::move(new_life)) {}
+  clusterctl::Status OnStepStart(const reconcilers::Step& st) override {
     beat_();
+    if (st.action != reconcilers::Action::kStop) new_life_(st);
     return clusterctl::Status::Ok();
   }
   void OnStepEnd(const reconcilers::Step&, const reconcilers::StepOutcome&) override { beat_(); }
 
  private:
   std::function<void()> beat_;
+  std::function<void(const reconcilers::Step&)> new_life_;
 };
 
 // The leader lease as the reconciler's gate.
@@ -896,7 +901,15 @@ void Daemon::ReconcileOnce() {
                : auto_rollback ? audit::Trigger::kAutoRollback
                : rollback      ? audit::Trigger::kRollback
                                : audit::Trigger::kRevision;
-  BeatListener beat([this] { Beat("reconcile"); });
+  // A restarted instance starts its new life not ready: the readiness
+  // verdict of the old process (kept under readiness.failureThreshold) must
+  // not answer the new one's readiness wait (a canary that never gets ready
+  // looked ready at once).
+  BeatListener beat([this] { Beat("reconcile"); },
+                    [this](const reconcilers::Step& st) {
+                      std::lock_guard<std::mutex> g(mu_);
+                      readiness_.Reset(st.Key());
+                    });
   po.progress = &beat;
   for (const auto& [key, who] : manual) {
     po.step_trigger[key] = audit::Trigger::kManual;
