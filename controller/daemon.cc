@@ -916,6 +916,13 @@ void Daemon::ReconcileOnce() {
     po.step_actor[key] = who;
   }
   reconcilers::Plan plan = reconcilers::MakePlan(plan_in);
+  // The steps that put the instances of an auto-rollback back are audited as
+  // such also when a crash-loop backoff delays them past its first pass.
+  for (const auto& st : plan.steps) {
+    if (auto_rollback && st.cause == reconcilers::Cause::kSpecChanged) {
+      po.step_trigger.emplace(st.Key(), audit::Trigger::kAutoRollback);
+    }
+  }
   // A new revision some of whose changes wait for a sync window is recorded
   // as applied by the pass that makes them, when the window lets it.
   std::map<std::string, std::string> window_holds;

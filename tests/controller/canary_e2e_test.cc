@@ -268,6 +268,11 @@ TEST_F(CanaryTest, ABadChangeIsRolledBackFromTheCanaryAndQuarantined) {
   std::set<std::string> auto_actions;
   for (const auto& r : WebRecords()) {
     if (r.trigger == "auto-rollback") auto_actions.insert(r.action + "@" + r.machine);
+    // The canary's restart waited for readiness and failed: the old
+    // process's readiness did not answer for the new one.
+    if (r.action == "rollout_failed") {
+      EXPECT_NE(r.detail.find("worker-six: restart failed"), std::string::npos) << r.detail;
+    }
   }
   EXPECT_TRUE(auto_actions.count("rollout_failed@")) << ::testing::PrintToString(auto_actions);
   EXPECT_TRUE(auto_actions.count("auto_rollback@")) << ::testing::PrintToString(auto_actions);
