@@ -19,7 +19,7 @@ const std::vector<std::string>& Kinds() {
       kind::kMassStopRefused,    kind::kSourceFetch,         kind::kProbeSlow,
       kind::kMachineDisk,        kind::kMachineMemory,       kind::kQuarantine,
       kind::kPruneBlocked,       kind::kStoreWrite,          kind::kSuspended,
-      kind::kDriftObserved};
+      kind::kDriftObserved,      kind::kRolloutFailed};
   return kKinds;
 }
 

@@ -56,6 +56,7 @@ inline constexpr char kPruneBlocked[] = "prune_blocked";
 inline constexpr char kStoreWrite[] = "store_write";
 inline constexpr char kSuspended[] = "suspended";
 inline constexpr char kDriftObserved[] = "drift_observed";
+inline constexpr char kRolloutFailed[] = "rollout_failed";
 }  // namespace kind
 
 // Every kind above, in the order of docs/monitoring.md.

@@ -182,6 +182,8 @@ class ApiServer {
   void HandleLeases(Call& call);
   void HandleGrantLease(Call& call);
   void HandleEndLease(Call& call);
+  void HandleRollouts(Call& call);
+  void HandleRolloutControl(Call& call);
   void HandleHistory(Call& call);
   void HandleRevisions(Call& call);
   void HandleAudit(Call& call);

@@ -115,6 +115,15 @@ class DaemonView {
     (void)id, (void)actor;
     return clusterctl::Status(Code::kNotFound, "drift leases are not served here");
   }
+  // Canary rollouts (docs/operations.md): GET /api/v1/rollouts (the latest
+  // rollout of each canary service), POST /api/v1/rollouts/{service}/pause,
+  // .../resume, .../abort (verb), audited with `actor`.
+  virtual nlohmann::json Rollouts() { return nlohmann::json::array(); }
+  virtual Result<nlohmann::json> ControlRollout(const std::string& service, const std::string& verb,
+                                                const std::string& actor) {
+    (void)service, (void)verb, (void)actor;
+    return clusterctl::Status(Code::kNotFound, "rollouts are not served here");
+  }
   // GET /api/v1/history?limit=N: past status snapshots, newest first.
   virtual nlohmann::json History(size_t limit) = 0;
   // GET /api/v1/revisions: applied and rejected revisions, newest first.

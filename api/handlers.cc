@@ -255,6 +255,10 @@ const std::vector<ApiServer::Route>& ApiServer::Routes() {
         {"GET", "/api/v1/leases", Auth::kToken, &ApiServer::HandleLeases},
         {"POST", "/api/v1/leases", Auth::kToken, &ApiServer::HandleGrantLease},
         {"POST", "/api/v1/leases/{id}/end", Auth::kToken, &ApiServer::HandleEndLease},
+        {"GET", "/api/v1/rollouts", Auth::kToken, &ApiServer::HandleRollouts},
+        {"POST", "/api/v1/rollouts/{id}/pause", Auth::kToken, &ApiServer::HandleRolloutControl},
+        {"POST", "/api/v1/rollouts/{id}/resume", Auth::kToken, &ApiServer::HandleRolloutControl},
+        {"POST", "/api/v1/rollouts/{id}/abort", Auth::kToken, &ApiServer::HandleRolloutControl},
         {"GET", "/api/v1/audit", Auth::kToken, &ApiServer::HandleAudit},
         {"POST", "/api/v1/sync", Auth::kTokenOrWebhook, &ApiServer::HandleSync},
         {"POST", "/api/v1/restart", Auth::kToken, &ApiServer::HandleRestart},
@@ -571,6 +575,23 @@ void ApiServer::HandleEndLease(Call& call) {
     return;
   }
   ReplyJson(call.res, 200, LeaseJson(*lease));
+}
+
+void ApiServer::HandleRollouts(Call& call) {
+  if (!call.CheckParams({})) return;
+  ReplyJson(call.res, 200, view_->Rollouts());
+}
+
+void ApiServer::HandleRolloutControl(Call& call) {
+  if (!call.CheckParams({})) return;
+  const std::string& path = call.req.path;
+  const std::string verb = path.substr(path.rfind('/') + 1);
+  auto r = view_->ControlRollout(call.path_param, verb, call.actor);
+  if (!r.ok()) {
+    ReplyError(call.res, HttpStatusFor(r.status().code()), r.status().message());
+    return;
+  }
+  ReplyJson(call.res, 200, *r);
 }
 
 void ApiServer::HandleHealth(Call& call) {

@@ -14,7 +14,8 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kTriggerNames[] = {"revision", "drift", "rollback", "manual", "recovery"};
+constexpr const char* kTriggerNames[] = {"revision", "drift",    "rollback",
+                                         "manual",   "recovery", "auto-rollback"};
 constexpr const char* kPhaseNames[] = {"intent", "result", "event"};
 constexpr const char* kOutcomeNames[] = {"ok", "failed", "interrupted", "skipped", "fenced"};
 

@@ -21,7 +21,7 @@ namespace clusterctl::audit {
 // Name() is the one table of their spellings in the log, the API and the CLI.
 //
 // Why the step exists (SPEC.md section 5).
-enum class Trigger { kRevision, kDrift, kRollback, kManual, kRecovery };
+enum class Trigger { kRevision, kDrift, kRollback, kManual, kRecovery, kAutoRollback };
 // kIntent: before a step acts. kResult: after it ended. kEvent: a fact with
 // no step around it (revision_applied, revision_rejected, probe_failed,
 // machine_unreachable, audit_trimmed, suspend, resume).
@@ -31,7 +31,7 @@ enum class Phase { kIntent, kResult, kEvent };
 // ended (clusterd replicas, ha/leader_election.h).
 enum class Outcome { kOk, kFailed, kInterrupted, kSkipped, kFenced };
 
-const char* Name(Trigger t);  // "revision" "drift" "rollback" "manual" "recovery"
+const char* Name(Trigger t);  // "revision" "drift" "rollback" "manual" "recovery" "auto-rollback"
 const char* Name(Phase p);    // "intent" "result" "event"
 const char* Name(Outcome o);  // "ok" "failed" "interrupted" "skipped" "fenced"
 // The inverse of Name(Trigger); nullopt for anything else.

@@ -46,6 +46,8 @@ const std::vector<Command>& AllCommands() {
       {"history", "Revisions applied: commit, author, time, result.", SetupHistory},
       {"rollback", "Undo a change through git: a new commit restoring an earlier revision.",
        SetupRollback},
+      {"rollout", "Canary rollouts of the running clusterd: list, or pause|resume|abort SERVICE.",
+       SetupRollout},
       {"audit",
        "Query the audit log: filters, --follow, verify, export, show SEQ (SPEC.md section 5).\n"
        "Exit 0 (also when nothing matches), 1 error; audit verify: 0 intact, 1 broken.",

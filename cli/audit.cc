@@ -505,7 +505,7 @@ void AddFilterFlags(CLI::App* app, AuditFlags* f) {
                   "Only this actor: user@host, or a user or clusterd on any host")
       ->type_name("WHO");
   app->add_option("--trigger", f->trigger,
-                  "Only this trigger: revision, drift, rollback, manual, recovery")
+                  "Only this trigger: revision, drift, rollback, manual, recovery, auto-rollback")
       ->type_name("TRIGGER");
   app->add_option("--limit", f->limit, "At most N records (newest first). Default: 50")
       ->type_name("N");

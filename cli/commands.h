@@ -41,6 +41,7 @@ CommandFn SetupLease(CLI::App* sub, Globals* g);
 CommandFn SetupWindows(CLI::App* sub, Globals* g);
 CommandFn SetupStop(CLI::App* sub, Globals* g);
 CommandFn SetupStart(CLI::App* sub, Globals* g);
+CommandFn SetupRollout(CLI::App* sub, Globals* g);
 
 // Applies revision `rev` locally (as clusterctl apply --rev) with `trigger`.
 int ApplyRevision(Globals* g, const std::string& rev, audit::Trigger trigger);

@@ -149,4 +149,12 @@ std::map<std::string, std::string> Session::LeaseHolds() const {
   return leases.Holds(*desired_);
 }
 
+controller::RolloutBook Session::Rollouts() const {
+  controller::RolloutBook book;
+  if (!store_) return book;
+  auto memory = controller::LoadMemory(*store_);
+  if (memory.ok() && !memory->rollouts.is_null()) book.Restore(memory->rollouts);
+  return book;
+}
+
 }  // namespace clusterctl::cli

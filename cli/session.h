@@ -12,6 +12,7 @@
 #include "cli/context.h"
 #include "controller/managed.h"
 #include "controller/reconcile.h"
+#include "controller/rollout.h"
 #include "desired-state/loader.h"
 #include "reconcilers/driver.h"
 #include "reconcilers/probes.h"
@@ -51,6 +52,9 @@ class Session {
   // The instances clusterd's active drift leases hold (controller/leases.h),
   // with why: a local diff, why or apply leaves them alone too.
   std::map<std::string, std::string> LeaseHolds() const;
+  // clusterd's canary rollouts (controller/rollout.h) as it last saved
+  // them: a local why shows their holds and progress.
+  controller::RolloutBook Rollouts() const;
 
  private:
   Status OpenStore(bool read_only_ok);

@@ -93,6 +93,16 @@ void PrintStatus(const json& st, bool verbose, int64_t now_ms) {
                   verbose ? why.c_str() : "");
     }
   }
+  // Canary rollouts (controller/rollout.h): the ones not done yet, or
+  // every one with --verbose.
+  bool first = true;
+  for (const auto& [service, svc] : st["services"].items()) {
+    if (!svc.contains("rollout") || !svc["rollout"].is_object()) continue;
+    if (!verbose && svc["rollout"].value("phase", "") == "succeeded") continue;
+    std::printf("%s  %s\n", first ? "\nrollouts:" : "         ",
+                svc["rollout"].value("summary", "").c_str());
+    first = false;
+  }
   std::printf("\noverall: %s\n", st.value("overall_status", "unhealthy").c_str());
   for (const auto& r : st.value("reasons", json::array())) {
     std::printf("  - %s\n", r.get<std::string>().c_str());
@@ -113,6 +123,12 @@ int RunStatus(Globals* g, bool verbose) {
     if (Status s = session.Open(""); !s.ok()) return ReportError(*g, s);
     auto obs = controller::ObserveAndRecord(session.deps(), session.desired(), session.previous());
     st = api::BuildStatus(session.desired(), session.previous(), obs, WallClockMs()).json;
+    const controller::RolloutBook rollouts = session.Rollouts();
+    for (const auto& [service, r] : rollouts.rollouts()) {
+      if (st["services"].contains(service)) {
+        st["services"][service]["rollout"] = r.ToJson(WallClockMs());
+      }
+    }
   }
   if (g->json) {
     std::cout << st.dump(2) << "\n";

@@ -82,7 +82,13 @@ int RunWhy(Globals* g, const std::string& service, const std::string& machine) {
   controller::PassOptions po;
   po.hold = session.LeaseHolds();
   auto in = controller::MakePlanInput(desired, session.previous(), obs, po);
+  const controller::RolloutBook rollouts = session.Rollouts();
+  rollouts.AddHolds(desired, reconcilers::Diff(in), &in.hold);
   reconcilers::Plan plan = reconcilers::MakePlan(in);
+  std::string rollout_text;  // The service's canary rollout, if any.
+  if (auto r = rollouts.rollouts().find(service); r != rollouts.rollouts().end()) {
+    rollout_text = r->second.Describe(WallClockMs());
+  }
   Explainer ex{desired, {}, {}, obs.unreachable, &session.state(), WallClockMs()};
   for (const auto& d : plan.diffs) ex.diffs[d.Key()] = &d;
   for (const auto& p : obs.readiness) ex.probes[p.Key()] = &p;
@@ -112,6 +118,7 @@ int RunWhy(Globals* g, const std::string& service, const std::string& machine) {
                      {"observed", reconcilers::ObservedStateName(d.observed)},
                      {"ready", d.ready},
                      {"plan", plan_text},
+                     {"rollout", rollout_text},
                      {"blocked_by", blockers}});
       continue;
     }
@@ -125,6 +132,7 @@ int RunWhy(Globals* g, const std::string& service, const std::string& machine) {
                           .c_str());
     std::printf("  ready:    %s\n", d.ready ? "yes" : "no");
     std::printf("  plan:     %s\n", plan_text.c_str());
+    if (!rollout_text.empty()) std::printf("  rollout:  %s\n", rollout_text.c_str());
     if (blockers.empty()) {
       std::printf("  blocked:  no\n");
     } else {

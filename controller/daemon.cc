@@ -54,17 +54,22 @@ int ReadinessThreshold(const DesiredState* d, const std::string& service) {
 
 // Beats the reconcile loop on every step, so a long pass that makes
 // progress is not taken for a stalled one.
+// Marks the reconcile loop's progress on every step, and tells the daemon
+// when a start or restart begins (`new_life`).
 class BeatListener : public reconcilers::StepListener {
  public:
-  explicit BeatListener(std::function<void()> beat) : beat_(std::move(beat)) {}
-  clusterctl::Status OnStepStart(const reconcilers::Step&) override {
+  BeatListener(std::function<void()> beat, std::function<void(const reconcilers::Step&)> new_life)
+      : beat_(std::move(beat)), new_life_(std::move(new_life)) {}
+  clusterctl::Status OnStepStart(const reconcilers::Step& st) override {
     beat_();
+    if (st.action != reconcilers::Action::kStop) new_life_(st);
     return clusterctl::Status::Ok();
   }
   void OnStepEnd(const reconcilers::Step&, const reconcilers::StepOutcome&) override { beat_(); }
 
  private:
   std::function<void()> beat_;
+  std::function<void(const reconcilers::Step&)> new_life_;
 };
 
 // The leader lease as the reconciler's gate.
@@ -258,6 +263,9 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config, DaemonParts
   bool leases_ok = true;
   if (!memory->leases.is_null()) d->leases_.Restore(memory->leases, &leases_ok);
   if (!leases_ok) spdlog::warn("the stored drift leases were unreadable; starting with none");
+  bool rollouts_ok = true;
+  if (!memory->rollouts.is_null()) d->rollouts_.Restore(memory->rollouts, &rollouts_ok);
+  if (!rollouts_ok) spdlog::warn("the stored rollouts were unreadable; starting with none");
   bool alerts_ok = true;
   if (!memory->alerts.is_null()) d->alerts_.Restore(memory->alerts, &alerts_ok);
   if (!alerts_ok) spdlog::warn("the stored alerts were unreadable; starting with none");
@@ -345,6 +353,7 @@ void Daemon::PersistMemory(bool sync) {
     m.healthy_since_ms = backoff_.healthy_since_ms();
     m.alerts = alerts_.ToJson();
     m.leases = leases_.ToJson();
+    m.rollouts = rollouts_.ToJson();
   }
   std::string doc = MemoryToJson(m).dump();
   if (doc == saved_) return;
@@ -427,6 +436,7 @@ clusterctl::Status Daemon::Run() {
 bool Daemon::PollSource(bool* fetched_ok) {
   clusterctl::Status fetched = source_->Fetch();
   if (fetched_ok != nullptr) *fetched_ok = fetched.ok();
+  if (fetched.ok()) WriteAutoRollback();  // A failed canary rollout waits for it.
   if (!fetched.ok()) {
     if (Stopping()) return false;  // Cancelled by shutdown.
     bool have_revision = false;
@@ -570,6 +580,10 @@ int64_t Daemon::ReconcileSleepMs() {
   // when the backoff ends, not an interval later.
   const int64_t retry = backoff_.NextRetryInMs(clock_->WallMs(), running_instances_, ms);
   ms = retry < ms ? retry + 10 : ms;
+  // A canary analysis that ends opens the next wave then.
+  if (const int64_t at = rollouts_.NextDeadlineMs(); at > 0) {
+    ms = std::clamp<int64_t>(at - clock_->WallMs() + 10, 10, ms);
+  }
   // A follower looks again every retry interval: when it becomes the
   // leader, it acts within that.
   if (elector_ && !elector_->MayAct()) ms = std::min<int64_t>(ms, config_.redis_retry_ms);
@@ -649,6 +663,102 @@ void Daemon::FollowOrTakeOver() {
   spdlog::info("replica {} leads with fencing token {}", elector_->replica_name(),
                elector_->state().token);
   took_over_ = true;
+}
+
+bool Daemon::AdvanceRollouts(const DesiredState& desired, const DesiredState* previous,
+                             bool rollback, reconcilers::PlanInput* plan_in) {
+  const std::vector<reconcilers::InstanceDiff> diffs = reconcilers::Diff(*plan_in);
+  std::vector<RolloutEvent> events;
+  bool auto_rollback, changed;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    auto_rollback = rollouts_.IsAutoRollback(desired.revision.commit);
+    const std::string from = previous != nullptr ? previous->revision.commit : applied_commit_;
+    const json before = rollouts_.ToJson();
+    events = rollouts_.Update(desired, diffs, from, rollback || auto_rollback, clock_->WallMs());
+    changed = rollouts_.ToJson() != before;  // An analysis started, say.
+    rollouts_.AddHolds(desired, diffs, &plan_in->hold);
+  }
+  bool failed = false;
+  for (const RolloutEvent& e : events) {
+    const bool fail = e.action == "rollout_failed";
+    failed |= fail;
+    spdlog::info("{}", e.detail);
+    AuditEvent(e.action, fail ? audit::Trigger::kAutoRollback : audit::Trigger::kRevision,
+               desired.revision.Short(), fail ? audit::Outcome::kFailed : audit::Outcome::kOk,
+               e.detail, "", e.service);
+    if (fail) {
+      RaiseAlert(alerts::kind::kRolloutFailed, "", e.service, "critical",
+                 e.detail + "; rolling back");
+    } else if (e.action == "rollout_succeeded") {
+      ResolveAlert(alerts::kind::kRolloutFailed, "", e.service);
+    }
+  }
+  // A restarted clusterd continues the rollout where this pass left it.
+  if (changed) PersistMemory(/*sync=*/!events.empty());
+  if (failed) Sync("auto-rollback");  // The source loop writes the rollback commit.
+  return auto_rollback;
+}
+
+void Daemon::WriteAutoRollback() {
+  Rollout r;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    const Rollout* pending = rollouts_.PendingRollback();
+    if (pending == nullptr) return;
+    r = *pending;
+  }
+  const int64_t now = clock_->WallMs();
+  const std::string bad = r.revision.substr(0, 7), good = r.from_revision.substr(0, 7);
+  std::string commit, push_error, error;
+  auto* git = dynamic_cast<desired_state::GitSource*>(source_.get());
+  if (r.from_revision.empty()) {
+    error = "no earlier revision is known to roll back to";
+  } else if (git == nullptr) {
+    error = "the source cannot write commits";
+  } else {
+    const std::string message =
+        RollbackMessage("Roll back to " + good + ": automatic rollback of " + bad + "\n\n" +
+                            r.Describe(now) + "\n\nRolled back by " + actor_ +
+                            " (trigger auto-rollback).\n\nRolled back revisions: " + bad,
+                        r.from_revision);
+    auto made = git->CommitTreeOf(r.from_revision, message, "clusterd", actor_, &push_error);
+    if (made.ok()) {
+      commit = made->commit;
+    } else {
+      error = made.status().message();
+    }
+  }
+  std::string detail;
+  if (!r.from_revision.empty()) {
+    // Without a commit the last good revision itself is put back in force.
+    Quarantine q;
+    q.target_commit = r.from_revision;
+    q.commits = {r.revision};
+    q.rollback_commit = commit.empty() ? r.from_revision : commit;
+    q.created_ms = now;
+    clusterctl::Status written = WriteQuarantine(config_.data_dir, q);
+    if (!written.ok()) error += (error.empty() ? "" : "; ") + written.message();
+    detail = "rollout of " + r.service + " failed (" + r.why + "): " + bad + " quarantined, " +
+             (commit.empty()
+                  ? good + " put back in force (no rollback commit: " + error + ")"
+                  : "commit " + commit.substr(0, 7) + " restores the tree of " + good +
+                        (push_error.empty() ? " (pushed)"
+                                            : " (push refused: " + push_error +
+                                                  "; it waits on branch clusterctl/rollback-" +
+                                                  commit.substr(0, 7) + ")"));
+  } else {
+    detail = "rollout of " + r.service + " failed (" + r.why + "): cannot roll back: " + error;
+  }
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    rollouts_.RollbackDone(r.service, commit);
+  }
+  PersistMemory(/*sync=*/true);
+  spdlog::warn("auto-rollback: {}", detail);
+  AuditEvent("auto_rollback", audit::Trigger::kAutoRollback, bad,
+             error.empty() ? audit::Outcome::kOk : audit::Outcome::kFailed, detail, "", r.service);
+  RaiseAlert(alerts::kind::kRolloutFailed, "", r.service, "critical", detail);
 }
 
 void Daemon::ReconcileOnce() {
@@ -784,7 +894,9 @@ void Daemon::ReconcileOnce() {
 
   // Leases, observe mode and sync windows hold instances: the status names
   // them as the plan does.
-  const reconcilers::PlanInput plan_in = MakePlanInput(*desired, prune.get(), obs, po);
+  reconcilers::PlanInput plan_in = MakePlanInput(*desired, prune.get(), obs, po);
+  const bool rollback = RollbackTarget(desired->revision.message).has_value();
+  const bool auto_rollback = AdvanceRollouts(*desired, previous.get(), rollback, &plan_in);
   api::StatusView view =
       api::BuildStatus(*desired, prune.get(), obs, clock_->WallMs(), {}, plan_in.hold);
   AssessAlerts(obs, view.diffs, was_running);
@@ -793,17 +905,32 @@ void Daemon::ReconcileOnce() {
   for (const char* s : {"running", "stopped", "failed", "unknown"}) {
     metrics_.Set("clusterctl_instances", {{"state", s}}, by_state[s]);
   }
-  const bool rollback = RollbackTarget(desired->revision.message).has_value();
-  po.trigger = !new_revision ? audit::Trigger::kDrift
-               : rollback    ? audit::Trigger::kRollback
-                             : audit::Trigger::kRevision;
-  BeatListener beat([this] { Beat("reconcile"); });
+  po.trigger = !new_revision   ? audit::Trigger::kDrift
+               : auto_rollback ? audit::Trigger::kAutoRollback
+               : rollback      ? audit::Trigger::kRollback
+                               : audit::Trigger::kRevision;
+  // A restarted instance starts its new life not ready: the readiness
+  // verdict of the old process (kept under readiness.failureThreshold) must
+  // not answer the new one's readiness wait (a canary that never gets ready
+  // looked ready at once).
+  BeatListener beat([this] { Beat("reconcile"); },
+                    [this](const reconcilers::Step& st) {
+                      std::lock_guard<std::mutex> g(mu_);
+                      readiness_.Reset(st.Key());
+                    });
   po.progress = &beat;
   for (const auto& [key, who] : manual) {
     po.step_trigger[key] = audit::Trigger::kManual;
     po.step_actor[key] = who;
   }
   reconcilers::Plan plan = reconcilers::MakePlan(plan_in);
+  // The steps that put the instances of an auto-rollback back are audited as
+  // such also when a crash-loop backoff delays them past its first pass.
+  for (const auto& st : plan.steps) {
+    if (auto_rollback && st.cause == reconcilers::Cause::kSpecChanged) {
+      po.step_trigger.emplace(st.Key(), audit::Trigger::kAutoRollback);
+    }
+  }
   // A new revision some of whose changes wait for a sync window is recorded
   // as applied by the pass that makes them, when the window lets it.
   std::map<std::string, std::string> window_holds;
@@ -875,6 +1002,9 @@ void Daemon::ReconcileOnce() {
         readiness_.MarkReady(st.Key(), ReadinessThreshold(desired.get(), st.service));
       } else if (o.result == reconcilers::StepResult::kFailed) {
         readiness_.Reset(st.Key());
+        rollouts_.RecordFailure(
+            desired->revision.commit, st.service, st.machine,
+            std::string(reconcilers::ActionName(st.action)) + " failed: " + o.detail);
       }
       const auto* s = desired->FindService(st.service);
       const desired_state::Service defaults;
@@ -1041,6 +1171,8 @@ void Daemon::OnProbeResult(const reconcilers::ProbeResult& r) {
         force_restart_.insert(r.Key());
         wake = true;
         liveness_failures_[r.Key()] = 0;
+        rollouts_.RecordFailure(desired_->revision.commit, r.service, r.machine,
+                                "liveness failed " + std::to_string(failures) + " times");
         restart_after = s->liveness->failure_threshold;
       }
     }
@@ -1441,6 +1573,44 @@ Result<api::DaemonView::LeaseView> Daemon::EndLease(int64_t id, const std::strin
   return ViewOf(*ended);
 }
 
+json Daemon::Rollouts() {
+  std::lock_guard<std::mutex> g(mu_);
+  json out = json::array();
+  for (const auto& [_, r] : rollouts_.rollouts()) out.push_back(r.ToJson(clock_->WallMs()));
+  return out;
+}
+
+Result<json> Daemon::ControlRollout(const std::string& service, const std::string& verb,
+                                    const std::string& actor) {
+  Result<Rollout> r = clusterctl::Status::Invalid("unknown rollout command \"" + verb +
+                                                  "\"; use pause, resume or abort");
+  std::string revision;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    revision = desired_ ? desired_->revision.Short() : "";
+    if (verb == "pause") {
+      r = rollouts_.Pause(service, actor);
+    } else if (verb == "resume") {
+      r = rollouts_.Resume(service, actor);
+    } else if (verb == "abort") {
+      r = rollouts_.Abort(service, actor, clock_->WallMs());
+    }
+  }
+  if (!r.ok()) return r.status();
+  const int64_t now = clock_->WallMs();
+  PersistMemory(/*sync=*/true);
+  AuditManual("rollout_" + verb, actor, r->Describe(now), service, "", revision);
+  spdlog::info("rollout {} by {}: {}", verb, actor, r->Describe(now));
+  if (verb == "abort") {
+    RaiseAlert(alerts::kind::kRolloutFailed, "", service, "critical",
+               r->Describe(now) + "; rolling back");
+    Sync("rollout aborted by " + actor);  // The source loop writes the rollback commit.
+  } else {
+    WakeReconcile();
+  }
+  return r->ToJson(now);
+}
+
 void Daemon::TickAlerts() {
   std::map<std::string, int> by_severity;
   {
@@ -1521,6 +1691,12 @@ json Daemon::Status() {
   json leases = json::array();
   for (const DriftLease& l : leases_.Active()) leases.push_back(l.Describe());
   s["leases"] = leases;
+  // Each canary service's latest rollout (rollout.h), on the service.
+  for (const auto& [service, r] : rollouts_.rollouts()) {
+    if (s["services"].contains(service)) {
+      s["services"][service]["rollout"] = r.ToJson(clock_->WallMs());
+    }
+  }
   s["suspended"] = suspended_.load();
   AddReplica(&s);
   return s;

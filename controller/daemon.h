@@ -68,6 +68,7 @@
 #include "controller/managed.h"
 #include "controller/probe_schedule.h"
 #include "controller/reconcile.h"
+#include "controller/rollout.h"
 #include "desired-state/git_source.h"
 #include "ha/leader_election.h"
 #include "notify/notifier.h"
@@ -133,6 +134,9 @@ class Daemon : public api::DaemonView {
                                int64_t for_ms, const std::string& reason,
                                const std::string& actor) override;
   Result<LeaseView> EndLease(int64_t id, const std::string& actor) override;
+  nlohmann::json Rollouts() override;
+  Result<nlohmann::json> ControlRollout(const std::string& service, const std::string& verb,
+                                        const std::string& actor) override;
   nlohmann::json History(size_t limit) override;
   std::vector<store::RevisionRecord> Revisions(size_t limit) override;
   Result<std::vector<audit::AuditRecord>> Audit(const audit::AuditFilter& filter) override;
@@ -189,6 +193,16 @@ class Daemon : public api::DaemonView {
   void RejectRevision(const desired_state::Revision& head, const std::string& detail,
                       const std::string& alert);
   void ReconcileLoop();
+  // Canary rollouts (rollout.h) in a reconcile pass: moves them on, audits
+  // and alerts what changed, and holds in `plan_in` the instances their
+  // waves do not allow yet. Returns whether `desired` is an auto-rollback.
+  bool AdvanceRollouts(const desired_state::DesiredState& desired,
+                       const desired_state::DesiredState* previous, bool rollback,
+                       reconcilers::PlanInput* plan_in);
+  // The source loop's part of a failed rollout: a rollback commit with the
+  // tree of the last good revision (pushed, or left on a branch), the bad
+  // revision quarantined; audited with trigger auto-rollback and alerted.
+  void WriteAutoRollback();
   void ProbeLoop();
   // Bookkeeping of one probe result (from an AsyncProber worker).
   void OnProbeResult(const reconcilers::ProbeResult& r);
@@ -287,6 +301,7 @@ class Daemon : public api::DaemonView {
   std::deque<nlohmann::json> snapshots_;  // Newest first, bounded.
   alerts::AlertBook alerts_;
   LeaseBook leases_;
+  RolloutBook rollouts_;
   CrashLoopBackoff backoff_;
   std::set<std::string> force_restart_;
   std::map<std::string, std::string> manual_actor_;  // Instance -> who asked to restart.

@@ -35,7 +35,8 @@ json MemoryToJson(const DaemonMemory& m) {
   for (const auto& [k, t] : m.healthy_since_ms) healthy[k] = t;
   return {{"suspended", m.suspended}, {"suspended_by", m.suspended_by},
           {"backoff", backoff},       {"healthy_since_ms", healthy},
-          {"alerts", m.alerts},       {"leases", m.leases}};
+          {"alerts", m.alerts},       {"leases", m.leases},
+          {"rollouts", m.rollouts}};
 }
 
 DaemonMemory MemoryFromJson(const json& j, bool* ok) {
@@ -56,6 +57,7 @@ DaemonMemory MemoryFromJson(const json& j, bool* ok) {
     // the next pass raises what still holds).
     m.alerts = j.value("alerts", json());
     m.leases = j.value("leases", json());
+    m.rollouts = j.value("rollouts", json());
   } catch (const json::exception&) {
     return DaemonMemory{};
   }

@@ -7,6 +7,8 @@
 //                       start of its healthy period (for the 10-minute reset)
 //   alerts              the alert book (alerts/alert_book.h): firing,
 //                       acknowledged and recently resolved alerts
+//   leases, rollouts    drift leases (leases.h); canary rollouts: wave,
+//                       analysis start, failures, rollback (rollout.h)
 //   health snapshots    the status documents of /api/v1/history
 //
 // Keys in the "meta" family: "daemon/state" (JSON of the first three,
@@ -34,8 +36,9 @@ struct DaemonMemory {
   std::string suspended_by;
   std::map<std::string, reconcilers::Backoff> backoff;
   std::map<std::string, int64_t> healthy_since_ms;
-  nlohmann::json alerts;  // AlertBook::ToJson(); null when none was saved.
-  nlohmann::json leases;  // LeaseBook::ToJson(); null when none was saved.
+  nlohmann::json alerts;    // AlertBook::ToJson(); null when none was saved.
+  nlohmann::json leases;    // LeaseBook::ToJson(); null when none was saved.
+  nlohmann::json rollouts;  // RolloutBook::ToJson(); null when none was saved.
 };
 
 // Pure: to and from the stored JSON. A malformed document gives an empty

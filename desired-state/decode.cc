@@ -104,6 +104,45 @@ std::optional<Probe> DecodeProbe(const YamlDocument& doc, const json& spec, cons
   return probe;
 }
 
+// rollout.canary, waves and maxFailedInstances.
+void DecodeCanary(const YamlDocument& doc, const json& rollout, Service* s, Diagnostics* diags) {
+  s->max_failed_instances = Filled<int>(rollout, "maxFailedInstances");
+  if (rollout.contains("waves")) {
+    for (const json& w : rollout["waves"]) {
+      WaveStep step;
+      if (w.is_number_integer()) {
+        step.count = w.get<int>();
+      } else {
+        step.percent = std::stoi(w.get<std::string>());
+      }
+      s->waves.push_back(step);
+    }
+  }
+  if (!rollout.contains("canary")) {
+    if (rollout.contains("waves")) {
+      diags->Add(doc.Locate("/spec/rollout/waves"), "spec.rollout.waves needs spec.rollout.canary",
+                 "add canary: {count: 1, analysisSeconds: 60}");
+    }
+    return;
+  }
+  const json& c = rollout["canary"];
+  CanarySpec canary;
+  if (OneOf(doc, "/spec/rollout/canary", c, {"machines", "count", "percent"}, "spec.rollout.canary",
+            diags) != nullptr) {
+    canary.machines = Strings(c, "machines");
+    canary.count = c.contains("count") ? c["count"].get<int>() : 0;
+    canary.percent = c.contains("percent") ? c["percent"].get<int>() : 0;
+  }
+  canary.analysis_seconds = Filled<int>(c, "analysisSeconds");
+  for (size_t i = 0; i < s->waves.size(); ++i) {
+    if (s->waves[i].percent > 100) {
+      diags->Add(doc.Locate("/spec/rollout/waves/" + std::to_string(i)),
+                 "wave " + std::to_string(i + 1) + " is over 100%", "write at most 100%");
+    }
+  }
+  s->canary = std::move(canary);
+}
+
 Service DecodeService(const YamlDocument& doc, const json& spec, Diagnostics* diags) {
   Service s;
   s.machines = Strings(spec, "machines");
@@ -149,6 +188,7 @@ Service DecodeService(const YamlDocument& doc, const json& spec, Diagnostics* di
                "make it at least " + std::to_string(s.backoff_seconds));
   }
   s.max_unavailable = Filled<int>(spec["rollout"], "maxUnavailable");
+  DecodeCanary(doc, spec["rollout"], &s, diags);
   return s;
 }
 

@@ -139,6 +139,22 @@ struct Dependency {
   bool operator==(const Dependency&) const = default;
 };
 
+// rollout.canary: the instances that take a spec change first. Exactly one
+// of machines, count and percent is given.
+struct CanarySpec {
+  std::vector<std::string> machines;  // These machines, in this order.
+  int count = 0;                      // Or the first N instances (by machine name).
+  int percent = 0;                    // Or P % of the instances, rounded up.
+  int analysis_seconds = 60;          // Ready and healthy this long before the next wave.
+};
+
+// One step of rollout.waves: how many instances have the new spec once the
+// wave is done, as a count or a percentage (rounded up) of all of them.
+struct WaveStep {
+  int count = 0;    // When > 0.
+  int percent = 0;  // Otherwise.
+};
+
 struct Service {
   std::string name;
   std::map<std::string, std::string> labels;
@@ -159,6 +175,11 @@ struct Service {
   int backoff_seconds = 1;
   int max_backoff_seconds = 300;
   int max_unavailable = 1;
+  // Progressive rollout (rollout.canary, waves, maxFailedInstances): absent,
+  // a spec change is a plain rolling restart (controller/rollout.h).
+  std::optional<CanarySpec> canary;
+  std::vector<WaveStep> waves;   // After the canary; a last 100% is implied.
+  int max_failed_instances = 0;  // Failures tolerated; one more rolls back.
   // Resolved at load: spec.reconcile.mode, else the Cluster's reconcile.mode.
   ReconcileMode reconcile_mode = ReconcileMode::kEnforce;
   Location where;

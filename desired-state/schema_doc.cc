@@ -30,6 +30,12 @@ std::string TypeOf(const json& s) {
     std::string item = s.contains("items") && s["items"].contains("type")
                            ? s["items"]["type"].get<std::string>()
                            : "object";
+    if (s.contains("items") && s["items"].contains("anyOf")) {  // rollout.waves: 3 or "50%".
+      item.clear();
+      for (const auto& alt : s["items"]["anyOf"]) {
+        item += (item.empty() ? "" : " or ") + alt.value("type", std::string("object"));
+      }
+    }
     return "list of " + item;
   }
   if (t == "object" && s.contains("additionalProperties") &&

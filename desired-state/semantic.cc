@@ -241,6 +241,14 @@ void CheckAndResolve(Decoded& in, DesiredState* state, Diagnostics* diags) {
       }
     }
     std::sort(s.machines.begin(), s.machines.end());
+    for (size_t j = 0; s.canary && j < s.canary->machines.size(); ++j) {
+      const std::string& m = s.canary->machines[j];
+      if (std::binary_search(s.machines.begin(), s.machines.end(), m)) continue;
+      diags->Add(
+          doc.Locate("/spec/rollout/canary/machines/" + std::to_string(j)),
+          "canary machine \"" + m + "\" of Service \"" + s.name + "\" is not one of its machines",
+          "name a machine the service runs on");
+    }
     for (const auto& d : s.depends_on) {
       if (d.service == s.name) {
         diags->Add(d.where, "Service \"" + s.name + "\" depends on itself",

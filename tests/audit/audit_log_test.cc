@@ -605,7 +605,7 @@ TEST_F(AuditQueryTest, InvalidFiltersAreRejectedNamingTheFlag) {
   f.trigger = "whim";
   EXPECT_THAT(log_->Query(f).status().message(),
               HasSubstr("--trigger: \"whim\" is not a trigger; use one of revision, drift, "
-                        "rollback, manual, recovery (e.g. --trigger drift)"));
+                        "rollback, manual, recovery, auto-rollback (e.g. --trigger drift)"));
   f = {};
   f.result = "great";
   EXPECT_THAT(log_->Query(f).status().message(), HasSubstr("--result: \"great\""));

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "controller/quarantine.h"
 #include "tests/harness/process.h"
 #include "tests/harness/redis_server.h"
 #include "tests/harness/temp_dir.h"
@@ -1072,6 +1073,127 @@ TEST_F(DaemonTest, ADenyWindowHoldsANewRevisionUntilItEndsButNotADriftRepair) {
   EXPECT_EQ(calls[0], "restart db@m1");
   ASSERT_EQ(AuditOf("revision_applied").size(), 2u);
   EXPECT_EQ(AuditOf("revision_applied")[1].revision, second.substr(0, 7));
+}
+
+// web on m1 and m2, canary first (count 1), 30 s of analysis; `version` in
+// its command (the spec hash).
+std::string CanaryWeb(const std::string& version) {
+  return "apiVersion: clusterctl/v1\nkind: Service\nmetadata: {name: web}\nspec:\n"
+         "  machines: [m1, m2]\n  process: {command: [/usr/bin/web, \"" +
+         version +
+         "\"]}\n"
+         "  rollout: {canary: {count: 1, analysisSeconds: 30}}\n";
+}
+
+TEST_F(DaemonTest, ACanaryRolloutWaitsForTheAnalysisAndContinuesAfterARestart) {
+  world_->Push(CanaryWeb("1"), "v1");
+  Start();
+  Converge();
+  const std::string v2 = world_->Push(CanaryWeb("2"), "v2");
+  Pass();
+  EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"restart web@m1"}));
+  daemon_->ReconcileOnce();  // The canary is ready: the analysis starts.
+  EXPECT_TRUE(world_->TakeCalls().empty());
+  EXPECT_EQ(daemon_->Status()["services"]["web"]["rollout"]["summary"],
+            "rollout of web to " + v2.substr(0, 7) +
+                ": wave 1 of 2 (canary), 1/1 ready, "
+                "analysis 30 s left");
+  EXPECT_NE(
+      daemon_->Status()["services"]["web"]["instances"]["m2"]["reason"].get<std::string>().find(
+          "not acted on: rollout of web to " + v2.substr(0, 7)),
+      std::string::npos);
+  // clusterd restarts in the middle of the analysis: it goes on from there.
+  clock_.Advance(10 * kSecond);
+  daemon_.reset();
+  Start();
+  Pass();
+  EXPECT_TRUE(world_->TakeCalls().empty());
+  clock_.Advance(20 * kSecond);
+  daemon_->ReconcileOnce();
+  EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"restart web@m2"}));
+  ASSERT_EQ(AuditOf("rollout_wave").size(), 1u);
+  EXPECT_EQ(AuditOf("rollout_wave")[0].trigger, "revision");
+  daemon_->ReconcileOnce();
+  clock_.Advance(30 * kSecond);
+  daemon_->ReconcileOnce();
+  ASSERT_EQ(AuditOf("rollout_succeeded").size(), 1u);
+  EXPECT_EQ(daemon_->Rollouts()[0]["phase"], "succeeded");
+}
+
+TEST_F(DaemonTest, ACanaryThatFailsIsPutBackAndItsRevisionQuarantined) {
+  const std::string v1 = world_->Push(CanaryWeb("1"), "v1");
+  Start();
+  Converge();
+  const std::string v2 = world_->Push(CanaryWeb("2"), "v2");
+  {
+    std::lock_guard<std::mutex> g(world_->mu);
+    world_->failing_start.insert("web@m1");
+  }
+  Pass();
+  EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"restart web@m1"}));
+  {
+    std::lock_guard<std::mutex> g(world_->mu);
+    world_->failing_start.clear();
+  }
+  daemon_->ReconcileOnce();  // The budget (0) is spent: the rollout fails.
+  EXPECT_TRUE(world_->TakeCalls().empty());
+  ASSERT_EQ(AuditOf("rollout_failed").size(), 1u);
+  EXPECT_EQ(AuditOf("rollout_failed")[0].trigger, "auto-rollback");
+  EXPECT_TRUE(HasAlert("rollout_failed//web"));
+  // The source loop's turn: a fake source writes no commit, so the last
+  // good revision itself goes back in force; v2 is quarantined.
+  EXPECT_TRUE(daemon_->PollSource());
+  auto q = ReadQuarantine(config_.data_dir);
+  ASSERT_TRUE(q.has_value());
+  EXPECT_EQ(q->commits, std::set<std::string>{v2});
+  EXPECT_EQ(q->rollback_commit, v1);
+  ASSERT_EQ(AuditOf("auto_rollback").size(), 1u);
+  EXPECT_EQ(AuditOf("auto_rollback")[0].result, "failed");  // No commit written.
+  clock_.Advance(5 * kSecond);                              // Past the crash-loop backoff.
+  daemon_->ReconcileOnce();
+  EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"start web@m1"}));
+  auto starts = AuditOf("start");
+  ASSERT_FALSE(starts.empty());
+  EXPECT_EQ(starts.back().trigger, "auto-rollback");
+  EXPECT_EQ(starts.back().revision, v1.substr(0, 7));
+  // Auto-sync does not apply v2 again.
+  EXPECT_FALSE(daemon_->PollSource());
+  daemon_->ReconcileOnce();
+  EXPECT_TRUE(world_->TakeCalls().empty());
+  // A fix rolls out normally, canary first (once the canary's crash-loop
+  // backoff from the failed start is over).
+  clock_.Advance(10 * kSecond);
+  const std::string v3 = world_->Push(CanaryWeb("3"), "v3: fixed");
+  Pass();
+  EXPECT_EQ(world_->TakeCalls(), (std::vector<std::string>{"restart web@m1"}));
+  EXPECT_FALSE(ReadQuarantine(config_.data_dir).has_value());
+  EXPECT_EQ(daemon_->Rollouts()[0]["revision"], v3);
+}
+
+TEST_F(DaemonTest, ARolloutIsPausedResumedAndAbortedByHandWithTheActor) {
+  world_->Push(CanaryWeb("1"), "v1");
+  Start();
+  Converge();
+  world_->Push(CanaryWeb("2"), "v2");
+  EXPECT_EQ(daemon_->ControlRollout("web", "pause", "alice@laptop").status().code(),
+            Code::kNotFound);  // Not started yet.
+  daemon_->PollSource();
+  ASSERT_TRUE(daemon_->ControlRollout("nope", "pause", "alice@laptop").status().code() ==
+              Code::kNotFound);
+  daemon_->ReconcileOnce();
+  world_->TakeCalls();
+  ASSERT_TRUE(daemon_->ControlRollout("web", "pause", "alice@laptop").ok());
+  clock_.Advance(60 * kSecond);
+  daemon_->ReconcileOnce();
+  EXPECT_TRUE(world_->TakeCalls().empty());  // Paused: wave 2 does not open.
+  ASSERT_TRUE(daemon_->ControlRollout("web", "resume", "alice@laptop").ok());
+  auto aborted = daemon_->ControlRollout("web", "abort", "alice@laptop");
+  ASSERT_TRUE(aborted.ok());
+  EXPECT_EQ((*aborted)["phase"], "failed");
+  ASSERT_EQ(AuditOf("rollout_pause").size(), 1u);
+  EXPECT_EQ(AuditOf("rollout_pause")[0].actor, "alice@laptop");
+  EXPECT_EQ(AuditOf("rollout_abort")[0].trigger, "manual");
+  EXPECT_EQ(daemon_->ControlRollout("web", "stop", "alice@laptop").status().code(), Code::kInvalid);
 }
 
 }  // namespace
