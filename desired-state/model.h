@@ -146,6 +146,7 @@ struct CanarySpec {
   int count = 0;                      // Or the first N instances (by machine name).
   int percent = 0;                    // Or P % of the instances, rounded up.
   int analysis_seconds = 60;          // Ready and healthy this long before the next wave.
+  bool operator==(const CanarySpec&) const = default;
 };
 
 // One step of rollout.waves: how many instances have the new spec once the
@@ -153,6 +154,7 @@ struct CanarySpec {
 struct WaveStep {
   int count = 0;    // When > 0.
   int percent = 0;  // Otherwise.
+  bool operator==(const WaveStep&) const = default;
 };
 
 struct Service {

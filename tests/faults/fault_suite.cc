@@ -58,6 +58,8 @@ std::set<int> InstancesOf(const std::map<int, std::string>& procs, const std::st
 }  // namespace
 
 void FaultSuite::SetUp() {
+  BeforeClusterd();
+  if (HasFatalFailure()) return;
   clusterd_ = demo_.StartClusterd();
   ASSERT_TRUE(demo_.WaitHealthy()) << demo_.ClusterdLog();
 }
@@ -238,6 +240,41 @@ void FaultSuite::CheckInvariants(const std::string& fault,
   if (const char* path = std::getenv("CLUSTERCTL_FAULTS_REPORT"); path != nullptr && *path) {
     std::ofstream(path, std::ios::app) << report.dump() << "\n";
   }
+}
+
+SmallDisk::SmallDisk(const std::string& dir, size_t bytes) : dir_(dir), stash_(dir + ".stash") {
+  std::string out;
+  // Keep what is there, mount, put it back: the data directory holds the
+  // machines' key already.
+  EXPECT_EQ(0, RunShell("mkdir -p '" + dir_ + "' && cp -a '" + dir_ + "' '" + stash_ + "'", &out))
+      << out;
+  mounted_ = RunShell("mount -t tmpfs -o size=" + std::to_string(bytes) + " tmpfs '" + dir_ + "'",
+                      &out) == 0;
+  EXPECT_TRUE(mounted_) << "mount: " << out;
+  EXPECT_EQ(0, RunShell("cp -a '" + stash_ + "/.' '" + dir_ + "/' && chmod --reference='" + stash_ +
+                            "' '" + dir_ + "'",
+                        &out))
+      << out;
+}
+
+SmallDisk::~SmallDisk() {
+  std::string out;
+  if (mounted_) RunShell("umount -l '" + dir_ + "'", &out);
+  RunShell("rm -rf '" + stash_ + "'", &out);
+}
+
+void SmallDisk::Fill() {
+  std::string out;
+  // fallocate fails on the last blocks; dd then takes what is left.
+  RunShell("fallocate -l $(df --output=avail -B1 '" + dir_ + "' | tail -1) '" + dir_ +
+               "/filler' 2>/dev/null; dd if=/dev/zero of='" + dir_ +
+               "/filler2' bs=4k 2>/dev/null; sync",
+           &out);
+}
+
+void SmallDisk::Free() {
+  std::string out;
+  RunShell("rm -f '" + dir_ + "/filler' '" + dir_ + "/filler2'", &out);
 }
 
 }  // namespace clusterctl::testing

@@ -38,6 +38,8 @@ class FaultSuite : public ::testing::Test {
 
   void SetUp() override;
   void TearDown() override;
+  // Runs before clusterd starts (a fault that needs the ground prepared).
+  virtual void BeforeClusterd() {}
 
   // Audit sequence number of the newest record (0 when none).
   uint64_t LastSeq() const;
@@ -58,6 +60,21 @@ class FaultSuite : public ::testing::Test {
 
   DemoCluster demo_;
   std::unique_ptr<Process> clusterd_;
+};
+
+// A tmpfs of `bytes` mounted over `dir` (its files copied in first, modes
+// kept), detached and removed when it goes, even when the test failed.
+// Fill() takes all its free space; Free() gives it back.
+class SmallDisk {
+ public:
+  SmallDisk(const std::string& dir, size_t bytes);
+  ~SmallDisk();
+  void Fill();
+  void Free();
+
+ private:
+  std::string dir_, stash_;
+  bool mounted_ = false;
 };
 
 }  // namespace clusterctl::testing

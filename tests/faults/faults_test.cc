@@ -273,5 +273,86 @@ TEST_F(Faults, ClusterdSigkilledAtRandomPoints) {
   RecordProperty("interrupted_records", static_cast<int>(interrupted));
 }
 
+// clusterd's data directory on a full disk: the audit log cannot be written,
+// so nothing may be done (an action is audited before it runs); alerted;
+// when space is back, it converges without a restart.
+class DataDirFull : public Faults {
+ protected:
+  void BeforeClusterd() override {
+    disk_ = std::make_unique<SmallDisk>(demo_.data_dir(), size_t{256} << 20);
+  }
+  void TearDown() override {
+    Faults::TearDown();  // clusterd first: it holds files on the tmpfs.
+    disk_.reset();
+  }
+  std::unique_ptr<SmallDisk> disk_;
+};
+
+// DISABLED: a defect this test found and that is not fixed yet (issue 18,
+// docs/reliability.md). With the data directory full, clusterd aborts
+// (SIGABRT) on SIGTERM inside RocksDB 7.8 (Debian's librocksdb is built with
+// assertions: WritableFileWriter::AssertFalseAndGetStatusForPrevError), and
+// so does this test process when it opens the store read-only. Reproduce
+// with --gtest_also_run_disabled_tests --gtest_filter='DataDirFull.*'.
+TEST_F(DataDirFull, DISABLED_ClusterdsDataDirFull) {
+  disk_->Fill();
+  // The running clusterd writes into space RocksDB preallocated; a restart
+  // needs new files: it must fail clearly or run, never act unaudited.
+  EXPECT_EQ(0, clusterd_->Stop(seconds(20)));
+  const uint64_t before = LastSeq();
+  clusterd_ = demo_.StartClusterd();
+  demo_.host("rp-embeddings").KillServices();
+  const bool alerted = WaitAlert("store_write", "", seconds(20));
+  std::string log = demo_.ClusterdLog();
+  RecordProperty("clusterd_on_full_disk",
+                 clusterd_->Running() ? (alerted ? "alerted" : "running") : "exited");
+  const bool exited_clearly =
+      !clusterd_->Running() && log.find("No space left") != std::string::npos;
+  EXPECT_TRUE(alerted || exited_clearly) << log;
+  disk_->Free();
+  if (!clusterd_->Running()) clusterd_ = demo_.StartClusterd();  // The operator's restart.
+  CheckInvariants("clusterd's dataDir disk full", Clock::now());
+  (void)before;
+}
+
+// A machine's stateDir on a full disk: the start cannot write its files;
+// the step fails (audited), others go on; with space back it converges.
+class StateDirFull : public Faults {
+ protected:
+  void BeforeClusterd() override {
+    disk_ = std::make_unique<SmallDisk>(demo_.host("worker-monitor").state_dir(), size_t{4} << 20);
+  }
+  void TearDown() override {
+    Faults::TearDown();
+    demo_.host("worker-monitor").KillServices();
+    disk_.reset();
+  }
+  std::unique_ptr<SmallDisk> disk_;
+};
+
+TEST_F(StateDirFull, AMachinesStateDirFull) {
+  disk_->Fill();
+  const int64_t pid = Pid("monitoring-server", "worker-monitor");
+  demo_.host("worker-monitor").KillServices();
+  EXPECT_TRUE(WaitAlert("machine_disk", "worker-monitor"))
+      << demo_.Api("/api/v1/alerts?state=all").dump();
+  // The start writes a few bytes of pid and spec: it either works or fails
+  // audited; it must not leave the service unknown.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (const auto& r : AuditRecordsOf(demo_.data_dir())) {
+          if (r.machine == "worker-monitor" && r.phase == "result" && r.result == "failed")
+            return true;
+        }
+        json i = demo_.Instance("monitoring-server", "worker-monitor");
+        return i.value("pid", int64_t{0}) != pid && i.value("ready", false);
+      },
+      seconds(60), milliseconds(300)))
+      << demo_.Instance("monitoring-server", "worker-monitor").dump() << "\n"
+      << demo_.ClusterdLog();
+  disk_->Free();
+  CheckInvariants("a machine's stateDir disk full", Clock::now());
+}
+
 }  // namespace
 }  // namespace clusterctl::testing
