@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <locale>
 #include <memory>
 #include <thread>
 
@@ -18,6 +19,17 @@ namespace {
 // revisions stay on the caller's thread. std::thread stacks are 8 MiB on
 // Linux, enough for yaml-cpp's recursion within the nesting limit.
 void ParseInParallel(size_t n, const std::function<void(size_t)>& fn) {
+  // valijson compiles a std::regex per "pattern" check, and libstdc++'s
+  // ctype<char>::narrow fills a per-locale cache lazily on first use of each
+  // character: threads compiling regexes at once write it concurrently (the
+  // same bytes: GCC PR 77704; ThreadSanitizer reports it). Fill it once here,
+  // before any worker starts.
+  static const bool narrow_cache_filled = [] {
+    const auto& ctype = std::use_facet<std::ctype<char>>(std::locale());
+    for (int c = 0; c < 256; ++c) (void)ctype.narrow(static_cast<char>(c), '\0');
+    return true;
+  }();
+  (void)narrow_cache_filled;
   constexpr unsigned kMaxThreads = 4;
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   ParallelFor(n, n < 8 ? 1 : static_cast<int>(std::min(cores, kMaxThreads)), fn);
