@@ -427,6 +427,13 @@ clusterctl::Status Daemon::Run() {
   PersistMemory(/*sync=*/true);
   SaveAvailability();
   clusterctl::Status flushed = store_->Flush();
+  if (flushed.code() == Code::kResourceExhausted) {
+    // A full data disk: every write that succeeded is in the WAL already,
+    // so stopping without the flush loses nothing (the next start replays
+    // it); SIGTERM still exits 0.
+    spdlog::warn("clusterd stopped without flushing the state store: {}", flushed.message());
+    return clusterctl::Status::Ok();
+  }
   spdlog::info("clusterd stopped{}", flushed.ok() ? "" : ": flush failed: " + flushed.message());
   return flushed;
 }
@@ -1097,7 +1104,15 @@ void Daemon::ReconcileOnce() {
   if (pass_ms_.size() > kPassDurationsKept) pass_ms_.pop_front();
   clusterctl::Status kept =
       AppendSnapshot(store_.get(), last_pass_ms_, after.json, kMaxSnapshots, &snapshot_keys_);
-  if (!kept.ok()) spdlog::error("keeping the status snapshot: {}", kept.ToString());
+  if (!kept.ok()) {
+    spdlog::error("keeping the status snapshot: {}", kept.ToString());
+    // A full data disk shows here first, on every pass (store/store.h).
+    alerts_.Raise(alerts::kind::kStoreWrite, "critical",
+                  "cannot write the state store: " + kept.message(), clock_->WallMs());
+  } else if (const alerts::Alert* a = alerts_.FindFiring(alerts::Key(alerts::kind::kStoreWrite));
+             a != nullptr && a->message.rfind("cannot write the state store", 0) == 0) {
+    alerts_.Resolve(alerts::Key(alerts::kind::kStoreWrite), clock_->WallMs());
+  }
   loops_.SetBound("reconcile",
                   ReconcileLoopBoundMs(desired_.get(), config_.command_timeout_seconds));
   metrics_.Clear(api::kMetricRevisionInfo);  // One series: the revision in force.

@@ -1,15 +1,19 @@
 #include "store/store.h"
 
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/metadata.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdarg>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -34,6 +38,24 @@ Status FromRocks(const rocksdb::Status& s, const std::string& context) {
   return Status::Internal(msg);
 }
 
+// Bytes available to this user on the file system of `path`; nullopt when
+// statvfs fails (the caller then lets RocksDB find out).
+std::optional<uint64_t> FreeBytes(const std::string& path) {
+  struct statvfs st {};
+  if (statvfs(path.c_str(), &st) != 0) return std::nullopt;
+  return static_cast<uint64_t>(st.f_bavail) * static_cast<uint64_t>(st.f_frsize);
+}
+
+// kExhausted when the file system of `path` has less than the reserve free.
+Status CheckFreeSpace(const std::string& path, const std::string& what) {
+  std::optional<uint64_t> free = FreeBytes(path);
+  if (!free || *free >= Store::kMinFreeBytes) return Status::Ok();
+  return Status::Exhausted(what + ": No space left on device: " + std::to_string(*free >> 20) +
+                           " MiB free on the disk of " + path + ", and the state store keeps " +
+                           std::to_string(Store::kMinFreeBytes >> 20) +
+                           " MiB in reserve; free space on that disk (nothing was written)");
+}
+
 bool MentionsLock(const rocksdb::Status& s) {
   if (!s.IsIOError()) return false;
   std::string text = s.ToString();
@@ -42,12 +64,40 @@ bool MentionsLock(const rocksdb::Status& s) {
   return text.find("lock") != std::string::npos;
 }
 
+// RocksDB's info log, into clusterd's own log at warning and above. Not a
+// LOG file in the database directory: on a full disk RocksDB 7.8 aborts the
+// process (an assertion in WritableFileWriter) the second time a write to
+// that file fails, and a close always writes to it (the fault suite found
+// this: clusterd died on SIGTERM with its data disk full).
+class SpdlogRocksLogger : public rocksdb::Logger {
+ public:
+  SpdlogRocksLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel()) return;
+    char buf[1024];
+    va_list copy;
+    va_copy(copy, ap);
+    std::vsnprintf(buf, sizeof buf, format, copy);
+    va_end(copy);
+    if (level >= rocksdb::InfoLogLevel::ERROR_LEVEL) {
+      spdlog::error("rocksdb: {}", buf);
+    } else {
+      spdlog::warn("rocksdb: {}", buf);
+    }
+  }
+};
+
 // The options every open uses. Sizes are small: the data is small, and the
 // controller may run on a single-board computer.
 rocksdb::Options BaseOptions() {
   rocksdb::Options o;
-  o.keep_log_file_num = 3;          // RocksDB's own info LOG files.
-  o.max_log_file_size = 4 << 20;    // 4 MiB each.
+  static const std::shared_ptr<rocksdb::Logger> logger = std::make_shared<SpdlogRocksLogger>();
+  o.info_log = logger;
+  o.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   o.max_total_wal_size = 64 << 20;  // Flush idle families instead of keeping old WALs.
   o.write_buffer_size = 16 << 20;   // Per family memtable.
   o.max_background_jobs = 2;
@@ -88,6 +138,12 @@ Result<std::string> MakeSecondaryDir(const std::string& data_dir) {
   if (!ec) bases.push_back(tmp / ("clusterctl-secondary-" + std::to_string(getuid())));
   std::string last_error;
   for (const fs::path& base : bases) {
+    // A secondary writes its own small files; on a full disk RocksDB 7.8
+    // aborts on a failed write (an assertion), so only where there is room.
+    if (!CheckFreeSpace(base.parent_path().string(), "secondary").ok()) {
+      last_error = base.string() + ": no space left on device";
+      continue;
+    }
     fs::create_directories(base, ec);
     if (ec) {
       last_error = base.string() + ": " + ec.message();
@@ -247,6 +303,8 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& data_dir,
     if (ec) {
       return Status::Unavailable("creating data directory " + data_dir + ": " + ec.message());
     }
+    Status room = CheckFreeSpace(store->db_path_, "opening state store " + store->db_path_);
+    if (!room.ok()) return room;
   }
   Result<std::shared_ptr<Instance>> instance = store->OpenInstance();
   if (!instance.ok()) return instance.status();
@@ -363,6 +421,8 @@ Status Store::Write(rocksdb::WriteBatch* batch, bool sync) {
                               " is open read-only; writes go through the clusterd that owns it "
                               "(--server URL)");
   }
+  Status room = CheckFreeSpace(db_path_, "writing to state store " + db_path_);
+  if (!room.ok()) return room;
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   return FromRocks(current()->db->Write(wo, batch), "writing to state store " + db_path_);
@@ -451,6 +511,8 @@ Status Store::Flush() {
   std::shared_ptr<Instance> instance = current();
   std::vector<rocksdb::ColumnFamilyHandle*> all;
   for (auto& [name, h] : instance->handles) all.push_back(h);
+  Status room = CheckFreeSpace(db_path_, "flushing state store " + db_path_);
+  if (!room.ok()) return room;
   rocksdb::FlushOptions fo;
   fo.wait = true;
   return FromRocks(instance->db->Flush(fo, all), "flushing state store " + db_path_);

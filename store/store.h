@@ -28,6 +28,19 @@
 // sync=true fsyncs the WAL (about 0.5 ms here): use it for records that must
 // exist before acting (the audit intent).
 //
+// A full disk: RocksDB 7.8 (Debian's build keeps its assertions) aborts the
+// process when a write it started fails for want of space and the file is
+// written again (WritableFileWriter::AssertFalseAndGetStatusForPrevError,
+// found by the fault suite: clusterd died on SIGTERM with its disk full). So
+// the store never lets RocksDB reach that point: opening a primary, Commit,
+// Write and Flush first check the free space of the disk (statvfs, a few
+// microseconds) and refuse with Code::kResourceExhausted, naming the disk and
+// the space, while less than kMinFreeBytes is free. The reserve covers a
+// memtable flush (write_buffer_size) and the WAL's preallocation; nothing is
+// written, so the database stays as it was and a restart with space back
+// loses nothing. A read-only store puts its secondary directory in $TMPDIR
+// when the data directory's disk is short of space.
+//
 // Only store.cc includes RocksDB headers. Callers that need more than this
 // interface (snapshots, custom iterators) include <rocksdb/db.h> themselves
 // and use db() and cf(); keep such translation units few, each costs compile
@@ -142,6 +155,9 @@ class StoreBatch {
 
 class Store {
  public:
+  // Free space below which the store writes nothing (see above): 64 MiB.
+  static constexpr uint64_t kMinFreeBytes = uint64_t{64} << 20;
+
   // Opens <data_dir>/state for writing, creating the directories, the
   // database and missing column families. Options: WAL on, small info logs.
   // Errors: Code::kConflict when another process (a running clusterd or
@@ -188,7 +204,8 @@ class Store {
 
   // Applies a batch atomically. `sync`: fsync the WAL before returning.
   // Errors: Code::kPermission on a read-only store; kResourceExhausted when
-  // the disk is full; kInternal for an unknown family in the batch.
+  // the disk has less than kMinFreeBytes free (nothing written) or is full;
+  // kInternal for an unknown family in the batch.
   Status Commit(StoreBatch* batch, bool sync);
   // The same for a raw RocksDB batch (handles from cf()).
   Status Write(rocksdb::WriteBatch* batch, bool sync);
