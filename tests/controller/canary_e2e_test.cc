@@ -61,9 +61,7 @@ class CanaryTest : public ::testing::Test {
       config.replace(config.find(url), url.size(), "url: file://" + demo_.origin());
       testing::WriteFile(demo_.config_path(), config);
     }
-    clusterd_ = std::make_unique<testing::Process>(
-        std::vector<std::string>{testing::ClusterdBin(), "--config", demo_.config_path()},
-        testing::OutputTo(demo_.dir() + "/clusterd.log"));
+    clusterd_ = demo_.StartClusterd();
     ASSERT_TRUE(WaitFor(
         [&] {
           return demo_.Api("/api/v1/status").value("overall_status", "") == "healthy" && AllReady();
@@ -135,7 +133,7 @@ class CanaryTest : public ::testing::Test {
     }
     return true;
   }
-  std::string Log() const { return testing::ReadFile(demo_.dir() + "/clusterd.log"); }
+  std::string Log() const { return demo_.ClusterdLog(); }
   std::string Origin(const std::string& args) const {
     std::string out;
     testing::RunShell("git --git-dir='" + demo_.origin() + "' " + args, &out);
