@@ -62,27 +62,14 @@ class MonitoringTest : public ::testing::Test {
     }
     return all;
   }
-  std::string Token() const {
-    std::string t = testing::ReadFile(demo_.token_file());
-    while (!t.empty() && t.back() == '\n') t.pop_back();
-    return t;
-  }
   json Call(const std::string& method, const std::string& path, const std::string& body = "{}") {
     httplib::Client c("http://" + demo_.listen());
     c.set_connection_timeout(1, 0);
-    httplib::Headers h = {{"Authorization", "Bearer " + Token()}};
+    httplib::Headers h = {{"Authorization", "Bearer " + demo_.Token()}};
     auto res = method == "GET" ? c.Get(path.c_str(), h)
                                : c.Post(path.c_str(), h, body, "application/json");
     if (!res || res->status != 200) return json();
     return json::parse(res->body, nullptr, false);
-  }
-  bool WaitHealthy() {
-    return WaitFor(
-        [&] {
-          const json st = Call("GET", "/api/v1/status");
-          return st.is_object() && st.value("overall_status", "") == "healthy";
-        },
-        seconds(60), milliseconds(300));
   }
   // The events the receiver got, as "<event> <kind>", and each checked for
   // its signature and delivery id.
@@ -107,7 +94,7 @@ class MonitoringTest : public ::testing::Test {
 
 TEST_F(MonitoringTest, AServiceKilledThreeTimesIsOneAlertFiredEscalatedResolvedEachSentOnce) {
   StartClusterd();
-  ASSERT_TRUE(WaitHealthy()) << Log();
+  ASSERT_TRUE(demo_.WaitHealthy()) << Log();
   // tools-server on worker-tools: restart.backoffSeconds 1 in the demo.
   auto pid_of = [&] {
     json st = Call("GET", "/api/v1/status");
@@ -156,7 +143,7 @@ TEST_F(MonitoringTest, AServiceKilledThreeTimesIsOneAlertFiredEscalatedResolvedE
 TEST_F(MonitoringTest, TheBacklogOfADownReceiverSurvivesARestartAndArrivesInOrder) {
   receiver_.FailNext(1000000);
   StartClusterd();
-  ASSERT_TRUE(WaitHealthy()) << Log();
+  ASSERT_TRUE(demo_.WaitHealthy()) << Log();
   ASSERT_FALSE(Call("POST", "/api/v1/suspend").is_null());
   ASSERT_FALSE(Call("POST", "/api/v1/resume").is_null());
   ASSERT_FALSE(Call("POST", "/api/v1/suspend").is_null());
@@ -182,7 +169,7 @@ TEST_F(MonitoringTest, TheBacklogOfADownReceiverSurvivesARestartAndArrivesInOrde
 
 TEST_F(MonitoringTest, AnAckHoldsNotificationsUntilItExpiresAndIsAudited) {
   StartClusterd();
-  ASSERT_TRUE(WaitHealthy()) << Log();
+  ASSERT_TRUE(demo_.WaitHealthy()) << Log();
   ASSERT_FALSE(Call("POST", "/api/v1/suspend").is_null());
   ASSERT_TRUE(receiver_.WaitFor(1, 10000)) << Log();
   std::string out;
@@ -207,7 +194,7 @@ TEST_F(MonitoringTest, AnAckHoldsNotificationsUntilItExpiresAndIsAudited) {
 
 TEST_F(MonitoringTest, HealthCountsMatchStatusAndStatsArePlausible) {
   StartClusterd();
-  ASSERT_TRUE(WaitHealthy()) << Log();
+  ASSERT_TRUE(demo_.WaitHealthy()) << Log();
   std::string out;
   ASSERT_EQ(0, demo_.Cli("status --json", &out)) << out;
   const json status = json::parse(out);
