@@ -266,6 +266,17 @@ TEST_F(ShardsTest, ThreeReplicasSplitTheMachinesGateAcrossShardsAndTakeOverAfter
   owners = AgreedOwners({&a_, &b_, &c_});
   ASSERT_FALSE(owners.empty());
 
+  // `clusterctl status` against a replica names each machine's owner.
+  std::string table;
+  testing::RunShell(testing::CliBin() + " --config '" + a_.config + "' status", &table);
+  EXPECT_NE(table.find("OWNER"), std::string::npos) << table;
+  for (const auto& [m, o] : owners) {
+    const size_t line = table.find("\n" + m + " ");
+    ASSERT_NE(line, std::string::npos) << m << "\n" << table;
+    const std::string row = table.substr(line + 1, table.find('\n', line + 1) - line - 1);
+    EXPECT_NE(row.find(" " + o + " "), std::string::npos) << row;
+  }
+
   // Each instance was started by the owner of its machine, once.
   std::vector<Action> actions = Actions();
   std::map<std::string, const Action*> started;  // Key -> its first ok start.
