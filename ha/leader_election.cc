@@ -321,34 +321,12 @@ Result<std::vector<LeaderElector::JournalEntry>> LeaderElector::ReadJournal(
 // ---------------------------------------------------------------- the thread
 
 void LeaderElector::Start() {
-  std::lock_guard<std::mutex> life(lifecycle_mu_);
-  if (thread_.joinable()) return;
-  {
-    std::lock_guard<std::mutex> l(run_mu_);
-    stopping_ = false;
-  }
-  thread_ = std::thread([this] { Run(); });
-}
-
-void LeaderElector::Stop() {
-  std::lock_guard<std::mutex> life(lifecycle_mu_);
-  if (!thread_.joinable()) return;
-  {
-    std::lock_guard<std::mutex> l(run_mu_);
-    stopping_ = true;
-  }
-  run_cv_.notify_all();
-  thread_.join();
-}
-
-void LeaderElector::Run() {
-  BlockSigpipe();
-  for (;;) {
+  ticker_.Start([this] {
     const bool renewing = Tick().ok() && MayAct();
-    const int64_t wait = renewing ? options_.renew_interval_ms : options_.retry_interval_ms;
-    std::unique_lock<std::mutex> l(run_mu_);
-    if (run_cv_.wait_for(l, std::chrono::milliseconds(wait), [this] { return stopping_; })) return;
-  }
+    return renewing ? options_.renew_interval_ms : options_.retry_interval_ms;
+  });
 }
+
+void LeaderElector::Stop() { ticker_.Stop(); }
 
 }  // namespace clusterctl::ha

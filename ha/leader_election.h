@@ -62,18 +62,17 @@
 // (Redis' single-instance lock pattern).
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "base/clock.h"
 #include "base/status.h"
 #include "ha/redis_client.h"
+#include "ha/ticker.h"
 
 namespace clusterctl::ha {
 
@@ -192,7 +191,6 @@ class LeaderElector {
   Status Renew(const std::string& held, int64_t sent_ms, bool* lost);
   Status Acquire(int64_t sent_ms);
   void Hold(const std::string& value, int64_t token, int64_t sent_ms);
-  void Run();
 
   const LeaderElectionOptions options_;
   const Clock& clock_;
@@ -208,11 +206,7 @@ class LeaderElector {
   int64_t token_floor_ = 0;  // The highest token seen.
   Status last_status_;
 
-  std::mutex lifecycle_mu_;  // Serialises Start() and Stop(); guards thread_.
-  std::thread thread_;
-  std::mutex run_mu_;  // Guards stopping_.
-  std::condition_variable run_cv_;
-  bool stopping_ = false;
+  Ticker ticker_;  // Start(), Stop().
 };
 
 }  // namespace clusterctl::ha

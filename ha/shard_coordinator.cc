@@ -192,21 +192,30 @@ Status ShardCoordinator::Beat(std::vector<ShardMember>* members) {
   std::vector<std::string> flat;
   if (!Strings((*reply)->r, &flat) || flat.size() % 2 != 0) return Unexpected(redis_, "heartbeat");
   for (size_t i = 0; i + 1 < flat.size(); i += 2) members->push_back({flat[i], flat[i + 1]});
+  // In id order: Redis lists them by heartbeat expiry, which changes.
+  std::sort(members->begin(), members->end(),
+            [](const ShardMember& x, const ShardMember& y) { return x.id < y.id; });
   return Status::Ok();
+}
+
+// The hold script's arguments before the machines; the token floor is
+// filled in under mu_.
+std::vector<std::string> ShardCoordinator::HoldArgs() const {
+  return {"EVAL",
+          kHoldScript,
+          "1",
+          options_.prefix + ":shard-fence",
+          options_.replica_id,
+          options_.replica_name,
+          std::to_string(options_.lease_ms),
+          "0",
+          options_.prefix};
 }
 
 Status ShardCoordinator::Hold(const std::vector<ShardMember>& members, int64_t sent_ms) {
   std::vector<std::string> ids;
   for (const ShardMember& m : members) ids.push_back(m.id);
-  std::vector<std::string> args = {"EVAL",
-                                   kHoldScript,
-                                   "1",
-                                   options_.prefix + ":shard-fence",
-                                   options_.replica_id,
-                                   options_.replica_name,
-                                   std::to_string(options_.lease_ms),
-                                   "0",
-                                   options_.prefix};
+  std::vector<std::string> args = HoldArgs();
   std::vector<std::string> order;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -341,15 +350,7 @@ Result<std::map<std::string, SharedReadiness>> ShardCoordinator::ReadReadiness(
 }
 
 Status ShardCoordinator::Leave() {
-  std::vector<std::string> args = {"EVAL",
-                                   kHoldScript,
-                                   "1",
-                                   options_.prefix + ":shard-fence",
-                                   options_.replica_id,
-                                   options_.replica_name,
-                                   std::to_string(options_.lease_ms),
-                                   "0",
-                                   options_.prefix};
+  std::vector<std::string> args = HoldArgs();
   {
     std::lock_guard<std::mutex> l(mu_);
     std::set<std::string> all = machines_;
@@ -370,36 +371,12 @@ Status ShardCoordinator::Leave() {
 }
 
 void ShardCoordinator::Start() {
-  std::lock_guard<std::mutex> life(lifecycle_mu_);
-  if (thread_.joinable()) return;
-  {
-    std::lock_guard<std::mutex> l(run_mu_);
-    stopping_ = false;
-  }
-  thread_ = std::thread([this] { Run(); });
-}
-
-void ShardCoordinator::Stop() {
-  std::lock_guard<std::mutex> life(lifecycle_mu_);
-  if (!thread_.joinable()) return;
-  {
-    std::lock_guard<std::mutex> l(run_mu_);
-    stopping_ = true;
-  }
-  run_cv_.notify_all();
-  thread_.join();
-}
-
-void ShardCoordinator::Run() {
-  BlockSigpipe();
-  for (;;) {
+  ticker_.Start([this] {
     (void)Tick();  // The status is in state().
-    std::unique_lock<std::mutex> l(run_mu_);
-    if (run_cv_.wait_for(l, std::chrono::milliseconds(options_.interval_ms),
-                         [this] { return stopping_; })) {
-      return;
-    }
-  }
+    return options_.interval_ms;
+  });
 }
+
+void ShardCoordinator::Stop() { ticker_.Stop(); }
 
 }  // namespace clusterctl::ha

@@ -56,19 +56,18 @@
 // during I/O, so MayAct() and state() never wait for Redis.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "base/clock.h"
 #include "base/status.h"
 #include "ha/redis_client.h"
+#include "ha/ticker.h"
 
 namespace clusterctl::ha {
 
@@ -103,7 +102,7 @@ struct ShardHolder {
 };
 
 struct ShardState {
-  std::vector<ShardMember> members;  // Live, as the last successful tick saw them.
+  std::vector<ShardMember> members;  // Live, as the last successful tick saw them; by id.
   // Machine -> the replica id that should own it (rendezvous over members).
   std::map<std::string, std::string> assigned;
   // Machine -> who holds its lease, as the last tick saw it (absent: nobody).
@@ -176,8 +175,8 @@ class ShardCoordinator {
  private:
   explicit ShardCoordinator(ShardOptions options);
   Status Beat(std::vector<ShardMember>* members);
+  std::vector<std::string> HoldArgs() const;
   Status Hold(const std::vector<ShardMember>& members, int64_t sent_ms);
-  void Run();
 
   const ShardOptions options_;
   const Clock& clock_;
@@ -198,11 +197,7 @@ class ShardCoordinator {
   int64_t token_floor_ = 0;
   Status last_status_;
 
-  std::mutex lifecycle_mu_;
-  std::thread thread_;
-  std::mutex run_mu_;
-  std::condition_variable run_cv_;
-  bool stopping_ = false;
+  Ticker ticker_;  // Start(), Stop().
 };
 
 }  // namespace clusterctl::ha
