@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -178,7 +179,10 @@ Result<VerifyReport> AuditLog::Verify() const {
   // Fencing: the actions of leaders (intents and results with a token) never
   // go back to a lower token along the chain; one that does was sent by a
   // deposed leader.
-  uint64_t max_token = 0, max_token_seq = 0;
+  // Per machine: the highest fencing token of an action, and its record.
+  // One leader's tokens grow on every machine; with clusterd shards each
+  // machine has its own lease, so only the tokens of one machine must grow.
+  std::map<std::string, std::pair<uint64_t, uint64_t>> max_token;
   std::string expected_prev = *trim ? (*trim)->first_kept_prev_hash : ZeroHash();
   uint64_t expected_seq = first;
   CanonicalBytes canonical;
@@ -234,14 +238,16 @@ Result<VerifyReport> AuditLog::Verify() const {
           return false;
         }
         if (r->fencing_token != 0 && r->phase != Name(Phase::kEvent)) {
-          if (r->fencing_token < max_token) {
+          auto& [top, top_seq] = max_token[r->machine];
+          if (r->fencing_token < top) {
             chain.Add(seq, "fencing token " + std::to_string(r->fencing_token) +
-                               " is below token " + std::to_string(max_token) + " of record " +
-                               std::to_string(max_token_seq) + ": an action of a deposed leader");
+                               " is below token " + std::to_string(top) + " of record " +
+                               std::to_string(top_seq) + " (machine " + r->machine +
+                               "): an action of a deposed leader or shard owner");
             return false;
           }
-          max_token = r->fencing_token;
-          max_token_seq = seq;
+          top = r->fencing_token;
+          top_seq = seq;
         }
         // The entries IndexEntries() writes for it, as fingerprints.
         std::array<uint32_t, kNumKinds> e{};

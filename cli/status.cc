@@ -59,19 +59,34 @@ void PrintStatus(const json& st, bool verbose, int64_t now_ms) {
               st.value("revision", "").substr(0, 7).c_str(),
               st.value("profile", "").empty() ? "" : "  profile ", st.value("profile", "").c_str());
   if (st.value("suspended", false)) std::printf("reconciliation SUSPENDED (clusterctl resume)\n");
-  std::printf("\n%-18s %-10s %-9s %-6s %-10s %s\n", "MACHINE", "REACHABLE", "UPTIME", "LOAD",
-              "MEM AVAIL", "DETAIL");
+  // clusterd shards (redis.shards auto): each machine's owner, and "-" for
+  // the facts of machines another replica observes.
+  const bool sharded = st.value("shards", "") == "auto";
+  std::printf("\n%-18s %-10s %-9s %-6s %-10s %s%s\n", "MACHINE", "REACHABLE", "UPTIME", "LOAD",
+              "MEM AVAIL", sharded ? "OWNER                " : "", "DETAIL");
   for (const auto& [name, f] : st["machines"].items()) {
     const bool up = f.value("reachable", false);
+    const bool seen = f.contains("reachable");
     char mem[32] = "-", load[16] = "-";
     if (up) {
       std::snprintf(mem, sizeof mem, "%.1f GiB",
                     static_cast<double>(f.value("mem_available_kb", int64_t{0})) / (1 << 20));
       std::snprintf(load, sizeof load, "%.2f", f.value("load1", 0.0));
     }
-    std::printf("%-18s %-10s %-9s %-6s %-10s %s\n", name.c_str(), up ? "yes" : "NO",
+    std::string owner;
+    if (sharded) {
+      char col[64];
+      const std::string who =
+          f.contains("owner") && f["owner"].is_string() ? f["owner"].get<std::string>() : "-";
+      std::snprintf(col, sizeof col, "%-20s ", who.c_str());
+      owner = col;
+    }
+    std::printf("%-18s %-10s %-9s %-6s %-10s %s%s\n", name.c_str(),
+                !seen ? "-"
+                : up  ? "yes"
+                      : "NO",
                 up ? Duration(static_cast<int64_t>(f.value("uptime_seconds", 0.0))).c_str() : "-",
-                load, mem, up ? "" : f.value("error", "").c_str());
+                load, mem, owner.c_str(), up || !seen ? "" : f.value("error", "").c_str());
   }
   std::printf("\n%-20s %-18s %-9s %-6s %-8s %-8s %-8s %s\n", "SERVICE", "MACHINE", "STATE", "READY",
               "PID", "UPTIME", "RESTARTS", verbose ? "WHY" : "");

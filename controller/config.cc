@@ -142,6 +142,7 @@ Result<Config> LoadConfig(const std::string& path) {
     c.redis_retry_ms = v["redis"].value("retrySeconds", 2) * 1000;
     c.redis_margin_ms = v["redis"].value("marginSeconds", 2) * 1000;
     c.replica_name = v["redis"].value("replicaName", "");
+    c.redis_shards = v["redis"].value("shards", "off") == "auto";
     if (c.redis_margin_ms >= c.redis_lease_ms ||
         c.redis_renew_ms >= c.redis_lease_ms - c.redis_margin_ms) {
       return Status::Invalid(path + ": redis: renewSeconds (" +

@@ -62,6 +62,9 @@ struct Config {
   int redis_retry_ms = 2000;                    // retrySeconds. Default: 2 s.
   int redis_margin_ms = 2000;                   // marginSeconds. Default: 2 s.
   std::string replica_name;                     // Default: <hostname>:<pid>.
+  // shards: auto: the replicas split the machines (ha/shard_coordinator.h);
+  // off: one leader acts on all of them. Default: off.
+  bool redis_shards = false;
   // alerts: escalation, resolution, machine thresholds (docs/monitoring.md).
   std::vector<int64_t> escalate_after_ms = {300000, 900000};  // Default: 5 and 15 min.
   int alert_resolve_after_ms = 120000;                        // Default: 120 s.

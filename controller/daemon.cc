@@ -91,6 +91,38 @@ class ElectorGate : public ActGate {
   ha::LeaderElector* elector_;
 };
 
+// The machine leases of shards (ha/shard_coordinator.h) as the reconciler's
+// gate: a step on machine M is sent only while this replica holds M's lease.
+class ShardGate : public ActGate {
+ public:
+  explicit ShardGate(ha::ShardCoordinator* shards) : shards_(shards) {}
+  // No lease covers what is not on one machine: events are recorded
+  // without a token.
+  bool MayAct(uint64_t* token) const override {
+    (void)token;
+    return false;
+  }
+  bool MayActOn(const std::string& machine, uint64_t* token) const override {
+    int64_t t = 0;
+    const bool may = shards_->MayAct(machine, &t);
+    if (token != nullptr) *token = static_cast<uint64_t>(t);
+    return may;
+  }
+  std::string FencedWhy(const std::string& machine) const override {
+    return "fenced: replica " + replica() + " no longer holds the lease of machine " + machine +
+           "; the step was not sent";
+  }
+  std::string replica() const override { return shards_->replica_name(); }
+  // Each replica's audit log holds its own actions: no shared journal.
+  clusterctl::Status Journal(const audit::AuditRecord& record) override {
+    (void)record;
+    return clusterctl::Status::Ok();
+  }
+
+ private:
+  ha::ShardCoordinator* shards_;
+};
+
 // The highest fencing token among the newest records of `log`: a restarted
 // replica's tokens start above the ones it wrote before.
 uint64_t MaxRecentToken(const audit::AuditLog& log) {
@@ -207,13 +239,35 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config, DaemonParts
     if (!elector.ok()) return elector.status().Annotate("config redis");
     d->elector_ = std::move(elector.value());
     d->elector_ticked_by_run_ = true;
+    if (d->config_.redis_shards) {
+      ha::ShardOptions sh;
+      sh.host = eo.host;
+      sh.port = eo.port;
+      sh.password = eo.password;
+      sh.prefix = eo.key;
+      sh.replica_id = d->elector_->replica_id();
+      sh.replica_name = d->elector_->replica_name();
+      sh.lease_ms = eo.lease_ms;
+      sh.interval_ms = eo.renew_interval_ms;
+      sh.safety_margin_ms = eo.safety_margin_ms;
+      sh.clock = d->clock_;
+      auto shards = ha::ShardCoordinator::Create(sh);
+      if (!shards.ok()) return shards.status().Annotate("config redis.shards");
+      d->shards_ = std::move(shards.value());
+    }
   }
   if (d->elector_) {
     auto journal = LoadJournalState(*d->store_);
     if (!journal.ok()) return journal.status();
     d->journal_ = std::move(*journal);
-    d->elector_->RaiseTokenFloor(static_cast<int64_t>(MaxRecentToken(*d->audit_)));
-    d->gate_ = std::make_unique<ElectorGate>(d->elector_.get());
+    const auto floor = static_cast<int64_t>(MaxRecentToken(*d->audit_));
+    d->elector_->RaiseTokenFloor(floor);
+    if (d->shards_) {
+      d->shards_->RaiseTokenFloor(floor);
+      d->gate_ = std::make_unique<ShardGate>(d->shards_.get());
+    } else {
+      d->gate_ = std::make_unique<ElectorGate>(d->elector_.get());
+    }
     (void)d->metrics_.Describe(api::kMetricLeader, api::MetricType::kGauge,
                                "1 on the clusterd replica that holds the leader lease, else 0.");
   }
@@ -226,7 +280,9 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config, DaemonParts
   deps.actor = d->actor_;
   deps.gate = d->gate_.get();
   d->reconciler_ = std::make_unique<Reconciler>(deps);
-  if (d->config_.watch_enabled && d->ssh_) {
+  // Shards: not yet on the drift watch (it would watch every machine from
+  // every replica); the periodic observation repairs drift.
+  if (d->config_.watch_enabled && d->ssh_ && !d->shards_) {
     reconcilers::DriftWatch::Options wo;
     wo.interval = std::chrono::milliseconds(d->config_.watch_interval_ms);
     wo.clock = d->clock_;
@@ -314,6 +370,7 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config, DaemonParts
 
 Daemon::~Daemon() {
   Shutdown();
+  if (shards_) shards_->Stop();
   if (elector_) elector_->Stop();
   if (watch_) watch_->Stop();    // Its callbacks use this object.
   if (probes_) probes_->Stop();  // So do these.
@@ -404,6 +461,10 @@ clusterctl::Status Daemon::Run() {
     spdlog::info("leader election through redis {}:{} as replica {}", *config_.redis_host,
                  config_.redis_port, elector_->replica_name());
     elector_->Start();
+    if (shards_) {
+      spdlog::info("shards: the replicas split the machines (redis.shards auto)");
+      shards_->Start();
+    }
   }
   state_->StartBackgroundCleanup(std::chrono::minutes(5));
   if (notifier_) notifier_->Start();
@@ -421,6 +482,11 @@ clusterctl::Status Daemon::Run() {
     elector_->Stop();
     clusterctl::Status released = elector_->Release();
     if (!released.ok()) spdlog::warn("releasing the leader lease: {}", released.ToString());
+    if (shards_) {
+      shards_->Stop();
+      clusterctl::Status left = shards_->Leave();
+      if (!left.ok()) spdlog::warn("handing the machines over: {}", left.ToString());
+    }
   }
   state_->Stop();
   if (notifier_) notifier_->Stop();  // The undelivered stay in the outbox.
@@ -594,6 +660,9 @@ int64_t Daemon::ReconcileSleepMs() {
   // A follower looks again every retry interval: when it becomes the
   // leader, it acts within that.
   if (elector_ && !elector_->MayAct()) ms = std::min<int64_t>(ms, config_.redis_retry_ms);
+  // Shards: machines move, and dependencies on other replicas' machines
+  // become ready, between passes: look again every renew interval.
+  if (shards_) ms = std::min<int64_t>(ms, config_.redis_renew_ms);
   return ms;
 }
 
@@ -644,7 +713,7 @@ void Daemon::OnWatchEvent(const reconcilers::DriftWatch::Event& e) {
 }
 
 void Daemon::FollowOrTakeOver() {
-  if (!elector_) return;
+  if (!elector_ || shards_) return;  // Shards keep no journal.
   const bool leading = Leading();
   if (leading && took_over_) return;
   if (!leading) took_over_ = false;
@@ -825,7 +894,14 @@ void Daemon::ReconcileOnce() {
   deps.state = state_.get();
   deps.driver = driver_.get();
   deps.prober = prober_.get();
-  reconcilers::ClusterObservation obs = ObserveAndRecord(deps, *desired, prune.get());
+  // Shards: only the machines whose lease this replica holds.
+  std::set<std::string> held;
+  if (shards_) {
+    SetShardMachines(*desired, prune.get());
+    held = shards_->Held();
+  }
+  reconcilers::ClusterObservation obs =
+      ObserveAndRecord(deps, *desired, prune.get(), 32, shards_ ? &held : nullptr);
 
   // Machine reachability: alert and audit on transitions.
   std::set<std::string> unreachable;
@@ -906,6 +982,10 @@ void Daemon::ReconcileOnce() {
     metrics_.Remove("clusterctl_machine_reachable", {{"machine", m}});
   }
 
+  if (shards_) {
+    PublishShardReadiness(*desired, held, obs);
+    AddForeignShards(*desired, prune.get(), held, &obs, &po.hold);
+  }
   // Leases, observe mode and sync windows hold instances: the status names
   // them as the plan does.
   reconcilers::PlanInput plan_in = MakePlanInput(*desired, prune.get(), obs, po);
@@ -989,7 +1069,14 @@ void Daemon::ReconcileOnce() {
   } else if (plan.steps.empty() && !plan.blocked.empty()) {
     outcome = "blocked";  // Something to do, nothing possible now (unreachable, backoff).
   } else if (!plan.steps.empty()) {
+    if (shards_) {
+      // The leases of machines with a step in flight are kept until it ends.
+      std::set<std::string> busy;
+      for (const auto& st : plan.steps) busy.insert(st.machine);
+      shards_->Pin(std::move(busy));
+    }
     report = reconciler_->Execute(*desired, prune.get(), plan, obs, po);
+    if (shards_) shards_->Pin({});
     outcome = report.ok() ? "ok" : "failed";
     // The lease ended during the pass: its unsent steps failed as fenced,
     // which says nothing about the services (no crash-loop count).
@@ -1733,11 +1820,137 @@ void Daemon::AddReplica(json* status) const {
                         : lease.leader                  ? json(lease.leader->replica_name)
                                                         : json(nullptr);
   (*status)["fencing_token"] = lease.token;
+  if (!shards_) return;
+  // Who owns each machine, as the last tick of the machine leases saw it.
+  const ha::ShardState st = shards_->state();
+  (*status)["shards"] = "auto";
+  json members = json::array();
+  for (const ha::ShardMember& m : st.members) members.push_back(m.name);
+  (*status)["members"] = members;
+  json& machines = (*status)["machines"];
+  if (!machines.is_object()) machines = json::object();
+  for (const auto& [machine, _] : st.assigned) {
+    auto h = st.holders.find(machine);
+    machines[machine]["owner"] =
+        h != st.holders.end() ? json(h->second.replica_name) : json(nullptr);
+    machines[machine]["owner_token"] = h != st.holders.end() ? h->second.token : 0;
+  }
+}
+
+void Daemon::SetShardMachines(const DesiredState& desired, const DesiredState* prune) {
+  std::set<std::string> all;
+  for (const DesiredState* d : {&desired, prune}) {
+    if (d == nullptr) continue;
+    for (const auto& m : d->machines) all.insert(m.name);
+  }
+  if (all == shard_machines_) return;
+  shard_machines_ = all;
+  shards_->SetMachines(std::move(all));
+  // New machines are taken now, not a renew interval later.
+  clusterctl::Status s = shards_->Tick();
+  if (!s.ok()) spdlog::warn("shards: {}", s.ToString());
+}
+
+void Daemon::AddForeignShards(const DesiredState& desired, const DesiredState* prune,
+                              const std::set<std::string>& held,
+                              reconcilers::ClusterObservation* obs,
+                              std::map<std::string, std::string>* hold) {
+  const ha::ShardState st = shards_->state();
+  std::set<std::string> foreign;
+  for (const DesiredState* d : {&desired, prune}) {
+    if (d == nullptr) continue;
+    for (const auto& i : d->instances) {
+      if (held.count(i.machine)) continue;
+      foreign.insert(i.machine);
+      auto h = st.holders.find(i.machine);
+      hold->emplace(i.Key(),
+                    h != st.holders.end()
+                        ? "machine " + i.machine + " is owned by replica " + h->second.replica_name
+                        : "machine " + i.machine + " has no owner yet");
+    }
+  }
+  // Unreadable: nothing counts as up there.
+  std::map<std::string, ha::SharedReadiness> reported;
+  if (auto shared = shards_->ReadReadiness(foreign); shared.ok()) {
+    reported = std::move(shared).value();
+  } else {
+    spdlog::warn("shards: reading the other replicas' readiness: {}", shared.status().ToString());
+  }
+  const int64_t now = clock_->WallMs();
+  for (const auto& [key, r] : reported) {
+    const size_t at = key.find('@');
+    if (at == std::string::npos || !r.running) continue;
+    reconcilers::ObservedInstance o;
+    o.service = key.substr(0, at);
+    o.machine = key.substr(at + 1);
+    if (held.count(o.machine)) continue;
+    o.state = reconcilers::ObservedState::kRunning;
+    o.spec_hash = r.spec_hash;
+    o.observed_at_ms = now;
+    o.detail = "as its owner reports it";
+    obs->ready[key] = r.ready;
+    obs->instances.push_back(std::move(o));
+  }
+  // A dependency on another replica's machine is never waited for in a
+  // pass (that would probe a machine this replica does not own): a
+  // dependent whose dependency there is not up yet is held until its owner
+  // reports it up; the plan holds back what depends on the dependent.
+  for (const auto& i : desired.instances) {
+    if (!held.count(i.machine) || i.desired != desired_state::RunState::kRunning) continue;
+    const desired_state::Service* s = desired.FindService(i.service);
+    if (s == nullptr) continue;
+    for (const desired_state::Dependency& dep : s->depends_on) {
+      for (const auto& di : desired.instances) {
+        if (di.service != dep.service || held.count(di.machine) ||
+            di.desired != desired_state::RunState::kRunning) {
+          continue;
+        }
+        auto r = reported.find(di.Key());
+        const bool up =
+            r != reported.end() && r->second.running &&
+            (dep.condition != desired_state::DependencyCondition::kReady || r->second.ready);
+        if (up) continue;
+        auto h = st.holders.find(di.machine);
+        hold->emplace(
+            i.Key(), "waits for " + di.Key() + " (owned by replica " +
+                         (h != st.holders.end() ? h->second.replica_name : "none yet") + ", not " +
+                         (dep.condition == desired_state::DependencyCondition::kReady ? "ready"
+                                                                                      : "running") +
+                         " as it reports)");
+      }
+    }
+  }
+}
+
+void Daemon::PublishShardReadiness(const DesiredState& desired, const std::set<std::string>& held,
+                                   const reconcilers::ClusterObservation& obs) {
+  std::map<std::string, std::map<std::string, ha::SharedReadiness>> by_machine;
+  for (const std::string& m : held) by_machine[m];
+  for (const auto& i : obs.instances) {
+    if (!held.count(i.machine)) continue;
+    ha::SharedReadiness r;
+    r.running = i.state == reconcilers::ObservedState::kRunning;
+    auto ready = obs.ready.find(i.Key());
+    const auto* s = desired.FindService(i.service);
+    // As the plan decides it: the verdict, or running without a probe.
+    r.ready =
+        r.running && (ready != obs.ready.end() ? ready->second : s != nullptr && !s->readiness);
+    r.spec_hash = i.spec_hash;
+    by_machine[i.machine][i.Key()] = r;
+  }
+  // Published every pass (at least every renew interval): entries live three
+  // of those plus a lease, then an owner that stopped publishing leaves none.
+  const int64_t stale_ms = 3LL * config_.redis_renew_ms + config_.redis_lease_ms;
+  clusterctl::Status s = shards_->PublishReadiness(by_machine, stale_ms);
+  if (!s.ok()) spdlog::warn("shards: publishing readiness: {}", s.ToString());
 }
 
 bool Daemon::Leading() const { return !elector_ || elector_->MayAct(); }
 
-bool Daemon::Acting() const { return !elector_ || (took_over_ && elector_->MayAct()); }
+bool Daemon::Acting() const {
+  // Shards: every replica acts, each step gated by its machine's lease.
+  return !elector_ || shards_ || (took_over_ && elector_->MayAct());
+}
 
 std::string Daemon::WriteRefusal() {
   if (Leading()) return "";

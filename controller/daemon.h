@@ -36,6 +36,18 @@
 // (WriteRefusal) naming the leader, and re-check every retry interval so a
 // new leader acts within lease + retry.
 //
+// Shards (config `redis.shards: auto`, ha/shard_coordinator.h): the
+// replicas split the machines instead. Each observes, plans and acts only on
+// the machines whose lease it holds (a fencing token per machine, checked
+// before each step); the instances of the other machines are held (no
+// step) and seen as their owners publish them to Redis (running, ready or
+// not; else unknown), and a dependent of one that is not up is held until
+// its owner reports it up. A machine with a step in flight
+// is pinned: its lease is kept until the step ends. The leader lease still
+// picks one replica for what is not per machine (notifications, writes
+// through the API); the leader's journal is not kept (each replica's audit
+// log holds its own actions).
+//
 // Shutdown (SIGTERM): the driver command in flight completes, waits are cut
 // short (a start whose readiness wait is cut is audited interrupted),
 // nothing new starts, the store is flushed, Run() returns. After a SIGKILL the next start records
@@ -71,6 +83,7 @@
 #include "controller/rollout.h"
 #include "desired-state/git_source.h"
 #include "ha/leader_election.h"
+#include "ha/shard_coordinator.h"
 #include "notify/notifier.h"
 #include "reconcilers/async_prober.h"
 #include "reconcilers/driver.h"
@@ -245,8 +258,23 @@ class Daemon : public api::DaemonView {
   // up with it and closes the steps the old one left open before acting.
   void FollowOrTakeOver();
   // With leader election: role, replica, leader and fencing_token in a
-  // status document.
+  // status document; with shards, the owner of each machine too.
   void AddReplica(nlohmann::json* status) const;
+  // Shards: the machines of `desired` and `prune` to share out.
+  void SetShardMachines(const desired_state::DesiredState& desired,
+                        const desired_state::DesiredState* prune);
+  // Shards: the instances on machines this replica does not hold (`held`)
+  // are held (no step); those their owners publish running join the
+  // observation as such (with the readiness published), the rest stay
+  // unknown; a dependent on `held` of one that is not up is held too.
+  void AddForeignShards(const desired_state::DesiredState& desired,
+                        const desired_state::DesiredState* prune, const std::set<std::string>& held,
+                        reconcilers::ClusterObservation* obs,
+                        std::map<std::string, std::string>* hold);
+  // Shards: publishes what this pass observed on the machines it holds.
+  void PublishShardReadiness(const desired_state::DesiredState& desired,
+                             const std::set<std::string>& held,
+                             const reconcilers::ClusterObservation& obs);
   // Marks progress of a loop for /healthz.
   void Beat(const char* loop);
   // Sleeps until `ms` passed, Shutdown(), or `flag` is set (then clears it).
@@ -269,6 +297,10 @@ class Daemon : public api::DaemonView {
   std::unique_ptr<ha::LeaderElector> elector_;
   bool elector_ticked_by_run_ = false;
   std::unique_ptr<ActGate> gate_;
+  // Shards (null: off): the machine leases, ticked by their own thread while
+  // Run() runs.
+  std::unique_ptr<ha::ShardCoordinator> shards_;
+  std::set<std::string> shard_machines_;  // Last given to shards_ (reconcile loop).
   // The leader's journal as this replica copied it (reconcile loop only),
   // and whether it caught up since it became the leader.
   JournalState journal_;

@@ -28,9 +28,11 @@ using desired_state::DesiredState;
 using reconcilers::ClusterObservation;
 
 ClusterObservation ObserveAndRecord(const ReconcileDeps& deps, const DesiredState& desired,
-                                    const DesiredState* previous, int parallel) {
+                                    const DesiredState* previous, int parallel,
+                                    const std::set<std::string>* only_machines) {
   reconcilers::ObserveOptions opts;
   opts.max_parallel = parallel;
+  opts.only_machines = only_machines;
   opts.clock = deps.clock;
   ClusterObservation obs =
       reconcilers::ObserveCluster(desired, previous, *deps.driver, deps.prober, opts);
@@ -168,9 +170,8 @@ AuditStepListener::AuditStepListener(audit::AuditLog* audit, std::string actor,
       gate_(gate) {}
 
 Status AuditStepListener::CheckGate(const reconcilers::Step& step, uint64_t* token) {
-  if (gate_ == nullptr || gate_->MayAct(token)) return Status::Ok();
-  const std::string why = "fenced: replica " + gate_->replica() +
-                          " no longer holds the leader lease; the step was not sent";
+  if (gate_ == nullptr || gate_->MayActOn(step.machine, token)) return Status::Ok();
+  const std::string why = gate_->FencedWhy(step.machine);
   std::lock_guard<std::mutex> g(mu_);
   fenced_[step.id] = why;
   return Status::Conflict(why);

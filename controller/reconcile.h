@@ -40,6 +40,19 @@ class ActGate {
   virtual ~ActGate() = default;
   // True when this replica may act now; *token: its fencing token then.
   virtual bool MayAct(uint64_t* token) const = 0;
+  // True when this replica may act on `machine` now; *token: the fencing
+  // token of that right. Default: MayAct() (one lease for every machine);
+  // clusterd shards hold one lease per machine.
+  virtual bool MayActOn(const std::string& machine, uint64_t* token) const {
+    (void)machine;
+    return MayAct(token);
+  }
+  // Why a step on `machine` was not sent, for its `fenced` record.
+  virtual std::string FencedWhy(const std::string& machine) const {
+    (void)machine;
+    return "fenced: replica " + replica() +
+           " no longer holds the leader lease; the step was not sent";
+  }
   // This replica's id, written to the audit records of its actions.
   virtual std::string replica() const = 0;
   // Hands a record this replica wrote to the others (the leader's journal,
@@ -92,11 +105,12 @@ struct PassResult {
   bool executed = false;  // False when the plan was refused or empty.
 };
 
-// Observes the cluster and records the observation (when deps.state is set).
-reconcilers::ClusterObservation ObserveAndRecord(const ReconcileDeps& deps,
-                                                 const desired_state::DesiredState& desired,
-                                                 const desired_state::DesiredState* previous,
-                                                 int parallel = 32);
+// Observes the cluster (only `only_machines` when given) and records the
+// observation (when deps.state is set).
+reconcilers::ClusterObservation ObserveAndRecord(
+    const ReconcileDeps& deps, const desired_state::DesiredState& desired,
+    const desired_state::DesiredState* previous, int parallel = 32,
+    const std::set<std::string>* only_machines = nullptr);
 
 // Holds every instance of a service in reconcile mode observe (detect-only:
 // its drift is shown and alerted, never corrected), keeping earlier holds.

@@ -1,8 +1,6 @@
 #include "ha/leader_election.h"
 
 #include <hiredis/hiredis.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -66,17 +64,6 @@ end
 return 0
 )lua";
 
-timeval ToTimeval(int64_t ms) {
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(ms / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((ms % 1000) * 1000);
-  return tv;
-}
-
-int64_t MsUntil(SteadyTime deadline) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyNow()).count();
-}
-
 std::string RandomHex128() {
   std::random_device rd;
   std::string hex;
@@ -94,11 +81,6 @@ std::string DefaultName() {
   return std::string(host[0] ? host : "localhost") + ":" + std::to_string(getpid());
 }
 
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 bool IsDigits(const std::string& s) {
   if (s.empty() || s.size() > 18) return false;
   for (char c : s) {
@@ -108,16 +90,6 @@ bool IsDigits(const std::string& s) {
 }
 
 }  // namespace
-
-// One hiredis reply, freed with it.
-struct LeaderElector::Reply {
-  explicit Reply(redisReply* reply) : r(reply) {}
-  ~Reply() { freeReplyObject(r); }
-  Reply(const Reply&) = delete;
-  Reply& operator=(const Reply&) = delete;
-  std::string text() const { return r->str ? std::string(r->str, r->len) : std::string(); }
-  redisReply* r;
-};
 
 Status ValidateLeaderElectionOptions(const LeaderElectionOptions& o) {
   auto bad = [](const std::string& m) { return Status::Invalid("leader election: " + m); };
@@ -165,93 +137,14 @@ Result<std::unique_ptr<LeaderElector>> LeaderElector::Create(LeaderElectionOptio
 }
 
 LeaderElector::LeaderElector(LeaderElectionOptions options)
-    : options_(std::move(options)), clock_(ClockOr(options_.clock)) {}
+    : options_(std::move(options)),
+      clock_(ClockOr(options_.clock)),
+      redis_(RedisEndpoint{options_.host, options_.port, options_.password, options_.timeout_ms}) {}
 
 LeaderElector::~LeaderElector() {
   Stop();
   std::lock_guard<std::mutex> io(io_mu_);
-  Disconnect();
-}
-
-// ---------------------------------------------------------------- Redis I/O
-
-void LeaderElector::Disconnect() {
-  if (context_ != nullptr) redisFree(context_);
-  context_ = nullptr;
-}
-
-// The context's error as a Status (a timeout when the deadline has passed or
-// the socket timed out), and the connection dropped.
-Status LeaderElector::Failure(const std::string& what, SteadyTime deadline) {
-  const int saved = errno;
-  std::string why = context_ != nullptr ? Lower(context_->errstr) : "cannot allocate a context";
-  const bool timed_out = MsUntil(deadline) <= 0 || saved == EAGAIN || saved == EWOULDBLOCK ||
-                         saved == ETIMEDOUT || why.find("timed out") != std::string::npos ||
-                         why.find("temporarily unavailable") != std::string::npos;
-  if (context_ != nullptr && context_->err == REDIS_ERR_EOF) why = "connection closed by redis";
-  Disconnect();
-  const std::string where = "redis " + options_.host + ":" + std::to_string(options_.port) + ": ";
-  if (timed_out) {
-    return Status::Timeout(where + what + ": no answer within " +
-                           std::to_string(options_.timeout_ms) + " ms");
-  }
-  return Status::Unavailable(Redact(where + what + ": " + why, options_.password));
-}
-
-Status LeaderElector::Connect(SteadyTime deadline) {
-  errno = 0;
-  context_ =
-      redisConnectWithTimeout(options_.host.c_str(), options_.port, ToTimeval(MsUntil(deadline)));
-  if (context_ == nullptr || context_->err) return Failure("connect", deadline);
-  if (options_.password.empty()) return Status::Ok();
-  const int64_t left = MsUntil(deadline);
-  if (left <= 0) return Failure("AUTH", deadline);
-  redisSetTimeout(context_, ToTimeval(left));
-  errno = 0;
-  const char* argv[] = {"AUTH", options_.password.c_str()};
-  const size_t lens[] = {4, options_.password.size()};
-  void* raw = redisCommandArgv(context_, 2, argv, lens);
-  if (raw == nullptr) return Failure("AUTH", deadline);
-  Reply reply(static_cast<redisReply*>(raw));
-  if (reply.r->type == REDIS_REPLY_ERROR) {
-    const std::string text = reply.text();
-    Disconnect();
-    return Status::Permission(Redact("redis " + options_.host + ":" +
-                                         std::to_string(options_.port) +
-                                         " refused the password: " + text,
-                                     options_.password));
-  }
-  return Status::Ok();
-}
-
-Result<std::unique_ptr<LeaderElector::Reply>> LeaderElector::Call(
-    const std::vector<std::string>& args) {
-  const SteadyTime deadline = SteadyNow() + std::chrono::milliseconds(options_.timeout_ms);
-  if (context_ == nullptr) CLUSTERCTL_RETURN_IF_ERROR(Connect(deadline));
-  const int64_t left = MsUntil(deadline);
-  if (left <= 0) return Failure(args[0], deadline);
-  redisSetTimeout(context_, ToTimeval(left));
-  std::vector<const char*> argv;
-  std::vector<size_t> lens;
-  for (const std::string& a : args) {
-    argv.push_back(a.c_str());
-    lens.push_back(a.size());
-  }
-  errno = 0;
-  void* raw = redisCommandArgv(context_, static_cast<int>(args.size()), argv.data(), lens.data());
-  if (raw == nullptr) return Failure(args[0], deadline);
-  auto reply = std::make_unique<Reply>(static_cast<redisReply*>(raw));
-  if (reply->r->type == REDIS_REPLY_ERROR) {
-    const std::string text = Redact(reply->text(), options_.password);
-    const std::string where = "redis " + options_.host + ":" + std::to_string(options_.port) +
-                              ": " + args[0] + ": " + text;
-    if (text.rfind("NOAUTH", 0) == 0 || text.rfind("WRONGPASS", 0) == 0) {
-      Disconnect();
-      return Status::Permission(where);
-    }
-    return Status::Internal(where);
-  }
-  return reply;
+  redis_.Disconnect();
 }
 
 // ---------------------------------------------------------------- the lease
@@ -263,8 +156,8 @@ void LeaderElector::Hold(const std::string& value, int64_t token, int64_t sent_m
 }
 
 Status LeaderElector::Renew(const std::string& held, int64_t sent_ms, bool* lost) {
-  auto reply =
-      Call({"EVAL", kRenewScript, "1", options_.key, held, std::to_string(options_.lease_ms)});
+  auto reply = redis_.Call(
+      {"EVAL", kRenewScript, "1", options_.key, held, std::to_string(options_.lease_ms)});
   if (!reply.ok()) return reply.status();
   const redisReply* r = (*reply)->r;
   std::lock_guard<std::mutex> l(mu_);
@@ -285,9 +178,9 @@ Status LeaderElector::Acquire(int64_t sent_ms) {
     std::lock_guard<std::mutex> l(mu_);
     token_floor = token_floor_;
   }
-  auto reply =
-      Call({"EVAL", kAcquireScript, "2", options_.key, options_.key + ":fence", options_.replica_id,
-            options_.replica_name, std::to_string(options_.lease_ms), std::to_string(token_floor)});
+  auto reply = redis_.Call({"EVAL", kAcquireScript, "2", options_.key, options_.key + ":fence",
+                            options_.replica_id, options_.replica_name,
+                            std::to_string(options_.lease_ms), std::to_string(token_floor)});
   if (!reply.ok()) return reply.status();
   const redisReply* r = (*reply)->r;
   std::optional<LeaderInfo> holder;
@@ -296,9 +189,8 @@ Status LeaderElector::Acquire(int64_t sent_ms) {
     holder = ParseOwnerValue(std::string(r->element[1]->str, r->element[1]->len));
   }
   if (!holder) {
-    return Status::Internal("redis " + options_.host + ":" + std::to_string(options_.port) +
-                            ": unexpected reply to the acquire script (is " + options_.key +
-                            " written by something else?)");
+    return Status::Internal(redis_.where() + ": unexpected reply to the acquire script (is " +
+                            options_.key + " written by something else?)");
   }
   std::lock_guard<std::mutex> l(mu_);
   leader_ = holder;
@@ -352,7 +244,7 @@ LeaseState LeaderElector::state() const {
 
 Result<std::optional<LeaderInfo>> LeaderElector::Leader() {
   std::lock_guard<std::mutex> io(io_mu_);
-  auto reply = Call({"GET", options_.key});
+  auto reply = redis_.Call({"GET", options_.key});
   if (!reply.ok()) return reply.status();
   std::optional<LeaderInfo> holder;
   if ((*reply)->r->type == REDIS_REPLY_STRING) holder = ParseOwnerValue((*reply)->text());
@@ -371,7 +263,7 @@ Status LeaderElector::Release() {
   }
   if (held.empty()) return Status::Ok();
   std::lock_guard<std::mutex> io(io_mu_);
-  auto reply = Call({"EVAL", kReleaseScript, "1", options_.key, held});
+  auto reply = redis_.Call({"EVAL", kReleaseScript, "1", options_.key, held});
   return reply.status();
 }
 
@@ -385,8 +277,8 @@ Result<std::string> LeaderElector::Publish(const std::string& payload) {
   }
   if (held.empty()) return Status::Conflict("this replica does not hold the leader lease");
   std::lock_guard<std::mutex> io(io_mu_);
-  auto reply = Call({"EVAL", kPublishScript, "2", options_.key, options_.key + ":journal", held,
-                     payload, "100000"});
+  auto reply = redis_.Call({"EVAL", kPublishScript, "2", options_.key, options_.key + ":journal",
+                            held, payload, "100000"});
   if (!reply.ok()) {
     if (reply.status().message().find("FENCED") != std::string::npos) {
       return Status::Conflict("the leader lease is no longer held by this replica");
@@ -400,8 +292,9 @@ Result<std::string> LeaderElector::Publish(const std::string& payload) {
 Result<std::vector<LeaderElector::JournalEntry>> LeaderElector::ReadJournal(
     const std::string& after_id, size_t count) {
   std::lock_guard<std::mutex> io(io_mu_);
-  auto reply = Call({"XRANGE", options_.key + ":journal", after_id == "0" ? "-" : "(" + after_id,
-                     "+", "COUNT", std::to_string(count)});
+  auto reply =
+      redis_.Call({"XRANGE", options_.key + ":journal", after_id == "0" ? "-" : "(" + after_id, "+",
+                   "COUNT", std::to_string(count)});
   if (!reply.ok()) return reply.status();
   const redisReply* r = (*reply)->r;
   if (r->type != REDIS_REPLY_ARRAY) return Status::Internal("XRANGE: unexpected reply");
@@ -428,39 +321,12 @@ Result<std::vector<LeaderElector::JournalEntry>> LeaderElector::ReadJournal(
 // ---------------------------------------------------------------- the thread
 
 void LeaderElector::Start() {
-  std::lock_guard<std::mutex> life(lifecycle_mu_);
-  if (thread_.joinable()) return;
-  {
-    std::lock_guard<std::mutex> l(run_mu_);
-    stopping_ = false;
-  }
-  thread_ = std::thread([this] { Run(); });
-}
-
-void LeaderElector::Stop() {
-  std::lock_guard<std::mutex> life(lifecycle_mu_);
-  if (!thread_.joinable()) return;
-  {
-    std::lock_guard<std::mutex> l(run_mu_);
-    stopping_ = true;
-  }
-  run_cv_.notify_all();
-  thread_.join();
-}
-
-void LeaderElector::Run() {
-  // A write to a connection Redis closed raises SIGPIPE on this thread:
-  // blocked, it stays pending here instead of ending the process.
-  sigset_t pipe;
-  sigemptyset(&pipe);
-  sigaddset(&pipe, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
-  for (;;) {
+  ticker_.Start([this] {
     const bool renewing = Tick().ok() && MayAct();
-    const int64_t wait = renewing ? options_.renew_interval_ms : options_.retry_interval_ms;
-    std::unique_lock<std::mutex> l(run_mu_);
-    if (run_cv_.wait_for(l, std::chrono::milliseconds(wait), [this] { return stopping_; })) return;
-  }
+    return renewing ? options_.renew_interval_ms : options_.retry_interval_ms;
+  });
 }
+
+void LeaderElector::Stop() { ticker_.Stop(); }
 
 }  // namespace clusterctl::ha

@@ -62,19 +62,17 @@
 // (Redis' single-instance lock pattern).
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "base/clock.h"
 #include "base/status.h"
-
-struct redisContext;  // hiredis, only in leader_election.cc
+#include "ha/redis_client.h"
+#include "ha/ticker.h"
 
 namespace clusterctl::ha {
 
@@ -190,23 +188,15 @@ class LeaderElector {
  private:
   explicit LeaderElector(LeaderElectionOptions options);
 
-  struct Reply;
-  // Runs one command (connecting and authenticating first when needed)
-  // within timeout_ms. Holds io_mu_.
-  Result<std::unique_ptr<Reply>> Call(const std::vector<std::string>& args);
-  Status Connect(SteadyTime deadline);
-  void Disconnect();
-  Status Failure(const std::string& what, SteadyTime deadline);
   Status Renew(const std::string& held, int64_t sent_ms, bool* lost);
   Status Acquire(int64_t sent_ms);
   void Hold(const std::string& value, int64_t token, int64_t sent_ms);
-  void Run();
 
   const LeaderElectionOptions options_;
   const Clock& clock_;
 
-  std::mutex io_mu_;  // Serialises Redis calls; guards context_.
-  redisContext* context_ = nullptr;
+  std::mutex io_mu_;  // Serialises Redis calls; guards redis_.
+  RedisClient redis_;
 
   mutable std::mutex mu_;   // Guards the lease state; never held during I/O.
   std::string held_value_;  // Our owner value while we hold (or may hold) the key.
@@ -216,11 +206,7 @@ class LeaderElector {
   int64_t token_floor_ = 0;  // The highest token seen.
   Status last_status_;
 
-  std::mutex lifecycle_mu_;  // Serialises Start() and Stop(); guards thread_.
-  std::thread thread_;
-  std::mutex run_mu_;  // Guards stopping_.
-  std::condition_variable run_cv_;
-  bool stopping_ = false;
+  Ticker ticker_;  // Start(), Stop().
 };
 
 }  // namespace clusterctl::ha

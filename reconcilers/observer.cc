@@ -53,7 +53,9 @@ ClusterObservation ObserveCluster(const DesiredState& desired, const DesiredStat
   if (previous != nullptr) add(*previous);
 
   std::vector<Work*> items;
-  for (auto& [_, w] : work) items.push_back(&w);
+  for (auto& [name, w] : work) {
+    if (options.only_machines == nullptr || options.only_machines->count(name)) items.push_back(&w);
+  }
   ClusterObservation out;
   std::mutex mu;
   ParallelFor(items.size(), options.max_parallel, [&](size_t i) {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,10 @@ struct ObserveOptions {
   int max_parallel = 32;         // Machines observed at once. Default: 32.
   bool probe_readiness = true;   // Default: true.
   const Clock* clock = nullptr;  // Stamps observations (WallMs). Default: RealClock().
+  // Only these machines are observed (clusterd shards: the ones this
+  // replica holds); the others are left out of the observation entirely.
+  // Null: every machine.
+  const std::set<std::string>* only_machines = nullptr;
 };
 
 // The plan input of an observation: desired and previous state, what was

@@ -1019,6 +1019,27 @@ TEST_F(AuditLogTest, VerifyReportsAnActionWithATokenBelowAnEarlierOne) {
   EXPECT_THAT(rep.reason, HasSubstr("deposed leader"));
 }
 
+TEST_F(AuditLogTest, VerifyComparesTokensPerMachine) {
+  // clusterd shards: one lease per machine, so a replica acts on m1 with
+  // token 7 and then on m2 with token 3; only one machine's tokens must grow.
+  auto on = [](const std::string& machine, uint64_t token) {
+    AuditRecord r = Step("start", "api", machine, Name(Phase::kIntent), "");
+    r.leader = "node-a";
+    r.fencing_token = token;
+    return r;
+  };
+  Append(on("m1", 7));
+  Append(on("m2", 3));
+  Append(on("m1", 7));
+  VerifyReport fine = MustVerify();
+  EXPECT_TRUE(fine.ok) << fine.reason;
+  AuditRecord stale = Append(on("m2", 2));
+  VerifyReport rep = MustVerify();
+  EXPECT_FALSE(rep.ok);
+  EXPECT_EQ(rep.first_bad_seq, stale.seq);
+  EXPECT_THAT(rep.reason, HasSubstr("(machine m2)"));
+}
+
 TEST(AuditJsonTest, IntentsCarryAnEmptyResult) {
   AuditRecord r;
   r.phase = "intent";

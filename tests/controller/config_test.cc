@@ -103,6 +103,17 @@ TEST(RedisConfigTest, ElectionDurationsComeFromTheRedisBlockWithTheElectorsDefau
   EXPECT_EQ(1000, set->redis_retry_ms);
   EXPECT_EQ(1000, set->redis_margin_ms);
   EXPECT_EQ("node-a", set->replica_name);
+  EXPECT_FALSE(set->redis_shards);  // Default: one leader.
+
+  testing::WriteFile(dir.Sub("shards.yaml"), "redis: {host: 127.0.0.1, shards: auto}\n");
+  Result<Config> shards = LoadConfig(dir.Sub("shards.yaml"));
+  ASSERT_TRUE(shards.ok()) << shards.status().ToString();
+  EXPECT_TRUE(shards->redis_shards);
+  testing::WriteFile(dir.Sub("shards-bad.yaml"), "redis: {host: 127.0.0.1, shards: sometimes}\n");
+  Result<Config> shards_bad = LoadConfig(dir.Sub("shards-bad.yaml"));
+  ASSERT_FALSE(shards_bad.ok());
+  EXPECT_NE(std::string::npos, shards_bad.status().message().find("shards"))
+      << shards_bad.status().message();
 
   // A renewal that cannot come before the lease would end is refused.
   testing::WriteFile(dir.Sub("bad.yaml"),
