@@ -36,6 +36,10 @@ class FaultSuite : public ::testing::Test {
  protected:
   static constexpr std::chrono::seconds kConvergeBound{90};
 
+  FaultSuite() = default;
+  // A cluster made with these options (a proxied machine, timeouts).
+  explicit FaultSuite(DemoOptions options) : demo_(std::move(options)) {}
+
   void SetUp() override;
   void TearDown() override;
   // Runs before clusterd starts (a fault that needs the ground prepared).
