@@ -134,6 +134,12 @@ TEST_F(Partition, MachinePartitionedMidApply) {
   });
   EXPECT_NE(0u, seen) << "no machine_unreachable record for " << m;
   RecordProperty("steps_in_flight_pass", static_cast<int>(IntentsOn(m, cut_at, seen)));
+  std::string cut_steps;  // The steps the partition cut, as the audit log ends them.
+  for (const auto& r : AuditRecordsOf(demo_.data_dir())) {
+    if (r.phase == "result" && r.machine == m && r.intent_seq > before && r.intent_seq <= cut_at)
+      cut_steps += r.action + ": " + r.result + " (" + r.detail + "); ";
+  }
+  RecordProperty("cut_steps", cut_steps);
   RecordProperty(
       "seconds_to_unreachable",
       static_cast<int>(std::chrono::duration_cast<seconds>(Clock::now() - t_cut).count()));
@@ -145,8 +151,9 @@ TEST_F(Partition, MachinePartitionedMidApply) {
 }
 
 // 2. 300 ms of latency each way and 5 % "loss" (stalls of 200-1000 ms) on
-// the SSH link of one machine: a pushed change still converges, the slow
-// machine is not reported unreachable, and nothing runs twice. The
+// the SSH link of one machine, whose sshd is restarted at once (clusterd
+// connects again over the slow link): a pushed change still converges, the
+// slow machine is not reported unreachable, and nothing runs twice. The
 // convergence time is the recovery time of the report (from the push).
 class SlowLink : public NetworkFaults {
  protected:
@@ -162,6 +169,9 @@ TEST_F(SlowLink, LatencyAndLossOnOneMachine) {
   const std::string m = "worker-tools";
   demo_.proxy()->set_delay(milliseconds(300));
   demo_.proxy()->set_loss(0.05, /*seed=*/18);
+  // Its sessions die: clusterd connects again over the slow link (the SSH
+  // handshake takes a few round trips, within ssh.connectTimeoutSeconds).
+  demo_.host(m).Restart();
   const auto pushed = Clock::now();
   PushAChangeOf("tools-server", "tools-server", "slow");
   // The invariants run with the link still slow: convergence is timed from
