@@ -9,7 +9,6 @@
 
 #include <chrono>
 #include <memory>
-#include <set>
 
 #include "tests/faults/fault_suite.h"
 #include "tests/harness/audit_records.h"
@@ -108,21 +107,8 @@ TEST_F(Partition, MachinePartitionedMidApply) {
   const auto t_cut = Clock::now();
   // The step in flight ends with a result while the machine is still cut.
   std::string unanswered;
-  EXPECT_TRUE(WaitFor(
-      [&] {
-        auto records = AuditRecordsOf(demo_.data_dir());
-        std::set<uint64_t> answered;
-        for (const auto& r : records) {
-          if (r.phase == "result") answered.insert(r.intent_seq);
-        }
-        unanswered.clear();
-        for (const auto& r : records) {
-          if (r.seq > before && r.machine == m && r.phase == "intent" && !answered.count(r.seq))
-            unanswered += std::to_string(r.seq) + " " + r.action + "; ";
-        }
-        return unanswered.empty();
-      },
-      seconds(40), milliseconds(200)))
+  EXPECT_TRUE(WaitFor([&] { return (unanswered = OpenIntents(m, before)).empty(); }, seconds(40),
+                      milliseconds(200)))
       << "still open while partitioned: " << unanswered << "\n"
       << demo_.ClusterdLog();
   EXPECT_TRUE(WaitAlert("machine_unreachable", m))

@@ -102,8 +102,9 @@ void TcpProxy::Run() {
         const auto t = steady_clock::now();
         while (!done && !f.queue.empty() && f.queue.front().due <= t) {
           const std::string& bytes = f.queue.front().bytes;
-          done = bytes.empty() ||
-                 write(f.to, bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size());
+          // MSG_NOSIGNAL: a peer that went away must not SIGPIPE the test.
+          done = bytes.empty() || send(f.to, bytes.data(), bytes.size(), MSG_NOSIGNAL) !=
+                                      static_cast<ssize_t>(bytes.size());
           f.queue.pop_front();
         }
       }
