@@ -26,9 +26,12 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+# One test binary per tests/faults/*_test.cc (tests/CMakeLists.txt).
+binaries=$(for f in "$root"/tests/faults/*_test.cc; do echo "faults_$(basename "$f" .cc)"; done)
 if [ "$do_build" = yes ]; then
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build "$build" -j2 --target faults_faults_test clusterd clusterctl clusterctl-test-service
+  # shellcheck disable=SC2086 # one --target per word
+  cmake --build "$build" -j2 --target $binaries clusterd clusterctl clusterctl-test-service
 fi
 out=$build/faults-results/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$out"
@@ -37,10 +40,12 @@ status=0
 i=1
 while [ "$i" -le "$runs" ]; do
   echo "faults.sh: run $i of $runs" >&2
-  "$build/tests/faults_faults_test" >"$out/run-$i.log" 2>&1 || {
-    status=1
-    echo "faults.sh: run $i had failures: $out/run-$i.log" >&2
-  }
+  for b in $binaries; do
+    "$build/tests/$b" >"$out/run-$i-$b.log" 2>&1 || {
+      status=1
+      echo "faults.sh: run $i had failures: $out/run-$i-$b.log" >&2
+    }
+  done
   i=$((i + 1))
 done
 python3 "$root/scripts/faults-report.py" "$CLUSTERCTL_FAULTS_REPORT" "$root/docs/reliability.md" \

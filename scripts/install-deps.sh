@@ -8,7 +8,7 @@ PKGS=(build-essential cmake pkg-config git ca-certificates clang-format
   libyaml-cpp-dev libgit2-dev libssh-dev libhiredis-dev librocksdb-dev
   libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev
   libvalijson-dev libhowardhinnant-date-dev libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libboost-dev
-  openssh-server openssh-client redis-server procps curl strace)
+  openssh-server openssh-client redis-server procps curl strace nftables)
 # --browser (scripts/test.sh): also what the dashboard's browser test needs
 # (tests/dashboard/): Debian's chromium, and Node.js when there is none.
 BROWSER=""

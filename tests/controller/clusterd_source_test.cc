@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "tests/harness/demo_cluster.h"
+#include "tests/harness/git_daemon.h"
 #include "tests/harness/paths.h"
 #include "tests/harness/process.h"
 #include "tests/harness/tcp_proxy.h"
@@ -32,29 +33,12 @@ using testing::WaitFor;
 
 class ClusterdSourceTest : public ::testing::Test {
  protected:
-  ClusterdSourceTest() {
-    const int daemon_port = testing::PickFreePort("127.0.0.1");
-    git_daemon_ = std::make_unique<testing::Process>(
-        std::vector<std::string>{"git", "daemon", "--reuseaddr", "--export-all",
-                                 "--listen=127.0.0.1", "--port=" + std::to_string(daemon_port),
-                                 "--base-path=" + demo_.dir(), demo_.dir()},
-        testing::OutputTo(demo_.dir() + "/git-daemon.log"));
-    EXPECT_TRUE(WaitFor([&] { return testing::CanConnect("127.0.0.1", daemon_port); }, seconds(10),
-                        milliseconds(50)));
-    proxy_ = std::make_unique<TcpProxy>(daemon_port);
-    url_ = "git://127.0.0.1:" + std::to_string(proxy_->port()) + "/origin.git";
-  }
+  ClusterdSourceTest()
+      : remote_(demo_.dir(), demo_.dir() + "/git-daemon.log"), proxy_(&remote_.proxy()) {}
 
   // Points the config at the proxy, with this fetch deadline.
   void UseRemote(int fetch_timeout_seconds) {
-    std::string config = testing::ReadFile(demo_.config_path());
-    if (original_config_.empty()) original_config_ = config;
-    config = original_config_;
-    const std::string from = "url: " + demo_.origin();
-    config.replace(
-        config.find(from), from.size(),
-        "url: " + url_ + ", fetchTimeoutSeconds: " + std::to_string(fetch_timeout_seconds));
-    testing::WriteFile(demo_.config_path(), config);
+    demo_.UseRemote(remote_.Url("origin.git"), fetch_timeout_seconds);
   }
 
   void StartClusterd() {
@@ -132,9 +116,8 @@ class ClusterdSourceTest : public ::testing::Test {
   }
 
   testing::DemoCluster demo_;
-  std::unique_ptr<testing::Process> git_daemon_;
-  std::unique_ptr<TcpProxy> proxy_;
-  std::string url_, original_config_;
+  testing::GitDaemon remote_;
+  TcpProxy* proxy_;
   std::unique_ptr<testing::Process> clusterd_;
 };
 

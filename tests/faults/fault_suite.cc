@@ -81,6 +81,22 @@ size_t FaultSuite::IntentsOn(const std::string& machine, uint64_t after, uint64_
   return n;
 }
 
+std::string FaultSuite::OpenIntents(const std::string& machine, uint64_t after) const {
+  auto records = AuditRecordsOf(demo_.data_dir());
+  std::set<uint64_t> results;
+  for (const auto& r : records) {
+    if (r.phase == "result") results.insert(r.intent_seq);
+  }
+  std::string open;
+  for (const auto& r : records) {
+    if (r.phase == "intent" && !results.count(r.seq) && r.seq > after &&
+        (machine.empty() || r.machine == machine)) {
+      open += std::to_string(r.seq) + " " + r.action + " " + r.service + "@" + r.machine + "; ";
+    }
+  }
+  return open;
+}
+
 bool FaultSuite::WaitAlert(const std::string& kind, const std::string& machine,
                            std::chrono::seconds timeout) const {
   return WaitFor(
@@ -149,23 +165,8 @@ void FaultSuite::CheckInvariants(const std::string& fault,
   // (a) every intent answered, and the chain verifies. A step may still be
   // finishing: give it a few seconds.
   std::string open_intents;
-  const bool answered = WaitFor(
-      [&] {
-        auto records = AuditRecordsOf(demo_.data_dir());
-        std::set<uint64_t> results;
-        for (const auto& r : records) {
-          if (r.phase == "result") results.insert(r.intent_seq);
-        }
-        open_intents.clear();
-        for (const auto& r : records) {
-          if (r.phase == "intent" && !results.count(r.seq)) {
-            open_intents +=
-                std::to_string(r.seq) + " " + r.action + " " + r.service + "@" + r.machine + "; ";
-          }
-        }
-        return open_intents.empty();
-      },
-      seconds(20), milliseconds(200));
+  const bool answered = WaitFor([&] { return (open_intents = OpenIntents()).empty(); }, seconds(20),
+                                milliseconds(200));
   std::string why;
   const bool verifies = AuditVerifies(demo_.data_dir(), &why);
   EXPECT_TRUE(answered) << fault << ": intents without a result: " << open_intents;

@@ -36,6 +36,10 @@ class FaultSuite : public ::testing::Test {
  protected:
   static constexpr std::chrono::seconds kConvergeBound{90};
 
+  FaultSuite() = default;
+  // A cluster made with these options (a proxied machine, timeouts).
+  explicit FaultSuite(DemoOptions options) : demo_(std::move(options)) {}
+
   void SetUp() override;
   void TearDown() override;
   // Runs before clusterd starts (a fault that needs the ground prepared).
@@ -45,6 +49,10 @@ class FaultSuite : public ::testing::Test {
   uint64_t LastSeq() const;
   // Intents addressed to `machine` with seq in (after, upto].
   size_t IntentsOn(const std::string& machine, uint64_t after, uint64_t upto) const;
+  // The intents without a result (or `interrupted` record), as
+  // "seq action service@machine; ..." (empty: none); only those addressed
+  // to `machine` with seq > after when given.
+  std::string OpenIntents(const std::string& machine = "", uint64_t after = 0) const;
   // Waits until an alert of `kind` (optionally on `machine`) is firing.
   bool WaitAlert(const std::string& kind, const std::string& machine = "",
                  std::chrono::seconds timeout = std::chrono::seconds(60)) const;

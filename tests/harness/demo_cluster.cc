@@ -40,7 +40,13 @@ DemoCluster::DemoCluster(DemoOptions options) : options_(std::move(options)) {
     o.dir = dir_ + "/machines/" + name;
     o.client_key_path = client_key_;
     auto host = std::make_unique<SshHost>(o);
-    known += host->known_hosts_line() + "\n";
+    if (name == options_.proxied_machine) {
+      proxy_ = std::make_unique<TcpProxy>(host->port(), host->address());
+      known += "[" + host->address() + "]:" + std::to_string(proxy_->port()) + " " +
+               host->host_key_pub() + "\n";
+    } else {
+      known += host->known_hosts_line() + "\n";
+    }
     hosts_[name] = std::move(host);
   }
   WriteFile(known_hosts_, known);
@@ -54,6 +60,7 @@ DemoCluster::DemoCluster(DemoOptions options) : options_(std::move(options)) {
   WriteFile(token_file_, "demo-token-" + std::to_string(PickFreePort()) + "\n");
   listen_ = "127.0.0.1:" + std::to_string(PickFreePort());
   origin_ = dir_ + "/origin.git";
+  remote_url_ = origin_;
   GitRepo bare(origin_, /*bare=*/true);
   repo_ = std::make_unique<GitRepo>(dir_ + "/repo");
   WriteRepository();
@@ -86,9 +93,9 @@ void DemoCluster::WriteRepository() {
                          : name == "rp-embeddings" ? "{role: embeddings}"
                                                    : "{}";
     r.Write("machines/" + name + ".yaml",
-            "apiVersion: clusterctl/v1\nkind: Machine\nmetadata: {name: " + name +
-                ", labels: " + labels + "}\nspec:\n  address: " + host->address() +
-                "\n  ssh: {port: " + std::to_string(host->port()) +
+            "apiVersion: clusterctl/v1\nkind: Machine\nmetadata: {name: " + name + ", labels: " +
+                labels + "}\nspec:\n  address: " + host->address() + "\n  ssh: {port: " +
+                std::to_string(name == options_.proxied_machine ? proxy_->port() : host->port()) +
                 "}\n  stateDir: " + host->state_dir() + "\n");
   }
   auto test_service = [&](const std::string& name, const std::string& machine,
@@ -149,13 +156,29 @@ void DemoCluster::WriteRepository() {
           "monitoring-server]\n");
 }
 
+void DemoCluster::UseRemote(const std::string& url, int fetch_timeout_seconds) {
+  remote_url_ = url;
+  fetch_timeout_seconds_ = fetch_timeout_seconds;
+  WriteConfig();
+}
+
 void DemoCluster::WriteConfig() {
   config_path_ = dir_ + "/clusterctl.yaml";
-  WriteFile(config_path_, "repo: {url: " + origin_ + ", branch: main, pollSeconds: " +
-                              std::to_string(options_.poll_seconds) + "}\ndataDir: " + data_dir_ +
-                              "\nlisten: " + listen_ + "\ntokenFile: " + token_file_ +
-                              "\nssh:\n  knownHosts: " + known_hosts_ +
-                              "\n  hostKeyPolicy: strict\n");
+  const std::string fetch_timeout =
+      fetch_timeout_seconds_ > 0
+          ? ", fetchTimeoutSeconds: " + std::to_string(fetch_timeout_seconds_)
+          : "";
+  const std::string command_timeout =
+      options_.ssh_command_timeout_seconds > 0
+          ? "  commandTimeoutSeconds: " + std::to_string(options_.ssh_command_timeout_seconds) +
+                "\n"
+          : "";
+  WriteFile(config_path_,
+            "repo: {url: " + remote_url_ +
+                ", branch: main, pollSeconds: " + std::to_string(options_.poll_seconds) +
+                fetch_timeout + "}\ndataDir: " + data_dir_ + "\nlisten: " + listen_ +
+                "\ntokenFile: " + token_file_ + "\nssh:\n  knownHosts: " + known_hosts_ +
+                "\n  hostKeyPolicy: strict\n" + command_timeout);
 }
 
 int DemoCluster::Cli(const std::string& args, std::string* output) const {

@@ -25,6 +25,7 @@
 #include "tests/harness/git_repo.h"
 #include "tests/harness/process.h"
 #include "tests/harness/ssh_host.h"
+#include "tests/harness/tcp_proxy.h"
 #include "tests/harness/temp_dir.h"
 
 namespace clusterctl::testing {
@@ -38,6 +39,15 @@ struct DemoOptions {
   std::string profile = "production";
   // Seconds between polls of clusterd. Default: 2.
   int poll_seconds = 2;
+  // A machine whose SSH goes through a TcpProxy the cluster owns (proxy()),
+  // listening on the machine's own address so that its known_hosts entry
+  // "[127.0.0.N]:<proxy port>" names it; tests slow or cut that link with
+  // the proxy's modes. Only SSH goes through it: clusterd's readiness and
+  // liveness probes (HTTP, TCP, Redis) go to the machine's address directly.
+  // Default: empty = none.
+  std::string proxied_machine;
+  // ssh.commandTimeoutSeconds of the config. Default: 0 = clusterd's (30).
+  int ssh_command_timeout_seconds = 0;
 };
 
 class DemoCluster {
@@ -58,6 +68,12 @@ class DemoCluster {
   const std::string& listen() const { return listen_; }
   int port_of(const std::string& service) const { return ports_.at(service); }
   const std::string& address_of(const std::string& machine) const;
+  // The proxy in front of options.proxied_machine's sshd; null when none.
+  TcpProxy* proxy() { return proxy_.get(); }
+
+  // Rewrites the config's repo.url (the bare origin by default) with this
+  // fetchTimeoutSeconds (0: clusterd's default); read by the next clusterd.
+  void UseRemote(const std::string& url, int fetch_timeout_seconds = 0);
 
   // The text of services/<file>.yaml as generated; tests edit and commit it.
   std::string ServiceFile(const std::string& file) const;
@@ -87,8 +103,11 @@ class DemoCluster {
   std::unique_ptr<TempDir> owned_;
   DemoOptions options_;
   std::string dir_, origin_, config_path_, data_dir_, token_file_, listen_;
+  std::string remote_url_;
+  int fetch_timeout_seconds_ = 0;
   std::string client_key_, known_hosts_;
   std::map<std::string, std::unique_ptr<SshHost>> hosts_;
+  std::unique_ptr<TcpProxy> proxy_;  // After hosts_: goes first.
   std::map<std::string, int> ports_;
   std::unique_ptr<GitRepo> repo_;
 };
