@@ -59,6 +59,7 @@
 // and service by PID.
 //
 // Figures: docs/benchmarks.md ("The scale harness").
+#include <httplib.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -69,7 +70,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <httplib.h>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -113,6 +113,7 @@ struct Options {
   int soak_minutes = 0;
   int idle_seconds = 60;
   int max_parallel = 32;
+  bool watch = true;  // --no-watch: the drift watch off in every phase.
 };
 
 // --- /proc ---
@@ -122,7 +123,8 @@ long long KbField(const std::string& file, const std::string& key) {
   std::istringstream in(th::ReadFile(file));
   std::string line;
   while (std::getline(in, line)) {
-    if (line.compare(0, key.size() + 1, key + ":") == 0) return atoll(line.c_str() + key.size() + 1);
+    if (line.compare(0, key.size() + 1, key + ":") == 0)
+      return atoll(line.c_str() + key.size() + 1);
   }
   return -1;
 }
@@ -162,8 +164,7 @@ int ProcessCount() {
 // Progress on stderr, stamped with the time since the start and the load.
 void Say(const std::string& what) {
   static const auto t0 = std::chrono::steady_clock::now();
-  const double s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::fprintf(stderr, "[%7.1f s, load %s] %s\n", s, LoadAverage().c_str(), what.c_str());
 }
 
@@ -228,8 +229,8 @@ class Fleet {
       for (int i = first; i < std::min(machines, first + kAddressesPerSshd); ++i) {
         addresses.push_back(MachineAddress(i));
         c << "ListenAddress " << addresses.back() << "\n";
-        known += "[" + addresses.back() + "]:" + std::to_string(port_) + " " + type + " " + blob +
-                 "\n";
+        known +=
+            "[" + addresses.back() + "]:" + std::to_string(port_) + " " + type + " " + blob + "\n";
       }
       // One persistent connection per machine, with up to ~10 channels
       // (clusterd's observation, watch, action and probe shells); up to 32
@@ -337,8 +338,7 @@ class Fleet {
 
 // The revision's files: the machines always; the services when `services`;
 // `gen` is the env GEN of the changed 1% (service 0 of every tenth machine).
-std::vector<ds::SourceFile> Revision(const Options& o, const Fleet& fleet, bool services,
-                                     int gen) {
+std::vector<ds::SourceFile> Revision(const Options& o, const Fleet& fleet, bool services, int gen) {
   std::vector<ds::SourceFile> files;
   files.push_back({"cluster.yaml",
                    "apiVersion: clusterctl/v1\nkind: Cluster\nmetadata: {name: scale-bench}\n"
@@ -390,8 +390,8 @@ class Clusterd {
   // Starts clusterd with the drift watch on (its default interval) or off.
   void Start(bool watch) {
     th::WriteFile(dir_ + "/clusterctl.yaml",
-                  "repo: {url: " + origin_ + ", branch: main, pollSeconds: 300}\ndataDir: " +
-                      dir_ + "/data\nlisten: " + listen_ + "\ntokenFile: " + dir_ +
+                  "repo: {url: " + origin_ + ", branch: main, pollSeconds: 300}\ndataDir: " + dir_ +
+                      "/data\nlisten: " + listen_ + "\ntokenFile: " + dir_ +
                       "/token\nssh:\n  knownHosts: " + fleet_.known_hosts() +
                       "\n  hostKeyPolicy: strict\nsecretsDir: " + fleet_.secrets_dir() +
                       "\nwatch: {enabled: " + (watch ? "true" : "false") + "}\n");
@@ -424,9 +424,13 @@ class Clusterd {
     std::map<std::string, double> out;
     httplib::Client c("http://" + listen_);
     c.set_connection_timeout(1, 0);
-    c.set_read_timeout(30, 0);
+    c.set_read_timeout(300, 0);
+    const auto t0 = std::chrono::steady_clock::now();
     auto res = c.Get("/metrics");
     if (!res || res->status != 200) return out;
+    Samples()["GET /metrics (every scrape of the run)"].push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    Notes()["GET /metrics, last answer"] = std::to_string(res->body.size() / 1024) + " KiB";
     std::istringstream in(res->body);
     std::string line;
     while (std::getline(in, line)) {
@@ -438,12 +442,26 @@ class Clusterd {
     return out;
   }
 
+  std::string Token() const {
+    std::string token = th::ReadFile(dir_ + "/token");
+    while (!token.empty() && token.back() == '\n') token.pop_back();
+    return token;
+  }
+
+  // The size of GET `path`'s answer in bytes; -1 on error.
+  long long AnswerBytes(const std::string& path) {
+    httplib::Client c("http://" + listen_);
+    c.set_connection_timeout(1, 0);
+    c.set_read_timeout(30, 0);
+    auto res = c.Get(path.c_str(), {{"Authorization", "Bearer " + Token()}});
+    return res && res->status == 200 ? static_cast<long long>(res->body.size()) : -1;
+  }
+
   void Sync() {
     httplib::Client c("http://" + listen_);
     c.set_connection_timeout(1, 0);
     c.set_read_timeout(30, 0);
-    std::string token = th::ReadFile(dir_ + "/token");
-    while (!token.empty() && token.back() == '\n') token.pop_back();
+    const std::string token = Token();
     c.Post("/api/v1/sync", {{"Authorization", "Bearer " + token}}, "{\"reason\":\"scale bench\"}",
            "application/json");
   }
@@ -542,12 +560,12 @@ struct Bench {
     const auto t0 = std::chrono::steady_clock::now();
     if (!Push()) return "git push failed";
     clusterd->Sync();
-    const std::string error = WaitApplied(before, outcome, services ? instances() : 0,
-                                          milliseconds(3600000), &after);
+    const std::string error =
+        WaitApplied(before, outcome, services ? instances() : 0, milliseconds(3600000), &after);
     if (!error.empty()) return name + ": " + error;
-    Record(name + " (wall, push to applied)",
-           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-               .count());
+    Record(
+        name + " (wall, push to applied)",
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     Record(name + " (clusterd's pass)",
            1000 * (after.seconds - before.seconds) / std::max(1.0, after.count - before.count));
     return "";
@@ -581,9 +599,9 @@ struct Bench {
         },
         milliseconds(1800000), poll());
     if (!done || !clusterd->Running()) return name + ": no first pass: " + clusterd->Log();
-    Record(name + " (wall, spawn to first pass)",
-           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-               .count());
+    Record(
+        name + " (wall, spawn to first pass)",
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     // Every pass so far is the first one (or it and a second).
     double sum = 0;
     for (const auto& [k, v] : clusterd->Metrics()) {
@@ -601,7 +619,8 @@ struct Bench {
     Say("idle for " + std::to_string(o.idle_seconds) + " s: " + name);
     // A measurement window, not a wait for a condition.
     std::this_thread::sleep_for(std::chrono::seconds(o.idle_seconds));
-    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double wall =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double pct = 100 * (CpuSeconds(clusterd->pid()) - c0) / wall;
     *passes = static_cast<int>(ReadPasses(clusterd->Metrics(), "noop").all - p0);
     Samples()[name].push_back(pct);
@@ -611,7 +630,9 @@ struct Bench {
     return pct;
   }
 
-  double RssMiB() { return MiB(KbField("/proc/" + std::to_string(clusterd->pid()) + "/status", "VmRSS")); }
+  double RssMiB() {
+    return MiB(KbField("/proc/" + std::to_string(clusterd->pid()) + "/status", "VmRSS"));
+  }
 
   std::string Run();
   std::string Observe();
@@ -628,8 +649,8 @@ std::string Bench::Run() {
   mem_before_kb = KbField("/proc/meminfo", "MemAvailable");
   Say("machines " + std::to_string(o.machines) + " x " + std::to_string(o.services) +
       " services; RLIMIT_NOFILE " + std::to_string(nofile.rlim_cur) + "; pid_max " +
-      std::to_string(pid_max) + "; processes now " + std::to_string(procs_now) +
-      "; MemAvailable " + std::to_string(mem_before_kb / 1024) + " MiB");
+      std::to_string(pid_max) + "; processes now " + std::to_string(procs_now) + "; MemAvailable " +
+      std::to_string(mem_before_kb / 1024) + " MiB");
   Notes()["box"] = std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) + " CPUs, MemAvailable " +
                    std::to_string(mem_before_kb / 1024) + " MiB at start, pid_max " +
                    std::to_string(pid_max) + ", RLIMIT_NOFILE " + std::to_string(nofile.rlim_cur);
@@ -660,7 +681,7 @@ std::string Bench::Run() {
   const long long mem_fleet = KbField("/proc/meminfo", "MemAvailable");
 
   // Cold start: connect to every machine and observe it, nothing to run.
-  if (auto e = StartAndFirstPass("cold start, no services", /*watch=*/true); !e.empty()) return e;
+  if (auto e = StartAndFirstPass("cold start, no services", o.watch); !e.empty()) return e;
   const long long mem_sessions = KbField("/proc/meminfo", "MemAvailable");
 
   // Converge from nothing (and back, when more runs are asked for).
@@ -677,8 +698,8 @@ std::string Bench::Run() {
   Notes()["memory of the machines"] =
       "MemAvailable fell by " + std::to_string((mem_before_kb - mem_fleet) / 1024) + " MiB for " +
       std::to_string(fleet->sshds()) + " idle sshd, " +
-      std::to_string((mem_fleet - mem_sessions) / 1024) + " MiB for " +
-      std::to_string(o.machines) + " connected machines (sessions and shells; clusterd included), " +
+      std::to_string((mem_fleet - mem_sessions) / 1024) + " MiB for " + std::to_string(o.machines) +
+      " connected machines (sessions and shells; clusterd included), " +
       std::to_string((mem_sessions - mem_services) / 1024) + " MiB for " +
       std::to_string(instances()) + " instances (`sleep`); " + std::to_string(ProcessCount()) +
       " processes on the box";
@@ -693,10 +714,12 @@ std::string Bench::Run() {
 
   // Idle.
   int idle_passes = 0;
-  IdleCpu("idle CPU, % of one core (drift watch on)", &idle_passes);
-  Notes()["idle (drift watch on)"] = std::to_string(idle_passes) + " periodic passes in " +
-                                     std::to_string(o.idle_seconds) + " s; VmRSS " +
-                                     std::to_string(RssMiB()) + " MiB";
+  IdleCpu(o.watch ? "idle CPU, % of one core (drift watch on)"
+                  : "idle CPU, % of one core (drift watch off)",
+          &idle_passes);
+  Notes()[o.watch ? "idle (drift watch on)" : "idle (drift watch off), first"] =
+      std::to_string(idle_passes) + " periodic passes in " + std::to_string(o.idle_seconds) +
+      " s; VmRSS " + std::to_string(RssMiB()) + " MiB";
 
   // One commit touching 1% of the instances.
   for (int r = 0; r < std::min(3, o.runs); ++r) {
@@ -705,10 +728,9 @@ std::string Bench::Run() {
     Commit(true, "change 1% of the instances");
     if (auto e = PushAndWait("1% change", true, "ok"); !e.empty()) return e;
     Passes after = ReadPasses(clusterd->Metrics(), "ok");
-    Notes()["1% change: steps"] = std::to_string(static_cast<long long>(
-                                      after.actions_ok - before.actions_ok)) +
-                                  " steps ok in the last run (want " +
-                                  std::to_string(o.machines / 10) + " restarts)";
+    Notes()["1% change: steps"] =
+        std::to_string(static_cast<long long>(after.actions_ok - before.actions_ok)) +
+        " steps ok in the last run (want " + std::to_string(o.machines / 10) + " restarts)";
   }
 
   // RSS over back-to-back passes, then the soak.
@@ -718,7 +740,8 @@ std::string Bench::Run() {
     if (auto e = NoopPass(&ms, &wall); !e.empty()) return e;
     Samples()["no-op pass during the RSS passes (clusterd's pass)"].push_back(ms);
     rss_mib.push_back(RssMiB());
-    if (r % 10 == 9) Say("pass " + std::to_string(r + 1) + ": VmRSS " + std::to_string(rss_mib.back()) + " MiB");
+    if (r % 10 == 9)
+      Say("pass " + std::to_string(r + 1) + ": VmRSS " + std::to_string(rss_mib.back()) + " MiB");
   }
   const std::string status = "/proc/" + std::to_string(clusterd->pid()) + "/status";
   Notes()["clusterd at the end of the passes"] =
@@ -726,11 +749,14 @@ std::string Bench::Run() {
       std::to_string(MiB(KbField(status, "VmHWM"))) + " MiB, threads " +
       std::to_string(KbField(status, "Threads")) + ", load " + LoadAverage();
   Samples()["VmHWM MiB"].push_back(MiB(KbField(status, "VmHWM")));
+  // Each pass keeps its status in memory (GET /api/v1/history): its size.
+  Notes()["GET /api/v1/status"] =
+      std::to_string(clusterd->AnswerBytes("/api/v1/status") / 1024) + " KiB of JSON";
 
   // Restarts on the converged machines.
   for (int r = 0; r < std::min(3, o.runs); ++r) {
     clusterd->Stop();
-    if (auto e = StartAndFirstPass("restart, converged", /*watch=*/true); !e.empty()) return e;
+    if (auto e = StartAndFirstPass("restart, converged", o.watch); !e.empty()) return e;
   }
   // The idle minute without the drift watch.
   clusterd->Stop();
@@ -738,8 +764,8 @@ std::string Bench::Run() {
     return e;
   }
   IdleCpu("idle CPU, % of one core (drift watch off)", &idle_passes);
-  Notes()["idle (drift watch off)"] = std::to_string(idle_passes) + " periodic passes in " +
-                                      std::to_string(o.idle_seconds) + " s";
+  Notes()["idle (drift watch off)"] =
+      std::to_string(idle_passes) + " periodic passes in " + std::to_string(o.idle_seconds) + " s";
   clusterd->Stop();
   return Observe();
 }
@@ -767,14 +793,14 @@ std::string Bench::Observe() {
     rc::SshPool pool(so);
     rc::ShellDriver driver(&pool);
     rc::ClusterObservation obs;
-    const double ms = WallMsOf(
-        [&] { obs = rc::ObserveCluster(*loaded.state, nullptr, driver, nullptr, oo); });
+    const double ms =
+        WallMsOf([&] { obs = rc::ObserveCluster(*loaded.state, nullptr, driver, nullptr, oo); });
     if (auto e = check(obs); !e.empty()) return "cold observation: " + e;
     Record("observation, cold (library: connect all + observe)", ms);
     if (r > 0) continue;
     for (int w = 0; w < o.runs; ++w) {
-      const double wms = WallMsOf(
-          [&] { obs = rc::ObserveCluster(*loaded.state, nullptr, driver, nullptr, oo); });
+      const double wms =
+          WallMsOf([&] { obs = rc::ObserveCluster(*loaded.state, nullptr, driver, nullptr, oo); });
       if (auto e = check(obs); !e.empty()) return "warm observation: " + e;
       Record("observation cycle, warm (library)", wms);
     }
@@ -805,16 +831,19 @@ void PrintResults(Bench& b) {
   };
   const std::string cycle = "observation cycle, warm (library)";
   const std::string noop = "no-op pass (clusterd's pass)";
+  auto judged = [&](const std::string& name, bool met) {
+    return !big ? "-" : Samples().count(name) ? Verdict(met) : "NOT met: not measured (see above)";
+  };
   AddGoal("one observation cycle, " + size, FigureText(cycle), big ? "< 5 s" : "-",
-          big ? Verdict(MedianOf(cycle) < 5000) : "-");
+          judged(cycle, MedianOf(cycle) < 5000));
   AddGoal("no-op pass, " + size, FigureText(noop), big ? "< 5 s" : "-",
-          big ? Verdict(MedianOf(noop) < 5000) : "-");
+          judged(noop, MedianOf(noop) < 5000));
   const std::string on = "idle CPU, % of one core (drift watch on)";
   const std::string off = "idle CPU, % of one core (drift watch off)";
   AddGoal("idle clusterd CPU, drift watch on (default)", pct(on), big ? "< 10 %" : "-",
-          big ? Verdict(MedianOf(on) < 10) : "-");
+          judged(on, MedianOf(on) < 10));
   AddGoal("idle clusterd CPU, drift watch off", pct(off), big ? "< 10 %" : "-",
-          big ? Verdict(MedianOf(off) < 10) : "-");
+          judged(off, MedianOf(off) < 10));
   if (!b.rss_mib.empty()) {
     const auto& v = b.rss_mib;
     const double peak = *std::max_element(v.begin(), v.end());
@@ -829,7 +858,8 @@ void PrintResults(Bench& b) {
     if (v.size() >= 12) {
       const double early = Median(std::vector<double>(v.begin() + 2, v.begin() + 7));
       const double late = Median(std::vector<double>(v.end() - 5, v.end()));
-      snprintf(m, sizeof m, "%+.1f MiB over %zu passes (median of passes 3-7: %.1f, of the last 5: %.1f)",
+      snprintf(m, sizeof m,
+               "%+.1f MiB over %zu passes (median of passes 3-7: %.1f, of the last 5: %.1f)",
                late - early, v.size(), early, late);
       AddGoal("clusterd RSS growth over repeated passes", m, "none (< 2 MiB)",
               Verdict(late - early < 2));
@@ -848,16 +878,27 @@ int ParseArgs(int argc, char** argv, Options* o) {
       }
       return atoi(argv[++i]);
     };
-    if (a == "--machines") o->machines = next();
-    else if (a == "--services-per-machine") o->services = next();
-    else if (a == "--runs") o->runs = next();
-    else if (a == "--converge-runs") o->converge_runs = next();
-    else if (a == "--passes") o->passes = next();
-    else if (a == "--soak-minutes") o->soak_minutes = next();
-    else if (a == "--idle-seconds") o->idle_seconds = next();
-    else if (a == "--max-parallel") o->max_parallel = next();
+    if (a == "--machines")
+      o->machines = next();
+    else if (a == "--services-per-machine")
+      o->services = next();
+    else if (a == "--runs")
+      o->runs = next();
+    else if (a == "--converge-runs")
+      o->converge_runs = next();
+    else if (a == "--passes")
+      o->passes = next();
+    else if (a == "--soak-minutes")
+      o->soak_minutes = next();
+    else if (a == "--idle-seconds")
+      o->idle_seconds = next();
+    else if (a == "--max-parallel")
+      o->max_parallel = next();
+    else if (a == "--no-watch")
+      o->watch = false;
     else {
-      std::fprintf(stderr, "scale_bench: unknown argument %s (see the top of bench/scale_bench.cc)\n",
+      std::fprintf(stderr,
+                   "scale_bench: unknown argument %s (see the top of bench/scale_bench.cc)\n",
                    a.c_str());
       return 2;
     }
