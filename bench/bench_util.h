@@ -5,9 +5,12 @@
 // benchmark is its own executable.
 #pragma once
 
+#include <arpa/inet.h>
 #include <benchmark/benchmark.h>
 #include <dirent.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -212,11 +215,11 @@ inline std::string Ratio(double x) {
 
 // Prints the goals as a Markdown table, and appends them to the file named by
 // $BENCH_SUMMARY (scripts/bench.sh prints that file at the end).
-inline void PrintGoals(const std::string& bench) {
+inline void PrintGoals(const std::string& bench, const std::string& issue = "issue 9") {
   if (Goals().empty()) return;
   std::ostringstream t;
   t << "\n"
-    << bench << ": goals (issue 9)\n\n"
+    << bench << ": goals (" << issue << ")\n\n"
     << "| what | measured | goal | verdict |\n|---|---|---|---|\n";
   for (const Goal& g : Goals()) {
     t << "| " << g.what << " | " << g.measured << " | " << g.goal << " | " << g.verdict << " |\n";
@@ -332,6 +335,27 @@ inline void ClearStateDir(th::SshHost& host) {
 }
 
 // --- Helpers. ---
+
+// A port at or above `from` that every address can bind; 0 if none.
+inline int PortBindableOnAll(const std::vector<std::string>& addresses, int from) {
+  for (int port = from; port < 32000; ++port) {
+    bool all = true;
+    for (const auto& a : addresses) {
+      int fd = socket(AF_INET, SOCK_STREAM, 0);
+      int one = 1;
+      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      sockaddr_in sa{};
+      sa.sin_family = AF_INET;
+      sa.sin_port = htons(static_cast<uint16_t>(port));
+      inet_pton(AF_INET, a.c_str(), &sa.sin_addr);
+      all = all && bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+      close(fd);
+      if (!all) break;
+    }
+    if (all) return port;
+  }
+  return 0;
+}
 
 inline std::string FindInPath(const std::string& name) {
   const char* path = getenv("PATH");

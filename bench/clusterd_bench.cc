@@ -27,13 +27,10 @@
 //   cmake --build build-bench --target clusterd_bench clusterd clusterctl-test-service -j2
 //   build-bench/bench/clusterd_bench
 // Figures: docs/benchmarks.md.
-#include <arpa/inet.h>
 #include <benchmark/benchmark.h>
 #include <httplib.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -70,27 +67,6 @@ std::string MachineName(int i) {
   char name[8];
   snprintf(name, sizeof name, "m%02d", i);
   return name;
-}
-
-// A port at or above `from` that every address can bind; 0 if none.
-int PortBindableOnAll(const std::vector<std::string>& addresses, int from) {
-  for (int port = from; port < 32000; ++port) {
-    bool all = true;
-    for (const auto& a : addresses) {
-      int fd = socket(AF_INET, SOCK_STREAM, 0);
-      int one = 1;
-      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-      sockaddr_in sa{};
-      sa.sin_family = AF_INET;
-      sa.sin_port = htons(static_cast<uint16_t>(port));
-      inet_pton(AF_INET, a.c_str(), &sa.sin_addr);
-      all = all && bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
-      close(fd);
-      if (!all) break;
-    }
-    if (all) return port;
-  }
-  return 0;
 }
 
 int PidIn(const std::string& file) { return atoi(th::ReadFile(file).c_str()); }

@@ -98,6 +98,8 @@ class AvailabilityBook {
   void Prune(int64_t now_ms);
 
   // Over all instances of `service` / one instance; all -1 and 0 when unknown.
+  // Instances are keyed "service@machine" (the reconcilers' Key()): Service
+  // reads the keys that start with "service@", not every track.
   AvailabilityFigures Service(const std::string& service, int64_t window_ms, int64_t now_ms) const;
   AvailabilityFigures Instance(const std::string& instance, int64_t window_ms,
                                int64_t now_ms) const;

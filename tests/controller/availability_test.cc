@@ -38,6 +38,21 @@ TEST(AvailabilityBookTest, AlwaysUpIsOne) {
   EXPECT_EQ(1u, book.EntriesForTest("api@m1"));
 }
 
+// A service's figures are read from the keys "service@..." only: a service
+// whose name extends another's ("api2", "api-x") is not counted with it.
+TEST(AvailabilityBookTest, AServiceCountsOnlyItsOwnInstances) {
+  AvailabilityBook book;
+  Minutes(&book, "api@m1", 0, 60);
+  Minutes(&book, "api@m2", 0, 60);
+  Minutes(&book, "api-x@m1", 0, 60);
+  Minutes(&book, "api2@m1", 0, 60);
+  Minutes(&book, "ap@m1", 0, 60);
+  EXPECT_EQ(2 * kHour, book.Service("api", kHour, At(60)).observed_ms);
+  EXPECT_EQ(kHour, book.Service("api2", kHour, At(60)).observed_ms);
+  EXPECT_EQ(kHour, book.Service("ap", kHour, At(60)).observed_ms);
+  EXPECT_DOUBLE_EQ(-1, book.Service("a", kHour, At(60)).availability);
+}
+
 TEST(AvailabilityBookTest, NothingObservedIsMinusOne) {
   AvailabilityBook book;
   EXPECT_DOUBLE_EQ(-1, book.Service("api", kHour, At(0)).availability);
