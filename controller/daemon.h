@@ -330,7 +330,6 @@ class Daemon : public api::DaemonView {
   bool revision_pending_ = false;  // desired_ changed since the last recorded pass.
   std::string pending_note_;       // "history rewritten ..." for the next revision_applied.
   nlohmann::json last_status_;
-  std::deque<nlohmann::json> snapshots_;  // Newest first, bounded.
   alerts::AlertBook alerts_;
   LeaseBook leases_;
   RolloutBook rollouts_;
