@@ -81,6 +81,20 @@ size_t FaultSuite::IntentsOn(const std::string& machine, uint64_t after, uint64_
   return n;
 }
 
+int64_t FaultSuite::InstancePid(const std::string& service, const std::string& machine) const {
+  return demo_.Instance(service, machine).value("pid", int64_t{0});
+}
+
+bool FaultSuite::WaitRepaired(const std::string& service, const std::string& machine,
+                              int64_t old_pid, std::chrono::seconds timeout) const {
+  return WaitFor(
+      [&] {
+        json i = demo_.Instance(service, machine);
+        return i.value("pid", int64_t{0}) != old_pid && i.value("ready", false);
+      },
+      timeout, milliseconds(200));
+}
+
 bool FaultSuite::WaitAlert(const std::string& kind, const std::string& machine,
                            std::chrono::seconds timeout) const {
   return WaitFor(
