@@ -69,8 +69,11 @@ void FaultSuite::TearDown() {
 }
 
 uint64_t FaultSuite::LastSeq() const {
-  auto records = AuditRecordsOf(demo_.data_dir());
-  return records.empty() ? 0 : records.back().seq;
+  // The greatest seq, not the last record: records come in time order, and
+  // a wall clock stepped back puts new records before old ones.
+  uint64_t last = 0;
+  for (const auto& r : AuditRecordsOf(demo_.data_dir())) last = std::max(last, r.seq);
+  return last;
 }
 
 size_t FaultSuite::IntentsOn(const std::string& machine, uint64_t after, uint64_t upto) const {

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -86,13 +87,16 @@ void ExpectUntouched(const Process& impostor, unsigned long long ticks) {
   EXPECT_NE('T', ProcessState(pid)) << "pid " << pid << " was stopped";
 }
 
-// The audit records of `data_dir` that match, oldest first.
+// The audit records of `data_dir` that match, in seq order (written order:
+// AuditRecordsOf gives time order, which a clock stepped back changes).
 std::vector<audit::AuditRecord> RecordsWhere(
     const std::string& data_dir, const std::function<bool(const audit::AuditRecord&)>& match) {
   std::vector<audit::AuditRecord> out;
   for (auto& r : AuditRecordsOf(data_dir)) {
     if (match(r)) out.push_back(std::move(r));
   }
+  std::sort(out.begin(), out.end(),
+            [](const audit::AuditRecord& x, const audit::AuditRecord& y) { return x.seq < y.seq; });
   return out;
 }
 
@@ -284,7 +288,19 @@ class ClockStepped : public ProcessFaults {
     const auto start = Newest("tools-server", "start", "intent", before);
     ASSERT_TRUE(start.has_value());
     EXPECT_NEAR(static_cast<double>(offset_s),
-                static_cast<double>(start->time - WallClockMs()) / 1000.0, 60.0);
+                static_cast<double>(start->time - WallClockMs()) / 1000.0, 60.0)
+        <<
+        [&] {
+          std::string out;
+          const int64_t now = WallClockMs();
+          for (const auto& r :
+               RecordsWhere(demo_.data_dir(), [](const audit::AuditRecord&) { return true; })) {
+            out += std::to_string(r.seq) + " " + std::to_string((r.time - now) / 1000) + "s " +
+                   r.action + " " + r.phase + " " + r.service + " " + r.detail + "\n";
+          }
+          return out;
+        }()
+        << demo_.ClusterdLog();
     for (const auto& r : RecordsWhere(demo_.data_dir(), [&](const audit::AuditRecord& r) {
            return r.seq > before && r.phase == "intent";
          })) {
@@ -310,7 +326,7 @@ TEST_F(ClockStepped, TheWallClockSteppedForwardAndBackAnHour) {
   const auto end = Clock::now();
   KillAndExpectRepairAt(0, "forward an hour again");
   // The fault is in the record: timestamps went back, the chain holds.
-  auto records = AuditRecordsOf(demo_.data_dir());
+  auto records = RecordsWhere(demo_.data_dir(), [](const audit::AuditRecord&) { return true; });
   bool went_back = false;
   for (size_t i = 1; i < records.size(); ++i) went_back |= records[i].time < records[i - 1].time;
   EXPECT_TRUE(went_back) << "libfaketime did not step clusterd's clock";
@@ -382,39 +398,49 @@ class RedisHa : public ProcessFaults {
     return st.is_object() ? st.value("role", "") : "";
   }
 
-  // Own actions (not journal copies) of each replica: name -> records.
-  std::map<std::string, std::vector<audit::AuditRecord>> OwnActions() const {
+  // The steps each replica sent itself (not journal copies): its intents,
+  // less those whose result says "fenced: ... the step was not sent" (the
+  // lease ended, or the intent could not be journaled, after it was
+  // written). Name -> intents in seq order.
+  std::map<std::string, std::vector<audit::AuditRecord>> SentSteps() const {
     std::map<std::string, std::vector<audit::AuditRecord>> out;
     for (const auto& [name, dir] : std::vector<std::pair<std::string, std::string>>{
              {"node-a", demo_.data_dir()}, {"node-b", b_data_}}) {
-      out[name] = RecordsWhere(dir, [&, n = name](const audit::AuditRecord& r) {
+      auto own = RecordsWhere(dir, [&, n = name](const audit::AuditRecord& r) {
         return r.phase != "event" && r.fencing_token != 0 && r.leader == n;
       });
+      std::set<uint64_t> fenced;
+      for (const auto& r : own) {
+        if (r.phase == "result" && r.detail.rfind("fenced:", 0) == 0) fenced.insert(r.intent_seq);
+      }
+      for (auto& r : own) {
+        if (r.phase == "intent" && !fenced.count(r.seq)) out[name].push_back(std::move(r));
+      }
     }
     return out;
   }
   uint64_t MaxToken() const {
     uint64_t max = 0;
-    for (const auto& [_, rs] : OwnActions()) {
+    for (const auto& [_, rs] : SentSteps()) {
       for (const auto& r : rs) max = std::max(max, r.fencing_token);
     }
     return max;
   }
-  // Intents of either replica's own written after `ms`.
-  size_t IntentsAfter(int64_t ms) const {
+  // Steps either replica sent with an intent written after `ms`.
+  size_t SentAfter(int64_t ms) const {
     size_t n = 0;
-    for (const auto& [_, rs] : OwnActions()) {
-      for (const auto& r : rs) n += r.phase == "intent" && r.time > ms;
+    for (const auto& [_, rs] : SentSteps()) {
+      for (const auto& r : rs) n += r.time > ms;
     }
     return n;
   }
   // Never two replicas acting at once: each fencing token belongs to one
-  // replica, and in the merged own actions of both, by time, the token
-  // never goes back (so their acting intervals do not overlap).
+  // replica, and in the steps both sent, by the time of their intents, the
+  // token never goes back (so their acting intervals do not overlap).
   void ExpectFenced() const {
     std::vector<audit::AuditRecord> all;
     std::map<uint64_t, std::string> owner;
-    for (const auto& [name, rs] : OwnActions()) {
+    for (const auto& [name, rs] : SentSteps()) {
       for (const auto& r : rs) {
         auto [it, fresh] = owner.emplace(r.fencing_token, name);
         EXPECT_TRUE(fresh || it->second == name)
@@ -469,8 +495,8 @@ TEST_F(RedisHa, RedisKilledNobodyActsUntilItReturns) {
         return demo_.Instance("tools-server", "worker-tools").value("state", "") != "running";
       },
       seconds(30), milliseconds(200)));
-  EXPECT_FALSE(WaitFor([&] { return IntentsAfter(killed_at + kLeaseMs + kMarginMs) > 0; },
-                       seconds(5), milliseconds(200)))
+  EXPECT_FALSE(WaitFor([&] { return SentAfter(killed_at + kLeaseMs + kMarginMs) > 0; }, seconds(5),
+                       milliseconds(200)))
       << Logs();
   EXPECT_NE("running", demo_.Instance("tools-server", "worker-tools").value("state", ""));
   const uint64_t back_seq = LastSeq();
@@ -482,10 +508,10 @@ TEST_F(RedisHa, RedisKilledNobodyActsUntilItReturns) {
   const auto back = Clock::now();
   EXPECT_TRUE(WaitRepaired("tools-server", "worker-tools", pid, seconds(60))) << Logs();
   bool repaired_fenced = false;
-  for (const auto& [_, rs] : OwnActions()) {
+  for (const auto& [_, rs] : SentSteps()) {
     for (const auto& r : rs) {
-      repaired_fenced |= r.service == "tools-server" && r.action == "start" &&
-                         r.phase == "intent" && r.fencing_token > token;
+      repaired_fenced |=
+          r.service == "tools-server" && r.action == "start" && r.fencing_token > token;
     }
   }
   EXPECT_TRUE(repaired_fenced) << "no start of tools-server with a token above " << token;
@@ -516,13 +542,20 @@ TEST_F(RedisHaPartitioned, RedisPartitionedFromTheLeader) {
   ASSERT_EQ(0, kill(static_cast<pid_t>(pid), SIGKILL));
   EXPECT_TRUE(WaitRepaired("tools-server", "worker-tools", pid, seconds(60))) << Logs();
   EXPECT_EQ("follower", Role(demo_.listen()));
-  size_t late = 0;
-  for (const auto& r : OwnActions()["node-a"]) {
-    late += r.phase == "intent" && r.time > cut_at + kLeaseMs;
+  const auto sent = SentSteps();
+  std::string late;  // Steps node-a sent after its lease ended.
+  for (const auto& r : sent.count("node-a") ? sent.at("node-a") : decltype(sent)::mapped_type{}) {
+    if (r.time > cut_at + kLeaseMs) {
+      late += std::to_string(r.seq) + " at cut + " + std::to_string(r.time - cut_at) +
+              " ms: " + r.action + " " + r.service + "@" + r.machine + " token " +
+              std::to_string(r.fencing_token) + "; ";
+    }
   }
-  EXPECT_EQ(0u, late) << "node-a acted after its lease ended";
+  EXPECT_EQ("", late) << Logs();
   bool taken_over = false;
-  for (const auto& r : OwnActions()["node-b"]) taken_over |= r.fencing_token > token;
+  if (sent.count("node-b")) {
+    for (const auto& r : sent.at("node-b")) taken_over |= r.fencing_token > token;
+  }
   EXPECT_TRUE(taken_over) << "node-b acted without a token above " << token;
 
   proxy_->set_partitioned(false);
