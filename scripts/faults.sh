@@ -28,7 +28,8 @@ while [ $# -gt 0 ]; do
 done
 if [ "$do_build" = yes ]; then
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build "$build" -j2 --target faults_faults_test clusterd clusterctl clusterctl-test-service
+  cmake --build "$build" -j2 --target faults_faults_test faults_faults_process_test clusterd \
+    clusterctl clusterctl-test-service
 fi
 out=$build/faults-results/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$out"
@@ -37,10 +38,14 @@ status=0
 i=1
 while [ "$i" -le "$runs" ]; do
   echo "faults.sh: run $i of $runs" >&2
-  "$build/tests/faults_faults_test" >"$out/run-$i.log" 2>&1 || {
-    status=1
-    echo "faults.sh: run $i had failures: $out/run-$i.log" >&2
-  }
+  # Every binary of the suite (tests/faults/*_test.cc).
+  for bin in "$build"/tests/faults_*_test; do
+    name=$(basename "$bin")
+    "$bin" >"$out/run-$i-$name.log" 2>&1 || {
+      status=1
+      echo "faults.sh: run $i had failures: $out/run-$i-$name.log" >&2
+    }
+  done
   i=$((i + 1))
 done
 python3 "$root/scripts/faults-report.py" "$CLUSTERCTL_FAULTS_REPORT" "$root/docs/reliability.md" \
