@@ -57,6 +57,11 @@ int64_t CrashLoopBackoff::NextRetryInMs(int64_t now_ms, const std::set<std::stri
   return ms;
 }
 
+void CrashLoopBackoff::Shift(int64_t ms) {
+  for (auto& [_, b] : backoff_) b.not_before_ms += ms;
+  for (auto& [_, since] : healthy_since_ms_) since += ms;
+}
+
 void CrashLoopBackoff::EraseGone(const std::set<std::string>& live) {
   EraseGoneInstances(&backoff_, live);
   EraseGoneInstances(&healthy_since_ms_, live);

@@ -54,6 +54,9 @@ class CrashLoopBackoff {
   // How long until the first instance that is down (not in `running`) may be
   // retried, at most `cap_ms`; `cap_ms` when none waits.
   int64_t NextRetryInMs(int64_t now_ms, const std::set<std::string>& running, int64_t cap_ms) const;
+  // The wall clock stepped by `ms` (WallStep): every deadline and healthy
+  // period moves with it.
+  void Shift(int64_t ms);
   // Erases instances not in `live` (see EraseGoneInstances).
   void EraseGone(const std::set<std::string>& live);
 

@@ -398,7 +398,7 @@ void Daemon::SleepOrWake(int64_t ms, bool* flag) {
 
 void Daemon::Beat(const char* loop) {
   std::lock_guard<std::mutex> g(mu_);
-  loops_.Beat(loop, clock_->WallMs());
+  loops_.Beat(loop, clock_->SteadyMs());
 }
 
 void Daemon::PersistMemory(bool sync) {
@@ -447,7 +447,7 @@ clusterctl::Status Daemon::Run() {
   }
   {
     std::lock_guard<std::mutex> g(mu_);
-    const int64_t now = clock_->WallMs();
+    const int64_t now = clock_->SteadyMs();
     loops_.Start("source", now,
                  SourceLoopBoundMs(config_.poll_seconds, config_.fetch_timeout_seconds));
     loops_.Start("reconcile", now,
@@ -653,6 +653,7 @@ int64_t Daemon::ReconcileSleepMs() {
   int64_t ms = desired_ ? desired_->cluster.reconcile.interval_seconds * 1000LL : 30000;
   // An instance that is down and waits out its crash-loop backoff is retried
   // when the backoff ends, not an interval later.
+  FollowWallStep();
   const int64_t retry = backoff_.NextRetryInMs(clock_->WallMs(), running_instances_, ms);
   ms = retry < ms ? retry + 10 : ms;
   // A canary analysis that ends opens the next wave then.
@@ -666,6 +667,14 @@ int64_t Daemon::ReconcileSleepMs() {
   // become ready, between passes: look again every renew interval.
   if (shards_) ms = std::min<int64_t>(ms, config_.redis_renew_ms);
   return ms;
+}
+
+void Daemon::FollowWallStep() {
+  const int64_t step = wall_step_.Observe(clock_->WallMs(), clock_->SteadyMs());
+  if (step == 0) return;
+  backoff_.Shift(step);
+  spdlog::warn("the wall clock stepped by {} s; crash-loop backoff deadlines moved with it",
+               step / 1000);
 }
 
 void Daemon::UpdateWatch() {
@@ -860,6 +869,7 @@ void Daemon::ReconcileOnce() {
     previous = previous_;
     new_revision = revision_pending_;
     note = pending_note_;
+    FollowWallStep();
     po.backoff = backoff_.entries();
     po.force_restart = force_restart_;
     manual = manual_actor_;
@@ -2046,7 +2056,7 @@ bool Daemon::Healthy(std::string* detail) {
   }
   // A loop that made no progress within its bound: a hung fetch, a wedged
   // pass, a dead thread. The cluster's own health is in /api/v1/status.
-  std::string stalled = loops_.Stalled(clock_->WallMs());
+  std::string stalled = loops_.Stalled(clock_->SteadyMs());
   if (!stalled.empty()) {
     *detail = stalled;
     return false;

@@ -253,6 +253,9 @@ class Daemon : public api::DaemonView {
   // How long the reconcile loop may sleep: the reconcile interval, or less
   // when the crash-loop backoff of an instance that is down ends sooner.
   int64_t ReconcileSleepMs();
+  // Moves the crash-loop backoff by a step of the wall clock (WallStep),
+  // logged. Called with mu_ held.
+  void FollowWallStep();
   bool Stopping() const { return stopping_; }
   // Replicas: a follower copies the leader's journal; a new leader catches
   // up with it and closes the steps the old one left open before acting.
@@ -345,7 +348,8 @@ class Daemon : public api::DaemonView {
   std::set<std::string> unreachable_;        // Machines, for transitions.
   std::set<std::string> reported_machines_;  // With a machine_reachable series.
   int64_t last_pass_ms_ = 0;
-  LoopHealth loops_;  // Progress of the source, reconcile and probe loops.
+  LoopHealth loops_;    // Progress of the source, reconcile and probe loops.
+  WallStep wall_step_;  // Steps of the wall clock, for backoff_ (FollowWallStep).
 
   // What the controller started and has not seen stopped: the basis of
   // pruning. Used by the reconcile loop only (and Create).

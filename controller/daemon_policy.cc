@@ -27,6 +27,19 @@ void LoopHealth::Beat(const std::string& loop, int64_t now_ms) {
   if (it != loops_.end()) it->second.last_ms = std::max(it->second.last_ms, now_ms);
 }
 
+int64_t WallStep::Observe(int64_t wall_ms, int64_t steady_ms) {
+  const int64_t offset = wall_ms - steady_ms;
+  if (!seen_) {
+    seen_ = true;
+    offset_ = offset;
+    return 0;
+  }
+  const int64_t step = offset - offset_;
+  if (step > -kToleranceMs && step < kToleranceMs) return 0;
+  offset_ = offset;
+  return step;
+}
+
 void LoopHealth::Stop(const std::string& loop) { loops_.erase(loop); }
 
 std::string LoopHealth::Stalled(int64_t now_ms) const {

@@ -53,8 +53,10 @@ size_t EraseGoneInstances(Container* c, const std::set<std::string>& live) {
 
 // The liveness of the daemon's loops, for /healthz. Each loop is started
 // with a bound, the longest it may go without completing a pass (or, for the
-// reconcile loop, a step); Beat() marks progress. Not thread-safe: the
-// daemon guards it with its own mutex.
+// reconcile loop, a step); Beat() marks progress. Times are on the steady
+// clock (a wall clock stepped back an hour would hide a stall that long, one
+// stepped forward would report one). Not thread-safe: the daemon guards it
+// with its own mutex.
 class LoopHealth {
  public:
   // Registers (or re-bounds) `loop`; its clock starts at `now_ms` if new.
@@ -73,6 +75,24 @@ class LoopHealth {
     int64_t bound_ms = 0;
   };
   std::map<std::string, Loop> loops_;
+};
+
+// Steps of the wall clock (an NTP step, a VM restored from a snapshot): how
+// far it jumped since the last step seen, judged against the steady clock.
+// The daemon moves the deadlines it keeps on the wall clock (the crash-loop
+// backoff, which outlives the process) by the step, so that they still
+// measure the durations they were set for. Not thread-safe.
+class WallStep {
+ public:
+  // Differences below this are the gap between the two readings, or slewing.
+  static constexpr int64_t kToleranceMs = 1000;
+  // The step since the last one seen: 0 on the first call and within the
+  // tolerance (a slow drift adds up until it passes it).
+  int64_t Observe(int64_t wall_ms, int64_t steady_ms);
+
+ private:
+  bool seen_ = false;
+  int64_t offset_ = 0;  // wall - steady at the last step seen.
 };
 
 // Bounds of the loops (milliseconds), from the configuration and the

@@ -9,6 +9,8 @@ PKGS=(build-essential cmake pkg-config git ca-certificates clang-format
   libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev
   libvalijson-dev libhowardhinnant-date-dev libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libboost-dev
   openssh-server openssh-client redis-server procps curl strace nftables)
+# libfaketime: the fault suite steps clusterd's wall clock (tests/faults/).
+PKGS+=(faketime)
 # --browser (scripts/test.sh): also what the dashboard's browser test needs
 # (tests/dashboard/): Debian's chromium, and Node.js when there is none.
 BROWSER=""

@@ -132,6 +132,19 @@ TEST(CrashLoopBackoffTest, AStopOrLeavingTheDesiredStateForgetsTheInstance) {
   EXPECT_TRUE(b.entries().empty());
 }
 
+// The wall clock stepped back an hour: the deadline moves with it, so the
+// instance waits its delay, not an hour more.
+TEST(CrashLoopBackoffTest, AStepOfTheWallClockMovesTheDeadlinesWithIt) {
+  FakeClock clock;
+  CrashLoopBackoff b;
+  b.OnStart(Start(Cause::kFailed), StepResult::kOk, kBase, kMax, clock.WallMs());
+  clock.SetWallMs(clock.WallMs() - 3600000);
+  EXPECT_EQ(3600000 + 2000, b.NextRetryInMs(clock.WallMs(), {}, 1LL << 40));
+  b.Shift(-3600000);
+  EXPECT_EQ(2000, b.NextRetryInMs(clock.WallMs(), {}, 1LL << 40));
+  EXPECT_EQ(clock.WallMs(), b.healthy_since_ms().at("api@m1"));
+}
+
 TEST(CrashLoopBackoffTest, RestoreBringsBackWhatWasSaved) {
   CrashLoopBackoff a;
   a.OnStart(Start(Cause::kFailed), StepResult::kOk, kBase, kMax, 1000);

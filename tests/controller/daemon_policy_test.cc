@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "audit/audit_log.h"
+#include "base/clock.h"
 #include "controller/revision_pass.h"
 #include "store/revisions.h"
 #include "store/store.h"
@@ -84,6 +85,22 @@ TEST(LoopHealth, ANewBoundAppliesAtOnceAndRestartingKeepsTheClock) {
   h.Start("reconcile", 45000, 100000);  // Re-bounding does not reset progress.
   EXPECT_EQ(h.Stalled(50000), "");
   EXPECT_NE(h.Stalled(100001), "");
+}
+
+TEST(WallStep, ReportsAJumpOfTheWallClockOnceAndIgnoresJitter) {
+  FakeClock clock;
+  WallStep w;
+  EXPECT_EQ(0, w.Observe(clock.WallMs(), clock.SteadyMs()));
+  clock.Advance(5000);  // Time passes: no step.
+  EXPECT_EQ(0, w.Observe(clock.WallMs(), clock.SteadyMs()));
+  clock.SetWallMs(clock.WallMs() + 400);  // Within the tolerance.
+  EXPECT_EQ(0, w.Observe(clock.WallMs(), clock.SteadyMs()));
+  clock.SetWallMs(clock.WallMs() - 3600000 - 400);  // An hour back.
+  EXPECT_EQ(-3600000, w.Observe(clock.WallMs(), clock.SteadyMs()));
+  EXPECT_EQ(0, w.Observe(clock.WallMs(), clock.SteadyMs()));  // Reported once.
+  clock.SetWallMs(clock.WallMs() + 3600000);
+  clock.Advance(1000);
+  EXPECT_EQ(3600000, w.Observe(clock.WallMs(), clock.SteadyMs()));
 }
 
 TEST(LoopBounds, TheReconcileBoundCoversTheLongestStepAndTheInterval) {

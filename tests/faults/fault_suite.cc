@@ -69,8 +69,11 @@ void FaultSuite::TearDown() {
 }
 
 uint64_t FaultSuite::LastSeq() const {
-  auto records = AuditRecordsOf(demo_.data_dir());
-  return records.empty() ? 0 : records.back().seq;
+  // The greatest seq, not the last record: records come in time order, and
+  // a wall clock stepped back puts new records before old ones.
+  uint64_t last = 0;
+  for (const auto& r : AuditRecordsOf(demo_.data_dir())) last = std::max(last, r.seq);
+  return last;
 }
 
 size_t FaultSuite::IntentsOn(const std::string& machine, uint64_t after, uint64_t upto) const {
@@ -95,6 +98,20 @@ std::string FaultSuite::OpenIntents(const std::string& machine, uint64_t after) 
     }
   }
   return open;
+}
+
+int64_t FaultSuite::InstancePid(const std::string& service, const std::string& machine) const {
+  return demo_.Instance(service, machine).value("pid", int64_t{0});
+}
+
+bool FaultSuite::WaitRepaired(const std::string& service, const std::string& machine,
+                              int64_t old_pid, std::chrono::seconds timeout) const {
+  return WaitFor(
+      [&] {
+        json i = demo_.Instance(service, machine);
+        return i.value("pid", int64_t{0}) != old_pid && i.value("ready", false);
+      },
+      timeout, milliseconds(200));
 }
 
 bool FaultSuite::WaitAlert(const std::string& kind, const std::string& machine,

@@ -53,6 +53,12 @@ class FaultSuite : public ::testing::Test {
   // "seq action service@machine; ..." (empty: none); only those addressed
   // to `machine` with seq > after when given.
   std::string OpenIntents(const std::string& machine = "", uint64_t after = 0) const;
+  // The pid of service@machine in the status; 0 when it has none.
+  int64_t InstancePid(const std::string& service, const std::string& machine) const;
+  // Waits until service@machine runs with a pid other than `old_pid` and is
+  // ready (a repair).
+  bool WaitRepaired(const std::string& service, const std::string& machine, int64_t old_pid,
+                    std::chrono::seconds timeout = std::chrono::seconds(30)) const;
   // Waits until an alert of `kind` (optionally on `machine`) is firing.
   bool WaitAlert(const std::string& kind, const std::string& machine = "",
                  std::chrono::seconds timeout = std::chrono::seconds(60)) const;
