@@ -48,7 +48,8 @@ fi
 TSAN_TESTS=(reconcilers_executor_test reconcilers_live_view_test reconcilers_async_prober_test
   reconcilers_watch_test reconcilers_ssh_test store_state_store_test audit_audit_log_test
   api_api_test api_api_limits_test controller_daemon_test ha_leader_election_test notify_notifier_test
-  controller_replicas_e2e_test desired_state_parse_cache_test
+  controller_replicas_e2e_test desired_state_parse_cache_test ha_shard_coordinator_test
+  controller_shards_e2e_test
   controller_clusterd_e2e_test)
 if [ -z "${SKIP_SANITIZE:-}" ] && [ -z "${SKIP_TSAN:-}" ]; then
   echo "== build with ThreadSanitizer (the multi-threaded suites)"
