@@ -51,23 +51,24 @@ class Frozen {
 
 // An unrelated process (`sleep 600`, leading its own process group as a
 // service does) that runs as `pid`, the pid a dead service had: root forces
-// the next pid through /proc/sys/kernel/ns_last_pid; other processes may
-// race for it, so it is tried a bounded number of times. Null when the pid
-// could not be had. The dead service's zombie holds the pid until init
-// reaps it (more than a second here): that is waited for first.
+// the next pid through /proc/sys/kernel/ns_last_pid. Any process on the
+// machine that forks between that write and our fork takes the pid instead
+// (clusterd's observation, a parallel test); such a process is short-lived,
+// so its end is waited for and the pid tried again, within 60 s in all.
+// The dead service's zombie also holds the pid until init reaps it. Null
+// when the pid could not be had.
 std::unique_ptr<Process> SpawnAsPid(pid_t pid) {
   const std::string proc = "/proc/" + std::to_string(pid);
-  if (!WaitFor([&] { return access(proc.c_str(), F_OK) != 0; }, seconds(20), milliseconds(20))) {
-    return nullptr;
-  }
-  for (int attempt = 0; attempt < 100; ++attempt) {
+  const auto deadline = Clock::now() + seconds(60);
+  while (Clock::now() < deadline) {
+    const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+    if (!WaitFor([&] { return access(proc.c_str(), F_OK) != 0; }, left, milliseconds(5))) break;
     {
       std::ofstream next("/proc/sys/kernel/ns_last_pid");
       next << pid - 1;
     }
     auto p = std::make_unique<Process>(std::vector<std::string>{"sleep", "600"});
     if (p->pid() == pid) return p;
-    if (access(proc.c_str(), F_OK) == 0) return nullptr;  // Someone else took it.
   }
   return nullptr;
 }
