@@ -33,9 +33,14 @@ class MonitoringTest : public ::testing::Test {
     // Short escalation and resolution, every event sent (no cooldown), quick retries.
     testing::WriteFile(demo_.dir() + "/hook.url", receiver_.Url("/hook?token=t0ps3cret") + "\n");
     testing::WriteFile(demo_.dir() + "/hook.key", std::string(kHmacKey) + "\n");
+    // The demo's `alerts: {diskPercent: 99}`, the file's last line, is
+    // replaced by a block that keeps it.
     std::string config = testing::ReadFile(demo_.config_path());
+    const size_t alerts = config.rfind("alerts: {");
+    EXPECT_NE(std::string::npos, alerts);
+    if (alerts != std::string::npos) config.erase(alerts);
     config +=
-        "alerts:\n  escalateAfterSeconds: [3]\n  resolveAfterSeconds: 4\n"
+        "alerts:\n  diskPercent: 99\n  escalateAfterSeconds: [3]\n  resolveAfterSeconds: 4\n"
         "notify:\n  retryInitialSeconds: 1\n  retryMaxSeconds: 1\n  sinks:\n"
         "    - name: hook\n      type: webhook\n      urlFile: " +
         demo_.dir() + "/hook.url\n      secretFile: " + demo_.dir() +

@@ -178,7 +178,8 @@ void DemoCluster::WriteConfig() {
                 ", branch: main, pollSeconds: " + std::to_string(options_.poll_seconds) +
                 fetch_timeout + "}\ndataDir: " + data_dir_ + "\nlisten: " + listen_ +
                 "\ntokenFile: " + token_file_ + "\nssh:\n  knownHosts: " + known_hosts_ +
-                "\n  hostKeyPolicy: strict\n" + command_timeout);
+                "\n  hostKeyPolicy: strict\n" + command_timeout +
+                "alerts: {diskPercent: " + std::to_string(options_.disk_percent) + "}\n");
 }
 
 int DemoCluster::Cli(const std::string& args, std::string* output) const {

@@ -48,6 +48,11 @@ struct DemoOptions {
   std::string proxied_machine;
   // ssh.commandTimeoutSeconds of the config. Default: 0 = clusterd's (30).
   int ssh_command_timeout_seconds = 0;
+  // alerts.diskPercent of the config, the last line of the file as
+  // `alerts: {diskPercent: N}`. Default: 99, so that the tests that expect
+  // no open alert do not depend on how full the host's own disk is (every
+  // demo machine's stateDir is on it; a full test tmpfs still fires).
+  int disk_percent = 99;
 };
 
 class DemoCluster {
