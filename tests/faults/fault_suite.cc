@@ -147,6 +147,29 @@ void FaultSuite::EditService(const std::string& file, const std::string& from,
   demo_.repo().Write("services/" + file + ".yaml", text);
 }
 
+std::string FaultSuite::MonitoringIgnoresSigterm(int stop_timeout_seconds) {
+  EditService("edge", "--ready-delay-ms, \"300\"]\n    env: {SERVICE_NAME: monitoring-server}",
+              "--ready-delay-ms, \"300\", --ignore-sigterm]\n"
+              "    env: {SERVICE_NAME: monitoring-server}");
+  // Its stopTimeoutSeconds is the second of the file (haproxy has the first).
+  std::string edge = demo_.ServiceFile("edge");
+  const std::string key = "stopTimeoutSeconds: 5";
+  const size_t second = edge.find(key, edge.find(key) + 1);
+  EXPECT_NE(std::string::npos, second) << edge;
+  if (second == std::string::npos) return "";
+  edge.replace(second, key.size(), "stopTimeoutSeconds: " + std::to_string(stop_timeout_seconds));
+  demo_.repo().Write("services/edge.yaml", edge);
+  const std::string rev = CommitAndPush("monitoring-server ignores SIGTERM");
+  const bool applied = WaitFor(
+      [&] {
+        return demo_.Api("/api/v1/status").value("revision", "") == rev &&
+               demo_.Instance("monitoring-server", "worker-monitor").value("ready", false);
+      },
+      seconds(60), milliseconds(200));
+  EXPECT_TRUE(applied) << demo_.ClusterdLog();
+  return applied ? rev : "";
+}
+
 void FaultSuite::CheckInvariants(const std::string& fault,
                                  std::chrono::steady_clock::time_point fault_end,
                                  const std::string& unobserved, uint64_t after, uint64_t upto) {

@@ -66,6 +66,11 @@ class FaultSuite : public ::testing::Test {
   std::string CommitAndPush(const std::string& message);
   // The text of services/<file>.yaml with `from` replaced by `to` (once).
   void EditService(const std::string& file, const std::string& from, const std::string& to);
+  // Makes monitoring-server (services/edge.yaml) ignore SIGTERM, with
+  // `stop_timeout_seconds` before its stop kills it, pushes that and waits
+  // until clusterd applied it and the instance is ready again. Returns the
+  // revision; empty (with a failure recorded) when it was not applied.
+  std::string MonitoringIgnoresSigterm(int stop_timeout_seconds);
 
   // Checks (a) to (f) once the fault ended at `fault_end`; records the
   // report line for `fault`. `unobserved`/(after, upto]: invariant (b).

@@ -168,25 +168,7 @@ TEST_F(ProcessFaults, ARecycledPidIsNeverTakenForTheServiceNorSignalled) {
   // killed after its stopTimeoutSeconds (20 s: time to recycle the pid
   // while clusterd runs, even on a loaded machine).
   const std::string good = demo_.repo().Rev();
-  EditService("edge", "--ready-delay-ms, \"300\"]\n    env: {SERVICE_NAME: monitoring-server}",
-              "--ready-delay-ms, \"300\", --ignore-sigterm]\n"
-              "    env: {SERVICE_NAME: monitoring-server}");
-  {
-    std::string edge = demo_.ServiceFile("edge");
-    const size_t second =
-        edge.find("stopTimeoutSeconds: 5", edge.find("stopTimeoutSeconds: 5") + 1);
-    ASSERT_NE(std::string::npos, second);
-    edge.replace(second, 21, "stopTimeoutSeconds: 20");
-    demo_.repo().Write("services/edge.yaml", edge);
-  }
-  const std::string ignoring = CommitAndPush("monitoring-server ignores SIGTERM");
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        return demo_.Api("/api/v1/status").value("revision", "") == ignoring &&
-               demo_.Instance("monitoring-server", "worker-monitor").value("ready", false);
-      },
-      seconds(60), milliseconds(200)))
-      << demo_.ClusterdLog();
+  ASSERT_NE("", MonitoringIgnoresSigterm(20));
   const int64_t tools = InstancePid("tools-server", "worker-tools");
   ASSERT_GT(tools, 1);
   const uint64_t stopping = LastSeq();

@@ -26,21 +26,7 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using Clock = std::chrono::steady_clock;
 
-class Faults : public FaultSuite {
- protected:
-  // Kills the services of one machine's host (a crash of them all).
-  bool Repaired(const std::string& service, const std::string& machine, int64_t old_pid) {
-    return WaitFor(
-        [&] {
-          json i = demo_.Instance(service, machine);
-          return i.value("pid", int64_t{0}) != old_pid && i.value("ready", false);
-        },
-        seconds(30), milliseconds(200));
-  }
-  int64_t Pid(const std::string& service, const std::string& machine) {
-    return demo_.Instance(service, machine).value("pid", int64_t{0});
-  }
-};
+using Faults = FaultSuite;
 
 // sshd frozen (SIGSTOP): the machine is reported unreachable, nothing is sent
 // to it, and the rest of the cluster is still repaired meanwhile.
@@ -53,9 +39,9 @@ TEST_F(Faults, SshdFrozenWithSigstop) {
       << demo_.ClusterdLog();
   // embeddings-server needs only redis: its repair must not wait for jetson
   // (tools-server, which needs ollama@jetson ready, rightly would).
-  const int64_t pid = Pid("embeddings-server", "rp-embeddings");
+  const int64_t pid = InstancePid("embeddings-server", "rp-embeddings");
   demo_.host("rp-embeddings").KillServices();
-  EXPECT_TRUE(Repaired("embeddings-server", "rp-embeddings", pid)) << demo_.ClusterdLog();
+  EXPECT_TRUE(WaitRepaired("embeddings-server", "rp-embeddings", pid)) << demo_.ClusterdLog();
   const uint64_t during = LastSeq();
   demo_.host("jetson").Kill(SIGCONT);
   CheckInvariants("sshd frozen (SIGSTOP)", Clock::now(), "jetson", before, during);
@@ -64,11 +50,11 @@ TEST_F(Faults, SshdFrozenWithSigstop) {
 // sshd restarted: sessions die, the services (setsid) live on; clusterd
 // reconnects and finds them.
 TEST_F(Faults, SshdRestarted) {
-  const int64_t pid = Pid("tools-server", "worker-tools");
+  const int64_t pid = InstancePid("tools-server", "worker-tools");
   demo_.host("worker-tools").Restart();
   const auto end = Clock::now();
   CheckInvariants("sshd restarted", end);
-  EXPECT_EQ(pid, Pid("tools-server", "worker-tools"));  // Not restarted for nothing.
+  EXPECT_EQ(pid, InstancePid("tools-server", "worker-tools"));  // Not restarted for nothing.
 }
 
 // A changed host key: refused, alerted, nothing sent, even for a crashed
@@ -83,9 +69,9 @@ TEST_F(Faults, HostKeyChanged) {
       << demo_.Api("/api/v1/status")["machines"].dump() << "\n"
       << demo_.ClusterdLog();
   // A few passes happen; none may act on worker-monitor.
-  const int64_t pid = Pid("tools-server", "worker-tools");
+  const int64_t pid = InstancePid("tools-server", "worker-tools");
   demo_.host("worker-tools").KillServices();
-  EXPECT_TRUE(Repaired("tools-server", "worker-tools", pid)) << demo_.ClusterdLog();
+  EXPECT_TRUE(WaitRepaired("tools-server", "worker-tools", pid)) << demo_.ClusterdLog();
   const uint64_t during = LastSeq();
   std::string known;
   for (const auto& m : DemoCluster::MachineNames())
@@ -113,9 +99,9 @@ TEST_F(Faults, ReadinessNeverPassesAndAProbeThatHangs) {
   EditService("edge", "--ready-delay-ms, \"300\"]\n    env: {SERVICE_NAME: monitoring-server}",
               "--ready-delay-ms, \"300\", --hang]\n    env: {SERVICE_NAME: monitoring-server}");
   CommitAndPush("monitoring-server hangs its probe");
-  const int64_t pid = Pid("tools-server", "worker-tools");
+  const int64_t pid = InstancePid("tools-server", "worker-tools");
   demo_.host("worker-tools").KillServices();
-  EXPECT_TRUE(Repaired("tools-server", "worker-tools", pid)) << demo_.ClusterdLog();
+  EXPECT_TRUE(WaitRepaired("tools-server", "worker-tools", pid)) << demo_.ClusterdLog();
   EXPECT_TRUE(WaitAlert("readiness_timeout", "worker-monitor", seconds(90))) << demo_.ClusterdLog();
   demo_.repo().Git("revert --no-edit HEAD");
   demo_.repo().Git("push -q origin main");
@@ -126,17 +112,7 @@ TEST_F(Faults, ReadinessNeverPassesAndAProbeThatHangs) {
 // stopTimeoutSeconds; SIGTERM to clusterd during that long stop finishes
 // the step, exits 0, and the next clusterd goes on.
 TEST_F(Faults, SigtermDuringALongStopOfAServiceIgnoringSigterm) {
-  EditService("edge", "--ready-delay-ms, \"300\"]\n    env: {SERVICE_NAME: monitoring-server}",
-              "--ready-delay-ms, \"300\", --ignore-sigterm]\n"
-              "    env: {SERVICE_NAME: monitoring-server}");
-  const std::string ignoring = CommitAndPush("monitoring-server ignores SIGTERM");
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        return demo_.Api("/api/v1/status").value("revision", "") == ignoring &&
-               demo_.Instance("monitoring-server", "worker-monitor").value("ready", false);
-      },
-      seconds(60), milliseconds(200)))
-      << demo_.ClusterdLog();
+  ASSERT_NE("", MonitoringIgnoresSigterm(5));
   // Stopping it takes stopTimeoutSeconds (5 s): SIGTERM clusterd meanwhile.
   std::string out;
   ASSERT_EQ(0, demo_.Cli("stop monitoring-server", &out)) << out;
@@ -226,7 +202,7 @@ TEST_F(Faults, TheApiFloodedWithSlowConnections) {
       close(fd);
     }
   }
-  const int64_t pid = Pid("tools-server", "worker-tools");
+  const int64_t pid = InstancePid("tools-server", "worker-tools");
   demo_.host("worker-tools").KillServices();
   // Repaired although the API is saturated: observed through the audit log.
   EXPECT_TRUE(WaitFor(
@@ -296,7 +272,7 @@ class DataDirFull : public Faults {
 // stops cleanly, a restart on the full disk exits with a clear error, and
 // with space back it converges having lost nothing.
 TEST_F(DataDirFull, ClusterdsDataDirFull) {
-  const int64_t pid = Pid("embeddings-server", "rp-embeddings");
+  const int64_t pid = InstancePid("embeddings-server", "rp-embeddings");
   const uint64_t before = LastSeq();
   disk_->Fill();
   demo_.host("rp-embeddings").KillServices();
@@ -318,7 +294,7 @@ TEST_F(DataDirFull, ClusterdsDataDirFull) {
   disk_->Free();
   const Clock::time_point fault_end = Clock::now();
   clusterd_ = demo_.StartClusterd();  // The operator's restart.
-  EXPECT_TRUE(Repaired("embeddings-server", "rp-embeddings", pid)) << demo_.ClusterdLog();
+  EXPECT_TRUE(WaitRepaired("embeddings-server", "rp-embeddings", pid)) << demo_.ClusterdLog();
   CheckInvariants("clusterd's dataDir disk full", fault_end);
 }
 
@@ -339,7 +315,7 @@ class StateDirFull : public Faults {
 
 TEST_F(StateDirFull, AMachinesStateDirFull) {
   disk_->Fill();
-  const int64_t pid = Pid("monitoring-server", "worker-monitor");
+  const int64_t pid = InstancePid("monitoring-server", "worker-monitor");
   demo_.host("worker-monitor").KillServices();
   EXPECT_TRUE(WaitAlert("machine_disk", "worker-monitor"))
       << demo_.Api("/api/v1/alerts?state=all").dump();
