@@ -798,15 +798,12 @@ void Daemon::WriteAutoRollback() {
   const int64_t now = clock_->WallMs();
   const std::string bad = r.revision.substr(0, 7), good = r.from_revision.substr(0, 7);
   std::string commit, push_error, error;
-  auto* git = dynamic_cast<desired_state::GitSource*>(source_.get());
   // Signed with repo.signingKey; with repo.verify on and no key, an unsigned
   // commit would be refused: the last good revision goes back in force.
   desired_state::CommitSigner signer;
   const clusterctl::Status can_sign = CommitSignerOf(config_, &signer);
   if (r.from_revision.empty()) {
     error = "no earlier revision is known to roll back to";
-  } else if (git == nullptr) {
-    error = "the source cannot write commits";
   } else if (!can_sign.ok()) {
     error = can_sign.message();
   } else {
@@ -816,7 +813,7 @@ void Daemon::WriteAutoRollback() {
                             " (trigger auto-rollback).\n\nRolled back revisions: " + bad,
                         r.from_revision);
     auto made =
-        git->CommitTreeOf(r.from_revision, message, "clusterd", actor_, &push_error, signer);
+        source_->CommitTreeOf(r.from_revision, message, "clusterd", actor_, &push_error, signer);
     if (made.ok()) {
       commit = made->commit;
     } else {

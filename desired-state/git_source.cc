@@ -796,6 +796,15 @@ Result<CommitSignatureData> RevisionSource::SignatureData(const std::string& /*c
   return Status::NotFound("commit signatures are not supported by this revision source");
 }
 
+Result<Revision> RevisionSource::CommitTreeOf(const std::string& /*target*/,
+                                              const std::string& /*message*/,
+                                              const std::string& /*author_name*/,
+                                              const std::string& /*author_email*/,
+                                              std::string* /*push_error*/,
+                                              const CommitSigner& /*sign*/) {
+  return Status::NotFound("writing commits is not supported by this revision source");
+}
+
 Result<std::vector<std::string>> RevisionSource::CommitsSince(const std::string& /*from_exclusive*/,
                                                               const std::string& /*to*/) {
   return Status::NotFound("listing commits is not supported by this revision source");

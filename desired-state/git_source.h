@@ -95,6 +95,12 @@ class RevisionSource {
   // first. By default: Code::kNotFound, "not supported".
   virtual Result<std::vector<std::string>> CommitsSince(const std::string& from_exclusive,
                                                         const std::string& to);
+  // A commit whose tree is `target`'s, on top of the branch (GitSource's
+  // comment says how). By default: Code::kNotFound, "not supported".
+  virtual Result<Revision> CommitTreeOf(const std::string& target, const std::string& message,
+                                        const std::string& author_name,
+                                        const std::string& author_email, std::string* push_error,
+                                        const CommitSigner& sign = nullptr);
 };
 
 class GitSource : public RevisionSource {
@@ -165,7 +171,8 @@ class GitSource : public RevisionSource {
   // `sign`, when set, signs the commit (commit_signer.h).
   Result<Revision> CommitTreeOf(const std::string& target, const std::string& message,
                                 const std::string& author_name, const std::string& author_email,
-                                std::string* push_error, const CommitSigner& sign = nullptr);
+                                std::string* push_error,
+                                const CommitSigner& sign = nullptr) override;
 
   // One file change of CommitEdits: `content` written at `path` (a path
   // from the repository root with "/"), or the file removed when absent.
