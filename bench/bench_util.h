@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "tests/harness/process.h"
+#include "tests/harness/ssh_fleet.h"
 #include "tests/harness/ssh_host.h"
 #include "tests/harness/temp_dir.h"
 
@@ -265,30 +266,7 @@ inline bool IsSshdOrShell(pid_t pid) {
   return base == "sshd" || base == "sh" || base == "dash" || base == "bash";
 }
 
-// Pids of processes whose environment holds exactly `marker` ("NAME=value").
-inline std::vector<pid_t> ProcessesWithEnvVar(const std::string& marker) {
-  std::vector<pid_t> out;
-  DIR* d = opendir("/proc");
-  if (d == nullptr) return out;
-  while (dirent* e = readdir(d)) {
-    char* end = nullptr;
-    const long pid = std::strtol(e->d_name, &end, 10);
-    if (end == e->d_name || *end != '\0' || pid <= 1 || pid == getpid()) continue;
-    const std::string env = th::ReadFile(std::string("/proc/") + e->d_name + "/environ");
-    size_t pos = 0;
-    while (pos < env.size()) {
-      size_t nul = env.find('\0', pos);
-      if (nul == std::string::npos) nul = env.size();
-      if (env.compare(pos, nul - pos, marker) == 0) {
-        out.push_back(static_cast<pid_t>(pid));
-        break;
-      }
-      pos = nul + 1;
-    }
-  }
-  closedir(d);
-  return out;
-}
+using th::ProcessesWithEnvVar;  // tests/harness/process.h
 
 // Kills every service on `host` but leaves sshd and the controller's
 // persistent shells alone (SshHost::KillServices would kill the shells too,
@@ -336,26 +314,7 @@ inline void ClearStateDir(th::SshHost& host) {
 
 // --- Helpers. ---
 
-// A port at or above `from` that every address can bind; 0 if none.
-inline int PortBindableOnAll(const std::vector<std::string>& addresses, int from) {
-  for (int port = from; port < 32000; ++port) {
-    bool all = true;
-    for (const auto& a : addresses) {
-      int fd = socket(AF_INET, SOCK_STREAM, 0);
-      int one = 1;
-      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-      sockaddr_in sa{};
-      sa.sin_family = AF_INET;
-      sa.sin_port = htons(static_cast<uint16_t>(port));
-      inet_pton(AF_INET, a.c_str(), &sa.sin_addr);
-      all = all && bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
-      close(fd);
-      if (!all) break;
-    }
-    if (all) return port;
-  }
-  return 0;
-}
+using th::PortBindableOnAll;  // tests/harness/ssh_fleet.h
 
 inline std::string FindInPath(const std::string& name) {
   const char* path = getenv("PATH");

@@ -89,6 +89,7 @@
 #include "tests/harness/git_repo.h"
 #include "tests/harness/paths.h"
 #include "tests/harness/process.h"
+#include "tests/harness/ssh_fleet.h"
 #include "tests/harness/ssh_host.h"
 #include "tests/harness/temp_dir.h"
 
@@ -187,151 +188,18 @@ std::string CurrentUser() {
   return me.found ? me.name : "root";
 }
 
-std::string MachineName(int i) {
-  char b[16];
-  snprintf(b, sizeof b, "m%04d", i);
-  return b;
-}
+std::string MachineName(int i) { return th::SshFleet::MachineName(i); }
 
-std::string MachineAddress(int i) {
-  return "127.77." + std::to_string(i / 250) + "." + std::to_string(1 + i % 250);
-}
+std::string MachineAddress(int i) { return th::SshFleet::Address(i); }
 
-class Fleet {
+// The machines: tests/harness/ssh_fleet.h, kAddressesPerSshd per sshd.
+class Fleet : public th::SshFleet {
  public:
-  Fleet(const std::string& dir, int machines) : dir_(dir) {
-    std::filesystem::create_directories(dir_ + "/keys");
-    std::filesystem::create_directories(dir_ + "/home");
-    th::WriteFile(dir_ + "/home/.bashrc", "");
-    th::WriteFile(dir_ + "/home/.profile", "");
-    ::mkdir("/run/sshd", 0755);
-    th::GenerateEd25519Key(client_key(), "scale-bench-client");
-    th::WriteFile(dir_ + "/authorized_keys", th::ReadFile(client_key() + ".pub"));
-    std::vector<std::string> all;
-    for (int i = 0; i < machines; ++i) {
-      all.push_back(MachineAddress(i));
-      std::filesystem::create_directories(state_dir(i));
-    }
-    port_ = PortBindableOnAll(all, 23000);
-    if (port_ == 0) throw std::runtime_error("no port free on every machine address");
-    std::string known;
-    for (int first = 0; first < machines; first += kAddressesPerSshd) {
-      const int g = first / kAddressesPerSshd;
-      const std::string gdir = dir_ + "/sshd" + std::to_string(g);
-      std::filesystem::create_directories(gdir);
-      th::GenerateEd25519Key(gdir + "/host_key", "scale-bench-host");
-      std::istringstream pub(th::ReadFile(gdir + "/host_key.pub"));
-      std::string type, blob;
-      pub >> type >> blob;
-      std::ostringstream c;
-      c << "Port " << port_ << "\n";
-      std::vector<std::string> addresses;
-      for (int i = first; i < std::min(machines, first + kAddressesPerSshd); ++i) {
-        addresses.push_back(MachineAddress(i));
-        c << "ListenAddress " << addresses.back() << "\n";
-        known +=
-            "[" + addresses.back() + "]:" + std::to_string(port_) + " " + type + " " + blob + "\n";
-      }
-      // One persistent connection per machine, with up to ~10 channels
-      // (clusterd's observation, watch, action and probe shells); up to 32
-      // connections being set up at once (clusterd's max_concurrent_connects)
-      // plus the library's cold observation: no early drop.
-      c << "HostKey " << gdir << "/host_key\n"
-        << "AuthorizedKeysFile " << dir_ << "/authorized_keys\n"
-        << "PubkeyAuthentication yes\nPasswordAuthentication no\n"
-        << "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
-        << "StrictModes no\nUsePAM no\nUseDNS no\nPrintMotd no\nPrintLastLog no\n"
-        << "PidFile " << gdir << "/sshd.pid\n"
-        << "SetEnv HOME=" << dir_ << "/home " << Marker() << "\n"
-        << "MaxSessions 64\nMaxStartups 256\nLogLevel INFO\n";
-      th::WriteFile(gdir + "/sshd_config", c.str());
-      sshds_.push_back(std::make_unique<th::Process>(
-          std::vector<std::string>{"/usr/sbin/sshd", "-D", "-f", gdir + "/sshd_config", "-E",
-                                   gdir + "/sshd.log"},
-          th::OutputTo(gdir + "/sshd.out")));
-      if (start_ticks_ == 0) start_ticks_ = th::ProcessStartTicks(sshds_.back()->pid());
-      th::Process* p = sshds_.back().get();
-      const bool up = th::WaitFor(
-          [&] {
-            if (!p->Running()) return true;
-            for (const auto& a : addresses) {
-              if (!th::CanConnect(a, port_, milliseconds(200))) return false;
-            }
-            return true;
-          },
-          milliseconds(20000), milliseconds(20));
-      if (!up || !p->Running()) {
-        throw std::runtime_error("sshd " + std::to_string(g) +
-                                 " did not start: " + th::ReadFile(gdir + "/sshd.log"));
-      }
-    }
-    th::WriteFile(known_hosts(), known);
-  }
-
-  ~Fleet() { Kill(); }
-  Fleet(const Fleet&) = delete;
-  Fleet& operator=(const Fleet&) = delete;
-
-  // Every sshd, session, shell and service of the fleet, by PID: the sshd
-  // trees frozen first (a frozen process cannot fork), then killed; then
-  // every process with the fleet's marker variable and every process named by
-  // a pid file under a stateDir that started after the first sshd.
-  // Idempotent; also from the signal watcher.
-  void Kill() {
-    std::vector<pid_t> victims;
-    for (auto& s : sshds_) {
-      if (!s->Running()) continue;
-      ::kill(s->pid(), SIGSTOP);
-      std::set<pid_t> seen;
-      for (int round = 0; round < 10; ++round) {
-        bool added = false;
-        for (pid_t p : th::Descendants(s->pid())) {
-          if (seen.insert(p).second) ::kill(p, SIGSTOP), added = true;
-        }
-        if (!added) break;
-      }
-      victims.insert(victims.end(), seen.begin(), seen.end());
-    }
-    for (pid_t p : victims) ::kill(p, SIGKILL);
-    for (auto& s : sshds_) s->Kill(SIGKILL);
-    for (pid_t p : ProcessesWithEnvVar(Marker())) victims.push_back(p);
-    std::error_code ec;
-    for (auto it = std::filesystem::recursive_directory_iterator(dir_ + "/machines", ec);
-         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-      if (it->path().filename() != "pid") continue;
-      const pid_t pid = static_cast<pid_t>(atol(th::ReadFile(it->path().string()).c_str()));
-      if (pid <= 1 || pid == getpid() || !th::ProcessAlive(pid)) continue;
-      if (th::ProcessStartTicks(pid) < start_ticks_) continue;  // Not ours.
-      victims.push_back(pid);
-    }
-    for (pid_t p : victims) {
-      if (getpgid(p) == p) ::kill(-p, SIGKILL);
-      ::kill(p, SIGKILL);
-    }
-    th::WaitFor(
-        [&] {
-          for (pid_t p : victims) {
-            if (th::ProcessAlive(p)) return false;
-          }
-          return true;
-        },
-        milliseconds(30000), milliseconds(50));
-    for (auto& s : sshds_) s->WaitForExit(milliseconds(5000));
-  }
-
-  int port() const { return port_; }
-  std::string client_key() const { return dir_ + "/keys/client_key"; }
-  std::string secrets_dir() const { return dir_ + "/keys"; }
-  std::string known_hosts() const { return dir_ + "/known_hosts"; }
-  std::string state_dir(int i) const { return dir_ + "/machines/" + MachineName(i) + "/state"; }
-  size_t sshds() const { return sshds_.size(); }
-  std::string Marker() const { return "CLUSTERCTL_TEST_HOST=" + dir_; }
-
- private:
-  std::string dir_;
-  int port_ = 0;
-  unsigned long long start_ticks_ = 0;
-  std::vector<std::unique_ptr<th::Process>> sshds_;
+  Fleet(const std::string& dir, int machines)
+      : th::SshFleet({.dir = dir,
+                      .machines = machines,
+                      .per_sshd = kAddressesPerSshd,
+                      .key_comment = "scale-bench"}) {}
 };
 
 // --- The desired state. ---

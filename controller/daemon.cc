@@ -280,9 +280,8 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const Config& config, DaemonParts
   deps.actor = d->actor_;
   deps.gate = d->gate_.get();
   d->reconciler_ = std::make_unique<Reconciler>(deps);
-  // Shards: not yet on the drift watch (it would watch every machine from
-  // every replica); the periodic observation repairs drift.
-  if (d->config_.watch_enabled && d->ssh_ && !d->shards_) {
+  // Shards: each replica watches only the machines it holds (UpdateWatch).
+  if (d->config_.watch_enabled && d->ssh_) {
     reconcilers::DriftWatch::Options wo;
     wo.interval = std::chrono::milliseconds(d->config_.watch_interval_ms);
     wo.clock = d->clock_;
@@ -685,9 +684,20 @@ void Daemon::UpdateWatch() {
     std::lock_guard<std::mutex> g(mu_);
     desired = desired_;
   }
-  if (desired == watched_) return;
+  std::set<std::string> held;
+  if (shards_) held = shards_->Held();
+  if (desired == watched_ && held == watched_held_) return;
   watched_ = desired;
-  watch_->SetDesired(desired);
+  watched_held_ = held;
+  if (!shards_ || !desired) {
+    watch_->SetDesired(desired);
+    return;
+  }
+  // Shards: each replica watches the machines it holds, nothing else.
+  auto mine = std::make_shared<DesiredState>(*desired);
+  std::erase_if(mine->machines, [&](const auto& m) { return !held.count(m.name); });
+  std::erase_if(mine->instances, [&](const auto& i) { return !held.count(i.machine); });
+  watch_->SetDesired(std::move(mine));
 }
 
 void Daemon::OnWatchEvent(const reconcilers::DriftWatch::Event& e) {
@@ -854,6 +864,7 @@ void Daemon::WriteAutoRollback() {
 
 void Daemon::ReconcileOnce() {
   FollowOrTakeOver();
+  if (shards_) ApplySharedWrites();
   std::shared_ptr<const DesiredState> desired, previous;
   PassOptions po;
   bool new_revision;
@@ -908,6 +919,7 @@ void Daemon::ReconcileOnce() {
   if (shards_) {
     SetShardMachines(*desired, prune.get());
     held = shards_->Held();
+    UpdateWatch();  // The machines held changed (a replica came or went).
   }
   reconcilers::ClusterObservation obs =
       ObserveAndRecord(deps, *desired, prune.get(), 32, shards_ ? &held : nullptr);
@@ -1960,7 +1972,8 @@ bool Daemon::Acting() const {
 }
 
 std::string Daemon::WriteRefusal() {
-  if (Leading()) return "";
+  // Shards: every replica takes writes and shares them (ApplySharedWrites).
+  if (Leading() || shards_) return "";
   const ha::LeaseState lease = elector_->state();
   if (lease.leader && lease.leader->replica_id != elector_->replica_id()) {
     return "this clusterd (" + elector_->replica_name() + ") is a follower; the leader is " +
@@ -2084,51 +2097,113 @@ void Daemon::Sync(const std::string& reason) {
     reconcile_requested_ = true;
   }
   cv_.notify_all();
+  if (!shards_) return;
+  // Every replica fetches: each follows the branch for its own machines.
+  clusterctl::Status s = shards_->RequestSync();
+  if (!s.ok()) spdlog::warn("shards: the sync did not reach the other replicas: {}", s.ToString());
 }
 
 clusterctl::Status Daemon::Restart(const std::string& service, const std::string& machine,
                                    const std::string& actor) {
-  std::lock_guard<std::mutex> g(mu_);
-  if (!desired_ || desired_->FindService(service) == nullptr) {
-    return clusterctl::Status::NotFound("no service \"" + service + "\" in the desired state");
+  std::map<std::string, std::string> requested;  // Instance key -> machine.
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (!desired_ || desired_->FindService(service) == nullptr) {
+      return clusterctl::Status::NotFound("no service \"" + service + "\" in the desired state");
+    }
+    for (const auto& i : desired_->instances) {
+      if (i.service != service || (!machine.empty() && i.machine != machine)) continue;
+      if (i.desired != desired_state::RunState::kRunning) continue;
+      requested[i.Key()] = i.machine;
+      if (shards_) continue;  // Its machine's owner restarts it.
+      force_restart_.insert(i.Key());
+      manual_actor_[i.Key()] = actor;
+    }
+    if (requested.empty()) {
+      return clusterctl::Status::NotFound("no running instance of \"" + service + "\"");
+    }
+    reconcile_requested_ = true;
   }
-  size_t n = 0;
-  for (const auto& i : desired_->instances) {
-    if (i.service != service || (!machine.empty() && i.machine != machine)) continue;
-    if (i.desired != desired_state::RunState::kRunning) continue;
-    force_restart_.insert(i.Key());
-    manual_actor_[i.Key()] = actor;
-    ++n;
+  if (shards_) {
+    // Recorded in Redis for each machine's lease holder (this replica too),
+    // which takes it on its next pass; kept for a few leases if nobody does.
+    clusterctl::Status s = shards_->RequestRestarts(requested, actor, 10 * config_.redis_lease_ms);
+    if (!s.ok()) {
+      return clusterctl::Status(Code::kUnavailable,
+                                "restart not recorded for the replicas: " + s.ToString());
+    }
+    spdlog::info("shards: restart of {} instance(s) of {} recorded for their owners by {}",
+                 requested.size(), service, actor);
   }
-  if (n == 0) return clusterctl::Status::NotFound("no running instance of \"" + service + "\"");
-  reconcile_requested_ = true;
   cv_.notify_all();
   return clusterctl::Status::Ok();
 }
 
-void Daemon::Suspend(const std::string& actor) {
+void Daemon::SetSuspendedHere(bool suspended, const std::string& actor, const std::string& how) {
   {
     std::lock_guard<std::mutex> g(mu_);
-    suspended_ = true;
-    suspended_by_ = actor;
+    if (suspended_ == suspended && (!suspended || suspended_by_ == actor)) return;
+    suspended_ = suspended;
+    suspended_by_ = suspended ? actor : "";
   }
-  spdlog::info("reconciliation suspended by {}", actor);
-  AuditManual("suspend", actor, "automatic reconciliation suspended");
-  RaiseAlert(alerts::kind::kSuspended, "info", "automatic reconciliation suspended by " + actor);
+  if (suspended) {
+    spdlog::info("reconciliation suspended by {}{}", actor, how);
+    AuditManual("suspend", actor, "automatic reconciliation suspended" + how);
+    RaiseAlert(alerts::kind::kSuspended, "info", "automatic reconciliation suspended by " + actor);
+  } else {
+    spdlog::info("reconciliation resumed by {}{}", actor, how);
+    AuditManual("resume", actor, "automatic reconciliation resumed" + how);
+    ResolveAlert(alerts::kind::kSuspended);
+  }
   PersistMemory(/*sync=*/true);  // A restart stays suspended.
+  if (!suspended) WakeReconcile();
+}
+
+void Daemon::Suspend(const std::string& actor) {
+  SetSuspendedHere(true, actor, "");
+  if (!shards_) return;
+  clusterctl::Status s = shards_->ShareSuspension(true, actor);
+  if (!s.ok()) spdlog::warn("shards: the suspension did not reach Redis: {}", s.ToString());
 }
 
 void Daemon::Resume(const std::string& actor) {
-  {
-    std::lock_guard<std::mutex> g(mu_);
-    suspended_ = false;
-    suspended_by_.clear();
+  SetSuspendedHere(false, actor, "");
+  if (!shards_) return;
+  clusterctl::Status s = shards_->ShareSuspension(false, actor);
+  if (!s.ok()) spdlog::warn("shards: the resumption did not reach Redis: {}", s.ToString());
+}
+
+void Daemon::ApplySharedWrites() {
+  auto w = shards_->TakeWrites();
+  if (!w.ok()) {
+    spdlog::warn("shards: reading the writes of the other replicas: {}", w.status().ToString());
+    return;
   }
-  spdlog::info("reconciliation resumed by {}", actor);
-  AuditManual("resume", actor, "automatic reconciliation resumed");
-  ResolveAlert(alerts::kind::kSuspended);
-  PersistMemory(/*sync=*/true);
-  WakeReconcile();
+  // Applied when the shared word changes (or on the first read): a word
+  // read just before this replica's own suspend or resume reached Redis
+  // must not undo it.
+  const std::string word =
+      w->has_suspension ? std::string(w->suspended ? "1|" : "0|") + w->suspension_actor : "";
+  if (w->has_suspension && shared_suspension_seen_ != word) {
+    SetSuspendedHere(w->suspended, w->suspension_actor, " (shared by the replicas)");
+  }
+  shared_suspension_seen_ = word;
+  std::lock_guard<std::mutex> g(mu_);
+  if (shared_sync_seen_ >= 0 && w->sync_generation != shared_sync_seen_) {
+    spdlog::info("sync requested through another replica");
+    sync_requested_ = true;
+    cv_.notify_all();
+  }
+  shared_sync_seen_ = w->sync_generation;
+  for (const auto& [key, actor] : w->restarts) {
+    if (!desired_) break;
+    for (const auto& i : desired_->instances) {
+      if (i.Key() != key || i.desired != desired_state::RunState::kRunning) continue;
+      spdlog::info("shards: restart of {} asked by {}", key, actor);
+      force_restart_.insert(key);
+      manual_actor_[key] = actor;
+    }
+  }
 }
 
 }  // namespace clusterctl::controller

@@ -62,6 +62,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -246,7 +247,9 @@ class Daemon : public api::DaemonView {
   void WakeReconcile();
   // Writes suspension, backoff and alerts to the store if they changed.
   void PersistMemory(bool sync);
-  // Hands the desired state in force to the drift watch when it changed.
+  // Hands the desired state in force to the drift watch when it changed;
+  // with shards, only the machines this replica holds (and when they
+  // changed).
   void UpdateWatch();
   // A change the drift watch saw (called on the watch's threads).
   void OnWatchEvent(const reconcilers::DriftWatch::Event& e);
@@ -278,6 +281,13 @@ class Daemon : public api::DaemonView {
   void PublishShardReadiness(const desired_state::DesiredState& desired,
                              const std::set<std::string>& held,
                              const reconcilers::ClusterObservation& obs);
+  // Shards: applies the writes any replica recorded in Redis (a suspension
+  // or resumption, a sync, restarts of instances on machines this replica
+  // holds); called at the start of each pass.
+  void ApplySharedWrites();
+  // Suspends or resumes this replica (audited with `actor`, `how` ends the
+  // detail); no-op when it is so already.
+  void SetSuspendedHere(bool suspended, const std::string& actor, const std::string& how);
   // Marks progress of a loop for /healthz.
   void Beat(const char* loop);
   // Sleeps until `ms` passed, Shutdown(), or `flag` is set (then clears it).
@@ -304,6 +314,10 @@ class Daemon : public api::DaemonView {
   // Run() runs.
   std::unique_ptr<ha::ShardCoordinator> shards_;
   std::set<std::string> shard_machines_;  // Last given to shards_ (reconcile loop).
+  int64_t shared_sync_seen_ = -1;         // Redis' sync counter last seen (reconcile loop).
+  // Redis' suspension word last seen ("1|actor", "0|actor", "" for none;
+  // nullopt before the first read); applied when it changes (reconcile loop).
+  std::optional<std::string> shared_suspension_seen_;
   // The leader's journal as this replica copied it (reconcile loop only),
   // and whether it caught up since it became the leader.
   JournalState journal_;
@@ -317,6 +331,7 @@ class Daemon : public api::DaemonView {
   std::unique_ptr<reconcilers::DriftWatch> watch_;  // Null when watch.enabled is false.
   std::mutex watch_mu_;                             // Serializes UpdateWatch(); guards watched_.
   std::shared_ptr<const desired_state::DesiredState> watched_;  // Last given to watch_.
+  std::set<std::string> watched_held_;  // Shards: the machines held then (watch_mu_).
 
   std::mutex mu_;  // Guards everything below.
   std::condition_variable cv_;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <utility>
 
 #include "ha/leader_election.h"
@@ -110,6 +111,36 @@ constexpr char kLeaveScript[] = R"lua(
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 return 1
+)lua";
+
+// ARGV[1] prefix, ARGV[2] keep ms, ARGV[3] actor, then pairs (machine,
+// instance key): records each restart in "<prefix>:restart:<machine>".
+constexpr char kRequestRestartsScript[] = R"lua(
+for i = 4, #ARGV, 2 do
+  local key = ARGV[1] .. ':restart:' .. ARGV[i]
+  redis.call('HSET', key, ARGV[i + 1], ARGV[3])
+  redis.call('PEXPIRE', key, ARGV[2])
+end
+return #ARGV
+)lua";
+
+// ARGV[1] id, ARGV[2] prefix, then machines. Returns {suspended value or '',
+// sync counter or '0', key1, actor1, ...}: the restart requests of every
+// machine whose lease is this replica's, deleted once read.
+constexpr char kTakeWritesScript[] = R"lua(
+local mine = ARGV[1] .. '|'
+local out = {redis.call('GET', ARGV[2] .. ':suspended') or '',
+             redis.call('GET', ARGV[2] .. ':sync') or '0'}
+for i = 3, #ARGV do
+  local lease = redis.call('GET', ARGV[2] .. ':shard:' .. ARGV[i])
+  if lease and string.sub(lease, 1, #mine) == mine then
+    local key = ARGV[2] .. ':restart:' .. ARGV[i]
+    local fields = redis.call('HGETALL', key)
+    for _, f in ipairs(fields) do out[#out + 1] = f end
+    redis.call('DEL', key)
+  end
+end
+return out
 )lua";
 
 Status Unexpected(const RedisClient& redis, const char* what) {
@@ -326,12 +357,8 @@ Status ShardCoordinator::PublishReadiness(
   return redis_.Call(args).status();
 }
 
-Result<std::map<std::string, SharedReadiness>> ShardCoordinator::ReadReadiness(
-    const std::set<std::string>& machines) {
-  std::map<std::string, SharedReadiness> out;
-  if (machines.empty()) return out;
-  std::vector<std::string> args = {"EVAL", kReadScript, "0", options_.prefix};
-  args.insert(args.end(), machines.begin(), machines.end());
+Result<std::vector<std::string>> ShardCoordinator::CallForPairs(
+    const std::vector<std::string>& args, const char* what) {
   std::unique_ptr<RedisReply> reply;
   {
     std::lock_guard<std::mutex> io(io_mu_);
@@ -340,13 +367,70 @@ Result<std::map<std::string, SharedReadiness>> ShardCoordinator::ReadReadiness(
     reply = std::move(r).value();
   }
   std::vector<std::string> flat;
-  if (!Strings(reply->r, &flat) || flat.size() % 2 != 0) return Unexpected(redis_, "readiness");
+  if (!Strings(reply->r, &flat) || flat.size() % 2 != 0) return Unexpected(redis_, what);
+  return flat;
+}
+
+Result<std::map<std::string, SharedReadiness>> ShardCoordinator::ReadReadiness(
+    const std::set<std::string>& machines) {
+  std::map<std::string, SharedReadiness> out;
+  if (machines.empty()) return out;
+  std::vector<std::string> args = {"EVAL", kReadScript, "0", options_.prefix};
+  args.insert(args.end(), machines.begin(), machines.end());
+  auto called = CallForPairs(args, "readiness");
+  if (!called.ok()) return called.status();
+  const std::vector<std::string>& flat = *called;
   for (size_t i = 0; i + 1 < flat.size(); i += 2) {
     const std::string& v = flat[i + 1];
     if (v.size() < 3 || v[2] != '|') continue;
     out[flat[i]] = SharedReadiness{v[0] == '1', v[1] == '1', v.substr(3)};
   }
   return out;
+}
+
+Status ShardCoordinator::RequestRestarts(const std::map<std::string, std::string>& key_to_machine,
+                                         const std::string& actor, int64_t keep_ms) {
+  if (key_to_machine.empty()) return Status::Ok();
+  std::vector<std::string> args = {"EVAL",          kRequestRestartsScript,  "0",
+                                   options_.prefix, std::to_string(keep_ms), actor};
+  for (const auto& [key, machine] : key_to_machine) {
+    args.push_back(machine);
+    args.push_back(key);
+  }
+  std::lock_guard<std::mutex> io(io_mu_);
+  return redis_.Call(args).status();
+}
+
+Status ShardCoordinator::ShareSuspension(bool suspended, const std::string& actor) {
+  std::lock_guard<std::mutex> io(io_mu_);
+  return redis_
+      .Call({"SET", options_.prefix + ":suspended", std::string(suspended ? "1|" : "0|") + actor})
+      .status();
+}
+
+Status ShardCoordinator::RequestSync() {
+  std::lock_guard<std::mutex> io(io_mu_);
+  return redis_.Call({"INCR", options_.prefix + ":sync"}).status();
+}
+
+Result<SharedWrites> ShardCoordinator::TakeWrites() {
+  std::vector<std::string> args = {"EVAL", kTakeWritesScript, "0", options_.replica_id,
+                                   options_.prefix};
+  for (const std::string& m : Held()) args.push_back(m);
+  auto called = CallForPairs(args, "shared writes");
+  if (!called.ok()) return called.status();
+  const std::vector<std::string>& flat = *called;
+  if (flat.size() < 2) return Unexpected(redis_, "shared writes");
+  SharedWrites w;
+  const std::string& susp = flat[0];
+  if (susp.size() >= 2 && susp[1] == '|' && (susp[0] == '0' || susp[0] == '1')) {
+    w.has_suspension = true;
+    w.suspended = susp[0] == '1';
+    w.suspension_actor = susp.substr(2);
+  }
+  w.sync_generation = std::strtoll(flat[1].c_str(), nullptr, 10);
+  for (size_t i = 2; i + 1 < flat.size(); i += 2) w.restarts[flat[i]] = flat[i + 1];
+  return w;
 }
 
 Status ShardCoordinator::Leave() {

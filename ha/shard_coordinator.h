@@ -48,6 +48,19 @@
 // instance without an entry is not ready. Other replicas read it to gate
 // the dependents of instances they do not own.
 //
+// Writes asked of any replica (docs/api.md: restart, suspend, resume, sync).
+// Every replica accepts them and records them in Redis; each replica applies
+// them on its next pass (TakeWrites):
+//   "<prefix>:restart:<M>"  hash, field "svc@M", value the actor: a restart
+//                           asked for an instance on M, taken (read and
+//                           deleted, in one script) by M's lease holder
+//                           only; it lives keep_ms when nobody takes it.
+//   "<prefix>:suspended"    "1|<actor>" or "0|<actor>": the last suspend or
+//                           resume; every replica follows it (absent: each
+//                           keeps its own, e.g. after Redis lost its data).
+//   "<prefix>:sync"         a counter raised by every sync; a replica that
+//                           sees it change fetches the branch.
+//
 // Every Redis call is bounded by timeout_ms (redis_client.h) and reconnects
 // after an I/O error; the password never appears in a message.
 //
@@ -119,6 +132,17 @@ struct SharedReadiness {
   std::string spec_hash;
 };
 
+// The shared writes as one TakeWrites() saw them.
+struct SharedWrites {
+  bool has_suspension = false;  // "<prefix>:suspended" exists.
+  bool suspended = false;
+  std::string suspension_actor;
+  int64_t sync_generation = 0;
+  // Instance key -> actor: the restarts taken for machines this replica
+  // holds (deleted from Redis: this replica applies them).
+  std::map<std::string, std::string> restarts;
+};
+
 class ShardCoordinator {
  public:
   static Result<std::unique_ptr<ShardCoordinator>> Create(ShardOptions options);
@@ -158,6 +182,19 @@ class ShardCoordinator {
   Result<std::map<std::string, SharedReadiness>> ReadReadiness(
       const std::set<std::string>& machines);
 
+  // Records restarts (instance key "svc@M" -> machine M) for M's holder,
+  // with `actor`; each request lives keep_ms unless taken.
+  Status RequestRestarts(const std::map<std::string, std::string>& key_to_machine,
+                         const std::string& actor, int64_t keep_ms);
+  // Records the cluster-wide suspension (or resumption) by `actor`.
+  Status ShareSuspension(bool suspended, const std::string& actor);
+  // Raises the sync counter: every replica fetches the branch.
+  Status RequestSync();
+  // Reads the suspension and the sync counter, and takes the restart
+  // requests of the machines this replica holds (the script checks each
+  // lease is still this replica's).
+  Result<SharedWrites> TakeWrites();
+
   // The next token acquired is above `token` (a Redis that lost the counter).
   void RaiseTokenFloor(int64_t token);
 
@@ -177,6 +214,10 @@ class ShardCoordinator {
   Status Beat(std::vector<ShardMember>* members);
   std::vector<std::string> HoldArgs() const;
   Status Hold(const std::vector<ShardMember>& members, int64_t sent_ms);
+  // Runs a script whose reply is an even array of strings; `what` names it
+  // in the error.
+  Result<std::vector<std::string>> CallForPairs(const std::vector<std::string>& args,
+                                                const char* what);
 
   const ShardOptions options_;
   const Clock& clock_;

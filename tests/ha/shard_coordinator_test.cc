@@ -1,8 +1,9 @@
 // ShardCoordinator against a real redis-server: replicas register, split
 // the machines by rendezvous hashing, hold one lease per machine with
 // fencing tokens that only grow, hand a dead replica's machines to the
-// others within the lease, keep a pinned machine until its step ends, and
-// share readiness only from the holder.
+// others within the lease, keep a pinned machine until its step ends,
+// share readiness only from the holder, and share writes (a restart taken
+// by the holder only, a suspension and a sync seen by all).
 #include "ha/shard_coordinator.h"
 
 #include <gmock/gmock.h>
@@ -10,6 +11,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -215,6 +217,42 @@ TEST_F(ShardCoordinatorTest, ReadinessIsSharedByTheHolderOnlyAndExpires) {
         return r.ok() && r->empty();
       },
       milliseconds(5000), milliseconds(50)));
+}
+
+TEST_F(ShardCoordinatorTest, WritesAskedOfAnyReplicaReachTheHolderAndEveryReplica) {
+  auto a = Make("a"), b = Make("b");
+  ASSERT_TRUE(a && b);
+  Rounds({a.get(), b.get()}, 3);
+  ASSERT_FALSE(b->Held().empty());
+  const std::string mb = *b->Held().begin();
+  // a is asked to restart an instance on b's machine: only b takes it, once.
+  ASSERT_TRUE(a->RequestRestarts({{"api@" + mb, mb}}, "alice@laptop", 60000).ok());
+  Rounds({a.get(), b.get()}, 1);  // Fresh leases, whatever the test's speed.
+  auto at_a = a->TakeWrites();
+  ASSERT_TRUE(at_a.ok()) << at_a.status().ToString();
+  EXPECT_TRUE(at_a->restarts.empty()) << "a does not hold " << mb;
+  auto at_b = b->TakeWrites();
+  ASSERT_TRUE(at_b.ok()) << at_b.status().ToString();
+  EXPECT_EQ(at_b->restarts, (std::map<std::string, std::string>{{"api@" + mb, "alice@laptop"}}));
+  at_b = b->TakeWrites();
+  ASSERT_TRUE(at_b.ok());
+  EXPECT_TRUE(at_b->restarts.empty()) << "taken once";
+  // No suspension word yet; a suspend and a sync asked of a reach b.
+  EXPECT_FALSE(at_b->has_suspension);
+  const int64_t sync_before = at_b->sync_generation;
+  ASSERT_TRUE(a->ShareSuspension(true, "bob@host|x").ok());
+  ASSERT_TRUE(a->RequestSync().ok());
+  at_b = b->TakeWrites();
+  ASSERT_TRUE(at_b.ok());
+  EXPECT_TRUE(at_b->has_suspension);
+  EXPECT_TRUE(at_b->suspended);
+  EXPECT_EQ(at_b->suspension_actor, "bob@host|x");
+  EXPECT_EQ(at_b->sync_generation, sync_before + 1);
+  ASSERT_TRUE(b->ShareSuspension(false, "carol@host").ok());
+  at_a = a->TakeWrites();
+  ASSERT_TRUE(at_a.ok());
+  EXPECT_FALSE(at_a->suspended);
+  EXPECT_EQ(at_a->suspension_actor, "carol@host");
 }
 
 TEST_F(ShardCoordinatorTest, LeaveHandsTheMachinesOverAtOnce) {

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -20,6 +21,8 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+
+#include "tests/harness/temp_dir.h"
 
 extern char** environ;
 
@@ -294,6 +297,30 @@ bool CanConnect(const std::string& address, int port, std::chrono::milliseconds 
   }
   ::close(fd);
   return ok;
+}
+
+std::vector<pid_t> ProcessesWithEnvVar(const std::string& marker) {
+  std::vector<pid_t> out;
+  DIR* d = opendir("/proc");
+  if (d == nullptr) return out;
+  while (dirent* e = readdir(d)) {
+    char* end = nullptr;
+    const long pid = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || pid <= 1 || pid == getpid()) continue;
+    const std::string env = ReadFile(std::string("/proc/") + e->d_name + "/environ");
+    size_t pos = 0;
+    while (pos < env.size()) {
+      size_t nul = env.find('\0', pos);
+      if (nul == std::string::npos) nul = env.size();
+      if (env.compare(pos, nul - pos, marker) == 0) {
+        out.push_back(static_cast<pid_t>(pid));
+        break;
+      }
+      pos = nul + 1;
+    }
+  }
+  closedir(d);
+  return out;
 }
 
 }  // namespace clusterctl::testing

@@ -106,6 +106,10 @@ bool ProcessAlive(pid_t pid);
 // calls it again.
 std::vector<pid_t> Descendants(pid_t root);
 
+// Pids of processes whose environment holds exactly `marker` ("NAME=value"),
+// read from /proc (this process excluded).
+std::vector<pid_t> ProcessesWithEnvVar(const std::string& marker);
+
 // Time the process started, in clock ticks since boot (/proc/<pid>/stat
 // field 22); 0 when the process does not exist.
 unsigned long long ProcessStartTicks(pid_t pid);

@@ -48,32 +48,6 @@ void KillWithGroup(pid_t pid) {
   ::kill(pid, SIGKILL);
 }
 
-// Pids of live processes whose environment holds exactly `marker`
-// ("NAME=value").
-std::vector<pid_t> ProcessesWithEnv(const std::string& marker) {
-  std::vector<pid_t> out;
-  DIR* d = opendir("/proc");
-  if (d == nullptr) return out;
-  while (dirent* e = readdir(d)) {
-    char* end = nullptr;
-    long pid = std::strtol(e->d_name, &end, 10);
-    if (end == e->d_name || *end != '\0' || pid <= 1 || pid == getpid()) continue;
-    std::string env = ReadFile(std::string("/proc/") + e->d_name + "/environ");
-    size_t pos = 0;
-    while (pos < env.size()) {
-      size_t nul = env.find('\0', pos);
-      if (nul == std::string::npos) nul = env.size();
-      if (env.compare(pos, nul - pos, marker) == 0) {
-        out.push_back(static_cast<pid_t>(pid));
-        break;
-      }
-      pos = nul + 1;
-    }
-  }
-  closedir(d);
-  return out;
-}
-
 // First integer in a pid file; -1 if none.
 pid_t PidFromFile(const std::string& path) {
   std::istringstream in(ReadFile(path));
@@ -303,7 +277,7 @@ void SshHost::RegenerateHostKey() {
 }
 
 void SshHost::KillServices() {
-  std::vector<pid_t> victims = ProcessesWithEnv("CLUSTERCTL_TEST_HOST=" + dir_);
+  std::vector<pid_t> victims = ProcessesWithEnvVar("CLUSTERCTL_TEST_HOST=" + dir_);
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(state_dir(), ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
