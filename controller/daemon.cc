@@ -1,6 +1,7 @@
 #include "controller/daemon.h"
 
 #include <fmt/format.h>
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -643,6 +644,9 @@ void Daemon::ReconcileLoop() {
   while (!Stopping()) {
     ReconcileOnce();
     PersistMemory(/*sync=*/false);  // Alerts the other loops raised, too.
+    // A pass builds and frees the status and the observations of every
+    // instance (megabytes at 1,000 machines): hand the free pages back.
+    malloc_trim(0);
     Beat("reconcile");
     SleepOrWake(ReconcileSleepMs(), &reconcile_requested_);
   }
