@@ -1,6 +1,7 @@
 #include "api/status_view.h"
 
 #include <map>
+#include <utility>
 
 #include "base/time_format.h"
 #include "store/observed_json.h"
@@ -66,8 +67,8 @@ StatusView BuildStatus(const desired_state::DesiredState& desired,
             {"revision", desired.revision.commit},
             {"cluster", desired.cluster.name},
             {"profile", desired.cluster.profile.value_or("")},
-            {"machines", machines},
-            {"services", services},
+            {"machines", std::move(machines)},
+            {"services", std::move(services)},
             {"reasons", v.health.reasons},
             {"alerts", alert_list}};
   return v;

@@ -1,4 +1,5 @@
 // clusterd --config FILE: the continuous controller (see controller/daemon.h).
+#include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
@@ -85,6 +86,11 @@ int Run(const std::string& config_path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Two malloc arenas instead of glibc's eight per core: clusterd runs ~35
+  // threads (SSH observation, probes, the drift watch, RocksDB, the API),
+  // and each arena keeps the memory its threads freed. Before any thread
+  // starts. (docs/benchmarks.md, issue 17: the resident set.)
+  mallopt(M_ARENA_MAX, 2);
   CLI::App app{
       "clusterd: the clusterctl controller. Follows a git branch, observes every machine,\n"
       "and converges them to the desired state; serves the HTTP API (docs/api.md).",

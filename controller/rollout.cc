@@ -135,6 +135,13 @@ std::vector<RolloutEvent> RolloutBook::Update(const desired_state::DesiredState&
                                               const std::string& from_revision, bool exempt,
                                               int64_t now_ms) {
   std::vector<RolloutEvent> events;
+  // A service gone from the desired state takes its rollout with it (the
+  // book is kept in memory and in the daemon's stored state), unless that
+  // rollout failed and its rollback is not written yet.
+  for (auto it = rollouts_.begin(); it != rollouts_.end();) {
+    const bool pending = it->second.phase == RolloutPhase::kFailed && !it->second.rollback_done;
+    it = pending || desired.FindService(it->first) != nullptr ? std::next(it) : rollouts_.erase(it);
+  }
   for (const auto& s : desired.services) {
     if (!s.canary) continue;
     std::vector<const InstanceDiff*> mine;

@@ -96,7 +96,8 @@ class RolloutBook {
   // failures, fails a rollout past its budget, ends an analysis that lasted
   // analysisSeconds by opening the next wave. `from_revision`: the last
   // good revision (recorded in a new rollout). `exempt`: a rollback
-  // revision, which starts no rollout.
+  // revision, which starts no rollout. The rollouts of services no longer
+  // in `desired` are dropped (a failed one once its rollback is written).
   std::vector<RolloutEvent> Update(const desired_state::DesiredState& desired,
                                    const std::vector<reconcilers::InstanceDiff>& diffs,
                                    const std::string& from_revision, bool exempt, int64_t now_ms);

@@ -249,6 +249,37 @@ TEST(RolloutTest, ARollbackRevisionIsNotRolledOutInWaves) {
   EXPECT_EQ(Restarts(in).size(), 5u);
 }
 
+TEST(RolloutTest, AServiceThatLeftLeavesNoRollout) {
+  DesiredState v1 = Load(kWaves, "v1", "a100000000000000000000000000000000000000");
+  DesiredState v2 = Load(kWaves, "v2", "b200000000000000000000000000000000000000");
+  // v3: the same cluster without the service web.
+  DesiredState v3 = v2;
+  v3.services.clear();
+  v3.instances.clear();
+  v3.revision.commit = "c300000000000000000000000000000000000000";
+  RolloutBook book;
+  PlanInput in = Observe(v2, v1, {});
+  book.Update(v2, reconcilers::Diff(in), v1.revision.commit, false, kT0);
+  ASSERT_EQ(book.rollouts().count("web"), 1u);
+  EXPECT_TRUE(book.Update(v3, {}, v2.revision.commit, false, kT0 + 1000).empty());
+  EXPECT_TRUE(book.rollouts().empty());
+  EXPECT_TRUE(book.ToJson().empty());
+
+  // A failed rollout stays until its rollback is written, then goes too.
+  in = Observe(v2, v1, {});
+  book.Update(v2, reconcilers::Diff(in), v1.revision.commit, false, kT0 + 2000);
+  in = Observe(v2, v1, {"m1"});
+  book.Update(v2, reconcilers::Diff(in), "", false, kT0 + 3000);  // Analysis starts.
+  in = Observe(v2, v1, {"m1"}, {{"m1", false}});
+  book.Update(v2, reconcilers::Diff(in), "", false, kT0 + 4000);
+  ASSERT_NE(book.PendingRollback(), nullptr);
+  book.Update(v3, {}, v2.revision.commit, false, kT0 + 5000);
+  ASSERT_NE(book.PendingRollback(), nullptr);
+  book.RollbackDone("web", "d400000000000000000000000000000000000000");
+  book.Update(v3, {}, v2.revision.commit, false, kT0 + 6000);
+  EXPECT_TRUE(book.rollouts().empty());
+}
+
 TEST(RolloutTest, SurvivesTheMemoryRoundTrip) {
   DesiredState v1 = Load(kWaves, "v1", "a100000000000000000000000000000000000000");
   DesiredState v2 = Load(kWaves, "v2", "b200000000000000000000000000000000000000");
