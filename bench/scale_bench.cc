@@ -34,7 +34,8 @@
 //                  machine (N/10 instances, 1% of them): push to every
 //                  changed instance restarted (the pass with outcome ok)
 //   RSS            VmRSS after each of --passes back-to-back no-op passes
-//                  (and for --soak-minutes more), VmHWM at the end
+//                  (and for --soak-minutes more: back to back, or with
+//                  --soak-pass-seconds between them), VmHWM at the end
 //   restart        clusterd stopped (SIGTERM) and started again on the
 //                  converged machines: spawn to the first pass counted
 //   idle, no watch the idle minute again with watch.enabled false, to show
@@ -48,6 +49,7 @@
 //
 // Usage: scale_bench [--machines N] [--services-per-machine S] [--runs R]
 //          [--converge-runs C] [--passes P] [--soak-minutes M]
+//          [--soak-pass-seconds S]
 //          [--idle-seconds T] [--max-parallel K]
 // Run by scripts/bench.sh --only scale [--machines N] [--soak-minutes M].
 // Defaults: 100 machines, 10 services each, R = 5 (no-op passes and warm
@@ -59,8 +61,10 @@
 // and service by PID.
 //
 // Figures: docs/benchmarks.md ("The scale harness").
+#include <fcntl.h>
 #include <httplib.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -112,6 +116,7 @@ struct Options {
   int converge_runs = 0;  // 0: 3 below 500 machines, else 1.
   int passes = 30;
   int soak_minutes = 0;
+  int soak_pass_seconds = 0;  // 0: the soak's passes run back to back.
   int idle_seconds = 60;
   int max_parallel = 32;
   bool watch = true;  // --no-watch: the drift watch off in every phase.
@@ -604,6 +609,14 @@ std::string Bench::Run() {
   // RSS over back-to-back passes, then the soak.
   const auto soak_end = std::chrono::steady_clock::now() + std::chrono::minutes(o.soak_minutes);
   for (int r = 0; r < o.passes || std::chrono::steady_clock::now() < soak_end; ++r) {
+    // The soak waits --soak-pass-seconds after each pass (clusterd's own
+    // periodic pass and drift watch run in between), or back to back.
+    if (r >= o.passes && o.soak_pass_seconds > 0) {
+      const auto next = std::min(
+          soak_end, std::chrono::steady_clock::now() + std::chrono::seconds(o.soak_pass_seconds));
+      std::this_thread::sleep_until(next);
+      if (std::chrono::steady_clock::now() >= soak_end) break;
+    }
     double ms = 0, wall = 0;
     if (auto e = NoopPass(&ms, &wall); !e.empty()) return e;
     Samples()["no-op pass during the RSS passes (clusterd's pass)"].push_back(ms);
@@ -758,6 +771,8 @@ int ParseArgs(int argc, char** argv, Options* o) {
       o->passes = next();
     else if (a == "--soak-minutes")
       o->soak_minutes = next();
+    else if (a == "--soak-pass-seconds")
+      o->soak_pass_seconds = next();
     else if (a == "--idle-seconds")
       o->idle_seconds = next();
     else if (a == "--max-parallel")
@@ -784,6 +799,16 @@ int ParseArgs(int argc, char** argv, Options* o) {
 int main(int argc, char** argv) {
   auto bench = std::make_unique<Bench>();
   if (int rc = ParseArgs(argc, argv, &bench->o)) return rc;
+  // One run at a time on a box: the fleets of two runs name the same
+  // machines and services on the same host, so each clusterd would see (and
+  // stop) the other's service processes as its own.
+  const int lock = open("/tmp/clusterctl-scale-bench.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) != 0) {
+    std::fprintf(stderr,
+                 "scale_bench: another scale_bench runs on this box "
+                 "(/tmp/clusterctl-scale-bench.lock); wait for it to end\n");
+    return 2;
+  }
   g_bench = bench.get();
   StartSignalWatcher("scale_bench", [] {
     if (Bench* b = g_bench.load()) {

@@ -1,5 +1,4 @@
 // clusterd --config FILE: the continuous controller (see controller/daemon.h).
-#include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
@@ -10,6 +9,7 @@
 #include <thread>
 
 #include "api/api.h"
+#include "base/malloc_tuning.h"
 #include "controller/config.h"
 #include "controller/daemon.h"
 #include "desired-state/redact_url.h"
@@ -86,11 +86,9 @@ int Run(const std::string& config_path) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Two malloc arenas instead of glibc's eight per core: clusterd runs ~35
-  // threads (SSH observation, probes, the drift watch, RocksDB, the API),
-  // and each arena keeps the memory its threads freed. Before any thread
-  // starts. (docs/benchmarks.md, issue 17: the resident set.)
-  mallopt(M_ARENA_MAX, 2);
+  // One malloc arena and a top pad (base/malloc_tuning.h). Before any
+  // thread starts.
+  clusterctl::TuneMallocForDaemon();
   CLI::App app{
       "clusterd: the clusterctl controller. Follows a git branch, observes every machine,\n"
       "and converges them to the desired state; serves the HTTP API (docs/api.md).",

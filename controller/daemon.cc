@@ -1,7 +1,6 @@
 #include "controller/daemon.h"
 
 #include <fmt/format.h>
-#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -15,6 +14,7 @@
 
 #include "api/dashboard_view.h"
 #include "api/status_view.h"
+#include "base/malloc_tuning.h"
 #include "base/paths.h"
 #include "base/process_stats.h"
 #include "base/time_format.h"
@@ -646,7 +646,7 @@ void Daemon::ReconcileLoop() {
     PersistMemory(/*sync=*/false);  // Alerts the other loops raised, too.
     // A pass builds and frees the status and the observations of every
     // instance (megabytes at 1,000 machines): hand the free pages back.
-    malloc_trim(0);
+    ReleaseFreeMemory();
     Beat("reconcile");
     SleepOrWake(ReconcileSleepMs(), &reconcile_requested_);
   }

@@ -43,17 +43,31 @@ struct Decoded {
 // What Load computes from one file alone (parse_cache.h). Built once, then
 // immutable: `decoded` points into `docs`, so it is never copied.
 struct ParsedFile {
+  // A `passwordFile` or `identityFile` string of a document: checked
+  // against the secrets policy on every load (the files live outside the
+  // repository), so it is kept after the document's JSON is pruned.
+  struct SecretFile {
+    std::string key;      // "passwordFile" or "identityFile".
+    std::string pointer;  // Its JSON pointer in the document.
+    std::string path;     // Its value.
+  };
   // One document's schema check and decoding.
   struct Checked {
     Diagnostics schema_errors;
     bool valid = false;  // When false, the document was not decoded.
     Diagnostics decode_errors;
+    std::vector<SecretFile> secret_files;  // In document order.
   };
-  std::vector<YamlDocument> docs;  // Schema defaults applied to the valid ones.
-  Diagnostics read_errors;         // ReadYaml's.
-  std::vector<Checked> checked;    // Per document; empty until checked.
-  Decoded decoded;                 // This file's objects; points into docs.
-  size_t bytes = 0;                // Length of the source text.
+  // Schema defaults applied to the valid ones. Once a valid document is
+  // decoded, its JSON keeps only what the whole-revision steps read
+  // (CheckAndResolve: spec.ssh and spec.reconcile); its places stay whole.
+  // The cache keeps every document resident: a service's full JSON with
+  // its defaults is most of what it would hold (docs/benchmarks.md).
+  std::vector<YamlDocument> docs;
+  Diagnostics read_errors;       // ReadYaml's.
+  std::vector<Checked> checked;  // Per document; empty until checked.
+  Decoded decoded;               // This file's objects; points into docs.
+  size_t bytes = 0;              // Length of the source text.
 
   ParsedFile() = default;
   ParsedFile(const ParsedFile&) = delete;

@@ -39,10 +39,46 @@ void ParseInParallel(size_t n, const std::function<void(size_t)>& fn) {
 // the YAML limits and the layout of a cache entry (bump kFormat when
 // ParsedFile or what fills it changes).
 std::string Fingerprint(const Schemas& schemas, const YamlLimits& limits) {
-  constexpr int kFormat = 1;
+  constexpr int kFormat = 2;
   return Sha256Hex(std::to_string(kFormat) + " " + std::to_string(limits.max_file_bytes) + " " +
                    std::to_string(limits.max_depth) + " " + std::to_string(limits.max_documents) +
                    " " + std::to_string(limits.max_nodes) + " " + schemas.fingerprint());
+}
+
+// Every `passwordFile` and `identityFile` string below `value` (`pointer` is
+// its JSON pointer), in document order.
+void FindSecretFiles(const nlohmann::json& value, const std::string& pointer,
+                     std::vector<internal::ParsedFile::SecretFile>* out) {
+  if (value.is_array()) {
+    for (size_t i = 0; i < value.size(); ++i) {
+      FindSecretFiles(value[i], pointer + "/" + std::to_string(i), out);
+    }
+    return;
+  }
+  if (!value.is_object()) return;
+  for (const auto& [key, member] : value.items()) {
+    const std::string at = pointer + "/" + JsonPointerEscape(key);
+    if ((key == "passwordFile" || key == "identityFile") && member.is_string()) {
+      out->push_back({key, at, member.get<std::string>()});
+      continue;
+    }
+    FindSecretFiles(member, at, out);
+  }
+}
+
+// Prunes a decoded document's JSON to what CheckAndResolve (semantic.cc)
+// reads of it: spec.ssh (machines) and spec.reconcile (services).
+void KeepWhatTheRevisionStepsRead(nlohmann::json* value) {
+  auto spec = value->find("spec");
+  if (spec == value->end() || !spec->is_object()) {
+    *value = nlohmann::json::object();
+    return;
+  }
+  nlohmann::json kept = nlohmann::json::object();
+  for (const char* key : {"ssh", "reconcile"}) {
+    if (auto it = spec->find(key); it != spec->end()) kept[key] = std::move(*it);
+  }
+  *value = nlohmann::json{{"spec", std::move(kept)}};
 }
 
 // Step 2 and 3 of one file whose YAML was read: schema check, defaults,
@@ -59,6 +95,8 @@ void CheckAndDecode(const Schemas& schemas, internal::ParsedFile* file) {
     }
     schemas.ApplyDefaults(&doc.value);
     internal::Decode(doc, &file->decoded, &c.decode_errors);
+    FindSecretFiles(doc.value, "", &c.secret_files);
+    KeepWhatTheRevisionStepsRead(&doc.value);
   }
 }
 
@@ -92,32 +130,6 @@ void Merge(const internal::Decoded& file, internal::Decoded* all) {
   AppendAll(file.profile_docs, &all->profile_docs);
   for (const auto& [kind, names] : file.invalid)
     all->invalid[kind].insert(names.begin(), names.end());
-}
-
-// Checks every `passwordFile` and `identityFile` string below `value`
-// (`pointer` is its JSON pointer) against `policy`.
-void CheckSecretFiles(const YamlDocument& doc, const nlohmann::json& value,
-                      const std::string& pointer, const SecretsPolicy& policy, Diagnostics* diags) {
-  if (value.is_array()) {
-    for (size_t i = 0; i < value.size(); ++i) {
-      CheckSecretFiles(doc, value[i], pointer + "/" + std::to_string(i), policy, diags);
-    }
-    return;
-  }
-  if (!value.is_object()) return;
-  for (const auto& [key, member] : value.items()) {
-    const std::string at = pointer + "/" + JsonPointerEscape(key);
-    if ((key == "passwordFile" || key == "identityFile") && member.is_string()) {
-      auto resolved = ResolveSecretFile(policy, member.get<std::string>());
-      if (!resolved.ok()) {
-        diags->Add(doc.Locate(at), key + " " + resolved.status().message(),
-                   "put the file in secretsDir (" + policy.dir +
-                       ") and name it relative to it (docs/desired-state.md, Secrets)");
-      }
-      continue;
-    }
-    CheckSecretFiles(doc, member, at, policy, diags);
-  }
 }
 
 }  // namespace
@@ -208,7 +220,14 @@ LoadResult LoadFiles(const std::vector<SourceFile>& files, const Revision& revis
       result.errors.Append(c.schema_errors);
       if (!c.valid) continue;
       if (options.secrets) {
-        CheckSecretFiles(file->docs[d], file->docs[d].value, "", *options.secrets, &result.errors);
+        for (const auto& secret : c.secret_files) {
+          auto resolved = ResolveSecretFile(*options.secrets, secret.path);
+          if (resolved.ok()) continue;
+          result.errors.Add(file->docs[d].Locate(secret.pointer),
+                            secret.key + " " + resolved.status().message(),
+                            "put the file in secretsDir (" + options.secrets->dir +
+                                ") and name it relative to it (docs/desired-state.md, Secrets)");
+        }
       }
       result.errors.Append(c.decode_errors);
     }

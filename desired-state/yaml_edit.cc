@@ -60,25 +60,24 @@ Result<std::string> SetSpecKey(const std::string& path, const std::string& text,
   if (doc == nullptr) {
     return Status::NotFound("no " + kind + " named \"" + name + "\" in " + path);
   }
-  const auto spec_at = doc->locations.find("/spec");
+  const YamlDocument::LineColumn* spec_at = doc->places.Find("/spec");
   const auto spec = doc->value.find("spec");
   auto by_hand = [&](const std::string& why) {
     return Status::Invalid(path + ": the spec of " + kind + " \"" + name + "\" " + why +
                            "; edit spec." + key + " by hand");
   };
-  if (spec_at == doc->locations.end() || spec == doc->value.end() || !spec->is_object() ||
-      spec->empty()) {
+  if (spec_at == nullptr || spec == doc->value.end() || !spec->is_object() || spec->empty()) {
     return by_hand("is empty or missing");
   }
   // The spec's own keys: their lines and the column they start at.
   int first_line = 0, column = 0;
   for (const auto& [k, v] : spec->items()) {
-    const auto at = doc->locations.find("/spec/" + JsonPointerEscape(k));
-    if (at == doc->locations.end()) return by_hand("could not be located");
-    if (at->second.line <= spec_at->second.line) return by_hand("is written in flow style");
-    if (first_line == 0 || at->second.line < first_line) {
-      first_line = at->second.line;
-      column = at->second.column;
+    const YamlDocument::LineColumn* at = doc->places.Find("/spec/" + JsonPointerEscape(k));
+    if (at == nullptr) return by_hand("could not be located");
+    if (at->line <= spec_at->line) return by_hand("is written in flow style");
+    if (first_line == 0 || at->line < first_line) {
+      first_line = at->line;
+      column = at->column;
     }
   }
   std::vector<std::string> lines = SplitLines(text);
@@ -87,15 +86,13 @@ Result<std::string> SetSpecKey(const std::string& path, const std::string& text,
   const std::string replacement =
       value_yaml ? std::string(static_cast<size_t>(column - 1), ' ') + key + ": " + *value_yaml
                  : "";
-  if (const auto at = doc->locations.find(pointer); at != doc->locations.end()) {
+  if (const YamlDocument::LineColumn* at = doc->places.Find(pointer)) {
     // Every line of the key's value: its own and those of nested nodes.
-    int last = at->second.line;
-    for (const auto& [p, where] : doc->locations) {
-      if (p.rfind(pointer + "/", 0) == 0) last = std::max(last, where.line);
-    }
-    const auto begin = lines.begin() + (at->second.line - 1);
+    int last = at->line;
+    for (const auto& [p, where] : doc->places.Under(pointer)) last = std::max(last, where.line);
+    const auto begin = lines.begin() + (at->line - 1);
     lines.erase(begin, lines.begin() + last);
-    if (value_yaml) lines.insert(lines.begin() + (at->second.line - 1), replacement);
+    if (value_yaml) lines.insert(lines.begin() + (at->line - 1), replacement);
   } else if (value_yaml) {
     lines.insert(lines.begin() + (first_line - 1), replacement);
   } else {

@@ -5,6 +5,7 @@
 #include <yaml-cpp/mark.h>
 #include <yaml-cpp/parser.h>
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cmath>
@@ -389,7 +390,8 @@ class JsonBuilder : public YAML::EventHandler {
     stack_.clear();
     doc_ = YamlDocument{};
     doc_.where = Where(mark);
-    doc_.locations.emplace("", Place(mark));
+    places_.clear();
+    places_.emplace("", Place(mark));
     root_ = RootKind::kNone;
   }
 
@@ -418,6 +420,7 @@ class JsonBuilder : public YAML::EventHandler {
           break;
         }
         doc_.value = std::move(root_value_);
+        doc_.places = YamlDocument::Places(places_);
         docs_.push_back(std::move(doc_));
         break;
     }
@@ -529,7 +532,7 @@ class JsonBuilder : public YAML::EventHandler {
       std::string pointer = top.slot.pointer;
       pointer += '/';
       pointer += std::to_string(top.value.size());
-      doc_.locations.insert_or_assign(pointer, Place(mark));
+      places_.insert_or_assign(pointer, Place(mark));
       return Slot{Role::kItem, top.slot.keep, std::move(pointer)};
     }
     if (top.expect_key) return Slot{Role::kKey, false, ""};
@@ -583,7 +586,7 @@ class JsonBuilder : public YAML::EventHandler {
     std::string pointer = top.slot.pointer;
     pointer += '/';
     pointer += JsonPointerEscape(key);
-    auto [it, inserted] = doc_.locations.try_emplace(pointer, Place(mark));
+    auto [it, inserted] = places_.try_emplace(pointer, Place(mark));
     top.expect_key = false;
     if (!inserted && top.value.contains(key)) {
       Report(Where(mark),
@@ -744,6 +747,9 @@ class JsonBuilder : public YAML::EventHandler {
 
   // The document being built.
   YamlDocument doc_;
+  // The places of doc_'s nodes while it is read; compacted into doc_.places
+  // when it ends.
+  std::unordered_map<std::string, YamlDocument::LineColumn> places_;
   std::vector<Frame> stack_;
   RootKind root_ = RootKind::kNone;
   Json root_value_;
@@ -752,11 +758,47 @@ class JsonBuilder : public YAML::EventHandler {
 
 }  // namespace
 
+YamlDocument::Places::Places(const std::unordered_map<std::string, LineColumn>& by_pointer) {
+  size_t bytes = 0;
+  for (const auto& [pointer, at] : by_pointer) bytes += pointer.size();
+  text_.reserve(bytes);
+  entries_.reserve(by_pointer.size());
+  // A document is at most YamlLimits::max_file_bytes (1 MiB by default) of
+  // text, so its pointers fit 32-bit offsets; a larger one is cut short
+  // rather than wrapped (its places then fall back to the ancestors').
+  for (const auto& [pointer, at] : by_pointer) {
+    if (text_.size() + pointer.size() > UINT32_MAX) break;
+    entries_.push_back(
+        Entry{static_cast<uint32_t>(text_.size()), static_cast<uint32_t>(pointer.size()), at});
+    text_ += pointer;
+  }
+  std::sort(entries_.begin(), entries_.end(),
+            [this](const Entry& a, const Entry& b) { return Key(a) < Key(b); });
+}
+
+const YamlDocument::LineColumn* YamlDocument::Places::Find(std::string_view pointer) const {
+  auto it = std::lower_bound(entries_.begin(), entries_.end(), pointer,
+                             [this](const Entry& e, std::string_view p) { return Key(e) < p; });
+  if (it == entries_.end() || Key(*it) != pointer) return nullptr;
+  return &it->at;
+}
+
+std::vector<std::pair<std::string_view, YamlDocument::LineColumn>> YamlDocument::Places::Under(
+    std::string_view pointer) const {
+  const std::string prefix = std::string(pointer) + "/";
+  std::vector<std::pair<std::string_view, LineColumn>> out;
+  auto it = std::lower_bound(entries_.begin(), entries_.end(), std::string_view(prefix),
+                             [this](const Entry& e, std::string_view p) { return Key(e) < p; });
+  for (; it != entries_.end() && Key(*it).substr(0, prefix.size()) == prefix; ++it) {
+    out.emplace_back(Key(*it), it->at);
+  }
+  return out;
+}
+
 Location YamlDocument::Locate(const std::string& pointer) const {
   std::string_view p = pointer;
   while (true) {
-    auto it = locations.find(std::string(p));
-    if (it != locations.end()) return Location{where.file, it->second.line, it->second.column};
+    if (const LineColumn* at = places.Find(p)) return Location{where.file, at->line, at->column};
     size_t slash = p.rfind('/');
     if (slash == std::string_view::npos) return where;
     p = p.substr(0, slash);

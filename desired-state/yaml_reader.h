@@ -21,10 +21,12 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "desired-state/diagnostics.h"
@@ -46,9 +48,36 @@ struct YamlDocument {
     int column = 0;
   };
 
+  // The places of a document's nodes by JSON pointer. Compact, because the
+  // parse cache keeps every document of a revision resident: the pointers
+  // back to back in one string and a sorted array of 16-byte entries (~40
+  // bytes a node, against ~110 for a hash map of strings).
+  class Places {
+   public:
+    Places() = default;
+    explicit Places(const std::unordered_map<std::string, LineColumn>& by_pointer);
+
+    // The place of exactly `pointer`, or nullptr.
+    const LineColumn* Find(std::string_view pointer) const;
+    // Every node under `pointer` (not the node itself), with its place.
+    std::vector<std::pair<std::string_view, LineColumn>> Under(std::string_view pointer) const;
+    size_t size() const { return entries_.size(); }
+
+   private:
+    struct Entry {
+      uint32_t offset = 0;  // Of the pointer in text_.
+      uint32_t length = 0;
+      LineColumn at;
+    };
+    std::string_view Key(const Entry& e) const { return {text_.data() + e.offset, e.length}; }
+
+    std::string text_;
+    std::vector<Entry> entries_;  // Sorted by pointer.
+  };
+
   nlohmann::json value;
-  Location where;                                         // Where the document starts.
-  std::unordered_map<std::string, LineColumn> locations;  // JSON pointer -> place.
+  Location where;  // Where the document starts.
+  Places places;
 
   // The place of `pointer`, or of its nearest ancestor that has one.
   Location Locate(const std::string& pointer) const;

@@ -101,13 +101,13 @@ rocksdb::Options BaseOptions() {
   o.info_log = logger;
   o.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   o.max_total_wal_size = 64 << 20;  // Flush idle families instead of keeping old WALs.
-  // Memtables: 4 MiB per family, and 8 MiB for all eight together (the
+  // Memtables: 2 MiB per family, and 4 MiB for all eight together (the
   // fullest one is flushed when they reach it). With 16 MiB per family and
   // no total they grew by what every pass wrote (the observations and the
   // status snapshot) until each family had 16 MiB: clusterd's resident set
   // grew by ~0.4 MiB a pass at 100 machines (docs/benchmarks.md).
-  o.write_buffer_size = 4 << 20;
-  o.db_write_buffer_size = 8 << 20;
+  o.write_buffer_size = 2 << 20;
+  o.db_write_buffer_size = 4 << 20;
   // One 2 MiB block cache for every family and store of the process (the
   // default is 8 MiB): what is read back (history, audit queries, a
   // restart) is read once, not hot.

@@ -268,6 +268,44 @@ Snapshot CommitWebService(Repo* repo) {
   return repo->Commit();
 }
 
+// A cached document keeps only part of its JSON (internal.h); what the
+// whole-revision steps read of it still comes out the same: the secret files
+// (checked on every load, against the policy of that load), a machine's own
+// ssh settings and a service's reconcile mode.
+TEST(ParseCacheTest, CachedEntriesStillAnswerSecretFilesSshAndReconcileMode) {
+  Repo repo;
+  repo.Write("cluster.yaml", kCluster);
+  repo.Write("machines/base.yaml",
+             "apiVersion: clusterctl/v1\nkind: Machine\nmetadata: {name: m0}\nspec:\n"
+             "  address: 10.0.0.1\n  ssh: {user: root, port: 2222, identityFile: /etc/key}\n");
+  repo.Write("services/s0.yaml",
+             ServiceYaml("s0", "m0", "/bin/x", "") + "  reconcile: {mode: observe}\n");
+  const Snapshot snap = repo.Commit();
+  auto cache = std::make_shared<ParseCache>();
+  LoadOptions strict;
+  strict.secrets = SecretsPolicy{"/var/lib/clusterd/secrets", {}};
+  for (int load = 0; load < 2; ++load) {  // Cold, then every file from the cache.
+    SCOPED_TRACE("load " + std::to_string(load));
+    LoadResult r = ExpectSameAsCold(snap, cache, strict);
+    EXPECT_EQ(cache->stats().hits, load == 0 ? 0u : 3u);
+    ASSERT_EQ(r.errors.size(), 1u) << r.errors.ToString();
+    EXPECT_EQ(r.errors.ToString().find("machines/base.yaml:6:"), 0u) << r.errors.ToString();
+    EXPECT_NE(r.errors.ToString().find("identityFile \"/etc/key\" is outside secretsDir"),
+              std::string::npos)
+        << r.errors.ToString();
+  }
+  // The same entries under a load without a policy: no secret-file error.
+  LoadResult r = ExpectSameAsCold(snap, cache);
+  EXPECT_EQ(cache->stats().hits, 3u);
+  ASSERT_TRUE(r.ok()) << r.errors.ToString();
+  ASSERT_EQ(r.state->machines.size(), 1u);
+  EXPECT_EQ(r.state->machines[0].ssh.user, "root");
+  EXPECT_EQ(r.state->machines[0].ssh.port, 2222);
+  EXPECT_EQ(r.state->machines[0].ssh.identity_file, "/etc/key");
+  ASSERT_EQ(r.state->services.size(), 1u);
+  EXPECT_EQ(r.state->services[0].reconcile_mode, ReconcileMode::kObserve);
+}
+
 TEST(ParseCacheTest, ChangedSchemasMissEveryEntry) {
   Repo repo;
   const Snapshot snap = CommitWebService(&repo);

@@ -126,6 +126,26 @@ TEST(YamlReaderTest, LocateFallsBackToTheNearestAncestorThenTheDocument) {
   EXPECT_EQ(doc.Locate("garbage"), doc.where);
 }
 
+TEST(YamlReaderTest, PlacesFindExactPointersAndListTheNodesUnderOne) {
+  // "/a/b" and "/a/bc" share a prefix: only "/a/b"'s own children are under it.
+  Result r = Read("a:\n  b:\n    - 1\n    - x: 2\n  bc: 3\nz: 4\n");
+  ASSERT_THAT(r.Errors(), IsEmpty());
+  const YamlDocument::Places& places = r.docs.at(0).places;
+  EXPECT_EQ(places.size(), 8u);  // "", /a, /a/b, /a/b/0, /a/b/1, /a/b/1/x, /a/bc, /z
+  ASSERT_NE(places.Find("/a/bc"), nullptr);
+  EXPECT_EQ(places.Find("/a/bc")->line, 5);
+  EXPECT_EQ(places.Find("/a/bc")->column, 3);
+  EXPECT_EQ(places.Find("/a/b/1/x")->line, 4);
+  EXPECT_EQ(places.Find("/a/b/"), nullptr);
+  EXPECT_EQ(places.Find("/a/b/1/x/y"), nullptr);
+  std::vector<std::string> under;
+  for (const auto& [pointer, at] : places.Under("/a/b")) {
+    under.push_back(std::string(pointer) + "@" + std::to_string(at.line));
+  }
+  EXPECT_THAT(under, ElementsAre("/a/b/0@3", "/a/b/1@4", "/a/b/1/x@4"));
+  EXPECT_THAT(places.Under("/z"), IsEmpty());
+}
+
 TEST(YamlReaderTest, EscapesKeysInPointers) {
   EXPECT_EQ(JsonPointerEscape("a/b~c"), "a~1b~0c");
   EXPECT_EQ(JsonPointerEscape("~1"), "~01");
