@@ -144,7 +144,7 @@ LoadResult LoadFiles(const std::vector<SourceFile>& files, const Revision& revis
   // shared and immutable; a fresh one is filled in before it is shared.
   std::vector<std::string> keys(files.size());
   std::vector<ParseCache::Entry> entries(files.size());
-  // The last owner frees a revision's parse (~32 times its text) on the
+  // The last owner frees a revision's parse (~17 times its text) on the
   // threads that parse: one thread alone took ~10% of a cold load.
   struct ReleaseInParallel {
     std::vector<ParseCache::Entry>* entries;

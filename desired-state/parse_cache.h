@@ -45,10 +45,11 @@ class ParseCache {
  public:
   struct Options {
     // Bound on the source text of the files kept. The parsed form stays
-    // resident and takes about 32 times its text (every node's JSON value
-    // and its line:column): a revision of 10,000 services, 2.7 MiB of
-    // YAML, holds ~86 MiB (docs/benchmarks.md). Files past the bound are
-    // parsed on every load. Default: 4 MiB of text (~130 MiB resident).
+    // resident and takes about 17 times its text (the decoded objects,
+    // every node's line:column, and the part of each document's JSON the
+    // whole-revision steps read): a revision of 10,000 services, 2.7 MiB
+    // of YAML, holds ~45 MiB (docs/benchmarks.md). Files past the bound
+    // are parsed on every load. Default: 4 MiB of text (~70 MiB resident).
     size_t max_bytes = 4 << 20;
   };
 
