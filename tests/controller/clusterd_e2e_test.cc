@@ -726,13 +726,17 @@ TEST_F(ClusterdTest, AServiceRemovedByOneOfTwoPushesIsPrunedAfterTheSecond) {
   EXPECT_TRUE(
       WaitFor([&] { return !testing::CanConnect(host, port); }, seconds(30), milliseconds(200)))
       << Log();
-  bool stopped = false;
-  for (const auto& r : Audit()) {
-    if (r.service == "extra" && r.action == "stop" && r.phase == "result" && r.result == "ok") {
-      stopped = true;
+  // The stop's result is audited once the process is gone, which is a little
+  // after its port closed: wait for it.
+  auto stop_audited = [&] {
+    for (const auto& r : Audit()) {
+      if (r.service == "extra" && r.action == "stop" && r.phase == "result" && r.result == "ok") {
+        return true;
+      }
     }
-  }
-  EXPECT_TRUE(stopped);
+    return false;
+  };
+  EXPECT_TRUE(WaitFor(stop_audited, seconds(30), milliseconds(200))) << Log();
 }
 
 TEST_F(ClusterdTest, AServiceRemovedWhileClusterdWasDownIsPrunedAfterTwoMorePushes) {
