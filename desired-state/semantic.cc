@@ -57,6 +57,8 @@ bool Matches(const Machine& m, const std::map<std::string, std::string>& selecto
 
 void ResolveSsh(const Cluster& cluster, const YamlDocument& doc, Machine* m) {
   m->ssh = cluster.default_ssh;
+  // The parse cache keeps only spec.ssh and spec.reconcile of a decoded
+  // document (loader.cc KeepWhatTheRevisionStepsRead): read nothing else.
   const json& spec = doc.value["spec"];
   if (!spec.contains("ssh")) return;
   const json& ssh = spec["ssh"];
@@ -266,6 +268,7 @@ void CheckAndResolve(Decoded& in, DesiredState* state, Diagnostics* diags) {
 
   // Each service's reconcile mode, over the Cluster's default.
   for (size_t i = 0; i < in.services.size(); ++i) {
+    // Only spec.ssh and spec.reconcile are kept (loader.cc).
     const json& spec = in.service_docs[i]->value["spec"];
     in.services[i].reconcile_mode = cluster.reconcile.mode;
     if (spec.contains("reconcile") && spec["reconcile"].contains("mode")) {
